@@ -1,0 +1,141 @@
+//! Why an edit is refused, and the limits every edit is held to.
+
+use uuid::Uuid;
+
+use crate::document::DocumentError;
+use crate::money::MoneyError;
+use crate::status::{OrderStatus, PaymentStatus};
+use crate::text::TextError;
+
+/// Limits on what a document may hold. A till enforces them on every edit; HQ on every REST
+/// submission.
+pub mod limits {
+    use crate::money::Amount;
+    use crate::text::TextRule;
+
+    /// Items in one order.
+    pub const ITEMS_MAX: usize = 200;
+    /// Quantity of one item.
+    pub const QUANTITY_MAX: i64 = 10_000;
+    /// Price of one item: 10,000,000.00.
+    pub const UNIT_PRICE_MAX: Amount = Amount::from_minor(1_000_000_000);
+    /// Amount of one payment transaction: 10,000,000.00.
+    pub const TRANSACTION_AMOUNT_MAX: Amount = Amount::from_minor(1_000_000_000);
+    /// Tax rate: 100 %.
+    pub const TAX_RATE_BPS_MAX: u32 = 10_000;
+    /// Product code.
+    pub const SKU: TextRule = TextRule::required("productId", 64);
+    /// Product name.
+    pub const ITEM_NAME: TextRule = TextRule::required("productName", 120);
+    /// Order notes.
+    pub const NOTES: TextRule = TextRule::notes("notes", 1_000);
+    /// A transaction's reference number.
+    pub const REFERENCE: TextRule = TextRule::required("referenceNumber", 50);
+    /// A payment processor's reference.
+    pub const PROCESSOR_REFERENCE: TextRule =
+        TextRule { field: "processorReference", chars_max: 100, may_be_empty: true, multi_line: false };
+    /// Longest device id.
+    pub const DEVICE_ID_CHARS_MAX: usize = 64;
+}
+
+/// Why an edit was refused. A refused edit changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// A text field is not acceptable.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// A money field is not acceptable.
+    #[error("{field}: {source}")]
+    Money {
+        /// The field's name as the API spells it.
+        field: &'static str,
+        /// What is wrong with the amount.
+        #[source]
+        source: MoneyError,
+    },
+    /// Quantity outside 1 to [`limits::QUANTITY_MAX`].
+    #[error("quantity {quantity} is outside 1 to {max}", max = limits::QUANTITY_MAX)]
+    Quantity {
+        /// The refused quantity.
+        quantity: i64,
+    },
+    /// Tax rate above 100 %.
+    #[error("tax rate {bps} bps is above {max}", max = limits::TAX_RATE_BPS_MAX)]
+    TaxRate {
+        /// The refused rate.
+        bps: u32,
+    },
+    /// The order already has the most items allowed.
+    #[error("an order holds at most {items_max} items")]
+    TooManyItems {
+        /// The limit.
+        items_max: usize,
+    },
+    /// No item with this id in the order.
+    #[error("no item {item_id} in this order")]
+    UnknownItem {
+        /// The id asked for.
+        item_id: Uuid,
+    },
+    /// An item with this id is already in the order.
+    #[error("item {item_id} is already in this order")]
+    DuplicateItem {
+        /// The repeated id.
+        item_id: Uuid,
+    },
+    /// The item was voided; it can no longer change.
+    #[error("item {item_id} is voided")]
+    ItemVoided {
+        /// The voided item.
+        item_id: Uuid,
+    },
+    /// Status may only move forward, and never out of CLOSED or VOIDED.
+    #[error("order status cannot move from {from} to {to}")]
+    StatusTransition {
+        /// The current status.
+        from: OrderStatus,
+        /// The refused target.
+        to: OrderStatus,
+    },
+    /// The order is closed or voided: its items and payment no longer change.
+    #[error("the order is {status}: it can no longer change")]
+    Terminal {
+        /// The terminal status.
+        status: OrderStatus,
+    },
+    /// A till tried to write an HQ-owned status.
+    #[error("{status} is set by HQ's signed settlement, not by a till")]
+    HqOnly {
+        /// The refused status.
+        status: PaymentStatus,
+    },
+    /// A settlement must be CAPTURED, DECLINED or REFUNDED.
+    #[error("{status} is not a settlement status (CAPTURED, DECLINED, REFUNDED)")]
+    NotSettlement {
+        /// The refused status.
+        status: PaymentStatus,
+    },
+    /// Two different documents were to be merged.
+    #[error("cannot merge document {theirs} into {ours}")]
+    DifferentDocument {
+        /// This document.
+        ours: Uuid,
+        /// The other one.
+        theirs: Uuid,
+    },
+    /// The document itself could not be read or written.
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+}
+
+/// Checks a device id: 1–64 letters, digits, `.`, `_` or `-`.
+pub fn check_device_id(device_id: &str) -> Result<(), TextError> {
+    let well_formed = !device_id.is_empty()
+        && device_id.len() <= limits::DEVICE_ID_CHARS_MAX
+        && device_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if well_formed {
+        Ok(())
+    } else {
+        Err(TextError::Format { field: "deviceId", expected: "1-64 letters, digits, '.', '_' or '-'" })
+    }
+}

@@ -1,0 +1,74 @@
+//! tillmesh's domain: exact money, orders and payment transactions as Automerge documents, HQ's
+//! signed authority over settlement, order numbering and the canonical hash.
+//!
+//! This crate does no I/O, reads no clock and makes no random numbers: times, ids and Automerge
+//! actor ids are passed in, so the same inputs give the same documents on every run (which the
+//! deterministic simulator relies on).
+//!
+//! # Layout
+//! - [`money`]: [`Amount`] in minor units, [`Currency`], exact decimal parsing.
+//! - [`text`]: limits on free text and the card-number guard.
+//! - [`numbering`]: [`TillCode`] and collision-free [`OrderNumber`]s.
+//! - [`status`]: order status (monotone), payment method and payment status.
+//! - [`authority`]: HQ's ed25519-signed settlements and how views resolve them (SERVER_WINS).
+//! - [`order`] and [`payment`]: the two document kinds and their effective views.
+//! - [`document`]: what both kinds share (schema header, loading).
+//! - [`edit`]: edit errors and limits.
+//! - [`hash`]: the canonical hash (`serverHash`).
+//! - [`time`]: [`Timestamp`] and the [`Clock`] drivers implement.
+//!
+//! ```
+//! use tillmesh_core::{Amount, Currency, NewItem, NewOrder, OrderDoc, OrderStatus, Timestamp, TillCode};
+//! use uuid::Uuid;
+//!
+//! let new = NewOrder {
+//!     id: Uuid::from_u128(1),
+//!     local_id: Uuid::from_u128(2),
+//!     number: TillCode::parse("A").unwrap().order_number(1),
+//!     device_id: "till-a".into(),
+//!     currency: Currency::parse("USD").unwrap(),
+//!     tax_rate_bps: 825,
+//!     items: vec![NewItem {
+//!         id: Uuid::from_u128(3),
+//!         sku: "SOUP".into(),
+//!         name: "Soup".into(),
+//!         quantity: 2,
+//!         unit_price: "4.50".parse().unwrap(),
+//!     }],
+//!     notes: String::new(),
+//!     created_at: Timestamp(1_700_000_000_000),
+//! };
+//! let mut on_a = OrderDoc::create(new, automerge::ActorId::from([1u8; 16])).unwrap();
+//! let mut on_b = on_a.fork(automerge::ActorId::from([2u8; 16]));
+//! on_b.advance(OrderStatus::Sent, "till-b", Timestamp(1_700_000_001_000)).unwrap();
+//! on_a.merge(&mut on_b).unwrap();
+//! let order = on_a.view(None).unwrap();
+//! assert_eq!(order.status, OrderStatus::Sent);
+//! assert_eq!(order.total, Amount::from_minor(974)); // 9.00 + 0.74 tax (8.25 %, rounded half up)
+//! ```
+
+pub mod authority;
+pub mod document;
+pub mod edit;
+pub mod hash;
+pub mod money;
+pub mod numbering;
+pub mod order;
+pub mod payment;
+pub mod status;
+pub mod text;
+pub mod time;
+
+pub use authority::{
+    AuthorityViolation, HqPublicKey, HqSigningKey, PaymentConflict, PaymentView, SignedSettlement,
+};
+pub use document::{DocKind, Document, DocumentError, SCHEMA_VERSION};
+pub use edit::{EditError, limits};
+pub use hash::{order_hash, transaction_hash};
+pub use money::{Amount, Currency, Money, MoneyError};
+pub use numbering::{OrderNumber, TillCode};
+pub use order::{NewItem, NewOrder, Order, OrderDoc, OrderItem};
+pub use payment::{NewTransaction, Transaction, TransactionDoc};
+pub use status::{OrderStatus, PaymentMethod, PaymentStatus};
+pub use text::TextError;
+pub use time::{Clock, Timestamp};

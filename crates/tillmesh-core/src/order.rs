@@ -1,0 +1,482 @@
+//! One order, one Automerge document: created once on the till that takes it, edited on any till,
+//! merged without losing anyone's work.
+//!
+//! The layout is chosen so that concurrent edits merge the way a restaurant expects:
+//! - `items` is a map keyed by item id (made by the till that adds the item): two tills adding
+//!   items at once both keep theirs.
+//! - `qty` of an item is an Automerge counter: two tills changing a quantity at once both count.
+//! - voiding an item adds an entry to `voids` (an event): it never deletes the item.
+//! - `progress` maps each status reached to when: the status shown is the most advanced one
+//!   reached, so a stale till can never move an order back.
+//! - payments are the till's append-only `claims` and HQ's signed `settlements`
+//!   (see [`crate::authority`]).
+
+use std::collections::BTreeMap;
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ChangeHash, ROOT};
+use autosurgeon::{Counter, Hydrate, Reconcile};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::authority::{
+    AuthorityViolation, ClaimRecord, HqPublicKey, HqSigningKey, PaymentView, SignedSettlement,
+};
+use crate::document::{self, BaseDoc, DocKind, DocumentError, Header, SCHEMA_VERSION};
+use crate::edit::{EditError, check_device_id, limits};
+use crate::money::{Amount, Currency};
+use crate::numbering::OrderNumber;
+use crate::status::{OrderStatus, PaymentMethod, PaymentStatus};
+use crate::time::Timestamp;
+
+/// What a till needs to create an order. Ids are made by the caller (the core has no randomness).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// The order's id (and its document's id).
+    pub id: Uuid,
+    /// The device-made idempotency key of the legacy API.
+    pub local_id: Uuid,
+    /// `<till code>-<sequence>`.
+    pub number: OrderNumber,
+    /// The device that takes the order.
+    pub device_id: String,
+    /// The order's currency.
+    pub currency: Currency,
+    /// The shop's tax rate in basis points (825 = 8.25 %), fixed at creation.
+    pub tax_rate_bps: u32,
+    /// The first items.
+    pub items: Vec<NewItem>,
+    /// Free-text notes.
+    pub notes: String,
+    /// When the order was taken.
+    pub created_at: Timestamp,
+}
+
+/// An item to add to an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItem {
+    /// The item's id, made by the adding device.
+    pub id: Uuid,
+    /// Product code (the legacy API's `productId`).
+    pub sku: String,
+    /// Product name.
+    pub name: String,
+    /// How many, 1 to [`limits::QUANTITY_MAX`].
+    pub quantity: i64,
+    /// Price of one, zero or more.
+    pub unit_price: Amount,
+}
+
+/// The effective state of an order, as every peer with the same document computes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    /// The order's id.
+    pub id: Uuid,
+    /// The device-made idempotency key.
+    pub local_id: Uuid,
+    /// `<till code>-<sequence>`.
+    pub order_number: String,
+    /// The device that took the order.
+    pub device_id: String,
+    /// The order's currency.
+    pub currency: Currency,
+    /// Tax rate in basis points.
+    pub tax_rate_bps: u32,
+    /// Items, oldest first; voided items stay, marked.
+    pub items: Vec<OrderItem>,
+    /// Sum of the lines of items not voided.
+    pub subtotal: Amount,
+    /// `subtotal × tax_rate_bps / 10 000`, rounded half away from zero to the cent.
+    pub tax: Amount,
+    /// `subtotal + tax`.
+    pub total: Amount,
+    /// Payment: HQ's settlement or the till's claim.
+    pub payment: PaymentView,
+    /// The most advanced status reached.
+    pub status: OrderStatus,
+    /// Free-text notes.
+    pub notes: String,
+    /// When the order was taken.
+    pub created_at: Timestamp,
+    /// The latest edit's time.
+    pub updated_at: Timestamp,
+    /// Writes to HQ-owned fields that are ignored.
+    pub violations: Vec<AuthorityViolation>,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderItem {
+    /// The item's id.
+    pub id: Uuid,
+    /// Product code.
+    pub sku: String,
+    /// Product name.
+    pub name: String,
+    /// Quantity: the merged counter, never below zero.
+    pub quantity: i64,
+    /// Price of one.
+    pub unit_price: Amount,
+    /// `quantity × unit_price` (zero when voided).
+    pub line_total: Amount,
+    /// Whether the item was voided.
+    pub voided: bool,
+}
+
+/// The root of an order document, as written at creation and read back.
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+struct OrderRecord {
+    schema: u64,
+    kind: String,
+    id: String,
+    #[autosurgeon(rename = "localId")]
+    local_id: String,
+    #[autosurgeon(rename = "orderNumber")]
+    order_number: String,
+    #[autosurgeon(rename = "deviceId")]
+    device_id: String,
+    currency: String,
+    #[autosurgeon(rename = "taxRateBps")]
+    tax_rate_bps: u64,
+    notes: String,
+    #[autosurgeon(rename = "createdAt")]
+    created_at: i64,
+    #[autosurgeon(rename = "updatedAt")]
+    updated_at: i64,
+    items: BTreeMap<String, ItemRecord>,
+    voids: BTreeMap<String, VoidRecord>,
+    progress: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+struct ItemRecord {
+    sku: String,
+    name: String,
+    #[autosurgeon(rename = "unitPrice")]
+    unit_price: i64,
+    qty: Counter,
+    #[autosurgeon(rename = "addedBy")]
+    added_by: String,
+    #[autosurgeon(rename = "addedAt")]
+    added_at: i64,
+}
+
+#[derive(Debug, Clone, Reconcile, Hydrate)]
+struct VoidRecord {
+    by: String,
+    at: i64,
+}
+
+/// An order document.
+#[derive(Debug, Clone)]
+pub struct OrderDoc {
+    base: BaseDoc,
+}
+
+impl OrderDoc {
+    /// Creates the order's document. Call once, on the device that takes the order; every other
+    /// peer gets it by sync, never by creating it again.
+    pub fn create(new: NewOrder, actor: ActorId) -> Result<OrderDoc, EditError> {
+        check_device_id(&new.device_id)?;
+        if new.tax_rate_bps > limits::TAX_RATE_BPS_MAX {
+            return Err(EditError::TaxRate { bps: new.tax_rate_bps });
+        }
+        limits::NOTES.check(&new.notes)?;
+        if new.items.len() > limits::ITEMS_MAX {
+            return Err(EditError::TooManyItems { items_max: limits::ITEMS_MAX });
+        }
+        let mut items = BTreeMap::new();
+        for item in &new.items {
+            items.insert(item.id.to_string(), ItemRecord::new(item, &new.device_id, new.created_at)?);
+        }
+        let record = OrderRecord {
+            schema: SCHEMA_VERSION,
+            kind: DocKind::Order.as_str().to_string(),
+            id: new.id.to_string(),
+            local_id: new.local_id.to_string(),
+            order_number: new.number.to_string(),
+            device_id: new.device_id.clone(),
+            currency: new.currency.to_string(),
+            tax_rate_bps: u64::from(new.tax_rate_bps),
+            notes: new.notes,
+            created_at: new.created_at.0,
+            updated_at: new.created_at.0,
+            items,
+            voids: BTreeMap::new(),
+            progress: BTreeMap::from([(OrderStatus::Open.as_str().to_string(), new.created_at.0)]),
+        };
+        let mut base = BaseDoc::new(new.id, actor);
+        autosurgeon::reconcile(&mut base.doc, &record).map_err(DocumentError::from)?;
+        base.doc.put_object(ROOT, "claims", automerge::ObjType::List).map_err(DocumentError::from)?;
+        base.doc.put_object(ROOT, "settlements", automerge::ObjType::List).map_err(DocumentError::from)?;
+        base.commit(&new.device_id, new.created_at);
+        Ok(OrderDoc { base })
+    }
+
+    /// Wraps a loaded Automerge document whose header was checked.
+    pub(crate) fn from_checked(doc: AutoCommit, id: Uuid) -> OrderDoc {
+        OrderDoc { base: BaseDoc { doc, id } }
+    }
+
+    /// Loads saved bytes, checking that they are an order of a known schema.
+    pub fn load(bytes: &[u8]) -> Result<OrderDoc, DocumentError> {
+        OrderDoc::from_automerge(AutoCommit::load(bytes)?)
+    }
+
+    /// Wraps an Automerge document, checking that it is an order of a known schema.
+    pub fn from_automerge(doc: AutoCommit) -> Result<OrderDoc, DocumentError> {
+        let id = Header::expect(&doc, DocKind::Order)?;
+        Ok(OrderDoc::from_checked(doc, id))
+    }
+
+    /// The order's id.
+    pub fn id(&self) -> Uuid {
+        self.base.id
+    }
+
+    /// The underlying Automerge document.
+    pub fn automerge(&mut self) -> &mut AutoCommit {
+        &mut self.base.doc
+    }
+
+    /// The whole document, compacted.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.base.doc.save()
+    }
+
+    /// The current heads.
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.base.doc.get_heads()
+    }
+
+    /// A copy that writes as `actor` (another device, or this device after a restart).
+    pub fn fork(&mut self, actor: ActorId) -> OrderDoc {
+        OrderDoc { base: self.base.fork(actor) }
+    }
+
+    /// Takes in every change of `other` (another peer's copy of this order).
+    pub fn merge(&mut self, other: &mut OrderDoc) -> Result<(), EditError> {
+        self.base.merge(&mut other.base)
+    }
+
+    /// The effective order. `hq` verifies settlements; without it none is honoured.
+    pub fn view(&self, hq: Option<&HqPublicKey>) -> Result<Order, DocumentError> {
+        let record: OrderRecord = autosurgeon::hydrate(&self.base.doc)?;
+        let malformed = |problem: String| DocumentError::Malformed { id: self.base.id.to_string(), problem };
+        let parse_uuid = |text: &str, what: &str| {
+            Uuid::parse_str(text).map_err(|_| malformed(format!("{what} is not a UUID")))
+        };
+
+        let mut items = Vec::with_capacity(record.items.len());
+        let mut subtotal = Amount::ZERO;
+        for (id, item) in &record.items {
+            let voided = record.voids.contains_key(id);
+            let quantity = item.qty.value().clamp(0, limits::QUANTITY_MAX);
+            let unit_price = Amount::from_minor(item.unit_price);
+            let line_total = if voided {
+                Amount::ZERO
+            } else {
+                unit_price.checked_mul(quantity).map_err(|e| malformed(e.to_string()))?
+            };
+            subtotal = subtotal.checked_add(line_total).map_err(|e| malformed(e.to_string()))?;
+            items.push((
+                item.added_at,
+                OrderItem {
+                    id: parse_uuid(id, "item id")?,
+                    sku: item.sku.clone(),
+                    name: item.name.clone(),
+                    quantity,
+                    unit_price,
+                    line_total,
+                    voided,
+                },
+            ));
+        }
+        items.sort_by(|(a_at, a), (b_at, b)| (a_at, a.id).cmp(&(b_at, b.id)));
+
+        let tax_rate_bps =
+            u32::try_from(record.tax_rate_bps).map_err(|_| malformed("tax rate out of range".into()))?;
+        let tax = subtotal
+            .mul_ratio_round_half_up(i64::from(tax_rate_bps), 10_000)
+            .map_err(|e| malformed(e.to_string()))?;
+        let total = subtotal.checked_add(tax).map_err(|e| malformed(e.to_string()))?;
+        let status = record
+            .progress
+            .keys()
+            .filter_map(|name| name.parse::<OrderStatus>().ok())
+            .max()
+            .unwrap_or(OrderStatus::Open);
+        let (payment, violations) = self.base.payment(DocKind::Order, hq)?;
+
+        Ok(Order {
+            id: self.base.id,
+            local_id: parse_uuid(&record.local_id, "localId")?,
+            order_number: record.order_number,
+            device_id: record.device_id,
+            currency: Currency::parse(&record.currency).map_err(|e| malformed(e.to_string()))?,
+            tax_rate_bps,
+            items: items.into_iter().map(|(_, item)| item).collect(),
+            subtotal,
+            tax,
+            total,
+            payment,
+            status,
+            notes: record.notes,
+            created_at: Timestamp(record.created_at),
+            updated_at: self.base.updated_at(record.updated_at),
+            violations,
+        })
+    }
+
+    /// Adds an item. Refused once the order is closed or voided.
+    pub fn add_item(&mut self, item: NewItem, by: &str, at: Timestamp) -> Result<(), EditError> {
+        let order = self.editable()?;
+        if order.items.len() >= limits::ITEMS_MAX {
+            return Err(EditError::TooManyItems { items_max: limits::ITEMS_MAX });
+        }
+        if order.items.iter().any(|existing| existing.id == item.id) {
+            return Err(EditError::DuplicateItem { item_id: item.id });
+        }
+        let record = ItemRecord::new(&item, by, at)?;
+        let items = self.base.child("items")?;
+        autosurgeon::reconcile_prop(&mut self.base.doc, items, item.id.to_string().as_str(), &record)
+            .map_err(DocumentError::from)?;
+        Ok(self.base.finish(by, at)?)
+    }
+
+    /// Sets an item's quantity (1 to [`limits::QUANTITY_MAX`]). Written as an increment of the
+    /// item's counter, so a concurrent change on another till is added to it, not lost.
+    pub fn set_quantity(
+        &mut self,
+        item_id: Uuid,
+        quantity: i64,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<(), EditError> {
+        if !(1..=limits::QUANTITY_MAX).contains(&quantity) {
+            return Err(EditError::Quantity { quantity });
+        }
+        self.editable()?.live_item(item_id)?;
+        let items = self.base.child("items")?;
+        let item = document::child(&self.base.doc, &items, &item_id.to_string(), self.base.id)?;
+        // The raw counter, which merges may have taken below zero; the view clamps it.
+        let current: Counter =
+            autosurgeon::hydrate_prop(&self.base.doc, &item, "qty").map_err(DocumentError::from)?;
+        if quantity != current.value() {
+            self.base.doc.increment(&item, "qty", quantity - current.value()).map_err(DocumentError::from)?;
+        }
+        Ok(self.base.finish(by, at)?)
+    }
+
+    /// Voids an item: recorded as an event; the item stays in the document, marked voided.
+    pub fn void_item(&mut self, item_id: Uuid, by: &str, at: Timestamp) -> Result<(), EditError> {
+        self.editable()?.live_item(item_id)?;
+        let voids = self.base.child("voids")?;
+        let record = VoidRecord { by: by.to_string(), at: at.0 };
+        autosurgeon::reconcile_prop(&mut self.base.doc, voids, item_id.to_string().as_str(), &record)
+            .map_err(DocumentError::from)?;
+        Ok(self.base.finish(by, at)?)
+    }
+
+    /// Moves the order forward to `to`; backwards or out of a terminal state is refused.
+    pub fn advance(&mut self, to: OrderStatus, by: &str, at: Timestamp) -> Result<(), EditError> {
+        let from = self.view(None)?.status;
+        if !from.can_advance_to(to) {
+            return Err(EditError::StatusTransition { from, to });
+        }
+        let progress = self.base.child("progress")?;
+        self.base.doc.put(&progress, to.as_str(), at.0).map_err(DocumentError::from)?;
+        Ok(self.base.finish(by, at)?)
+    }
+
+    /// Records the till's claim about the payment (`PENDING` or `PAID`, with the method).
+    /// HQ-only statuses are refused here; HQ uses [`OrderDoc::settle`].
+    pub fn claim_payment(
+        &mut self,
+        method: PaymentMethod,
+        status: PaymentStatus,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<(), EditError> {
+        if status.is_settlement() {
+            return Err(EditError::HqOnly { status });
+        }
+        let order = self.view(None)?;
+        if order.status == OrderStatus::Voided {
+            return Err(EditError::Terminal { status: order.status });
+        }
+        let record = ClaimRecord {
+            status: status.as_str().to_string(),
+            method: Some(method.as_str().to_string()),
+            by: by.to_string(),
+            at: at.0,
+        };
+        self.base.append("claims", &record)?;
+        Ok(self.base.finish(by, at)?)
+    }
+
+    /// Replaces the notes.
+    pub fn set_notes(&mut self, notes: &str, by: &str, at: Timestamp) -> Result<(), EditError> {
+        limits::NOTES.check(notes)?;
+        self.base.doc.put(ROOT, "notes", notes).map_err(DocumentError::from)?;
+        Ok(self.base.finish(by, at)?)
+    }
+
+    /// HQ settles the order's payment: a signed entry that outranks every earlier settlement.
+    pub fn settle(
+        &mut self,
+        hq: &HqSigningKey,
+        status: PaymentStatus,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<SignedSettlement, EditError> {
+        self.base.settle(hq, DocKind::Order, status, by, at)
+    }
+
+    /// The order, if edits to its items are still allowed.
+    fn editable(&self) -> Result<Order, EditError> {
+        let order = self.view(None)?;
+        if order.status.is_terminal() {
+            return Err(EditError::Terminal { status: order.status });
+        }
+        Ok(order)
+    }
+}
+
+impl Order {
+    /// An item that exists and is not voided.
+    fn live_item(&self, item_id: Uuid) -> Result<&OrderItem, EditError> {
+        match self.items.iter().find(|item| item.id == item_id) {
+            None => Err(EditError::UnknownItem { item_id }),
+            Some(item) if item.voided => Err(EditError::ItemVoided { item_id }),
+            Some(item) => Ok(item),
+        }
+    }
+}
+
+impl ItemRecord {
+    fn new(item: &NewItem, by: &str, at: Timestamp) -> Result<ItemRecord, EditError> {
+        limits::SKU.check(&item.sku)?;
+        limits::ITEM_NAME.check(&item.name)?;
+        if !(1..=limits::QUANTITY_MAX).contains(&item.quantity) {
+            return Err(EditError::Quantity { quantity: item.quantity });
+        }
+        let price = item
+            .unit_price
+            .non_negative()
+            .map_err(|source| EditError::Money { field: "unitPrice", source })?;
+        if price > limits::UNIT_PRICE_MAX {
+            return Err(EditError::Money { field: "unitPrice", source: crate::money::MoneyError::Overflow });
+        }
+        Ok(ItemRecord {
+            sku: item.sku.clone(),
+            name: item.name.clone(),
+            unit_price: price.minor(),
+            qty: Counter::with_value(item.quantity),
+            added_by: by.to_string(),
+            added_at: at.0,
+        })
+    }
+}

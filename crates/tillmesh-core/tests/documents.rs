@@ -1,0 +1,145 @@
+//! Document layout rules: schema versions, kinds, validation, transactions, and the canonical
+//! hash with its golden vectors.
+
+mod common;
+
+use automerge::transaction::Transactable;
+use common::{actor, at, item, new_order, order_on_a};
+use tillmesh_core::{
+    Amount, Currency, Document, DocumentError, EditError, HqSigningKey, NewTransaction, OrderDoc,
+    PaymentMethod, PaymentStatus, TextError, TransactionDoc, order_hash, transaction_hash,
+};
+use uuid::Uuid;
+
+fn new_transaction() -> NewTransaction {
+    NewTransaction {
+        id: Uuid::from_u128(0x0b),
+        local_id: Uuid::from_u128(0x1b),
+        reference_number: "A-1-PAY-1".to_string(),
+        order_id: Uuid::from_u128(0x0a),
+        device_id: "till-a".to_string(),
+        amount: "10.57".parse().expect("amount"),
+        currency: Currency::parse("USD").expect("code"),
+        payment_method: PaymentMethod::Card,
+        status: PaymentStatus::Paid,
+        card_last4: Some("1111".to_string()),
+        processor_reference: Some("ch_3PQ".to_string()),
+        created_at: at(60_000),
+    }
+}
+
+#[test]
+fn a_document_from_a_newer_schema_is_refused_with_a_clear_error() {
+    let mut order = order_on_a();
+    order.automerge().put(automerge::ROOT, "schema", 2u64).expect("put");
+    let error = OrderDoc::load(&order.save()).expect_err("newer schema");
+    assert!(matches!(error, DocumentError::NewerSchema { found: 2, supported: 1, .. }), "{error}");
+    assert!(error.to_string().contains("upgrade tillmesh"));
+}
+
+#[test]
+fn loading_checks_the_kind() {
+    let mut transaction = TransactionDoc::create(new_transaction(), actor(1)).expect("valid");
+    let bytes = transaction.save();
+    assert!(matches!(OrderDoc::load(&bytes), Err(DocumentError::WrongKind { .. })));
+    assert!(matches!(Document::load(&bytes), Ok(Document::Transaction(_))));
+    assert!(Document::load(b"not automerge").is_err());
+    assert!(Document::load(&automerge::AutoCommit::new().save()).is_err(), "an empty document has no header");
+}
+
+#[test]
+fn order_validation_refuses_bad_input() {
+    let card = new_order(vec![item(1, "SOUP", 1, "1.00")]);
+    let mut with_card = card.clone();
+    with_card.notes = "card 4111 1111 1111 1111".to_string();
+    assert!(matches!(
+        OrderDoc::create(with_card, actor(1)),
+        Err(EditError::Text(TextError::CardNumber { .. }))
+    ));
+    let mut negative = card.clone();
+    negative.items[0].unit_price = Amount::from_minor(-1);
+    assert!(matches!(OrderDoc::create(negative, actor(1)), Err(EditError::Money { field: "unitPrice", .. })));
+    let mut zero_qty = card.clone();
+    zero_qty.items[0].quantity = 0;
+    assert!(matches!(OrderDoc::create(zero_qty, actor(1)), Err(EditError::Quantity { quantity: 0 })));
+    let mut bad_device = card;
+    bad_device.device_id = "till a".to_string();
+    assert!(OrderDoc::create(bad_device, actor(1)).is_err());
+
+    let mut order = order_on_a();
+    let before = order.save();
+    assert!(order.add_item(item(1, "SOUP", 1, "1.00"), "till-a", at(1)).is_err(), "duplicate item id");
+    assert!(order.set_quantity(Uuid::from_u128(99), 2, "till-a", at(1)).is_err(), "unknown item");
+    assert_eq!(order.save(), before, "refused edits change nothing");
+}
+
+#[test]
+fn transactions_hold_no_card_numbers_and_settle_like_orders() {
+    let mut with_pan = new_transaction();
+    with_pan.processor_reference = Some("4111111111111111".to_string());
+    assert!(matches!(
+        TransactionDoc::create(with_pan, actor(1)),
+        Err(EditError::Text(TextError::CardNumber { .. }))
+    ));
+    let mut long_last4 = new_transaction();
+    long_last4.card_last4 = Some("11111".to_string());
+    assert!(TransactionDoc::create(long_last4, actor(1)).is_err());
+
+    let hq = HqSigningKey::from_bytes(&[7; 32]);
+    let mut transaction = TransactionDoc::create(new_transaction(), actor(1)).expect("valid");
+    let mut on_hq = transaction.fork(actor(9));
+    on_hq.settle(&hq, PaymentStatus::Declined, "hq", at(70_000)).expect("settle");
+    transaction.claim(PaymentStatus::Paid, "till-a", at(80_000)).expect("claim");
+    transaction.merge(&mut on_hq).expect("merge");
+    let view = transaction.view(Some(&hq.public_key())).expect("view");
+    assert_eq!(view.payment.status, PaymentStatus::Declined);
+    assert!(view.payment.conflict.is_some());
+    assert_eq!(view.amount, Amount::from_minor(1057));
+}
+
+#[test]
+fn the_hash_ignores_history_and_sync_metadata() {
+    let one_go = order_on_a();
+    let mut step_by_step = OrderDoc::create(new_order(vec![]), actor(5)).expect("valid");
+    step_by_step.add_item(item(2, "BREAD", 1, "2.25"), "till-b", at(7)).expect("add");
+    step_by_step.add_item(item(1, "SOUP", 1, "4.50"), "till-c", at(8)).expect("add");
+    step_by_step.set_quantity(Uuid::from_u128(1), 2, "till-c", at(9)).expect("qty");
+    let (a, b) = (one_go.view(None).expect("view"), step_by_step.view(None).expect("view"));
+    assert_ne!(a.updated_at, b.updated_at);
+    assert_eq!(order_hash(&a), order_hash(&b));
+}
+
+/// Golden vectors: these hashes are the REST API's `serverHash`. Changing them breaks every
+/// legacy client's stored hashes; a change here must come with a schema version bump.
+#[test]
+fn golden_hash_vectors() {
+    let order = order_on_a().view(None).expect("view");
+    assert_eq!(
+        tillmesh_core::hash::order_canonical_text(&order),
+        concat!(
+            r#"{"createdAt":1704067200000,"currency":"USD","id":"00000000-0000-0000-0000-00000000000a","#,
+            r#""items":[{"id":"00000000-0000-0000-0000-000000000001","productId":"SOUP","productName":"SOUP name","#,
+            r#""quantity":2,"unitPrice":450,"voided":false},{"id":"00000000-0000-0000-0000-000000000002","#,
+            r#""productId":"BREAD","productName":"BREAD name","quantity":1,"unitPrice":225,"voided":false}],"#,
+            r#""kind":"order","notes":"","orderNumber":"A-1","orderStatus":"OPEN","paymentConfirmed":false,"#,
+            r#""paymentMethod":null,"paymentStatus":"PENDING","subtotal":1125,"tax":93,"taxRateBps":825,"total":1218}"#
+        )
+    );
+    assert_eq!(order_hash(&order), "638916d02e1b4649b85b960620bbe49d3a604885305868a936071d88604c0388");
+    let transaction =
+        TransactionDoc::create(new_transaction(), actor(1)).expect("valid").view(None).expect("view");
+    assert_eq!(
+        tillmesh_core::hash::transaction_canonical_text(&transaction),
+        concat!(
+            r#"{"amount":1057,"cardLast4":"1111","createdAt":1704067260000,"currency":"USD","#,
+            r#""id":"00000000-0000-0000-0000-00000000000b","kind":"transaction","#,
+            r#""orderId":"00000000-0000-0000-0000-00000000000a","paymentConfirmed":false,"paymentMethod":"CARD","#,
+            r#""processorReference":"ch_3PQ","referenceNumber":"A-1-PAY-1","status":"PAID"}"#
+        )
+    );
+    // Both digests were checked independently with `printf '%s' '<text>' | sha256sum`.
+    assert_eq!(
+        transaction_hash(&transaction),
+        "6ce863d48bec34925535ec91adee068a01d3448d1879723ad6b77461caaf2599"
+    );
+}
