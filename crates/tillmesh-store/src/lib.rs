@@ -1,0 +1,318 @@
+//! Durable local storage for a tillmesh peer, on sled.
+//!
+//! Every order and transaction document lives here as saved Automerge bytes, next to the indexes
+//! a till needs without loading documents (order summaries by update time and by status, `localId`
+//! lookups, transactions per order) and the sync bookkeeping per remote peer. A batch of writes
+//! is one sled transaction: it lands whole or not at all, so a crash never leaves a half-written
+//! order. [`Store::flush`] makes everything written so far durable; a caller acknowledges a write
+//! only after it.
+//!
+//! # Layout
+//! - [`Store`]: open, read, write, list, flush.
+//! - `keys`: how keys are encoded (big-endian, so sled's order is time order).
+//! - `summary`: the [`OrderSummary`] kept per order for listing.
+//! - `sync`: per-remote [`SyncStatus`] and Automerge sync states.
+//! - `error`: [`StoreError`].
+
+mod error;
+mod keys;
+mod summary;
+mod sync;
+
+use std::path::Path;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use tillmesh_core::{Document, HqPublicKey, OrderStatus, TillCode};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use summary::{OrderPage, OrderQuery, OrderSummary, PAGE_ROWS_MAX};
+pub use sync::{REMOTE_NAME_BYTES_MAX, RemoteCounts, SyncStatus};
+
+/// The on-disk layout this build writes and the newest it opens.
+pub const STORE_SCHEMA_VERSION: u64 = 1;
+
+/// Migrations by name, applied in order, each once. A store records the names it has applied.
+const MIGRATIONS: &[&str] = &["0001-initial-layout"];
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled's page cache in bytes: bounds memory whatever the number of orders.
+    pub cache_bytes: u64,
+    /// HQ's public key, to compute summaries with settlements honoured.
+    pub hq: Option<HqPublicKey>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { cache_bytes: 32 * 1024 * 1024, hq: None }
+    }
+}
+
+/// The till a store belongs to, fixed when the store is first used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TillIdentity {
+    /// The till's code in its shop.
+    pub code: TillCode,
+    /// The device id it writes as.
+    pub device_id: String,
+}
+
+/// A peer's durable local storage. Cheap to clone; clones share the same database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    trees: Trees,
+    hq: Option<HqPublicKey>,
+}
+
+#[derive(Debug, Clone)]
+struct Trees {
+    /// doc id → saved Automerge bytes.
+    docs: sled::Tree,
+    /// order id → [`OrderSummary`] as JSON.
+    summaries: sled::Tree,
+    /// updatedAt ++ order id → ().
+    by_updated: sled::Tree,
+    /// status tag ++ updatedAt ++ order id → ().
+    by_status: sled::Tree,
+    /// localId → doc id.
+    by_local_id: sled::Tree,
+    /// order id ++ transaction id → ().
+    transactions_by_order: sled::Tree,
+    /// remote ++ 0 ++ doc id → [`SyncStatus`] tag.
+    sync_status: sled::Tree,
+    /// remote ++ 0 ++ status tag → count (u64 BE).
+    sync_counts: sled::Tree,
+    /// remote ++ 0 ++ doc id → encoded Automerge sync state.
+    sync_states: sled::Tree,
+    /// remote → last successful sync time (i64 BE).
+    remotes: sled::Tree,
+}
+
+mod meta_keys {
+    pub(crate) const SCHEMA: &[u8] = b"schema_version";
+    pub(crate) const MIGRATION_PREFIX: &str = "migration/";
+    pub(crate) const TILL_CODE: &[u8] = b"till_code";
+    pub(crate) const DEVICE_ID: &[u8] = b"device_id";
+    pub(crate) const ORDER_SEQUENCE: &[u8] = b"order_sequence";
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. A store written by a newer tillmesh is refused.
+    pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_bytes)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|source| StoreError::Open { dir: dir.to_path_buf(), source })?;
+        let found = match db.get(meta_keys::SCHEMA)? {
+            Some(bytes) => keys::decode_u64(&bytes).ok_or(StoreError::Corrupt { what: "schema version" })?,
+            None => 0,
+        };
+        if found > STORE_SCHEMA_VERSION {
+            return Err(StoreError::NewerStore {
+                dir: dir.to_path_buf(),
+                found,
+                supported: STORE_SCHEMA_VERSION,
+            });
+        }
+        let tree = |name: &str| db.open_tree(name);
+        let trees = Trees {
+            docs: tree("docs")?,
+            summaries: tree("summaries")?,
+            by_updated: tree("by_updated")?,
+            by_status: tree("by_status")?,
+            by_local_id: tree("by_local_id")?,
+            transactions_by_order: tree("transactions_by_order")?,
+            sync_status: tree("sync_status")?,
+            sync_counts: tree("sync_counts")?,
+            sync_states: tree("sync_states")?,
+            remotes: tree("remotes")?,
+        };
+        let store = Store { db, trees, hq: options.hq };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Applies the migrations this store has not seen, then records the schema version.
+    fn migrate(&self) -> Result<(), StoreError> {
+        for name in MIGRATIONS {
+            let key = format!("{}{name}", meta_keys::MIGRATION_PREFIX);
+            if self.db.get(&key)?.is_none() {
+                // 0001 creates the trees opened above; later migrations rewrite data here.
+                tracing::info!(migration = name, "applying store migration");
+                self.db.insert(key, &[1u8])?;
+            }
+        }
+        self.db.insert(meta_keys::SCHEMA, &STORE_SCHEMA_VERSION.to_be_bytes())?;
+        self.flush()
+    }
+
+    /// Binds the store to a till on first use; later opens must name the same till.
+    pub fn bind_till(&self, identity: &TillIdentity) -> Result<(), StoreError> {
+        let stored_code = self.db.get(meta_keys::TILL_CODE)?;
+        match stored_code {
+            None => {
+                self.db.insert(meta_keys::TILL_CODE, identity.code.as_str())?;
+                self.db.insert(meta_keys::DEVICE_ID, identity.device_id.as_str())?;
+                self.flush()
+            }
+            Some(code) if code == identity.code.as_str().as_bytes() => Ok(()),
+            Some(code) => Err(StoreError::OtherTill {
+                stored: String::from_utf8_lossy(&code).into_owned(),
+                given: identity.code.to_string(),
+            }),
+        }
+    }
+
+    /// Reserves the next order sequence number of this till (1, 2, …). Durable with the next
+    /// flush; a crash before it may leave a gap, never a repeat of an acknowledged number.
+    pub fn next_order_sequence(&self) -> Result<u64, StoreError> {
+        let next = self.db.update_and_fetch(meta_keys::ORDER_SEQUENCE, |old| {
+            let current = old.and_then(keys::decode_u64).unwrap_or(0);
+            Some((current + 1).to_be_bytes().to_vec())
+        })?;
+        next.as_deref().and_then(keys::decode_u64).ok_or(StoreError::Corrupt { what: "order sequence" })
+    }
+
+    /// Makes every write so far durable (fsync).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The document with this id.
+    pub fn get(&self, id: Uuid) -> Result<Option<Document>, StoreError> {
+        match self.trees.docs.get(id.as_bytes())? {
+            Some(bytes) => {
+                Document::load(&bytes).map(Some).map_err(|source| StoreError::Document { id, source })
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The saved bytes of the document with this id.
+    pub fn get_bytes(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.trees.docs.get(id.as_bytes())?.map(|bytes| bytes.to_vec()))
+    }
+
+    /// The document created with this `localId`, if any.
+    pub fn find_local_id(&self, local_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        match self.trees.by_local_id.get(local_id.as_bytes())? {
+            Some(bytes) => {
+                keys::decode_uuid(&bytes).map(Some).ok_or(StoreError::Corrupt { what: "localId index" })
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The transactions recorded for an order.
+    pub fn transactions_of(&self, order_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        self.trees
+            .transactions_by_order
+            .scan_prefix(order_id.as_bytes())
+            .map(|entry| {
+                let (key, _) = entry?;
+                keys::decode_uuid(&key[16..]).ok_or(StoreError::Corrupt { what: "transaction index" })
+            })
+            .collect()
+    }
+
+    /// How many documents the store holds.
+    pub fn document_count(&self) -> usize {
+        self.trees.docs.len()
+    }
+
+    /// Every document id, in id order.
+    pub fn document_ids(&self) -> impl Iterator<Item = Result<Uuid, StoreError>> + '_ {
+        self.trees.docs.iter().keys().map(|key| {
+            let key = key?;
+            keys::decode_uuid(&key).ok_or(StoreError::Corrupt { what: "document key" })
+        })
+    }
+
+    /// Writes documents as one atomic batch: their bytes, the order indexes and, for every
+    /// known remote, the sync status (new → PENDING, changed after a sync → MODIFIED).
+    /// Not durable until [`Store::flush`].
+    pub fn put(&self, documents: &mut [Document]) -> Result<(), StoreError> {
+        let mut prepared = Vec::with_capacity(documents.len());
+        for document in documents.iter_mut() {
+            prepared.push(summary::Prepared::of(document, self.hq.as_ref())?);
+        }
+        let remotes: Vec<sled::IVec> = self.trees.remotes.iter().keys().collect::<Result<_, _>>()?;
+        let t = &self.trees;
+        (
+            &t.docs,
+            &t.summaries,
+            &t.by_updated,
+            &t.by_status,
+            &t.by_local_id,
+            &t.transactions_by_order,
+            &t.sync_status,
+            &t.sync_counts,
+        )
+            .transaction(|(docs, summaries, by_updated, by_status, by_local_id, by_order, status, counts)| {
+                for entry in &prepared {
+                    let id = entry.id.as_bytes();
+                    let is_new = docs.insert(id, entry.bytes.as_slice())?.is_none();
+                    by_local_id.insert(entry.local_id.as_bytes(), id)?;
+                    if let Some(order) = &entry.order {
+                        write_order_indexes(summaries, by_updated, by_status, order)?;
+                    }
+                    if let Some(order_id) = entry.paid_order {
+                        by_order.insert(keys::pair(order_id, entry.id), &[])?;
+                    }
+                    for remote in &remotes {
+                        sync::note_local_change(status, counts, remote, entry.id, is_new)?;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(StoreError::from_transaction)
+    }
+
+    /// A page of order summaries, most recently updated first.
+    pub fn list_orders(&self, query: &OrderQuery) -> Result<OrderPage, StoreError> {
+        summary::list(&self.trees.summaries, &self.trees.by_updated, &self.trees.by_status, query)
+    }
+
+    /// The summary of one order.
+    pub fn order_summary(&self, id: Uuid) -> Result<Option<OrderSummary>, StoreError> {
+        summary::get(&self.trees.summaries, id)
+    }
+
+    /// Counts of orders by status, over the whole store.
+    pub fn status_counts(&self) -> Result<Vec<(OrderStatus, u64)>, StoreError> {
+        OrderStatus::ALL
+            .iter()
+            .map(|status| {
+                Ok((*status, self.trees.by_status.scan_prefix([keys::status_tag(*status)]).count() as u64))
+            })
+            .collect()
+    }
+}
+
+/// Replaces an order's summary and moves its index entries to its new update time and status.
+fn write_order_indexes(
+    summaries: &TransactionalTree,
+    by_updated: &TransactionalTree,
+    by_status: &TransactionalTree,
+    order: &OrderSummary,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let id = order.id;
+    let json = serde_json::to_vec(order)
+        .map_err(|_| ConflictableTransactionError::Abort(StoreError::Corrupt { what: "summary" }))?;
+    if let Some(old) = summaries.insert(id.as_bytes(), json)? {
+        let old: OrderSummary = serde_json::from_slice(&old)
+            .map_err(|_| ConflictableTransactionError::Abort(StoreError::Corrupt { what: "summary" }))?;
+        by_updated.remove(keys::updated(old.updated_at.0, id))?;
+        by_status.remove(keys::status_updated(old.order_status, old.updated_at.0, id))?;
+    }
+    by_updated.insert(keys::updated(order.updated_at.0, id), &[])?;
+    by_status.insert(keys::status_updated(order.order_status, order.updated_at.0, id), &[])?;
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Order summaries: what a list shows, kept per order so listing never loads documents.
+
+use serde::{Deserialize, Serialize};
+use tillmesh_core::{Amount, Currency, Document, HqPublicKey, OrderStatus, PaymentStatus, Timestamp};
+use uuid::Uuid;
+
+use crate::{StoreError, keys};
+
+/// Most rows one page may hold.
+pub const PAGE_ROWS_MAX: usize = 500;
+
+/// One row of the order list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderSummary {
+    /// The order's id.
+    pub id: Uuid,
+    /// `<till code>-<sequence>`.
+    pub order_number: String,
+    /// The most advanced status reached.
+    pub order_status: OrderStatus,
+    /// Effective payment status.
+    pub payment_status: PaymentStatus,
+    /// Whether HQ's signed settlement stands behind it.
+    pub payment_confirmed: bool,
+    /// Order total.
+    pub total: Amount,
+    /// Currency of the total.
+    pub currency: Currency,
+    /// Items not voided.
+    pub item_count: usize,
+    /// The device that took the order.
+    pub device_id: String,
+    /// When the order was taken.
+    pub created_at: Timestamp,
+    /// The latest edit.
+    pub updated_at: Timestamp,
+}
+
+/// Which orders to list.
+#[derive(Debug, Clone, Default)]
+pub struct OrderQuery {
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Only orders updated at or after this time.
+    pub since: Option<Timestamp>,
+    /// Rows per page (1 to [`PAGE_ROWS_MAX`]; 0 means 50).
+    pub limit: usize,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+}
+
+/// One page of orders, most recently updated first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPage {
+    /// The rows.
+    pub orders: Vec<OrderSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A document made ready for writing: its bytes and what the indexes need.
+pub(crate) struct Prepared {
+    pub(crate) id: Uuid,
+    pub(crate) local_id: Uuid,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) order: Option<OrderSummary>,
+    /// For a transaction: the order it pays.
+    pub(crate) paid_order: Option<Uuid>,
+}
+
+impl Prepared {
+    pub(crate) fn of(document: &mut Document, hq: Option<&HqPublicKey>) -> Result<Prepared, StoreError> {
+        let id = document.id();
+        let invalid = |source| StoreError::Document { id, source };
+        let bytes = document.save();
+        match document {
+            Document::Order(order) => {
+                let view = order.view(hq).map_err(invalid)?;
+                Ok(Prepared {
+                    id,
+                    local_id: view.local_id,
+                    bytes,
+                    paid_order: None,
+                    order: Some(OrderSummary {
+                        id,
+                        order_number: view.order_number,
+                        order_status: view.status,
+                        payment_status: view.payment.status,
+                        payment_confirmed: view.payment.confirmed,
+                        total: view.total,
+                        currency: view.currency,
+                        item_count: view.items.iter().filter(|item| !item.voided).count(),
+                        device_id: view.device_id,
+                        created_at: view.created_at,
+                        updated_at: view.updated_at,
+                    }),
+                })
+            }
+            Document::Transaction(transaction) => {
+                let view = transaction.view(hq).map_err(invalid)?;
+                Ok(Prepared {
+                    id,
+                    local_id: view.local_id,
+                    bytes,
+                    order: None,
+                    paid_order: Some(view.order_id),
+                })
+            }
+        }
+    }
+}
+
+pub(crate) fn get(summaries: &sled::Tree, id: Uuid) -> Result<Option<OrderSummary>, StoreError> {
+    match summaries.get(id.as_bytes())? {
+        Some(json) => {
+            serde_json::from_slice(&json).map(Some).map_err(|_| StoreError::Corrupt { what: "summary" })
+        }
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn list(
+    summaries: &sled::Tree,
+    by_updated: &sled::Tree,
+    by_status: &sled::Tree,
+    query: &OrderQuery,
+) -> Result<OrderPage, StoreError> {
+    let limit = match query.limit {
+        0 => 50,
+        n => n.min(PAGE_ROWS_MAX),
+    };
+    // Keys of the chosen index, below the cursor, newest first. A status index key is the
+    // status tag followed by an `updated` key.
+    let (index, prefix): (&sled::Tree, Vec<u8>) = match query.status {
+        Some(status) => (by_status, vec![keys::status_tag(status)]),
+        None => (by_updated, Vec::new()),
+    };
+    let upper = match &query.cursor {
+        Some(cursor) => {
+            let key = decode_cursor(cursor)?;
+            if !key.starts_with(&prefix) {
+                return Err(StoreError::Cursor);
+            }
+            key
+        }
+        None => {
+            let mut end = prefix.clone();
+            end.extend_from_slice(&[0xff; 25]);
+            end
+        }
+    };
+    let mut orders = Vec::with_capacity(limit);
+    let mut last_key = None;
+    for entry in index.range(prefix.clone()..upper).rev() {
+        let (key, _) = entry?;
+        let inner = &key[prefix.len()..];
+        let updated_at = keys::updated_at_of(inner).ok_or(StoreError::Corrupt { what: "order index" })?;
+        if query.since.is_some_and(|since| updated_at < since.0) {
+            break;
+        }
+        let id = keys::id_of_updated(inner).ok_or(StoreError::Corrupt { what: "order index" })?;
+        let summary = get(summaries, id)?.ok_or(StoreError::Corrupt { what: "order index" })?;
+        orders.push(summary);
+        last_key = Some(key);
+        if orders.len() == limit {
+            break;
+        }
+    }
+    let next_cursor = match last_key {
+        Some(key) if orders.len() == limit => Some(encode_cursor(&key)),
+        _ => None,
+    };
+    Ok(OrderPage { orders, next_cursor })
+}
+
+fn encode_cursor(key: &[u8]) -> String {
+    hex::encode(key)
+}
+
+fn decode_cursor(cursor: &str) -> Result<Vec<u8>, StoreError> {
+    if cursor.len() > 80 {
+        return Err(StoreError::Cursor);
+    }
+    hex::decode(cursor).map_err(|_| StoreError::Cursor)
+}

@@ -1,0 +1,158 @@
+//! The sled store on real files: durability across reopen, indexes, paging, sync bookkeeping.
+
+use automerge::ActorId;
+use tillmesh_core::{
+    Amount, Currency, Document, NewItem, NewOrder, OrderDoc, OrderStatus, TillCode, Timestamp,
+};
+use tillmesh_store::{OrderQuery, Store, StoreError, StoreOptions, SyncStatus, TillIdentity};
+use uuid::Uuid;
+
+fn order(n: u128, created_ms: i64) -> Document {
+    let new = NewOrder {
+        id: Uuid::from_u128(n),
+        local_id: Uuid::from_u128(1_000_000 + n),
+        number: TillCode::parse("A").expect("code").order_number(n as u64),
+        device_id: "till-A".into(),
+        currency: Currency::parse("USD").expect("code"),
+        tax_rate_bps: 0,
+        items: vec![NewItem {
+            id: Uuid::from_u128(2_000_000 + n),
+            sku: "SOUP".into(),
+            name: "Soup".into(),
+            quantity: 1,
+            unit_price: Amount::from_minor(450),
+        }],
+        notes: String::new(),
+        created_at: Timestamp(created_ms),
+    };
+    Document::Order(OrderDoc::create(new, ActorId::from([1u8; 16])).expect("valid"))
+}
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(dir, StoreOptions::default()).expect("open")
+}
+
+#[test]
+fn documents_survive_reopen_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut docs = vec![order(1, 10), order(2, 20)];
+    let saved: Vec<Vec<u8>> = docs.iter_mut().map(Document::save).collect();
+    {
+        let store = open(dir.path());
+        store.put(&mut docs).expect("put");
+        store.flush().expect("flush");
+    }
+    let store = open(dir.path());
+    assert_eq!(store.document_count(), 2);
+    assert_eq!(store.get_bytes(Uuid::from_u128(1)).expect("read"), Some(saved[0].clone()));
+    assert_eq!(store.find_local_id(Uuid::from_u128(1_000_002)).expect("read"), Some(Uuid::from_u128(2)));
+    assert!(store.get(Uuid::from_u128(3)).expect("read").is_none());
+}
+
+#[test]
+fn lists_newest_first_in_pages_with_filters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mut docs: Vec<Document> = (1..=7).map(|n| order(n, n as i64 * 100)).collect();
+    if let Document::Order(third) = &mut docs[2] {
+        third.advance(OrderStatus::Sent, "till-A", Timestamp(350)).expect("advance");
+    }
+    store.put(&mut docs).expect("put");
+
+    let first = store.list_orders(&OrderQuery { limit: 3, ..OrderQuery::default() }).expect("list");
+    let numbers: Vec<_> = first.orders.iter().map(|o| o.order_number.as_str()).collect();
+    assert_eq!(numbers, ["A-7", "A-6", "A-5"]);
+    let second = store
+        .list_orders(&OrderQuery { limit: 3, cursor: first.next_cursor.clone(), ..OrderQuery::default() })
+        .expect("list");
+    let numbers: Vec<_> = second.orders.iter().map(|o| o.order_number.as_str()).collect();
+    assert_eq!(numbers, ["A-4", "A-3", "A-2"], "A-3 was updated at 350");
+    let last = store
+        .list_orders(&OrderQuery { limit: 3, cursor: second.next_cursor, ..OrderQuery::default() })
+        .expect("list");
+    assert_eq!(last.orders.len(), 1);
+    assert_eq!(last.next_cursor, None);
+
+    let sent = store
+        .list_orders(&OrderQuery { status: Some(OrderStatus::Sent), ..OrderQuery::default() })
+        .expect("list");
+    assert_eq!(sent.orders.len(), 1);
+    assert_eq!(sent.orders[0].order_number, "A-3");
+    let open_orders = store
+        .list_orders(&OrderQuery { status: Some(OrderStatus::Open), ..OrderQuery::default() })
+        .expect("list");
+    assert_eq!(open_orders.orders.len(), 6, "the status index moved A-3 out of OPEN");
+
+    let recent = store
+        .list_orders(&OrderQuery { since: Some(Timestamp(500)), ..OrderQuery::default() })
+        .expect("list");
+    assert_eq!(recent.orders.len(), 3);
+
+    let bad = store.list_orders(&OrderQuery { cursor: Some("zz".into()), ..OrderQuery::default() });
+    assert!(matches!(bad, Err(StoreError::Cursor)));
+    let status_counts = store.status_counts().expect("counts");
+    assert!(status_counts.contains(&(OrderStatus::Open, 6)));
+}
+
+#[test]
+fn sync_status_follows_local_changes_per_remote() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    store.put(&mut [order(1, 10)]).expect("put");
+    store.register_remote("hq").expect("register");
+    assert_eq!(store.sync_status("hq", Uuid::from_u128(1)).expect("read"), Some(SyncStatus::Pending));
+
+    store.set_sync_status("hq", Uuid::from_u128(1), SyncStatus::Synced).expect("set");
+    store.put(&mut [order(2, 20)]).expect("put");
+    let mut again = order(1, 10);
+    if let Document::Order(doc) = &mut again {
+        doc.set_notes("table 4", "till-A", Timestamp(30)).expect("notes");
+    }
+    store.put(&mut [again]).expect("put");
+    assert_eq!(store.sync_status("hq", Uuid::from_u128(1)).expect("read"), Some(SyncStatus::Modified));
+    assert_eq!(store.sync_status("hq", Uuid::from_u128(2)).expect("read"), Some(SyncStatus::Pending));
+    store.set_sync_status("hq", Uuid::from_u128(2), SyncStatus::Failed).expect("set");
+    store.record_sync("hq", Timestamp(99)).expect("record");
+
+    drop(store);
+    let store = open(dir.path());
+    let counts = store.remote_counts("hq").expect("counts");
+    assert_eq!((counts.pending, counts.modified, counts.failed, counts.synced), (0, 1, 1, 0));
+    assert_eq!(counts.last_sync_at, Some(Timestamp(99)));
+    assert_eq!(store.remotes().expect("remotes"), ["hq"]);
+    assert!(store.register_remote("").is_err());
+    assert!(store.set_sync_status("a\0b", Uuid::nil(), SyncStatus::Synced).is_err());
+
+    store.put_sync_state("hq", Uuid::from_u128(1), b"state").expect("put state");
+    assert_eq!(store.sync_state("hq", Uuid::from_u128(1)).expect("read"), Some(b"state".to_vec()));
+}
+
+#[test]
+fn a_store_belongs_to_one_till_and_one_layout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let till = |code: &str| TillIdentity {
+        code: TillCode::parse(code).expect("code"),
+        device_id: format!("till-{code}"),
+    };
+    {
+        let store = open(dir.path());
+        store.bind_till(&till("A")).expect("bind");
+        assert_eq!(store.next_order_sequence().expect("seq"), 1);
+        assert_eq!(store.next_order_sequence().expect("seq"), 2);
+        store.flush().expect("flush");
+    }
+    {
+        let store = open(dir.path());
+        store.bind_till(&till("A")).expect("same till");
+        assert_eq!(store.next_order_sequence().expect("seq"), 3, "sequence survives restart");
+        assert!(matches!(store.bind_till(&till("B")), Err(StoreError::OtherTill { .. })));
+    }
+    {
+        // Pretend a newer tillmesh wrote this store.
+        let db = sled::open(dir.path()).expect("raw open");
+        db.insert("schema_version", &99u64.to_be_bytes()).expect("insert");
+        db.flush().expect("flush");
+    }
+    let error = Store::open(dir.path(), StoreOptions::default()).expect_err("newer layout");
+    assert!(error.to_string().contains("upgrade tillmesh"), "{error}");
+}
