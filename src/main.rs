@@ -1,1 +1,158 @@
-fn main() {}
+//! `tillmesh`: run a till, and talk to a running till from the command line.
+//!
+//! Run `tillmesh --help` (and `tillmesh <command> --help`) for every flag; docs/API.md has
+//! the HTTP API the client commands use.
+
+mod client;
+mod run_till;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tillmesh_core::{Currency, OrderStatus, PaymentMethod, TillCode};
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tillmesh",
+    version,
+    about = "Restaurant tills that keep selling when the internet is down."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a till: its durable store and its local HTTP API.
+    Till(TillArgs),
+    /// Create, list and show orders on a running till.
+    #[command(subcommand)]
+    Order(OrderCommand),
+    /// Show a running till's documents and sync state.
+    Status(ClientArgs),
+}
+
+#[derive(Debug, Args)]
+struct TillArgs {
+    /// Directory of the till's store (created on first start).
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// The till's code in its shop: 1-8 letters or digits, starting with a letter.
+    #[arg(long, value_name = "CODE")]
+    code: TillCode,
+    /// Address of the local HTTP API (port 0 picks a free port; the chosen one is printed).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// The shop's currency (ISO 4217).
+    #[arg(long, default_value = "USD")]
+    currency: Currency,
+    /// The shop's tax rate in basis points (825 = 8.25 %).
+    #[arg(long, default_value_t = 0)]
+    tax_rate_bps: u32,
+}
+
+#[derive(Debug, Args)]
+struct ClientArgs {
+    /// Base URL of the till's HTTP API.
+    #[arg(long, value_name = "URL", env = "TILLMESH_TILL", default_value = "http://127.0.0.1:8080")]
+    till: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum OrderCommand {
+    /// Create an order.
+    New {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// An item as SKU:NAME:QTY:PRICE (e.g. 'SOUP:Tomato soup:2:4.50'); repeat for more.
+        #[arg(long = "item", value_name = "SKU:NAME:QTY:PRICE", required = true)]
+        items: Vec<String>,
+        /// Notes for the kitchen.
+        #[arg(long, default_value = "")]
+        notes: String,
+        /// Idempotency key: sending the same one again returns the first order.
+        #[arg(long, value_name = "UUID")]
+        local_id: Option<Uuid>,
+    },
+    /// List orders, most recently updated first.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only orders in this status (OPEN, SENT, READY, SERVED, CLOSED, VOIDED).
+        #[arg(long)]
+        status: Option<OrderStatus>,
+        /// Only orders updated at or after this time (milliseconds since the epoch).
+        #[arg(long, value_name = "MS")]
+        since: Option<i64>,
+        /// Rows per page (at most 500).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Continue after a previous page (its nextCursor).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one order with its items and payments.
+    Show {
+        /// The order's id.
+        id: Uuid,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Move an order forward (SENT, READY, SERVED, CLOSED) or void it (VOIDED).
+    Advance {
+        /// The order's id.
+        id: Uuid,
+        /// The new status.
+        #[arg(long)]
+        status: OrderStatus,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Record a payment taken for an order (the till's claim until HQ settles).
+    Pay {
+        /// The order's id.
+        id: Uuid,
+        /// CASH, CARD, MOBILE, VOUCHER or OTHER.
+        #[arg(long)]
+        method: PaymentMethod,
+        /// Amount (default: the order total).
+        #[arg(long)]
+        amount: Option<tillmesh_core::Amount>,
+        /// Last four digits of the card.
+        #[arg(long)]
+        card_last4: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Till(args) => run_till::run(args).await,
+            Command::Order(command) => client::order(command).await,
+            Command::Status(args) => client::status(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! money as integer minor units, items sorted by item id, absent values as `null`. Sync metadata
 //! (`localId`, `deviceId`, `syncVersion`, `syncStatus`), `updatedAt`, HQ's signatures and the
 //! Automerge history are left out, so two peers with the same content agree whatever their map
-//! order, history or platform. `docs/HASH.md` lists the fields; `tests/` pins golden vectors.
+//! order, history or platform. `docs/DOCUMENTS.md` lists the fields; `tests/` pins golden vectors.
 
 use std::collections::BTreeMap;
 

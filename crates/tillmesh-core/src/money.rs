@@ -194,7 +194,7 @@ impl fmt::Display for Amount {
         let sign = if self.0 < 0 { "-" } else { "" };
         let magnitude = self.0.unsigned_abs();
         let per = MINOR_PER_MAJOR as u64;
-        write!(f, "{sign}{}.{:02}", magnitude / per, magnitude % per)
+        f.pad(&format!("{sign}{}.{:02}", magnitude / per, magnitude % per))
     }
 }
 
@@ -250,7 +250,7 @@ impl Currency {
 
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -301,7 +301,7 @@ impl Money {
 impl fmt::Display for Money {
     /// `USD 45.99`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.currency, self.amount)
+        f.pad(&format!("{} {}", self.currency, self.amount))
     }
 }
 
@@ -387,6 +387,7 @@ mod tests {
     #[test]
     fn displays_two_decimals() {
         assert_eq!(Amount::from_minor(-5).to_string(), "-0.05");
+        assert_eq!(format!("[{:>6}]", Amount::from_minor(450)), "[  4.50]");
         assert_eq!(Amount::from_minor(i64::MIN).to_string(), "-92233720368547758.08");
         assert_eq!(
             Money::new(Amount::from_minor(4599), Currency::parse("usd").expect("code")).to_string(),

@@ -49,7 +49,7 @@ impl TillCode {
 
 impl fmt::Display for TillCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -71,7 +71,7 @@ pub struct OrderNumber {
 
 impl fmt::Display for OrderNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.till, self.sequence)
+        f.pad(&format!("{}-{}", self.till, self.sequence))
     }
 }
 

@@ -1,0 +1,70 @@
+//! The till's local HTTP API for the POS front-end (JSON, camelCase). Documented in
+//! `docs/API.md`.
+//!
+//! `app(till)` builds the router without a socket (tests call it with `oneshot`); [`serve`]
+//! runs it on a listener until the shutdown future resolves, lets in-flight requests finish,
+//! then flushes and closes the till.
+
+mod error;
+mod routes;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, patch, post};
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use error::ApiError;
+
+use crate::Till;
+
+/// Largest request body.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Longest a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+
+/// The router of the till's API.
+pub fn app(till: Till) -> Router {
+    Router::new()
+        .route("/api/health", get(routes::health))
+        .route("/api/orders", post(routes::create_order).get(routes::list_orders))
+        .route("/api/orders/{id}", get(routes::get_order).patch(routes::update_order))
+        .route("/api/orders/{id}/items", post(routes::add_item))
+        .route("/api/orders/{id}/items/{item_id}", patch(routes::set_quantity))
+        .route("/api/orders/{id}/items/{item_id}/void", post(routes::void_item))
+        .route("/api/orders/{id}/status", post(routes::advance))
+        .route("/api/orders/{id}/payments", post(routes::record_payment))
+        .route("/api/orders/{id}/void", post(routes::void_order))
+        .route("/api/sync/status", get(routes::sync_status))
+        .route("/api/sync/now", post(routes::sync_now))
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(REQUEST_TIMEOUT_MS),
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+        )
+        .with_state(till)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; in-flight requests finish, then the
+/// till flushes and closes.
+pub async fn serve(
+    listener: TcpListener,
+    till: Till,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(till.clone())).with_graceful_shutdown(shutdown).await?;
+    tokio::task::spawn_blocking(move || till.close()).await.map_err(std::io::Error::other)
+}

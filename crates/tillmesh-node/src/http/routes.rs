@@ -1,0 +1,194 @@
+//! Request handlers: parse, call the till, answer JSON.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tillmesh_core::{OrderStatus, Timestamp};
+use tillmesh_store::{OrderPage, OrderQuery};
+use uuid::Uuid;
+
+use super::ApiError;
+use crate::Till;
+use crate::till::{ItemInput, OrderDetail, OrderInput, PaymentInput, SyncOverview};
+
+type Answer<T> = Result<Json<T>, ApiError>;
+
+fn id(path: Result<Path<Uuid>, PathRejection>) -> Result<Uuid, ApiError> {
+    Ok(path?.0)
+}
+
+fn ids(path: Result<Path<(Uuid, Uuid)>, PathRejection>) -> Result<(Uuid, Uuid), ApiError> {
+    Ok(path?.0)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Health {
+    till_code: String,
+    device_id: String,
+    documents: usize,
+    version: &'static str,
+}
+
+pub(super) async fn health(State(till): State<Till>) -> Json<Health> {
+    Json(Health {
+        till_code: till.config().code.to_string(),
+        device_id: till.device_id().to_string(),
+        documents: till.store().document_count(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+pub(super) async fn create_order(
+    State(till): State<Till>,
+    body: Result<Json<OrderInput>, JsonRejection>,
+) -> Result<(StatusCode, Json<OrderDetail>), ApiError> {
+    let Json(input) = body?;
+    let (detail, created) = till.create_order(input).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(detail)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct ListParams {
+    status: Option<String>,
+    since: Option<i64>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub(super) async fn list_orders(
+    State(till): State<Till>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Answer<OrderPage> {
+    let Query(params) = params?;
+    let status = match params.status {
+        Some(text) => Some(
+            text.parse::<OrderStatus>()
+                .map_err(|error| ApiError::bad_request("invalid_query", error.to_string()))?,
+        ),
+        None => None,
+    };
+    let query = OrderQuery {
+        status,
+        since: params.since.map(Timestamp),
+        limit: params.limit.unwrap_or(0),
+        cursor: params.cursor,
+    };
+    Ok(Json(till.list(&query)?))
+}
+
+pub(super) async fn get_order(
+    State(till): State<Till>,
+    path: Result<Path<Uuid>, PathRejection>,
+) -> Answer<OrderDetail> {
+    Ok(Json(till.order(id(path)?)?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct OrderUpdate {
+    notes: String,
+}
+
+pub(super) async fn update_order(
+    State(till): State<Till>,
+    path: Result<Path<Uuid>, PathRejection>,
+    body: Result<Json<OrderUpdate>, JsonRejection>,
+) -> Answer<OrderDetail> {
+    let order_id = id(path)?;
+    let Json(update) = body?;
+    Ok(Json(till.set_notes(order_id, update.notes).await?))
+}
+
+pub(super) async fn add_item(
+    State(till): State<Till>,
+    path: Result<Path<Uuid>, PathRejection>,
+    body: Result<Json<ItemInput>, JsonRejection>,
+) -> Answer<OrderDetail> {
+    let order_id = id(path)?;
+    let Json(item) = body?;
+    Ok(Json(till.add_item(order_id, item).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct QuantityUpdate {
+    quantity: i64,
+}
+
+pub(super) async fn set_quantity(
+    State(till): State<Till>,
+    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+    body: Result<Json<QuantityUpdate>, JsonRejection>,
+) -> Answer<OrderDetail> {
+    let (order_id, item_id) = ids(path)?;
+    let Json(update) = body?;
+    Ok(Json(till.set_quantity(order_id, item_id, update.quantity).await?))
+}
+
+pub(super) async fn void_item(
+    State(till): State<Till>,
+    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+) -> Answer<OrderDetail> {
+    let (order_id, item_id) = ids(path)?;
+    Ok(Json(till.void_item(order_id, item_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct StatusUpdate {
+    status: OrderStatus,
+}
+
+pub(super) async fn advance(
+    State(till): State<Till>,
+    path: Result<Path<Uuid>, PathRejection>,
+    body: Result<Json<StatusUpdate>, JsonRejection>,
+) -> Answer<OrderDetail> {
+    let order_id = id(path)?;
+    let Json(update) = body?;
+    Ok(Json(till.advance(order_id, update.status).await?))
+}
+
+pub(super) async fn record_payment(
+    State(till): State<Till>,
+    path: Result<Path<Uuid>, PathRejection>,
+    body: Result<Json<PaymentInput>, JsonRejection>,
+) -> Result<(StatusCode, Json<OrderDetail>), ApiError> {
+    let order_id = id(path)?;
+    let Json(payment) = body?;
+    Ok((StatusCode::CREATED, Json(till.record_payment(order_id, payment).await?)))
+}
+
+pub(super) async fn void_order(
+    State(till): State<Till>,
+    path: Result<Path<Uuid>, PathRejection>,
+) -> Answer<OrderDetail> {
+    Ok(Json(till.advance(id(path)?, OrderStatus::Voided).await?))
+}
+
+pub(super) async fn sync_status(State(till): State<Till>) -> Answer<SyncOverview> {
+    Ok(Json(till.sync_overview()?))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SyncStarted {
+    peers: usize,
+    started: bool,
+    detail: &'static str,
+}
+
+pub(super) async fn sync_now(State(_till): State<Till>) -> (StatusCode, Json<SyncStarted>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(SyncStarted { peers: 0, started: false, detail: "standalone till: no peers are configured" }),
+    )
+}
+
+pub(super) async fn not_found() -> ApiError {
+    ApiError { status: StatusCode::NOT_FOUND, error: "not_found", detail: "no such endpoint".into() }
+}

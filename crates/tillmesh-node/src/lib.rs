@@ -1,0 +1,23 @@
+//! The tillmesh peer runtime and the till's local HTTP API for the POS front-end.
+//!
+//! A [`Till`] owns its [`tillmesh_store::Store`] through one writer thread: every edit is a job
+//! that runs there, one after another (so read-modify-write of a document never races), and a
+//! whole batch of jobs is flushed to disk with one fsync before any of them is acknowledged
+//! (group commit). Reads go straight to the store.
+//!
+//! # Layout
+//! - [`till`]: [`Till`], its configuration and its operations (create order, add item, …).
+//! - [`writer`]: the writer thread and group commit.
+//! - [`http`]: the axum router (`http::app`) and `http::serve` with graceful shutdown.
+//! - [`clock`]: the system clock.
+//! - `error`: [`TillError`], why an operation failed.
+
+pub mod clock;
+pub mod error;
+pub mod http;
+pub mod till;
+pub mod writer;
+
+pub use clock::SystemClock;
+pub use error::TillError;
+pub use till::{OrderDetail, PaymentInput, Till, TillConfig};

@@ -1,0 +1,388 @@
+//! A till: its store, its writer thread, and the operations the POS front-end calls.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use automerge::ActorId;
+use serde::{Deserialize, Serialize};
+use tillmesh_core::{
+    Amount, Clock, Currency, DocKind, Document, EditError, HqPublicKey, NewItem, NewOrder, NewTransaction,
+    Order, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp, Transaction,
+    TransactionDoc, order_hash,
+};
+use tillmesh_store::{OrderPage, OrderQuery, RemoteCounts, Store, StoreOptions, TillIdentity};
+use uuid::Uuid;
+
+use crate::TillError;
+use crate::writer::{Job, Writer};
+
+/// How to run a till.
+#[derive(Debug, Clone)]
+pub struct TillConfig {
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// The till's code in its shop (`A`).
+    pub code: TillCode,
+    /// The shop's currency.
+    pub currency: Currency,
+    /// The shop's tax rate in basis points (825 = 8.25 %).
+    pub tax_rate_bps: u32,
+    /// HQ's public key, when the till belongs to a shop with HQ.
+    pub hq: Option<HqPublicKey>,
+    /// Edits that may wait for the writer before callers wait to enqueue.
+    pub writer_queue_max: usize,
+    /// sled's page cache in bytes.
+    pub cache_bytes: u64,
+}
+
+impl TillConfig {
+    /// A standalone till with the defaults: USD, no tax, 1,024 queued edits, 32 MiB cache.
+    pub fn new(data_dir: PathBuf, code: TillCode) -> TillConfig {
+        TillConfig {
+            data_dir,
+            code,
+            currency: Currency::parse("USD").unwrap_or_else(|_| unreachable!("USD is a currency code")),
+            tax_rate_bps: 0,
+            hq: None,
+            writer_queue_max: 1024,
+            cache_bytes: 32 * 1024 * 1024,
+        }
+    }
+
+    /// The device id a till writes as: `till-<code>`.
+    pub fn device_id(&self) -> String {
+        format!("till-{}", self.code)
+    }
+}
+
+/// An item as the front-end sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ItemInput {
+    /// Product code.
+    pub sku: String,
+    /// Product name.
+    pub name: String,
+    /// How many.
+    pub quantity: i64,
+    /// Price of one.
+    pub unit_price: Amount,
+}
+
+/// A new order as the front-end sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderInput {
+    /// The front-end's idempotency key: the same key twice creates one order.
+    #[serde(default)]
+    pub local_id: Option<Uuid>,
+    /// The items.
+    pub items: Vec<ItemInput>,
+    /// Free-text notes.
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// A payment the till took (its claim until HQ settles).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PaymentInput {
+    /// How the guest paid.
+    pub method: PaymentMethod,
+    /// `PAID` (default) or `PENDING`.
+    #[serde(default = "paid")]
+    pub status: PaymentStatus,
+    /// How much; the order total when absent.
+    #[serde(default)]
+    pub amount: Option<Amount>,
+    /// Last four digits of the card.
+    #[serde(default)]
+    pub card_last4: Option<String>,
+    /// The payment processor's reference.
+    #[serde(default)]
+    pub processor_reference: Option<String>,
+}
+
+fn paid() -> PaymentStatus {
+    PaymentStatus::Paid
+}
+
+/// An order with its hash and its transactions, as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderDetail {
+    /// The order.
+    #[serde(flatten)]
+    pub order: Order,
+    /// The canonical hash (the legacy API's `serverHash`).
+    pub server_hash: String,
+    /// The order's payment transactions.
+    pub transactions: Vec<Transaction>,
+}
+
+/// Where the till stands with its peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOverview {
+    /// Documents held.
+    pub documents: u64,
+    /// Documents not yet held by every remote (all of them while there is no remote).
+    pub pending: u64,
+    /// Documents every remote holds as they are here.
+    pub synced: u64,
+    /// Documents whose last sync attempt failed with some remote.
+    pub failed: u64,
+    /// The latest successful sync with any remote.
+    pub last_sync_at: Option<Timestamp>,
+    /// Per remote.
+    pub remotes: Vec<RemoteCounts>,
+}
+
+/// A running till. Cheap to clone; clones share the till.
+#[derive(Debug, Clone)]
+pub struct Till {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    writer: Writer,
+    config: TillConfig,
+    device_id: String,
+    /// This process run's Automerge actor: fresh on every start, so a change lost in a crash
+    /// can never be confused with a new one carrying the same sequence number.
+    actor: ActorId,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Till").field("device_id", &self.device_id).field("actor", &self.actor).finish()
+    }
+}
+
+impl Till {
+    /// Opens the till's store (creating it on first start) and starts its writer.
+    pub fn open(config: TillConfig, clock: Arc<dyn Clock>) -> Result<Till, TillError> {
+        let store =
+            Store::open(&config.data_dir, StoreOptions { cache_bytes: config.cache_bytes, hq: config.hq })?;
+        let device_id = config.device_id();
+        store.bind_till(&TillIdentity { code: config.code.clone(), device_id: device_id.clone() })?;
+        let writer = Writer::spawn(store.clone(), config.writer_queue_max).map_err(|error| {
+            TillError::NotDurable { detail: format!("cannot start the writer thread: {error}") }
+        })?;
+        let actor = ActorId::from(Uuid::new_v4().into_bytes());
+        Ok(Till { inner: Arc::new(Inner { store, writer, config, device_id, actor, clock }) })
+    }
+
+    /// The device id this till writes as.
+    pub fn device_id(&self) -> &str {
+        &self.inner.device_id
+    }
+
+    /// The till's configuration.
+    pub fn config(&self) -> &TillConfig {
+        &self.inner.config
+    }
+
+    /// The till's store (for reads).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Stops taking edits, finishes and flushes the queued ones.
+    pub fn close(&self) {
+        self.inner.writer.close();
+    }
+
+    /// Creates an order. Returns it and whether it is new: an order whose `localId` is already
+    /// here is returned as it is.
+    pub async fn create_order(&self, input: OrderInput) -> Result<(OrderDetail, bool), TillError> {
+        let local_id = input.local_id.unwrap_or_else(Uuid::new_v4);
+        if let Some(existing) = self.inner.store.find_local_id(local_id)? {
+            return Ok((self.order(existing)?, false));
+        }
+        let inner = Arc::clone(&self.inner);
+        let items: Vec<NewItem> = input.items.into_iter().map(new_item).collect();
+        let job: Job = Box::new(move |store: &Store| {
+            if let Some(existing) = store.find_local_id(local_id)? {
+                return Err(TillError::AlreadyExists { id: existing });
+            }
+            let sequence = store.next_order_sequence()?;
+            let new = NewOrder {
+                id: Uuid::new_v4(),
+                local_id,
+                number: inner.config.code.order_number(sequence),
+                device_id: inner.device_id.clone(),
+                currency: inner.config.currency,
+                tax_rate_bps: inner.config.tax_rate_bps,
+                items,
+                notes: input.notes,
+                created_at: inner.clock.now(),
+            };
+            Ok(vec![Document::Order(OrderDoc::create(new, inner.actor.clone())?)])
+        });
+        match self.inner.writer.submit(job).await {
+            Ok(documents) => Ok((self.detail_of(documents)?, true)),
+            Err(TillError::AlreadyExists { id }) => Ok((self.order(id)?, false)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Adds an item to an order.
+    pub async fn add_item(&self, order_id: Uuid, item: ItemInput) -> Result<OrderDetail, TillError> {
+        let item = new_item(item);
+        self.edit_order(order_id, move |order, by, at| order.add_item(item, by, at)).await
+    }
+
+    /// Sets an item's quantity.
+    pub async fn set_quantity(
+        &self,
+        order_id: Uuid,
+        item_id: Uuid,
+        quantity: i64,
+    ) -> Result<OrderDetail, TillError> {
+        self.edit_order(order_id, move |order, by, at| order.set_quantity(item_id, quantity, by, at)).await
+    }
+
+    /// Voids an item.
+    pub async fn void_item(&self, order_id: Uuid, item_id: Uuid) -> Result<OrderDetail, TillError> {
+        self.edit_order(order_id, move |order, by, at| order.void_item(item_id, by, at)).await
+    }
+
+    /// Moves an order forward (`VOIDED` voids it).
+    pub async fn advance(&self, order_id: Uuid, status: OrderStatus) -> Result<OrderDetail, TillError> {
+        self.edit_order(order_id, move |order, by, at| order.advance(status, by, at)).await
+    }
+
+    /// Replaces an order's notes.
+    pub async fn set_notes(&self, order_id: Uuid, notes: String) -> Result<OrderDetail, TillError> {
+        self.edit_order(order_id, move |order, by, at| order.set_notes(&notes, by, at)).await
+    }
+
+    /// Records a payment: a transaction document and the till's claim on the order.
+    pub async fn record_payment(
+        &self,
+        order_id: Uuid,
+        payment: PaymentInput,
+    ) -> Result<OrderDetail, TillError> {
+        let inner = Arc::clone(&self.inner);
+        let job: Job = Box::new(move |store: &Store| {
+            let mut order = load_order(store, order_id)?;
+            let at = inner.clock.now();
+            let by = inner.device_id.as_str();
+            let view = order.view(inner.config.hq.as_ref()).map_err(EditError::from)?;
+            let paid_before = store.transactions_of(order_id)?.len();
+            let transaction = TransactionDoc::create(
+                NewTransaction {
+                    id: Uuid::new_v4(),
+                    local_id: Uuid::new_v4(),
+                    reference_number: format!("{}-P{}", view.order_number, paid_before + 1),
+                    order_id,
+                    device_id: inner.device_id.clone(),
+                    amount: payment.amount.unwrap_or(view.total),
+                    currency: view.currency,
+                    payment_method: payment.method,
+                    status: payment.status,
+                    card_last4: payment.card_last4,
+                    processor_reference: payment.processor_reference,
+                    created_at: at,
+                },
+                inner.actor.clone(),
+            )?;
+            order.claim_payment(payment.method, payment.status, by, at)?;
+            Ok(vec![Document::Order(order), Document::Transaction(transaction)])
+        });
+        let documents = self.inner.writer.submit(job).await?;
+        self.detail_of(documents)
+    }
+
+    /// One order with its transactions.
+    pub fn order(&self, id: Uuid) -> Result<OrderDetail, TillError> {
+        let order = load_order(&self.inner.store, id)?;
+        self.detail(&order)
+    }
+
+    /// A page of order summaries.
+    pub fn list(&self, query: &OrderQuery) -> Result<OrderPage, TillError> {
+        Ok(self.inner.store.list_orders(query)?)
+    }
+
+    /// Where the till stands with its peers.
+    pub fn sync_overview(&self) -> Result<SyncOverview, TillError> {
+        let store = &self.inner.store;
+        let documents = store.document_count() as u64;
+        let remotes: Vec<RemoteCounts> =
+            store.remotes()?.iter().map(|remote| store.remote_counts(remote)).collect::<Result<_, _>>()?;
+        let synced = remotes.iter().map(|r| r.synced).min().unwrap_or(0);
+        let failed = remotes.iter().map(|r| r.failed).max().unwrap_or(0);
+        Ok(SyncOverview {
+            documents,
+            pending: documents.saturating_sub(synced).saturating_sub(failed),
+            synced,
+            failed,
+            last_sync_at: remotes.iter().filter_map(|r| r.last_sync_at).max(),
+            remotes,
+        })
+    }
+
+    async fn edit_order(
+        &self,
+        order_id: Uuid,
+        edit: impl FnOnce(&mut OrderDoc, &str, Timestamp) -> Result<(), EditError> + Send + 'static,
+    ) -> Result<OrderDetail, TillError> {
+        let inner = Arc::clone(&self.inner);
+        let job: Job = Box::new(move |store: &Store| {
+            let mut order = load_order(store, order_id)?;
+            edit(&mut order, &inner.device_id, inner.clock.now())?;
+            Ok(vec![Document::Order(order)])
+        });
+        let documents = self.inner.writer.submit(job).await?;
+        self.detail_of(documents)
+    }
+
+    /// The detail of the order among freshly written documents.
+    fn detail_of(&self, documents: Vec<Document>) -> Result<OrderDetail, TillError> {
+        let order = documents.into_iter().find_map(|document| match document {
+            Document::Order(order) => Some(order),
+            Document::Transaction(_) => None,
+        });
+        match order {
+            Some(order) => self.detail(&order),
+            None => Err(TillError::Internal { detail: "an order edit wrote no order" }),
+        }
+    }
+
+    fn detail(&self, order: &OrderDoc) -> Result<OrderDetail, TillError> {
+        let hq = self.inner.config.hq.as_ref();
+        let order = order.view(hq).map_err(EditError::from)?;
+        let mut transactions = Vec::new();
+        for id in self.inner.store.transactions_of(order.id)? {
+            match self.inner.store.get(id)? {
+                Some(Document::Transaction(transaction)) => {
+                    transactions.push(transaction.view(hq).map_err(EditError::from)?);
+                }
+                _ => return Err(TillError::NotFound { kind: DocKind::Transaction, id }),
+            }
+        }
+        transactions.sort_by_key(|transaction| (transaction.created_at, transaction.id));
+        Ok(OrderDetail { server_hash: order_hash(&order), order, transactions })
+    }
+}
+
+fn new_item(input: ItemInput) -> NewItem {
+    NewItem {
+        id: Uuid::new_v4(),
+        sku: input.sku,
+        name: input.name,
+        quantity: input.quantity,
+        unit_price: input.unit_price,
+    }
+}
+
+fn load_order(store: &Store, id: Uuid) -> Result<OrderDoc, TillError> {
+    match store.get(id)? {
+        Some(Document::Order(order)) => Ok(order),
+        _ => Err(TillError::NotFound { kind: DocKind::Order, id }),
+    }
+}

@@ -1,0 +1,423 @@
+//! The till's HTTP API end to end on a real socket (127.0.0.1:0) over a real sled store.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tillmesh_core::TillCode;
+use tillmesh_node::{SystemClock, Till, TillConfig};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+struct Harness {
+    till: Till,
+    base: String,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Harness::start_in(dir).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir) -> Harness {
+        let mut config = TillConfig::new(dir.path().join("till"), TillCode::parse("A").expect("code"));
+        config.tax_rate_bps = 825;
+        let till = Till::open(config, Arc::new(SystemClock)).expect("open till");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(tillmesh_node::http::serve(listener, till.clone(), async {
+            let _ = stopped.await;
+        }));
+        Harness { till, base, client: reqwest::Client::new(), stop: Some(stop), server: Some(server), dir }
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server");
+        }
+        drop(self.till);
+        self.dir
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let url = format!("{}{path}", self.base);
+        let request = match method {
+            "GET" => self.client.get(url),
+            "POST" => self.client.post(url),
+            "PATCH" => self.client.patch(url),
+            other => panic!("unknown method {other}"),
+        };
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn raw(&self, path: &str, content_type: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.base)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Every document's bytes and the order sequence: what "nothing changed" compares.
+    fn snapshot(&self) -> Vec<(Uuid, Vec<u8>)> {
+        let store = self.till.store();
+        store
+            .document_ids()
+            .map(|id| {
+                let id = id.expect("id");
+                (id, store.get_bytes(id).expect("read").expect("present"))
+            })
+            .collect()
+    }
+}
+
+fn soup(quantity: Value, price: Value) -> Value {
+    json!({ "sku": "SOUP", "name": "Tomato soup", "quantity": quantity, "unitPrice": price })
+}
+
+#[tokio::test]
+async fn orders_go_through_their_whole_life() {
+    let till = Harness::start().await;
+    let (status, order) = till
+        .call(
+            "POST",
+            "/api/orders",
+            Some(json!({ "items": [soup(json!(2), json!(4.50))], "notes": "table 4" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["orderNumber"], "A-1");
+    assert_eq!(order["subtotal"].to_string(), "9.00");
+    assert_eq!(order["tax"].to_string(), "0.74");
+    let id = order["id"].as_str().expect("id").to_string();
+
+    let (status, order) = till
+        .call(
+            "POST",
+            &format!("/api/orders/{id}/items"),
+            Some(json!({ "sku": "BREAD", "name": "Bread", "quantity": 1, "unitPrice": "2.25" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{order}");
+    let bread =
+        order["items"].as_array().expect("items").iter().find(|i| i["sku"] == "BREAD").expect("bread")["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+    let (status, order) =
+        till.call("PATCH", &format!("/api/orders/{id}/items/{bread}"), Some(json!({ "quantity": 3 }))).await;
+    assert_eq!(status, StatusCode::OK, "{order}");
+    assert_eq!(order["subtotal"].to_string(), "15.75");
+    let (status, order) = till.call("POST", &format!("/api/orders/{id}/items/{bread}/void"), None).await;
+    assert_eq!(status, StatusCode::OK, "{order}");
+    assert_eq!(order["subtotal"].to_string(), "9.00");
+    for next in ["SENT", "READY", "SERVED"] {
+        let (status, order) =
+            till.call("POST", &format!("/api/orders/{id}/status"), Some(json!({ "status": next }))).await;
+        assert_eq!((status, order["status"].as_str()), (StatusCode::OK, Some(next)));
+    }
+    let (status, order) = till
+        .call(
+            "POST",
+            &format!("/api/orders/{id}/payments"),
+            Some(json!({ "method": "CARD", "cardLast4": "4242" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["payment"]["status"], "PAID");
+    assert_eq!(order["payment"]["confirmed"], false);
+    assert_eq!(order["transactions"][0]["amount"].to_string(), "9.74");
+    assert_eq!(order["transactions"][0]["referenceNumber"], "A-1-P1");
+    let (status, order) =
+        till.call("PATCH", &format!("/api/orders/{id}"), Some(json!({ "notes": "paid" }))).await;
+    assert_eq!((status, &order["notes"]), (StatusCode::OK, &json!("paid")));
+    let (status, fetched) = till.call("GET", &format!("/api/orders/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fetched, order, "GET returns what the last edit answered");
+
+    let (status, sync) = till.call("GET", "/api/sync/status", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((sync["documents"].as_u64(), sync["pending"].as_u64()), (Some(2), Some(2)), "{sync}");
+    let (status, answer) = till.call("POST", "/api/sync/now", None).await;
+    assert_eq!((status, &answer["peers"]), (StatusCode::ACCEPTED, &json!(0)));
+    till.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_local_id_creates_one_order() {
+    let till = Harness::start().await;
+    let body =
+        json!({ "localId": "6f1c0d52-5b36-4b8f-9d2a-8d9a1c3e4f50", "items": [soup(json!(1), json!(1))] });
+    let (first, order) = till.call("POST", "/api/orders", Some(body.clone())).await;
+    let mut ids = Vec::new();
+    for _ in 0..9 {
+        let (status, again) = till.call("POST", "/api/orders", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::OK);
+        ids.push(again["id"].clone());
+    }
+    assert_eq!(first, StatusCode::CREATED);
+    assert!(ids.iter().all(|id| *id == order["id"]));
+    assert_eq!(till.till.store().document_count(), 1);
+    till.stop().await;
+}
+
+#[tokio::test]
+async fn lists_page_and_filter() {
+    let till = Harness::start().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let (_, order) =
+            till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(n + 1), json!(1))] }))).await;
+        ids.push(order["id"].as_str().expect("id").to_string());
+    }
+    till.call("POST", &format!("/api/orders/{}/status", ids[0]), Some(json!({ "status": "SENT" }))).await;
+    let (status, page) = till.call("GET", "/api/orders?limit=2", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["orders"].as_array().expect("orders").len(), 2);
+    assert_eq!(page["orders"][0]["id"], json!(ids[0]), "the edited order is the most recent");
+    let cursor = page["nextCursor"].as_str().expect("more pages");
+    let (_, rest) = till.call("GET", &format!("/api/orders?limit=10&cursor={cursor}"), None).await;
+    assert_eq!(rest["orders"].as_array().expect("orders").len(), 3);
+    assert_eq!(rest["nextCursor"], Value::Null);
+    let (_, sent) = till.call("GET", "/api/orders?status=SENT", None).await;
+    assert_eq!(sent["orders"].as_array().expect("orders").len(), 1);
+    let (_, none) = till.call("GET", "/api/orders?since=99999999999999", None).await;
+    assert_eq!(none["orders"].as_array().expect("orders").len(), 0);
+    till.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let till = Harness::start().await;
+    let (_, order) =
+        till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(1), json!(1))] }))).await;
+    let id = order["id"].as_str().expect("id").to_string();
+    let item = order["items"][0]["id"].as_str().expect("item").to_string();
+    let (_, voided) =
+        till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(1), json!(1))] }))).await;
+    let voided = voided["id"].as_str().expect("id").to_string();
+    till.call("POST", &format!("/api/orders/{voided}/void"), None).await;
+    let missing = Uuid::new_v4();
+
+    let long_name = "n".repeat(121);
+    let many_items: Vec<Value> = (0..201).map(|_| soup(json!(1), json!(1))).collect();
+    let table: Vec<(&str, String, Value, StatusCode, &str)> = vec![
+        ("POST", "/api/orders".into(), json!({ "items": "soup" }), StatusCode::BAD_REQUEST, "invalid_body"),
+        (
+            "POST",
+            "/api/orders".into(),
+            json!({ "items": [], "table": 4 }),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/api/orders".into(),
+            json!({ "items": [soup(json!(1), json!(4.555))] }),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/api/orders".into(),
+            json!({ "items": [soup(json!(1), json!("NaN"))] }),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/api/orders".into(),
+            json!({ "items": [soup(json!(1), json!(1e300))] }),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/api/orders".into(),
+            json!({ "items": [soup(json!(1), json!(-1))] }),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/orders".into(),
+            json!({ "items": [soup(json!(0), json!(1))] }),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/orders".into(),
+            json!({ "items": [soup(json!(1.5), json!(1))] }),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/api/orders".into(),
+            json!({ "items": [], "notes": "card 4111 1111 1111 1111" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/orders".into(),
+            json!({ "items": [{ "sku": "S", "name": long_name, "quantity": 1, "unitPrice": 1 }] }),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/orders".into(),
+            json!({ "items": many_items }),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            format!("/api/orders/{id}/status"),
+            json!({ "status": "OPEN" }),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            "POST",
+            format!("/api/orders/{id}/status"),
+            json!({ "status": "BOGUS" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            format!("/api/orders/{missing}/status"),
+            json!({ "status": "SENT" }),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "PATCH",
+            format!("/api/orders/{id}/items/{missing}"),
+            json!({ "quantity": 2 }),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "PATCH",
+            format!("/api/orders/{id}/items/{item}"),
+            json!({ "quantity": 0 }),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "PATCH",
+            format!("/api/orders/{id}/items/{item}"),
+            json!({ "quantity": "2" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            format!("/api/orders/{id}/payments"),
+            json!({ "method": "CARD", "status": "CAPTURED" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            format!("/api/orders/{id}/payments"),
+            json!({ "method": "CARD", "cardLast4": "12345" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            format!("/api/orders/{id}/payments"),
+            json!({ "method": "CARD", "processorReference": "4111111111111111" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            format!("/api/orders/{id}/payments"),
+            json!({ "method": "BITCOIN" }),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            format!("/api/orders/{voided}/items"),
+            soup(json!(1), json!(1)),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        ("POST", format!("/api/orders/{voided}/void"), Value::Null, StatusCode::CONFLICT, "conflict"),
+        ("GET", "/api/orders/not-a-uuid".into(), Value::Null, StatusCode::BAD_REQUEST, "invalid_path"),
+        ("GET", format!("/api/orders/{missing}"), Value::Null, StatusCode::NOT_FOUND, "not_found"),
+        ("GET", "/api/orders?status=NOPE".into(), Value::Null, StatusCode::BAD_REQUEST, "invalid_query"),
+        ("GET", "/api/orders?limit=abc".into(), Value::Null, StatusCode::BAD_REQUEST, "invalid_query"),
+        ("GET", "/api/orders?cursor=zz".into(), Value::Null, StatusCode::BAD_REQUEST, "invalid_query"),
+        ("GET", "/api/orders?table=4".into(), Value::Null, StatusCode::BAD_REQUEST, "invalid_query"),
+        ("GET", "/api/nothing-here".into(), Value::Null, StatusCode::NOT_FOUND, "not_found"),
+    ];
+    for (method, path, body, expected_status, expected_error) in table {
+        let before = till.snapshot();
+        let body = if body.is_null() { None } else { Some(body) };
+        let (status, answer) = till.call(method, &path, body.clone()).await;
+        assert_eq!(status, expected_status, "{method} {path} {body:?}: {answer}");
+        assert_eq!(answer["error"], expected_error, "{method} {path} {body:?}: {answer}");
+        assert!(answer["detail"].as_str().is_some_and(|d| !d.is_empty()), "{answer}");
+        assert!(till.snapshot() == before, "{method} {path} changed the store");
+    }
+
+    let raw_cases: Vec<(Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+        (Some("application/json"), b"{not json".to_vec(), StatusCode::BAD_REQUEST, "invalid_json"),
+        (None, br#"{"items":[]}"#.to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (Some("application/json"), vec![b' '; 70 * 1024], StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+    ];
+    for (content_type, body, expected_status, expected_error) in raw_cases {
+        let before = till.snapshot();
+        let (status, answer) = till.raw("/api/orders", content_type, body).await;
+        assert_eq!((status, answer["error"].as_str()), (expected_status, Some(expected_error)), "{answer}");
+        assert!(till.snapshot() == before);
+    }
+    till.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_keeps_every_acknowledged_order() {
+    let till = Harness::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let (status, order) =
+            till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(1), json!(3))] }))).await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(order["id"].clone());
+    }
+    let dir = till.stop().await;
+    let till = Harness::start_in(dir).await;
+    for id in &ids {
+        let (status, _) = till.call("GET", &format!("/api/orders/{}", id.as_str().expect("id")), None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (_, order) =
+        till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(1), json!(3))] }))).await;
+    assert_eq!(order["orderNumber"], "A-21", "numbering continues after a restart");
+    till.stop().await;
+}
