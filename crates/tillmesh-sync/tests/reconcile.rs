@@ -1,0 +1,198 @@
+//! Reconciliation and document sync between two in-memory peers: they always converge, and the
+//! cost follows the differences.
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ROOT};
+use proptest::prelude::*;
+use tillmesh_sync::{Documents, MemoryDocuments, Session, encode};
+use uuid::Uuid;
+
+/// Counts of one conversation.
+#[derive(Debug, Default)]
+struct Conversation {
+    round_trips: usize,
+    bytes: usize,
+}
+
+/// Runs a conversation started by `a` until both outboxes are empty: each round trip is one
+/// frame from `a` and the answer from `b` (as request and response on the network).
+fn converse(a: &mut MemoryDocuments, b: &mut MemoryDocuments) -> Conversation {
+    let (mut on_a, mut on_b) = (Session::new(), Session::new());
+    on_a.start_reconcile(a.index());
+    let mut talk = Conversation::default();
+    while on_a.has_outgoing() || on_b.has_outgoing() {
+        talk.round_trips += 1;
+        assert!(talk.round_trips < 1_000, "no convergence");
+        if let Some(frame) = on_a.next_frame() {
+            talk.bytes += encode(&frame).len();
+            on_b.receive(frame, b).expect("in memory");
+        }
+        if let Some(frame) = on_b.next_frame() {
+            talk.bytes += encode(&frame).len();
+            on_a.receive(frame, a).expect("in memory");
+        }
+    }
+    talk
+}
+
+fn doc(n: u64, actor: u8) -> AutoCommit {
+    let mut doc = AutoCommit::new().with_actor(ActorId::from([actor; 16]));
+    doc.put(ROOT, "n", n).expect("put");
+    doc.put(ROOT, "name", format!("order {n}")).expect("put");
+    doc
+}
+
+fn id(n: u64) -> Uuid {
+    // Spread ids over the space like random UUIDs, deterministically.
+    Uuid::from_u128(u128::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835))
+}
+
+fn assert_same(a: &MemoryDocuments, b: &MemoryDocuments) {
+    assert_eq!(a.index(), b.index(), "indexes differ");
+    for (id, doc) in a.iter() {
+        let mut mine = doc.clone();
+        let mut theirs = b.get(id).expect("present on both").clone();
+        let (mut x, mut y) = (mine.get_heads(), theirs.get_heads());
+        x.sort();
+        y.sort();
+        assert_eq!(x, y, "heads of {id} differ");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever the two sets (shared, only on one side, edited on either or both), one
+    /// conversation leaves both peers with the same documents at the same heads.
+    #[test]
+    fn any_two_sets_converge(
+        shared in 0u64..120,
+        only_a in 0u64..40,
+        only_b in 0u64..40,
+        edits in proptest::collection::vec((0u64..120, any::<bool>(), any::<bool>()), 0..30),
+    ) {
+        let mut a = MemoryDocuments::new();
+        let mut b = MemoryDocuments::new();
+        for n in 0..shared {
+            let base = doc(n, 1);
+            a.put(id(n), base.clone());
+            b.put(id(n), base);
+        }
+        for n in 0..only_a {
+            a.put(id(1_000 + n), doc(1_000 + n, 2));
+        }
+        for n in 0..only_b {
+            b.put(id(2_000 + n), doc(2_000 + n, 3));
+        }
+        for (n, on_a, on_b) in edits {
+            if n >= shared {
+                continue;
+            }
+            for (side, actor, flag) in [(&mut a, 4u8, on_a), (&mut b, 5u8, on_b)] {
+                if flag {
+                    let mut edited = side.get(&id(n)).expect("shared").clone().with_actor(ActorId::from([actor; 16]));
+                    edited.put(ROOT, format!("edit{actor}"), n as i64).expect("put");
+                    side.put(id(n), edited);
+                }
+            }
+        }
+        converse(&mut a, &mut b);
+        assert_same(&a, &b);
+        prop_assert_eq!(a.index().len() as u64, shared + only_a + only_b);
+    }
+}
+
+fn peers_with(count: u64) -> (MemoryDocuments, MemoryDocuments) {
+    let mut a = MemoryDocuments::new();
+    for n in 0..count {
+        a.put(id(n), doc(n, 1));
+    }
+    let b = a.clone();
+    (a, b)
+}
+
+#[test]
+fn identical_sets_agree_in_one_round_trip() {
+    let (mut a, mut b) = peers_with(10_000);
+    let talk = converse(&mut a, &mut b);
+    assert_eq!(talk.round_trips, 1, "{talk:?}");
+    assert!(talk.bytes <= 64, "{talk:?}");
+}
+
+/// A real order document (as a till makes it), cloned under many ids: realistic sizes cheaply.
+fn order_doc() -> tillmesh_core::OrderDoc {
+    use tillmesh_core::{Amount, Currency, NewItem, NewOrder, OrderDoc, TillCode, Timestamp};
+    let items = (0..3)
+        .map(|n| NewItem {
+            id: Uuid::from_u128(100 + n),
+            sku: format!("SKU{n}"),
+            name: format!("Dish number {n}"),
+            quantity: 1 + n as i64,
+            unit_price: Amount::from_minor(450 + n as i64),
+        })
+        .collect();
+    let new = NewOrder {
+        id: Uuid::from_u128(7),
+        local_id: Uuid::from_u128(8),
+        number: TillCode::parse("A").expect("code").order_number(1),
+        device_id: "till-A".into(),
+        currency: Currency::parse("USD").expect("code"),
+        tax_rate_bps: 825,
+        items,
+        notes: String::new(),
+        created_at: Timestamp(1_704_067_200_000),
+    };
+    OrderDoc::create(new, ActorId::from([1; 16])).expect("valid order")
+}
+
+#[test]
+fn ten_differences_in_ten_thousand_orders_cost_about_the_differences() {
+    let mut order = order_doc();
+    let mut a = MemoryDocuments::new();
+    for n in 0..10_000 {
+        a.put(id(n), order.automerge().clone());
+    }
+    let mut b = a.clone();
+    let mut differing_bytes = 0;
+    for n in (0..10_000).step_by(1_000) {
+        let mut edited = order.fork(ActorId::from([9; 16]));
+        edited
+            .advance(tillmesh_core::OrderStatus::Sent, "till-B", tillmesh_core::Timestamp(1_704_067_300_000))
+            .expect("advance");
+        differing_bytes += edited.save().len();
+        a.put(id(n), edited.automerge().clone());
+    }
+    let talk = converse(&mut a, &mut b);
+    assert_same(&a, &b);
+    println!("10 of 10,000 orders differ: {talk:?}, the 10 documents are {differing_bytes} bytes");
+    assert!(talk.round_trips <= 6, "{talk:?}");
+    assert!(talk.bytes <= 2 * differing_bytes, "{talk:?} vs {differing_bytes} bytes of documents");
+    let mut b = a.clone();
+    let talk = converse(&mut a, &mut b);
+    println!("10,000 identical orders: {talk:?}");
+    assert!(talk.round_trips <= 3 && talk.bytes <= 4_096, "{talk:?}");
+}
+
+#[test]
+fn an_empty_peer_receives_everything_whole() {
+    let (mut a, _) = peers_with(2_000);
+    let mut b = MemoryDocuments::new();
+    let talk = converse(&mut a, &mut b);
+    assert_same(&a, &b);
+    assert!(talk.round_trips <= 3, "{talk:?}");
+}
+
+#[test]
+fn refused_documents_change_nothing() {
+    let mut a = MemoryDocuments::new();
+    a.put(id(1), doc(1, 1));
+    let mut b = MemoryDocuments::with_validator(|_, doc| {
+        use automerge::ReadDoc;
+        match doc.get(ROOT, "n") {
+            Ok(Some(_)) => Err("not accepted here".into()),
+            _ => Ok(()),
+        }
+    });
+    converse(&mut a, &mut b);
+    assert!(b.index().is_empty());
+}
