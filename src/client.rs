@@ -273,6 +273,20 @@ pub(crate) async fn status(args: ClientArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tillmesh roster apply FILE`: posts a signed roster entry to a till.
+pub(crate) async fn apply_roster(file: &std::path::Path, args: ClientArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let entry: tillmesh_core::SignedRosterEntry = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a signed roster entry", file.display()))?;
+    let till = TillClient::new(&args)?;
+    let answer = till.post("/api/roster", &entry).await?;
+    if args.json {
+        return print_json(&answer);
+    }
+    println!("roster entry for {} applied and passed on", entry.entry.peer_id);
+    Ok(())
+}
+
 /// `2024-01-01T00:00:00Z`.
 fn time(at: Timestamp) -> String {
     let when = UNIX_EPOCH + Duration::from_millis(u64::try_from(at.0).unwrap_or(0));

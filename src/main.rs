@@ -5,6 +5,7 @@
 
 mod client;
 mod run_till;
+mod shop;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +34,64 @@ enum Command {
     Order(OrderCommand),
     /// Show a running till's documents and sync state.
     Status(ClientArgs),
+    /// Create a shop and manage its roster of tills.
+    #[command(subcommand)]
+    Shop(ShopCommand),
+    /// Hand a running till a signed roster entry (e.g. a revocation); it passes it on.
+    #[command(subcommand)]
+    Roster(RosterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ShopCommand {
+    /// Create a shop: shop key, HQ identity, empty roster (in DIR/shop.json and DIR/roster.json).
+    Init {
+        /// The shop's directory (created).
+        #[arg(long, value_name = "SHOP")]
+        dir: PathBuf,
+        /// The shop's currency (ISO 4217).
+        #[arg(long, default_value = "USD")]
+        currency: Currency,
+        /// The shop's tax rate in basis points (825 = 8.25 %).
+        #[arg(long, default_value_t = 0)]
+        tax_rate_bps: u32,
+    },
+    /// Add a till: a new identity and its HQ-signed roster entry, written to one credentials file.
+    AddTill {
+        /// The shop's directory.
+        #[arg(long, value_name = "SHOP")]
+        dir: PathBuf,
+        /// The till's code (unique among the shop's active tills).
+        #[arg(long)]
+        code: TillCode,
+        /// Where to write the credentials (refuses to overwrite).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Revoke a till: a newer, revoked roster entry; apply it to any running till with `tillmesh
+    /// roster apply` and every peer disconnects the till.
+    RevokeTill {
+        /// The shop's directory.
+        #[arg(long, value_name = "SHOP")]
+        dir: PathBuf,
+        /// The till's code.
+        #[arg(long)]
+        code: TillCode,
+        /// Write the signed revocation here instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RosterCommand {
+    /// Send a signed roster entry (JSON file) to a running till.
+    Apply {
+        /// The signed entry, as `tillmesh shop revoke-till` writes it.
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -40,17 +99,34 @@ struct TillArgs {
     /// Directory of the till's store (created on first start).
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
-    /// The till's code in its shop: 1-8 letters or digits, starting with a letter.
-    #[arg(long, value_name = "CODE")]
-    code: TillCode,
+    /// The till's credentials (from `tillmesh shop add-till`): joins the shop's mesh.
+    /// Without them the till runs standalone.
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
+    /// The till's code in its shop: 1-8 letters or digits, starting with a letter (taken from
+    /// the credentials when given).
+    #[arg(long, value_name = "CODE", required_unless_present = "credentials")]
+    code: Option<TillCode>,
+    /// Where to listen for peers (libp2p multiaddr); repeatable. Needs --credentials.
+    #[arg(long, value_name = "MULTIADDR", requires = "credentials")]
+    listen: Vec<tillmesh_net::Multiaddr>,
+    /// A peer to dial and keep re-dialing; repeatable. Needs --credentials.
+    #[arg(long, value_name = "MULTIADDR", requires = "credentials")]
+    peer: Vec<tillmesh_net::Multiaddr>,
+    /// Discover peers on the LAN with mDNS (not on loopback). Needs --credentials.
+    #[arg(long, requires = "credentials")]
+    mdns: bool,
+    /// How often to reconcile with every peer, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    sync_interval_ms: u64,
     /// Address of the local HTTP API (port 0 picks a free port; the chosen one is printed).
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
-    /// The shop's currency (ISO 4217).
-    #[arg(long, default_value = "USD")]
+    /// The shop's currency (ISO 4217; taken from the credentials when given).
+    #[arg(long, default_value = "USD", conflicts_with = "credentials")]
     currency: Currency,
-    /// The shop's tax rate in basis points (825 = 8.25 %).
-    #[arg(long, default_value_t = 0)]
+    /// The shop's tax rate in basis points (825 = 8.25 %; taken from the credentials when given).
+    #[arg(long, default_value_t = 0, conflicts_with = "credentials")]
     tax_rate_bps: u32,
 }
 
@@ -146,6 +222,14 @@ fn main() -> std::process::ExitCode {
             Command::Till(args) => run_till::run(args).await,
             Command::Order(command) => client::order(command).await,
             Command::Status(args) => client::status(args).await,
+            Command::Shop(ShopCommand::Init { dir, currency, tax_rate_bps }) => {
+                shop::init(&dir, currency, tax_rate_bps)
+            }
+            Command::Shop(ShopCommand::AddTill { dir, code, out }) => shop::add_till(&dir, code, &out),
+            Command::Shop(ShopCommand::RevokeTill { dir, code, out }) => shop::revoke_till(&dir, code, out),
+            Command::Roster(RosterCommand::Apply { file, client }) => {
+                client::apply_roster(&file, client).await
+            }
         }
     });
     match result {

@@ -13,34 +13,62 @@ const START_TIMEOUT_MS: u64 = 20_000;
 /// A till process started from the real binary.
 pub struct TillProcess {
     pub child: Child,
+    /// Its HTTP API.
     pub url: String,
+    /// Its peer address (`/ip4/…/tcp/…/p2p/…`), when it listens for peers.
+    pub peer: Option<String>,
 }
 
 impl TillProcess {
-    /// Starts `tillmesh till` on 127.0.0.1:0 and waits for its "listening on" line.
+    /// Starts a standalone `tillmesh till` on 127.0.0.1:0 and waits for its address.
     pub fn start(data_dir: &Path, code: &str) -> TillProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tillmesh"))
-            .args(["till", "--data-dir"])
-            .arg(data_dir)
-            .args(["--code", code, "--http", "127.0.0.1:0", "--tax-rate-bps", "825"])
+        let data_dir = data_dir.to_str().expect("utf-8 path");
+        TillProcess::spawn(&["--data-dir", data_dir, "--code", code, "--tax-rate-bps", "825"])
+    }
+
+    /// Starts `tillmesh till` with `args` (plus `--http 127.0.0.1:0`) and waits until it prints
+    /// its HTTP address (and its peer address before that, when it listens for peers).
+    pub fn spawn(args: &[&str]) -> TillProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_tillmesh"))
+            .arg("till")
+            .args(args)
+            .args(["--http", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn tillmesh");
-        let stdout = child.stdout.take().expect("stdout");
+        // Owned by the guard from here on: a failed start still kills and reaps the process.
+        let mut till = TillProcess { child, url: String::new(), peer: None };
+        let stdout = till.child.stdout.take().expect("stdout");
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("http://") {
-                    let _ = sender.send(line[at..].trim().to_string());
-                }
+                let _ = sender.send(line);
             }
         });
-        let url = receiver
-            .recv_timeout(Duration::from_millis(START_TIMEOUT_MS))
-            .expect("the till printed its address");
-        TillProcess { child, url }
+        loop {
+            let line = receiver
+                .recv_timeout(Duration::from_millis(START_TIMEOUT_MS))
+                .expect("the till printed its address");
+            if let Some(at) = line.find(" peer /") {
+                till.peer = Some(line[at + 6..].trim().to_string());
+            }
+            if let Some(at) = line.find("http://") {
+                till.url = line[at..].trim().to_string();
+                return till;
+            }
+        }
+    }
+
+    /// Pauses the process (SIGSTOP): to its peers it is cut off.
+    pub fn pause(&self) {
+        signal(&self.child, "-STOP");
+    }
+
+    /// Resumes a paused process (SIGCONT).
+    pub fn resume(&self) {
+        signal(&self.child, "-CONT");
     }
 
     /// SIGKILL: no chance to flush or clean up.
@@ -51,8 +79,7 @@ impl TillProcess {
 
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("send SIGTERM");
+        signal(&self.child, "-TERM");
         let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -69,6 +96,11 @@ impl Drop for TillProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("run kill");
+    assert!(status.success(), "kill {signal} failed");
 }
 
 /// Runs the `tillmesh` CLI and returns (success, stdout, stderr).

@@ -45,8 +45,13 @@ impl HqSigningKey {
 
     /// Signs a settlement.
     pub fn sign(&self, settlement: Settlement) -> SignedSettlement {
-        let signature = self.0.sign(&settlement.signed_bytes()).to_bytes();
+        let signature = self.sign_bytes(&settlement.signed_bytes());
         SignedSettlement { settlement, signature }
+    }
+
+    /// Signs domain-separated bytes (a settlement or a roster entry).
+    pub(crate) fn sign_bytes(&self, bytes: &[u8]) -> [u8; 64] {
+        self.0.sign(bytes).to_bytes()
     }
 }
 
@@ -71,6 +76,11 @@ impl HqPublicKey {
     /// The 64-character hex form.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0.as_bytes())
+    }
+
+    /// Whether `signature` is HQ's over `bytes`.
+    pub(crate) fn verify_bytes(&self, bytes: &[u8], signature: &[u8; 64]) -> bool {
+        self.0.verify(bytes, &ed25519_dalek::Signature::from_bytes(signature)).is_ok()
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`numbering`]: [`TillCode`] and collision-free [`OrderNumber`]s.
 //! - [`status`]: order status (monotone), payment method and payment status.
 //! - [`authority`]: HQ's ed25519-signed settlements and how views resolve them (SERVER_WINS).
+//! - [`roster`]: HQ-signed roster entries that admit devices to the shop's mesh.
 //! - [`order`] and [`payment`]: the two document kinds and their effective views.
 //! - [`document`]: what both kinds share (schema header, loading).
 //! - [`edit`]: edit errors and limits.
@@ -55,6 +56,7 @@ pub mod money;
 pub mod numbering;
 pub mod order;
 pub mod payment;
+pub mod roster;
 pub mod status;
 pub mod text;
 pub mod time;
@@ -69,6 +71,7 @@ pub use money::{Amount, Currency, Money, MoneyError};
 pub use numbering::{OrderNumber, TillCode};
 pub use order::{NewItem, NewOrder, Order, OrderDoc, OrderItem};
 pub use payment::{NewTransaction, Transaction, TransactionDoc};
+pub use roster::{Roster, RosterEntry, RosterError, SignedRosterEntry};
 pub use status::{OrderStatus, PaymentMethod, PaymentStatus};
 pub use text::TextError;
 pub use time::{Clock, Timestamp};

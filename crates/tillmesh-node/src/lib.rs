@@ -7,7 +7,10 @@
 //!
 //! # Layout
 //! - [`till`]: [`Till`], its configuration and its operations (create order, add item, …).
-//! - [`writer`]: the writer thread and group commit.
+//! - [`writer`]: the writer thread and group commit; it owns the sync index.
+//! - [`mesh`]: the sync driver: roster admission, one sync session per peer, pushes, relays,
+//!   anti-entropy, over `tillmesh-net`.
+//! - `sync_docs`: the store as the sync protocol's documents, inside writer jobs.
 //! - [`http`]: the axum router (`http::app`) and `http::serve` with graceful shutdown.
 //! - [`clock`]: the system clock.
 //! - `error`: [`TillError`], why an operation failed.
@@ -15,9 +18,12 @@
 pub mod clock;
 pub mod error;
 pub mod http;
+pub mod mesh;
+mod sync_docs;
 pub mod till;
 pub mod writer;
 
 pub use clock::SystemClock;
 pub use error::TillError;
+pub use mesh::{Mesh, MeshConfig, MeshError};
 pub use till::{OrderDetail, PaymentInput, Till, TillConfig};

@@ -1,7 +1,7 @@
 //! A till: its store, its writer thread, and the operations the POS front-end calls.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use automerge::ActorId;
 use serde::{Deserialize, Serialize};
@@ -11,10 +11,34 @@ use tillmesh_core::{
     TransactionDoc, order_hash,
 };
 use tillmesh_store::{OrderPage, OrderQuery, RemoteCounts, Store, StoreOptions, TillIdentity};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::TillError;
-use crate::writer::{Job, Writer};
+use crate::writer::{WriteContext, Writer};
+
+/// Local changes a sync driver may lag behind before it falls back to a full reconciliation.
+const CHANGES_QUEUE_MAX: usize = 4096;
+
+/// A document written on this till, for the sync driver to push to peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalChange {
+    /// The document.
+    pub id: Uuid,
+    /// Whether it was created by this write (no peer can have it yet).
+    pub created: bool,
+}
+
+/// How the HTTP API reaches the sync driver, once one runs.
+#[derive(Debug, Clone)]
+pub struct SyncControl {
+    /// Asks for a reconciliation with every peer now.
+    pub request: tokio::sync::mpsc::Sender<()>,
+    /// Hands the driver a signed roster entry (a revocation, a new till) to apply and pass on.
+    pub roster: tokio::sync::mpsc::Sender<tillmesh_core::SignedRosterEntry>,
+    /// The admitted peers, by remote name.
+    pub peers: tokio::sync::watch::Receiver<Vec<String>>,
+}
 
 /// How to run a till.
 #[derive(Debug, Clone)]
@@ -153,6 +177,10 @@ struct Inner {
     /// can never be confused with a new one carrying the same sequence number.
     actor: ActorId,
     clock: Arc<dyn Clock>,
+    /// Documents written here, for the sync driver.
+    changes: broadcast::Sender<LocalChange>,
+    /// The sync driver's controls, when the till runs in a mesh.
+    sync: OnceLock<SyncControl>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -168,11 +196,14 @@ impl Till {
             Store::open(&config.data_dir, StoreOptions { cache_bytes: config.cache_bytes, hq: config.hq })?;
         let device_id = config.device_id();
         store.bind_till(&TillIdentity { code: config.code.clone(), device_id: device_id.clone() })?;
-        let writer = Writer::spawn(store.clone(), config.writer_queue_max).map_err(|error| {
+        let index = store.load_index()?;
+        let writer = Writer::spawn(store.clone(), index, config.writer_queue_max).map_err(|error| {
             TillError::NotDurable { detail: format!("cannot start the writer thread: {error}") }
         })?;
         let actor = ActorId::from(Uuid::new_v4().into_bytes());
-        Ok(Till { inner: Arc::new(Inner { store, writer, config, device_id, actor, clock }) })
+        let (changes, _) = broadcast::channel(CHANGES_QUEUE_MAX);
+        let inner = Inner { store, writer, config, device_id, actor, clock, changes, sync: OnceLock::new() };
+        Ok(Till { inner: Arc::new(inner) })
     }
 
     /// The device id this till writes as.
@@ -195,6 +226,40 @@ impl Till {
         self.inner.writer.close();
     }
 
+    /// The writer thread, for sync jobs.
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.inner.writer
+    }
+
+    /// The clock.
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    /// Documents written here from now on.
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<LocalChange> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Connects the sync driver's controls (once).
+    pub(crate) fn attach_sync(&self, control: SyncControl) {
+        // A second driver for the same till is a programming error; the first stays.
+        let _ = self.inner.sync.set(control);
+    }
+
+    /// The sync driver's controls, if one runs.
+    pub fn sync_control(&self) -> Option<&SyncControl> {
+        self.inner.sync.get()
+    }
+
+    /// Announces written documents to the sync driver.
+    fn announce(&self, documents: &[Document], created: bool) {
+        for document in documents {
+            // No receiver (standalone till) is fine.
+            let _ = self.inner.changes.send(LocalChange { id: document.id(), created });
+        }
+    }
+
     /// Creates an order. Returns it and whether it is new: an order whose `localId` is already
     /// here is returned as it is.
     pub async fn create_order(&self, input: OrderInput) -> Result<(OrderDetail, bool), TillError> {
@@ -204,7 +269,8 @@ impl Till {
         }
         let inner = Arc::clone(&self.inner);
         let items: Vec<NewItem> = input.items.into_iter().map(new_item).collect();
-        let job: Job = Box::new(move |store: &Store| {
+        let job = move |context: &mut WriteContext<'_>| {
+            let store = context.store;
             if let Some(existing) = store.find_local_id(local_id)? {
                 return Err(TillError::AlreadyExists { id: existing });
             }
@@ -220,10 +286,15 @@ impl Till {
                 notes: input.notes,
                 created_at: inner.clock.now(),
             };
-            Ok(vec![Document::Order(OrderDoc::create(new, inner.actor.clone())?)])
-        });
+            let mut documents = vec![Document::Order(OrderDoc::create(new, inner.actor.clone())?)];
+            context.put(&mut documents)?;
+            Ok(documents)
+        };
         match self.inner.writer.submit(job).await {
-            Ok(documents) => Ok((self.detail_of(documents)?, true)),
+            Ok(documents) => {
+                self.announce(&documents, true);
+                Ok((self.detail_of(documents)?, true))
+            }
             Err(TillError::AlreadyExists { id }) => Ok((self.order(id)?, false)),
             Err(error) => Err(error),
         }
@@ -267,8 +338,9 @@ impl Till {
         payment: PaymentInput,
     ) -> Result<OrderDetail, TillError> {
         let inner = Arc::clone(&self.inner);
-        let job: Job = Box::new(move |store: &Store| {
-            let mut order = load_order(store, order_id)?;
+        let job = move |context: &mut WriteContext<'_>| {
+            let store = context.store;
+            let mut order = load_order(store, order_id, &inner.actor)?;
             let at = inner.clock.now();
             let by = inner.device_id.as_str();
             let view = order.view(inner.config.hq.as_ref()).map_err(EditError::from)?;
@@ -291,15 +363,19 @@ impl Till {
                 inner.actor.clone(),
             )?;
             order.claim_payment(payment.method, payment.status, by, at)?;
-            Ok(vec![Document::Order(order), Document::Transaction(transaction)])
-        });
+            let mut documents = vec![Document::Order(order), Document::Transaction(transaction)];
+            context.put(&mut documents)?;
+            Ok(documents)
+        };
         let documents = self.inner.writer.submit(job).await?;
+        self.announce(&documents[..1], false);
+        self.announce(&documents[1..], true);
         self.detail_of(documents)
     }
 
     /// One order with its transactions.
     pub fn order(&self, id: Uuid) -> Result<OrderDetail, TillError> {
-        let order = load_order(&self.inner.store, id)?;
+        let order = load_order(&self.inner.store, id, &self.inner.actor)?;
         self.detail(&order)
     }
 
@@ -332,12 +408,15 @@ impl Till {
         edit: impl FnOnce(&mut OrderDoc, &str, Timestamp) -> Result<(), EditError> + Send + 'static,
     ) -> Result<OrderDetail, TillError> {
         let inner = Arc::clone(&self.inner);
-        let job: Job = Box::new(move |store: &Store| {
-            let mut order = load_order(store, order_id)?;
+        let job = move |context: &mut WriteContext<'_>| {
+            let mut order = load_order(context.store, order_id, &inner.actor)?;
             edit(&mut order, &inner.device_id, inner.clock.now())?;
-            Ok(vec![Document::Order(order)])
-        });
+            let mut documents = vec![Document::Order(order)];
+            context.put(&mut documents)?;
+            Ok(documents)
+        };
         let documents = self.inner.writer.submit(job).await?;
+        self.announce(&documents, false);
         self.detail_of(documents)
     }
 
@@ -380,9 +459,13 @@ fn new_item(input: ItemInput) -> NewItem {
     }
 }
 
-fn load_order(store: &Store, id: Uuid) -> Result<OrderDoc, TillError> {
+/// Loads an order to edit as `actor`.
+fn load_order(store: &Store, id: Uuid, actor: &ActorId) -> Result<OrderDoc, TillError> {
     match store.get(id)? {
-        Some(Document::Order(order)) => Ok(order),
+        Some(Document::Order(mut order)) => {
+            order.automerge().set_actor(actor.clone());
+            Ok(order)
+        }
         _ => Err(TillError::NotFound { kind: DocKind::Order, id }),
     }
 }

@@ -1,51 +1,95 @@
 //! The one thread that writes to a till's store, with group commit.
 //!
 //! Jobs arrive on a bounded queue. The thread takes every job waiting (up to
-//! [`BATCH_JOBS_MAX`]), runs each against the store (a job reads documents, edits them and
-//! returns the ones to write; they are written as one atomic batch), then flushes once and only
-//! then answers every job of the batch. So an acknowledged edit is always on disk, and many
-//! concurrent edits share one fsync.
+//! [`BATCH_JOBS_MAX`]), runs each against the store, then flushes once and only then answers
+//! every job of the batch. So an acknowledged write is always on disk, and many concurrent
+//! writes share one fsync. The thread also owns the sync [`Index`], kept current with every
+//! write, so that sync jobs (which run here too) always see the documents as they are.
 
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use tillmesh_core::Document;
-use tillmesh_store::Store;
+use tillmesh_store::{Store, StoreError};
+use tillmesh_sync::Index;
 use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 use crate::TillError;
 
 /// Most jobs flushed together.
 pub const BATCH_JOBS_MAX: usize = 64;
 
-/// Work for the writer: read and edit documents, return those to write.
-pub type Job = Box<dyn FnOnce(&Store) -> Result<Vec<Document>, TillError> + Send>;
-
-struct Command {
-    job: Job,
-    reply: oneshot::Sender<Result<Vec<Document>, TillError>>,
+/// What a job works with: the store, and the sync index the writer keeps.
+#[derive(Debug)]
+pub struct WriteContext<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// Every document's item hash, current with every write made through [`WriteContext::put`].
+    pub index: &'a mut Index,
 }
+
+impl WriteContext<'_> {
+    /// Writes documents as one atomic batch (durable once the job's batch is flushed) and keeps
+    /// the index current.
+    pub fn put(&mut self, documents: &mut [Document]) -> Result<Vec<Uuid>, StoreError> {
+        let hashes = self.store.put(documents)?;
+        let ids = hashes.iter().map(|(id, _)| *id).collect();
+        for (id, hash) in hashes {
+            self.index.insert(id, hash);
+        }
+        Ok(ids)
+    }
+}
+
+/// A job's result, held until its batch is flushed.
+trait Pending: Send {
+    fn finish(self: Box<Self>, flushed: &Result<(), StoreError>);
+}
+
+struct Typed<T> {
+    result: Result<T, TillError>,
+    reply: oneshot::Sender<Result<T, TillError>>,
+}
+
+impl<T: Send> Pending for Typed<T> {
+    fn finish(self: Box<Self>, flushed: &Result<(), StoreError>) {
+        let answer = match (flushed, self.result) {
+            (Err(error), Ok(_)) => Err(TillError::NotDurable { detail: error.to_string() }),
+            (_, result) => result,
+        };
+        // The requester may have gone (client disconnected): nothing to tell then.
+        let _ = self.reply.send(answer);
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut WriteContext<'_>) -> Box<dyn Pending> + Send>;
 
 /// Handle to the writer thread.
 #[derive(Debug)]
 pub struct Writer {
     /// `None` once closed: no new jobs are taken.
-    sender: Mutex<Option<mpsc::Sender<Command>>>,
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
     /// Joined by [`Writer::close`].
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Writer {
-    /// Starts the writer thread over `store`, with room for `queue_max` waiting jobs.
-    pub fn spawn(store: Store, queue_max: usize) -> std::io::Result<Writer> {
+    /// Starts the writer thread over `store` and its `index`, with room for `queue_max` jobs.
+    pub fn spawn(store: Store, index: Index, queue_max: usize) -> std::io::Result<Writer> {
         let (sender, receiver) = mpsc::channel(queue_max);
-        let thread =
-            std::thread::Builder::new().name("tillmesh-writer".into()).spawn(move || run(store, receiver))?;
+        let thread = std::thread::Builder::new()
+            .name("tillmesh-writer".into())
+            .spawn(move || run(store, index, receiver))?;
         Ok(Writer { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)) })
     }
 
-    /// Runs `job` on the writer thread; resolves once its documents are durable.
-    pub async fn submit(&self, job: Job) -> Result<Vec<Document>, TillError> {
+    /// Runs `job` on the writer thread; resolves once everything it wrote is durable. A job
+    /// that fails must not have written (storage failures aside).
+    pub async fn submit<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WriteContext<'_>) -> Result<T, TillError> + Send + 'static,
+    ) -> Result<T, TillError> {
         let sender = self
             .sender
             .lock()
@@ -53,7 +97,8 @@ impl Writer {
             .clone()
             .ok_or(TillError::ShuttingDown)?;
         let (reply, answer) = oneshot::channel();
-        sender.send(Command { job, reply }).await.map_err(|_| TillError::ShuttingDown)?;
+        let job: Job = Box::new(move |context| Box::new(Typed { result: job(context), reply }));
+        sender.send(job).await.map_err(|_| TillError::ShuttingDown)?;
         answer.await.map_err(|_| TillError::ShuttingDown)?
     }
 
@@ -77,34 +122,26 @@ impl Drop for Writer {
     }
 }
 
-fn run(store: Store, mut receiver: mpsc::Receiver<Command>) {
+fn run(store: Store, mut index: Index, mut receiver: mpsc::Receiver<Job>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_JOBS_MAX {
             match receiver.try_recv() {
-                Ok(command) => batch.push(command),
+                Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let mut answers = Vec::with_capacity(batch.len());
-        for Command { job, reply } in batch {
-            let result = job(&store).and_then(|mut documents| {
-                store.put(&mut documents)?;
-                Ok(documents)
-            });
-            answers.push((reply, result));
+        let mut pending = Vec::with_capacity(batch.len());
+        for job in batch {
+            let mut context = WriteContext { store: &store, index: &mut index };
+            pending.push(job(&mut context));
         }
         let flushed = store.flush();
         if let Err(error) = &flushed {
             tracing::error!(%error, "flush failed: the batch is not acknowledged");
         }
-        for (reply, result) in answers {
-            let answer = match (&flushed, result) {
-                (Err(error), Ok(_)) => Err(TillError::NotDurable { detail: error.to_string() }),
-                (_, result) => result,
-            };
-            // The requester may have gone (client disconnected): nothing to tell then.
-            let _ = reply.send(answer);
+        for job in pending {
+            job.finish(&flushed);
         }
     }
     if let Err(error) = store.flush() {

@@ -24,6 +24,7 @@ use std::path::Path;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use tillmesh_core::{Document, HqPublicKey, OrderStatus, TillCode};
+use tillmesh_sync::{Index, ItemHash};
 use uuid::Uuid;
 
 pub use error::StoreError;
@@ -72,6 +73,8 @@ pub struct Store {
 struct Trees {
     /// doc id → saved Automerge bytes.
     docs: sled::Tree,
+    /// doc id → [`ItemHash`] of its heads, for the sync index.
+    item_hashes: sled::Tree,
     /// order id → [`OrderSummary`] as JSON.
     summaries: sled::Tree,
     /// updatedAt ++ order id → ().
@@ -98,17 +101,13 @@ mod meta_keys {
     pub(crate) const TILL_CODE: &[u8] = b"till_code";
     pub(crate) const DEVICE_ID: &[u8] = b"device_id";
     pub(crate) const ORDER_SEQUENCE: &[u8] = b"order_sequence";
+    pub(crate) const SETTING_PREFIX: &str = "setting/";
 }
 
 impl Store {
     /// Opens (or creates) the store in `dir`. A store written by a newer tillmesh is refused.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_bytes)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| StoreError::Open { dir: dir.to_path_buf(), source })?;
+        let db = open_db(dir, options.cache_bytes)?;
         let found = match db.get(meta_keys::SCHEMA)? {
             Some(bytes) => keys::decode_u64(&bytes).ok_or(StoreError::Corrupt { what: "schema version" })?,
             None => 0,
@@ -123,6 +122,7 @@ impl Store {
         let tree = |name: &str| db.open_tree(name);
         let trees = Trees {
             docs: tree("docs")?,
+            item_hashes: tree("item_hashes")?,
             summaries: tree("summaries")?,
             by_updated: tree("by_updated")?,
             by_status: tree("by_status")?,
@@ -177,6 +177,17 @@ impl Store {
             Some((current + 1).to_be_bytes().to_vec())
         })?;
         next.as_deref().and_then(keys::decode_u64).ok_or(StoreError::Corrupt { what: "order sequence" })
+    }
+
+    /// A small runtime setting (the roster, …) by name.
+    pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get(format!("{}{name}", meta_keys::SETTING_PREFIX))?.map(|bytes| bytes.to_vec()))
+    }
+
+    /// Stores a small runtime setting (durable with the next flush).
+    pub fn set_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.db.insert(format!("{}{name}", meta_keys::SETTING_PREFIX), value)?;
+        Ok(())
     }
 
     /// Makes every write so far durable (fsync).
@@ -235,10 +246,25 @@ impl Store {
         })
     }
 
+    /// The sync index: every document's [`ItemHash`], read once at start-up (the writer keeps
+    /// it current from what [`Store::put`] returns).
+    pub fn load_index(&self) -> Result<Index, StoreError> {
+        let mut index = Index::new();
+        for entry in self.trees.item_hashes.iter() {
+            let (key, value) = entry?;
+            let id = keys::decode_uuid(&key).ok_or(StoreError::Corrupt { what: "item hash key" })?;
+            let hash: [u8; 16] =
+                value.as_ref().try_into().map_err(|_| StoreError::Corrupt { what: "item hash" })?;
+            index.insert(id, ItemHash(hash));
+        }
+        Ok(index)
+    }
+
     /// Writes documents as one atomic batch: their bytes, the order indexes and, for every
     /// known remote, the sync status (new → PENDING, changed after a sync → MODIFIED).
-    /// Not durable until [`Store::flush`].
-    pub fn put(&self, documents: &mut [Document]) -> Result<(), StoreError> {
+    /// Returns each document's new [`ItemHash`] for the sync index. Not durable until
+    /// [`Store::flush`].
+    pub fn put(&self, documents: &mut [Document]) -> Result<Vec<(Uuid, ItemHash)>, StoreError> {
         let mut prepared = Vec::with_capacity(documents.len());
         for document in documents.iter_mut() {
             prepared.push(summary::Prepared::of(document, self.hq.as_ref())?);
@@ -247,6 +273,7 @@ impl Store {
         let t = &self.trees;
         (
             &t.docs,
+            &t.item_hashes,
             &t.summaries,
             &t.by_updated,
             &t.by_status,
@@ -255,24 +282,28 @@ impl Store {
             &t.sync_status,
             &t.sync_counts,
         )
-            .transaction(|(docs, summaries, by_updated, by_status, by_local_id, by_order, status, counts)| {
-                for entry in &prepared {
-                    let id = entry.id.as_bytes();
-                    let is_new = docs.insert(id, entry.bytes.as_slice())?.is_none();
-                    by_local_id.insert(entry.local_id.as_bytes(), id)?;
-                    if let Some(order) = &entry.order {
-                        write_order_indexes(summaries, by_updated, by_status, order)?;
+            .transaction(
+                |(docs, hashes, summaries, by_updated, by_status, by_local_id, by_order, status, counts)| {
+                    for entry in &prepared {
+                        let id = entry.id.as_bytes();
+                        let is_new = docs.insert(id, entry.bytes.as_slice())?.is_none();
+                        hashes.insert(id, &entry.item_hash.0)?;
+                        by_local_id.insert(entry.local_id.as_bytes(), id)?;
+                        if let Some(order) = &entry.order {
+                            write_order_indexes(summaries, by_updated, by_status, order)?;
+                        }
+                        if let Some(order_id) = entry.paid_order {
+                            by_order.insert(keys::pair(order_id, entry.id), &[])?;
+                        }
+                        for remote in &remotes {
+                            sync::note_local_change(status, counts, remote, entry.id, is_new)?;
+                        }
                     }
-                    if let Some(order_id) = entry.paid_order {
-                        by_order.insert(keys::pair(order_id, entry.id), &[])?;
-                    }
-                    for remote in &remotes {
-                        sync::note_local_change(status, counts, remote, entry.id, is_new)?;
-                    }
-                }
-                Ok(())
-            })
-            .map_err(StoreError::from_transaction)
+                    Ok(())
+                },
+            )
+            .map_err(StoreError::from_transaction)?;
+        Ok(prepared.iter().map(|entry| (entry.id, entry.item_hash)).collect())
     }
 
     /// A page of order summaries, most recently updated first.
@@ -293,6 +324,27 @@ impl Store {
                 Ok((*status, self.trees.by_status.scan_prefix([keys::status_tag(*status)]).count() as u64))
             })
             .collect()
+    }
+}
+
+/// How long to wait for the store's lock file: sled's background work may keep it for a few
+/// milliseconds after the previous `Store` in this process is dropped.
+const LOCK_WAIT_MS: u64 = 2_000;
+
+fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None).open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_millis(LOCK_WAIT_MS) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(source) => return Err(StoreError::Open { dir: dir.to_path_buf(), source }),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use tillmesh_core::{Amount, Currency, Document, HqPublicKey, OrderStatus, PaymentStatus, Timestamp};
+use tillmesh_sync::ItemHash;
 use uuid::Uuid;
 
 use crate::{StoreError, keys};
@@ -63,6 +64,7 @@ pub struct OrderPage {
 /// A document made ready for writing: its bytes and what the indexes need.
 pub(crate) struct Prepared {
     pub(crate) id: Uuid,
+    pub(crate) item_hash: ItemHash,
     pub(crate) local_id: Uuid,
     pub(crate) bytes: Vec<u8>,
     pub(crate) order: Option<OrderSummary>,
@@ -75,11 +77,13 @@ impl Prepared {
         let id = document.id();
         let invalid = |source| StoreError::Document { id, source };
         let bytes = document.save();
+        let item_hash = ItemHash::of(id, &document.heads());
         match document {
             Document::Order(order) => {
                 let view = order.view(hq).map_err(invalid)?;
                 Ok(Prepared {
                     id,
+                    item_hash,
                     local_id: view.local_id,
                     bytes,
                     paid_order: None,
@@ -102,6 +106,7 @@ impl Prepared {
                 let view = transaction.view(hq).map_err(invalid)?;
                 Ok(Prepared {
                     id,
+                    item_hash,
                     local_id: view.local_id,
                     bytes,
                     order: None,

@@ -83,7 +83,8 @@ fn abort(what: &'static str) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(StoreError::Corrupt { what })
 }
 
-/// Moves one document of one remote to `new`, keeping the counts right.
+/// Moves one document of one remote to `new`, keeping the counts right. SYNCED is stored as the
+/// absence of an entry, so the entries of a remote are exactly its documents still to sync.
 fn set_status(
     status: &TransactionalTree,
     counts: &TransactionalTree,
@@ -91,28 +92,32 @@ fn set_status(
     doc: Uuid,
     new: SyncStatus,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
-    let old = status.insert(keys::remote(remote, doc.as_bytes()), &[new.tag()])?;
+    let key = keys::remote(remote, doc.as_bytes());
+    let old =
+        if new == SyncStatus::Synced { status.remove(key)? } else { status.insert(key, &[new.tag()])? };
     let old = match old {
         Some(tag) => {
-            Some(tag.first().copied().and_then(SyncStatus::from_tag).ok_or_else(|| abort("sync status"))?)
+            tag.first().copied().and_then(SyncStatus::from_tag).ok_or_else(|| abort("sync status"))?
         }
-        None => None,
+        None => SyncStatus::Synced,
     };
-    if old == Some(new) {
-        return Ok(());
-    }
-    if let Some(old) = old {
+    if old != new {
         add_count(counts, remote, old, -1)?;
+        add_count(counts, remote, new, 1)?;
     }
-    add_count(counts, remote, new, 1)
+    Ok(())
 }
 
+/// Adds `delta` to a remote's count of `status` (SYNCED is not counted: it is derived).
 fn add_count(
     counts: &TransactionalTree,
     remote: &[u8],
     status: SyncStatus,
     delta: i64,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
+    if status == SyncStatus::Synced {
+        return Ok(());
+    }
     let key = keys::remote(remote, &[status.tag()]);
     let current = match counts.get(&key)? {
         Some(bytes) => keys::decode_u64(&bytes).ok_or_else(|| abort("sync count"))?,
@@ -133,12 +138,9 @@ pub(crate) fn note_local_change(
     is_new: bool,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
     let current = status.get(keys::remote(remote, doc.as_bytes()))?;
-    let current = current.and_then(|tag| tag.first().copied()).and_then(SyncStatus::from_tag);
-    match current {
+    match current.and_then(|tag| tag.first().copied()).and_then(SyncStatus::from_tag) {
         None if is_new => set_status(status, counts, remote, doc, SyncStatus::Pending),
-        None | Some(SyncStatus::Synced | SyncStatus::Syncing) => {
-            set_status(status, counts, remote, doc, SyncStatus::Modified)
-        }
+        None | Some(SyncStatus::Syncing) => set_status(status, counts, remote, doc, SyncStatus::Modified),
         Some(_) => Ok(()),
     }
 }
@@ -188,8 +190,33 @@ impl Store {
                 .and_then(SyncStatus::from_tag)
                 .map(Some)
                 .ok_or(StoreError::Corrupt { what: "sync status" }),
+            None if self.trees.remotes.contains_key(name)?
+                && self.trees.docs.contains_key(doc.as_bytes())? =>
+            {
+                Ok(Some(SyncStatus::Synced))
+            }
             None => Ok(None),
         }
+    }
+
+    /// Marks every document SYNCED with a remote: the remote was found to hold exactly our set.
+    pub fn mark_all_synced(&self, remote: &str) -> Result<(), StoreError> {
+        let name = check_remote(remote)?;
+        let prefix = keys::remote(name, &[]);
+        let keys: Vec<sled::IVec> =
+            self.trees.sync_status.scan_prefix(&prefix).keys().collect::<Result<_, _>>()?;
+        let t = &self.trees;
+        (&t.sync_status, &t.sync_counts)
+            .transaction(|(status, counts)| {
+                for key in &keys {
+                    status.remove(key)?;
+                }
+                for status in SyncStatus::ALL {
+                    counts.remove(keys::remote(name, &[status.tag()]))?;
+                }
+                Ok(())
+            })
+            .map_err(StoreError::from_transaction)
     }
 
     /// Records a successful sync with a remote at `at`.
@@ -208,6 +235,8 @@ impl Store {
                 counts[index] = keys::decode_u64(&bytes).ok_or(StoreError::Corrupt { what: "sync count" })?;
             }
         }
+        let unsynced: u64 = counts.iter().sum();
+        counts[SyncStatus::Synced as usize] = (self.document_count() as u64).saturating_sub(unsynced);
         let last_sync_at = match self.trees.remotes.get(name)? {
             Some(bytes) if bytes.len() == 8 => keys::decode_u64(&bytes).map(|at| Timestamp(at as i64)),
             _ => None,

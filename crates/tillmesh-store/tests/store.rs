@@ -123,6 +123,14 @@ fn sync_status_follows_local_changes_per_remote() {
     assert!(store.register_remote("").is_err());
     assert!(store.set_sync_status("a\0b", Uuid::nil(), SyncStatus::Synced).is_err());
 
+    store.mark_all_synced("hq").expect("mark");
+    let counts = store.remote_counts("hq").expect("counts");
+    assert_eq!((counts.pending, counts.modified, counts.failed, counts.synced), (0, 0, 0, 2));
+    assert_eq!(store.sync_status("hq", Uuid::from_u128(2)).expect("read"), Some(SyncStatus::Synced));
+    assert_eq!(store.sync_status("till-c", Uuid::from_u128(2)).expect("read"), None, "unknown remote");
+    let index = store.load_index().expect("index");
+    assert_eq!(index.len(), 2);
+
     store.put_sync_state("hq", Uuid::from_u128(1), b"state").expect("put state");
     assert_eq!(store.sync_state("hq", Uuid::from_u128(1)).expect("read"), Some(b"state".to_vec()));
 }

@@ -55,6 +55,10 @@ pub struct Received {
     pub changed: Vec<DocId>,
     /// Document messages refused, with the reason (the peer sent something invalid).
     pub refused: Vec<(DocId, String)>,
+    /// Set when this frame showed that both peers hold exactly the same documents: the
+    /// whole-set fingerprint both agreed on. (Compare it with the index now: local writes since
+    /// may have changed it.)
+    pub agreed: Option<Fingerprint>,
 }
 
 /// One peer's session state.
@@ -68,6 +72,8 @@ pub struct Session {
     queued_whole: HashSet<DocId>,
     /// Automerge sync state per document touched in this session.
     states: HashMap<DocId, sync::State>,
+    /// The whole-set fingerprint of our last [`Session::start_reconcile`].
+    started: Option<Fingerprint>,
 }
 
 impl Session {
@@ -79,6 +85,7 @@ impl Session {
     /// Queues a reconciliation: one fingerprint of our whole document set.
     pub fn start_reconcile(&mut self, index: &Index) {
         let fingerprint = index.fingerprint(&Bound::min(), &Bound::Max);
+        self.started = Some(fingerprint);
         self.outbox_ranges
             .push_back(vec![RangeMsg { upper: Bound::Max, body: RangeBody::Fingerprint(fingerprint) }]);
     }
@@ -135,7 +142,7 @@ impl Session {
             self.receive_doc(message, docs, &mut received)?;
         }
         if let Some(ranges) = frame.ranges {
-            self.answer_ranges(ranges, docs)?;
+            received.agreed = self.answer_ranges(ranges, docs)?;
         }
         Ok(received)
     }
@@ -262,8 +269,26 @@ impl Session {
         Ok(())
     }
 
-    /// Answers a range list (see `docs/PROTOCOL.md`).
-    fn answer_ranges<D: Documents>(&mut self, ranges: Vec<RangeMsg>, docs: &mut D) -> Result<(), D::Error> {
+    /// Answers a range list (see `docs/PROTOCOL.md`). Returns the whole-set fingerprint when the
+    /// list shows both sets equal: a matching whole-set fingerprint (answered with one skip, so
+    /// the sender learns it too), or that one skip answering our own.
+    fn answer_ranges<D: Documents>(
+        &mut self,
+        ranges: Vec<RangeMsg>,
+        docs: &mut D,
+    ) -> Result<Option<Fingerprint>, D::Error> {
+        if let [RangeMsg { upper: Bound::Max, body }] = ranges.as_slice() {
+            match body {
+                RangeBody::Skip => return Ok(self.started.take()),
+                RangeBody::Fingerprint(theirs)
+                    if docs.index().fingerprint(&Bound::min(), &Bound::Max) == *theirs =>
+                {
+                    self.outbox_ranges.push_back(vec![RangeMsg { upper: Bound::Max, body: RangeBody::Skip }]);
+                    return Ok(Some(*theirs));
+                }
+                _ => {}
+            }
+        }
         let mut out: Vec<RangeMsg> = Vec::new();
         let mut lower = Bound::min();
         let mut to_push: Vec<DocId> = Vec::new();
@@ -304,7 +329,7 @@ impl Session {
         if out.iter().any(|range| range.body != RangeBody::Skip) {
             self.outbox_ranges.push_back(merge_skips(out));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Compares the peer's list of a range with ours. Documents only we hold go whole; of the

@@ -119,6 +119,25 @@ fn identical_sets_agree_in_one_round_trip() {
     assert!(talk.bytes <= 64, "{talk:?}");
 }
 
+#[test]
+fn both_sides_learn_that_they_agree() {
+    let (a, b) = peers_with(50);
+    let (mut on_a, mut on_b) = (Session::new(), Session::new());
+    on_a.start_reconcile(a.index());
+    let whole = a.index().fingerprint(&tillmesh_sync::Bound::min(), &tillmesh_sync::Bound::Max);
+    let (mut a, mut b) = (a, b);
+    let at_b = on_b.receive(on_a.next_frame().expect("fingerprint"), &mut b).expect("in memory");
+    assert_eq!(at_b.agreed, Some(whole));
+    let at_a = on_a.receive(on_b.next_frame().expect("one skip"), &mut a).expect("in memory");
+    assert_eq!(at_a.agreed, Some(whole));
+    assert!(!on_a.has_outgoing() && !on_b.has_outgoing());
+    // A set that differs agrees on nothing.
+    b.put(id(99_999), doc(99_999, 7));
+    on_a.start_reconcile(a.index());
+    let at_b = on_b.receive(on_a.next_frame().expect("fingerprint"), &mut b).expect("in memory");
+    assert_eq!(at_b.agreed, None);
+}
+
 /// A real order document (as a till makes it), cloned under many ids: realistic sizes cheaply.
 fn order_doc() -> tillmesh_core::OrderDoc {
     use tillmesh_core::{Amount, Currency, NewItem, NewOrder, OrderDoc, TillCode, Timestamp};

@@ -44,6 +44,7 @@ pub fn app(till: Till) -> Router {
         .route("/api/orders/{id}/void", post(routes::void_order))
         .route("/api/sync/status", get(routes::sync_status))
         .route("/api/sync/now", post(routes::sync_now))
+        .route("/api/roster", post(routes::apply_roster))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(TimeoutLayer::with_status_code(

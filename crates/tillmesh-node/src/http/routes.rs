@@ -5,7 +5,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tillmesh_core::{OrderStatus, Timestamp};
+use tillmesh_core::{OrderStatus, SignedRosterEntry, Timestamp};
 use tillmesh_store::{OrderPage, OrderQuery};
 use uuid::Uuid;
 
@@ -177,16 +177,60 @@ pub(super) async fn sync_status(State(till): State<Till>) -> Answer<SyncOverview
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct SyncStarted {
-    peers: usize,
+    peers: Vec<String>,
     started: bool,
     detail: &'static str,
 }
 
-pub(super) async fn sync_now(State(_till): State<Till>) -> (StatusCode, Json<SyncStarted>) {
-    (
-        StatusCode::ACCEPTED,
-        Json(SyncStarted { peers: 0, started: false, detail: "standalone till: no peers are configured" }),
-    )
+pub(super) async fn sync_now(State(till): State<Till>) -> (StatusCode, Json<SyncStarted>) {
+    let answer = match till.sync_control() {
+        None => SyncStarted {
+            peers: Vec::new(),
+            started: false,
+            detail: "standalone till: no peers are configured",
+        },
+        Some(control) => {
+            let peers = control.peers.borrow().clone();
+            // A full queue means a sync is already asked for: that one serves this request too.
+            let _ = control.request.try_send(());
+            SyncStarted { peers, started: true, detail: "reconciling with every connected peer" }
+        }
+    };
+    (StatusCode::ACCEPTED, Json(answer))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RosterApplied {
+    peer_id: String,
+    revoked: bool,
+}
+
+pub(super) async fn apply_roster(
+    State(till): State<Till>,
+    body: Result<Json<SignedRosterEntry>, JsonRejection>,
+) -> Result<(StatusCode, Json<RosterApplied>), ApiError> {
+    let Json(entry) = body?;
+    let (Some(hq), Some(control)) = (till.config().hq.as_ref(), till.sync_control()) else {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            error: "standalone",
+            detail: "this till runs without a shop: there is no roster".into(),
+        });
+    };
+    if !entry.verify(hq) {
+        return Err(ApiError::bad_request(
+            "invalid_signature",
+            "the roster entry is not signed by this shop's HQ",
+        ));
+    }
+    let applied = RosterApplied { peer_id: entry.entry.peer_id.clone(), revoked: entry.entry.revoked };
+    control.roster.send(entry).await.map_err(|_| ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        error: "shutting_down",
+        detail: "the sync driver has stopped".into(),
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(applied)))
 }
 
 pub(super) async fn not_found() -> ApiError {

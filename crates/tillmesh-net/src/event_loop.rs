@@ -1,0 +1,464 @@
+//! The event loop that owns the libp2p swarm.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::transport::upgrade::Version;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, Transport, allow_block_list, mdns, noise, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::codec::{FrameCodec, PROTOCOL};
+
+/// How a node joins the shop network.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// The device's identity.
+    pub keypair: Keypair,
+    /// The shop's 32-byte pre-shared key: peers without it never get past the first bytes.
+    pub shop_key: [u8; 32],
+    /// Addresses to listen on (`/ip4/127.0.0.1/tcp/0`).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and re-dial whenever the connection drops.
+    pub peers: Vec<Multiaddr>,
+    /// Whether to discover peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// Largest frame sent or received.
+    pub frame_bytes_max: usize,
+    /// How long a request may wait for its response.
+    pub request_timeout_ms: u64,
+    /// How long a dial may take (a wrong shop key does not fail fast: it hangs until this).
+    pub connection_timeout_ms: u64,
+    /// First re-dial delay; it doubles up to `redial_backoff_max_ms`.
+    pub redial_backoff_ms: u64,
+    /// Longest re-dial delay.
+    pub redial_backoff_max_ms: u64,
+    /// Events that may wait for the node before the loop waits.
+    pub events_max: usize,
+}
+
+impl NetConfig {
+    /// Defaults for a shop LAN: 16 MiB frames, 30 s requests, 5 s dials, re-dial 0.5 s to 30 s.
+    pub fn new(keypair: Keypair, shop_key: [u8; 32]) -> NetConfig {
+        NetConfig {
+            keypair,
+            shop_key,
+            listen: Vec::new(),
+            peers: Vec::new(),
+            mdns: false,
+            frame_bytes_max: 16 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            connection_timeout_ms: 5_000,
+            redial_backoff_ms: 500,
+            redial_backoff_max_ms: 30_000,
+            events_max: 1024,
+        }
+    }
+}
+
+/// Why the network could not start or a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The transport or a behaviour could not be built.
+    #[error("cannot build the network: {0}")]
+    Build(String),
+    /// A listen address was refused.
+    #[error("cannot listen on {address}: {reason}")]
+    Listen {
+        /// The address.
+        address: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// The event loop has stopped.
+    #[error("the network has stopped")]
+    Stopped,
+}
+
+/// Where the answer to a request goes.
+#[derive(Debug)]
+pub struct Reply(ResponseChannel<Vec<u8>>);
+
+/// What happens on the network.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// Listening on an address.
+    Listening(Multiaddr),
+    /// The first connection to a peer is up.
+    Connected(PeerId),
+    /// The last connection to a peer is gone.
+    Disconnected(PeerId),
+    /// A peer sent a frame; answer it with [`NetClient::respond`].
+    Request {
+        /// Who sent it.
+        peer: PeerId,
+        /// The frame.
+        frame: Vec<u8>,
+        /// Where the answer goes.
+        reply: Reply,
+    },
+    /// A peer answered a frame we sent.
+    Response {
+        /// Who answered.
+        peer: PeerId,
+        /// The answer.
+        frame: Vec<u8>,
+    },
+    /// A frame we sent got no answer (timeout, connection closed, …).
+    RequestFailed {
+        /// To whom.
+        peer: PeerId,
+        /// Why.
+        error: String,
+    },
+}
+
+enum Command {
+    Send { peer: PeerId, frame: Vec<u8> },
+    Respond { reply: Reply, frame: Vec<u8> },
+    Block { peer: PeerId },
+    Dial { address: Multiaddr },
+    Connected { answer: oneshot::Sender<Vec<PeerId>> },
+}
+
+/// Commands to the event loop. Cheap to clone; the loop ends when every clone is dropped.
+#[derive(Debug, Clone)]
+pub struct NetClient {
+    commands: mpsc::Sender<Command>,
+    local: PeerId,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Send { .. } => "Send",
+            Command::Respond { .. } => "Respond",
+            Command::Block { .. } => "Block",
+            Command::Dial { .. } => "Dial",
+            Command::Connected { .. } => "Connected",
+        })
+    }
+}
+
+impl NetClient {
+    /// This device's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local
+    }
+
+    /// Sends a frame to a connected peer; its answer arrives as [`NetEvent::Response`].
+    pub async fn send(&self, peer: PeerId, frame: Vec<u8>) -> Result<(), NetError> {
+        self.command(Command::Send { peer, frame }).await
+    }
+
+    /// Answers a [`NetEvent::Request`].
+    pub async fn respond(&self, reply: Reply, frame: Vec<u8>) -> Result<(), NetError> {
+        self.command(Command::Respond { reply, frame }).await
+    }
+
+    /// Disconnects a peer and refuses it from now on (not on the roster, or revoked).
+    pub async fn block(&self, peer: PeerId) -> Result<(), NetError> {
+        self.command(Command::Block { peer }).await
+    }
+
+    /// Dials an address now (and keeps re-dialing it).
+    pub async fn dial(&self, address: Multiaddr) -> Result<(), NetError> {
+        self.command(Command::Dial { address }).await
+    }
+
+    /// The peers connected now.
+    pub async fn connected(&self) -> Result<Vec<PeerId>, NetError> {
+        let (answer, receive) = oneshot::channel();
+        self.command(Command::Connected { answer }).await?;
+        receive.await.map_err(|_| NetError::Stopped)
+    }
+
+    async fn command(&self, command: Command) -> Result<(), NetError> {
+        self.commands.send(command).await.map_err(|_| NetError::Stopped)
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    frames: request_response::Behaviour<FrameCodec>,
+    mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// A dial target: a static address or a discovered peer, with its backoff.
+#[derive(Debug)]
+struct Target {
+    address: Multiaddr,
+    /// The peer behind the address, once known.
+    peer: Option<PeerId>,
+    next_attempt: Instant,
+    backoff: Duration,
+    /// Static addresses are always re-dialed; discovered ones only by the lower peer id.
+    is_static: bool,
+}
+
+/// Starts the event loop; returns its client, its events, and the loop's task.
+pub fn spawn(
+    config: NetConfig,
+) -> Result<(NetClient, mpsc::Receiver<NetEvent>, tokio::task::JoinHandle<()>), NetError> {
+    let local = config.keypair.public().to_peer_id();
+    let psk = PreSharedKey::new(config.shop_key);
+    let connection_timeout = Duration::from_millis(config.connection_timeout_ms);
+    let codec = FrameCodec { frame_bytes_max: config.frame_bytes_max };
+    let mdns_enabled = config.mdns;
+    let request_timeout = Duration::from_millis(config.request_timeout_ms);
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_other_transport(|keypair| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            let noise = noise::Config::new(keypair)?;
+            Ok(tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .timeout(connection_timeout))
+        })
+        .map_err(|error| NetError::Build(error.to_string()))?
+        .with_behaviour(|keypair| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            let mdns = if mdns_enabled {
+                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), keypair.public().to_peer_id())?)
+            } else {
+                None
+            };
+            Ok(Behaviour {
+                blocked: allow_block_list::Behaviour::default(),
+                frames: request_response::Behaviour::with_codec(
+                    codec,
+                    [(PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default().with_request_timeout(request_timeout),
+                ),
+                mdns: Toggle::from(mdns),
+            })
+        })
+        .map_err(|error| NetError::Build(error.to_string()))?
+        // Tills are quiet for long stretches: a connection stays up until a side goes away.
+        .with_swarm_config(|swarm| swarm.with_idle_connection_timeout(Duration::from_secs(24 * 60 * 60)))
+        .build();
+    for address in &config.listen {
+        swarm
+            .listen_on(address.clone())
+            .map_err(|error| NetError::Listen { address: address.clone(), reason: error.to_string() })?;
+    }
+    let (commands, receive_commands) = mpsc::channel(config.events_max);
+    let (events, receive_events) = mpsc::channel(config.events_max);
+    let backoff = Duration::from_millis(config.redial_backoff_ms);
+    let targets = config
+        .peers
+        .iter()
+        .map(|address| Target {
+            address: address.clone(),
+            peer: peer_of(address),
+            next_attempt: Instant::now(),
+            backoff,
+            is_static: true,
+        })
+        .collect();
+    let event_loop = EventLoop {
+        swarm,
+        local,
+        commands: receive_commands,
+        events,
+        targets,
+        connected: HashSet::new(),
+        dialing: HashMap::new(),
+        backoff,
+        backoff_max: Duration::from_millis(config.redial_backoff_max_ms),
+    };
+    let task = tokio::spawn(event_loop.run());
+    Ok((NetClient { commands, local }, receive_events, task))
+}
+
+fn peer_of(address: &Multiaddr) -> Option<PeerId> {
+    address.iter().find_map(|protocol| match protocol {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    local: PeerId,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    /// The address book: what to dial and when.
+    targets: Vec<Target>,
+    /// Peers with at least one connection.
+    connected: HashSet<PeerId>,
+    /// Addresses being dialed now, so a slow dial is not started twice.
+    dialing: HashMap<Multiaddr, Instant>,
+    backoff: Duration,
+    backoff_max: Duration,
+}
+
+impl EventLoop {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => {
+                    if !self.handle_swarm(event).await {
+                        return;
+                    }
+                }
+                command = self.commands.recv() => match command {
+                    Some(command) => self.handle_command(command),
+                    None => return,
+                },
+                _ = tick.tick() => self.redial(),
+            }
+        }
+    }
+
+    /// Forwards an event to the node; false once the node is gone.
+    async fn emit(&mut self, event: NetEvent) -> bool {
+        self.events.send(event).await.is_ok()
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Send { peer, frame } => {
+                self.swarm.behaviour_mut().frames.send_request(&peer, frame);
+            }
+            Command::Respond { reply, frame } => {
+                // Fails only if the requester went away: nothing to do then.
+                let _ = self.swarm.behaviour_mut().frames.send_response(reply.0, frame);
+            }
+            Command::Block { peer } => {
+                self.swarm.behaviour_mut().blocked.block_peer(peer);
+                self.targets.retain(|target| target.peer != Some(peer));
+            }
+            Command::Dial { address } => {
+                let peer = peer_of(&address);
+                self.targets.push(Target {
+                    address,
+                    peer,
+                    next_attempt: Instant::now(),
+                    backoff: self.backoff,
+                    is_static: true,
+                });
+                self.redial();
+            }
+            Command::Connected { answer } => {
+                let _ = answer.send(self.connected.iter().copied().collect());
+            }
+        }
+    }
+
+    /// Dials every target that is due and not connected.
+    fn redial(&mut self) {
+        let now = Instant::now();
+        self.dialing.retain(|_, started| now.duration_since(*started) < Duration::from_secs(30));
+        for target in &mut self.targets {
+            let connected = target.peer.is_some_and(|peer| self.connected.contains(&peer));
+            let our_turn = target.is_static || target.peer.is_some_and(|peer| self.local < peer);
+            if connected
+                || !our_turn
+                || target.next_attempt > now
+                || self.dialing.contains_key(&target.address)
+            {
+                continue;
+            }
+            target.next_attempt = now + target.backoff;
+            target.backoff = (target.backoff * 2).min(self.backoff_max);
+            match self.swarm.dial(target.address.clone()) {
+                Ok(()) => {
+                    self.dialing.insert(target.address.clone(), now);
+                }
+                Err(error) => tracing::debug!(address = %target.address, %error, "dial refused"),
+            }
+        }
+    }
+
+    async fn handle_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) -> bool {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                return self.emit(NetEvent::Listening(address)).await;
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                if endpoint.is_dialer() {
+                    let address = endpoint.get_remote_address().clone();
+                    self.dialing.remove(&address);
+                    for target in &mut self.targets {
+                        if target.address == address || target.peer == Some(peer_id) {
+                            target.peer = Some(peer_id);
+                            target.backoff = self.backoff;
+                        }
+                    }
+                }
+                if num_established.get() == 1 {
+                    self.connected.insert(peer_id);
+                    tracing::info!(peer = %peer_id, "connected");
+                    return self.emit(NetEvent::Connected(peer_id)).await;
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
+                self.connected.remove(&peer_id);
+                tracing::info!(peer = %peer_id, cause = ?cause, "disconnected");
+                for target in &mut self.targets {
+                    if target.peer == Some(peer_id) {
+                        target.next_attempt = Instant::now() + target.backoff;
+                    }
+                }
+                return self.emit(NetEvent::Disconnected(peer_id)).await;
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, connection_id: _ } => {
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                self.dialing.clear();
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, address) in found {
+                    let known = self.targets.iter().any(|target| target.address == address);
+                    if !known && peer != self.local {
+                        tracing::info!(%peer, %address, "discovered on the LAN");
+                        self.targets.push(Target {
+                            address,
+                            peer: Some(peer),
+                            next_attempt: Instant::now(),
+                            backoff: self.backoff,
+                            is_static: false,
+                        });
+                    }
+                }
+                self.redial();
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Frames(event)) => return self.handle_frames(event).await,
+            _ => {}
+        }
+        true
+    }
+
+    async fn handle_frames(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) -> bool {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.emit(NetEvent::Request { peer, frame: request, reply: Reply(channel) }).await
+                }
+                request_response::Message::Response { response, .. } => {
+                    self.emit(NetEvent::Response { peer, frame: response }).await
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                self.emit(NetEvent::RequestFailed { peer, error: error.to_string() }).await
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound request failed");
+                true
+            }
+            request_response::Event::ResponseSent { .. } => true,
+        }
+    }
+}

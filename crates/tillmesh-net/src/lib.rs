@@ -1,0 +1,19 @@
+//! The libp2p driver of a tillmesh peer: TCP with the shop key as a private network (pnet), noise,
+//! yamux; mDNS discovery and static peers with an address book and re-dial backoff; raw frames
+//! over request-response. It knows nothing of documents: the node gives it frames to send and
+//! gets back the frames that arrive.
+//!
+//! Built as a client and an event loop (libp2p's file-sharing example): [`spawn`] starts the loop
+//! that owns the swarm; [`NetClient`] sends it commands; [`NetEvent`]s come out of a channel.
+//! The loop ends when every client is dropped.
+//!
+//! # Layout
+//! - [`codec`]: length-prefixed frames with a size limit.
+//! - [`event_loop`]: the swarm, dialing rules, the address book.
+
+pub mod codec;
+pub mod event_loop;
+
+pub use event_loop::{NetClient, NetConfig, NetError, NetEvent, Reply, spawn};
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr, PeerId};

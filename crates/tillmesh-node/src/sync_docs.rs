@@ -1,0 +1,70 @@
+//! The store as the sync protocol's [`Documents`]: runs inside a writer job, so every document a
+//! peer sends is validated, written with the indexes, and flushed before the job is answered.
+
+use automerge::{AutoCommit, ChangeHash, sync};
+use tillmesh_core::{Document, HqPublicKey};
+use tillmesh_store::StoreError;
+use tillmesh_sync::{DocId, Documents, Index, Verdict};
+
+use crate::writer::WriteContext;
+
+/// One remote's view of the store, for one writer job.
+#[derive(Debug)]
+pub(crate) struct StoreDocuments<'c, 'a> {
+    pub(crate) context: &'c mut WriteContext<'a>,
+    /// The remote whose sync states are read.
+    pub(crate) remote: &'c str,
+    /// HQ's key, to check that a document's view can be computed before it is kept.
+    pub(crate) hq: Option<&'c HqPublicKey>,
+    /// Documents a peer changed in this job.
+    pub(crate) changed: Vec<DocId>,
+}
+
+impl Documents for StoreDocuments<'_, '_> {
+    type Error = StoreError;
+
+    fn index(&self) -> &Index {
+        self.context.index
+    }
+
+    fn heads(&mut self, id: DocId) -> Result<Option<Vec<ChangeHash>>, StoreError> {
+        Ok(self.context.store.get(id)?.map(|mut document| document.heads()))
+    }
+
+    fn saved(&mut self, id: DocId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.context.store.get_bytes(id)
+    }
+
+    fn load(&mut self, id: DocId) -> Result<Option<AutoCommit>, StoreError> {
+        match self.context.store.get_bytes(id)? {
+            Some(bytes) => AutoCommit::load(&bytes)
+                .map(Some)
+                .map_err(|error| StoreError::Document { id, source: error.into() }),
+            None => Ok(None),
+        }
+    }
+
+    fn store(&mut self, id: DocId, doc: AutoCommit) -> Result<Verdict, StoreError> {
+        let mut document = match Document::from_automerge(doc) {
+            Ok(document) => document,
+            Err(error) => return Ok(Err(format!("not a tillmesh document: {error}"))),
+        };
+        if document.id() != id {
+            return Ok(Err(format!("document {} sent as {id}", document.id())));
+        }
+        let readable = match &document {
+            Document::Order(order) => order.view(self.hq).map(drop),
+            Document::Transaction(transaction) => transaction.view(self.hq).map(drop),
+        };
+        if let Err(error) = readable {
+            return Ok(Err(format!("unreadable document: {error}")));
+        }
+        self.context.put(std::slice::from_mut(&mut document))?;
+        self.changed.push(id);
+        Ok(Ok(()))
+    }
+
+    fn sync_state(&mut self, id: DocId) -> Result<Option<sync::State>, StoreError> {
+        Ok(self.context.store.sync_state(self.remote, id)?.and_then(|bytes| sync::State::decode(&bytes).ok()))
+    }
+}
