@@ -16,4 +16,4 @@ pub mod event_loop;
 
 pub use event_loop::{NetClient, NetConfig, NetError, NetEvent, Reply, spawn};
 pub use libp2p::identity::Keypair;
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{Multiaddr, PeerId, multiaddr};

@@ -11,6 +11,7 @@
 //! - [`mesh`]: the sync driver: roster admission, one sync session per peer, pushes, relays,
 //!   anti-entropy, over `tillmesh-net`.
 //! - `sync_docs`: the store as the sync protocol's documents, inside writer jobs.
+//! - [`local_shop`]: a whole shop in one process (predictable keys) for examples and benchmarks.
 //! - [`http`]: the axum router (`http::app`) and `http::serve` with graceful shutdown.
 //! - [`clock`]: the system clock.
 //! - `error`: [`TillError`], why an operation failed.
@@ -18,6 +19,7 @@
 pub mod clock;
 pub mod error;
 pub mod http;
+pub mod local_shop;
 pub mod mesh;
 mod sync_docs;
 pub mod till;
@@ -25,5 +27,6 @@ pub mod writer;
 
 pub use clock::SystemClock;
 pub use error::TillError;
-pub use mesh::{Mesh, MeshConfig, MeshError};
+pub use local_shop::LocalShop;
+pub use mesh::{Mesh, MeshConfig, MeshError, SyncStats};
 pub use till::{OrderDetail, PaymentInput, Till, TillConfig};

@@ -7,6 +7,8 @@
 //! answered, and sync never races a local edit.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -58,11 +60,40 @@ struct Credentials {
     entries: Vec<SignedRosterEntry>,
 }
 
+/// Traffic counters of a mesh member, for benchmarks and monitoring.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Frames sent (requests and responses).
+    pub frames_sent: AtomicU64,
+    /// Bytes of frames sent.
+    pub bytes_sent: AtomicU64,
+    /// Frames received (requests and responses).
+    pub frames_received: AtomicU64,
+    /// Bytes of frames received.
+    pub bytes_received: AtomicU64,
+    /// Requests sent: each is one round trip.
+    pub requests_sent: AtomicU64,
+}
+
+impl SyncStats {
+    fn count_sent(&self, bytes: usize) {
+        self.frames_sent.fetch_add(1, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn count_received(&self, bytes: usize) {
+        self.frames_received.fetch_add(1, Ordering::Relaxed);
+        self.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
 /// A running mesh membership.
 #[derive(Debug)]
 pub struct Mesh {
     /// This device's peer id.
     pub local_peer_id: PeerId,
+    /// Traffic counters.
+    pub stats: Arc<SyncStats>,
     /// The addresses the node listens on, once known.
     pub listening: watch::Receiver<Vec<Multiaddr>>,
     driver: tokio::task::JoinHandle<()>,
@@ -92,7 +123,9 @@ impl Mesh {
         let (peers_sender, peers) = watch::channel(Vec::new());
         let (listening_sender, listening) = watch::channel(Vec::new());
         till.attach_sync(SyncControl { request, roster: roster_sender, peers });
+        let stats = Arc::new(SyncStats::default());
         let driver = Driver {
+            stats: Arc::clone(&stats),
             changes: till.subscribe_changes(),
             till,
             net,
@@ -109,7 +142,7 @@ impl Mesh {
             held_max: config.held_frames_max,
         };
         let driver = tokio::spawn(driver.run());
-        Ok(Mesh { local_peer_id, listening, driver, network })
+        Ok(Mesh { local_peer_id, stats, listening, driver, network })
     }
 
     /// Stops the driver and the network (connections close; the store stays open).
@@ -136,6 +169,7 @@ struct Peer {
 }
 
 struct Driver {
+    stats: Arc<SyncStats>,
     till: Till,
     net: NetClient,
     events: mpsc::Receiver<NetEvent>,
@@ -219,8 +253,12 @@ impl Driver {
                 }
                 self.publish_peers();
             }
-            NetEvent::Request { peer, frame, reply } => self.on_request(peer, frame, reply).await?,
+            NetEvent::Request { peer, frame, reply } => {
+                self.stats.count_received(frame.len());
+                self.on_request(peer, frame, reply).await?;
+            }
             NetEvent::Response { peer, frame } => {
+                self.stats.count_received(frame.len());
                 if let Some(state) = self.peers.get_mut(&peer) {
                     state.in_flight = false;
                 }
@@ -327,7 +365,9 @@ impl Driver {
                 self.peers.get_mut(&peer).and_then(|state| state.session.next_frame()).unwrap_or_default();
             self.respond(reply, answer).await;
         }
-        self.reconcile(peer).await
+        // One side of a pair starts the first reconciliation (the lower peer id): both would
+        // only do the same work twice.
+        if self.net.local_peer_id() < peer { self.reconcile(peer).await } else { Ok(()) }
     }
 
     /// Merges roster entries; revoked peers are disconnected and the news is passed on.
@@ -395,26 +435,24 @@ impl Driver {
                     return Ok(Vec::new());
                 };
                 let (_, remote, session) = &mut sessions[at];
-                let mut docs =
-                    StoreDocuments { context: &mut *context, remote, hq: Some(&hq), changed: Vec::new() };
+                let mut docs = StoreDocuments::new(&mut *context, remote, Some(&hq));
                 let received = session.receive(frame, &mut docs)?;
+                let changed = docs.write()?;
                 for (id, reason) in &received.refused {
                     tracing::warn!(%peer, %id, %reason, "document refused");
                 }
                 if let Some(agreed) = received.agreed
-                    && docs.context.index.fingerprint(&Bound::min(), &Bound::Max) == agreed
+                    && context.index.fingerprint(&Bound::min(), &Bound::Max) == agreed
                 {
-                    docs.context.store.mark_all_synced(remote)?;
-                    docs.context.store.record_sync(remote, now)?;
+                    context.store.mark_all_synced(remote)?;
+                    context.store.record_sync(remote, now)?;
                 }
-                let changed = docs.changed;
                 // Relay what this peer brought to every other peer.
                 for (other, remote, session) in sessions.iter_mut() {
                     if *other == peer {
                         continue;
                     }
-                    let mut docs =
-                        StoreDocuments { context: &mut *context, remote, hq: Some(&hq), changed: Vec::new() };
+                    let mut docs = StoreDocuments::new(&mut *context, remote, Some(&hq));
                     for id in &changed {
                         session.push_change(*id, &mut docs)?;
                     }
@@ -436,8 +474,7 @@ impl Driver {
         let stepped = self
             .step(move |context, sessions| {
                 for (_, remote, session) in sessions.iter_mut() {
-                    let mut docs =
-                        StoreDocuments { context: &mut *context, remote, hq: Some(&hq), changed: Vec::new() };
+                    let mut docs = StoreDocuments::new(&mut *context, remote, Some(&hq));
                     for change in &changes {
                         if change.created {
                             session.push_new(change.id, &mut docs)?;
@@ -557,13 +594,18 @@ impl Driver {
         if let Some(state) = self.peers.get_mut(&peer) {
             state.in_flight = true;
         }
-        if let Err(error) = self.net.send(peer, encode(&frame)).await {
+        let bytes = encode(&frame);
+        self.stats.count_sent(bytes.len());
+        self.stats.requests_sent.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = self.net.send(peer, bytes).await {
             tracing::error!(%error, "cannot send a frame");
         }
     }
 
     async fn respond(&mut self, reply: Reply, frame: Frame) {
-        if let Err(error) = self.net.respond(reply, encode(&frame)).await {
+        let bytes = encode(&frame);
+        self.stats.count_sent(bytes.len());
+        if let Err(error) = self.net.respond(reply, bytes).await {
             tracing::error!(%error, "cannot answer a frame");
         }
     }

@@ -1,10 +1,15 @@
 //! The store as the sync protocol's [`Documents`]: runs inside a writer job, so every document a
 //! peer sends is validated, written with the indexes, and flushed before the job is answered.
+//! Documents accepted during one frame are written together, in one store transaction, by
+//! [`StoreDocuments::write`]; until then reads see them from the batch and the index already
+//! counts them.
+
+use std::collections::BTreeMap;
 
 use automerge::{AutoCommit, ChangeHash, sync};
 use tillmesh_core::{Document, HqPublicKey};
 use tillmesh_store::StoreError;
-use tillmesh_sync::{DocId, Documents, Index, Verdict};
+use tillmesh_sync::{DocId, Documents, Index, ItemHash, Verdict};
 
 use crate::writer::WriteContext;
 
@@ -16,8 +21,28 @@ pub(crate) struct StoreDocuments<'c, 'a> {
     pub(crate) remote: &'c str,
     /// HQ's key, to check that a document's view can be computed before it is kept.
     pub(crate) hq: Option<&'c HqPublicKey>,
-    /// Documents a peer changed in this job.
-    pub(crate) changed: Vec<DocId>,
+    /// Documents accepted and not yet written.
+    pub(crate) batch: BTreeMap<DocId, Document>,
+}
+
+impl<'c, 'a> StoreDocuments<'c, 'a> {
+    /// A view of the store for `remote`.
+    pub(crate) fn new(
+        context: &'c mut WriteContext<'a>,
+        remote: &'c str,
+        hq: Option<&'c HqPublicKey>,
+    ) -> Self {
+        StoreDocuments { context, remote, hq, batch: BTreeMap::new() }
+    }
+
+    /// Writes the accepted documents in one transaction; returns their ids.
+    pub(crate) fn write(mut self) -> Result<Vec<DocId>, StoreError> {
+        let mut documents: Vec<Document> = std::mem::take(&mut self.batch).into_values().collect();
+        if documents.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.context.put(&mut documents)
+    }
 }
 
 impl Documents for StoreDocuments<'_, '_> {
@@ -28,14 +53,23 @@ impl Documents for StoreDocuments<'_, '_> {
     }
 
     fn heads(&mut self, id: DocId) -> Result<Option<Vec<ChangeHash>>, StoreError> {
+        if let Some(document) = self.batch.get_mut(&id) {
+            return Ok(Some(document.heads()));
+        }
         Ok(self.context.store.get(id)?.map(|mut document| document.heads()))
     }
 
     fn saved(&mut self, id: DocId) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(document) = self.batch.get_mut(&id) {
+            return Ok(Some(document.save()));
+        }
         self.context.store.get_bytes(id)
     }
 
     fn load(&mut self, id: DocId) -> Result<Option<AutoCommit>, StoreError> {
+        if let Some(document) = self.batch.get_mut(&id) {
+            return Ok(Some(document.automerge().clone()));
+        }
         match self.context.store.get_bytes(id)? {
             Some(bytes) => AutoCommit::load(&bytes)
                 .map(Some)
@@ -59,8 +93,8 @@ impl Documents for StoreDocuments<'_, '_> {
         if let Err(error) = readable {
             return Ok(Err(format!("unreadable document: {error}")));
         }
-        self.context.put(std::slice::from_mut(&mut document))?;
-        self.changed.push(id);
+        self.context.index.insert(id, ItemHash::of(id, &document.heads()));
+        self.batch.insert(id, document);
         Ok(Ok(()))
     }
 
