@@ -427,7 +427,6 @@ impl Driver {
         if frame.is_empty() || self.peers.get(&peer).is_none_or(|state| state.remote.is_none()) {
             return Ok(());
         }
-        let hq = self.hq;
         let now = self.till.clock().now();
         let stepped = self
             .step(move |context, sessions| {
@@ -435,7 +434,7 @@ impl Driver {
                     return Ok(Vec::new());
                 };
                 let (_, remote, session) = &mut sessions[at];
-                let mut docs = StoreDocuments::new(&mut *context, remote, Some(&hq));
+                let mut docs = StoreDocuments::new(&mut *context, remote);
                 let received = session.receive(frame, &mut docs)?;
                 let changed = docs.write()?;
                 for (id, reason) in &received.refused {
@@ -452,7 +451,7 @@ impl Driver {
                     if *other == peer {
                         continue;
                     }
-                    let mut docs = StoreDocuments::new(&mut *context, remote, Some(&hq));
+                    let mut docs = StoreDocuments::new(&mut *context, remote);
                     for id in &changed {
                         session.push_change(*id, &mut docs)?;
                     }
@@ -470,11 +469,10 @@ impl Driver {
         while let Ok(change) = self.changes.try_recv() {
             changes.push(change);
         }
-        let hq = self.hq;
         let stepped = self
             .step(move |context, sessions| {
                 for (_, remote, session) in sessions.iter_mut() {
-                    let mut docs = StoreDocuments::new(&mut *context, remote, Some(&hq));
+                    let mut docs = StoreDocuments::new(&mut *context, remote);
                     for change in &changes {
                         if change.created {
                             session.push_new(change.id, &mut docs)?;

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use automerge::{AutoCommit, ChangeHash, sync};
-use tillmesh_core::{Document, HqPublicKey};
-use tillmesh_store::StoreError;
-use tillmesh_sync::{DocId, Documents, Index, ItemHash, Verdict};
+use tillmesh_core::Document;
+use tillmesh_store::{Prepared, StoreError};
+use tillmesh_sync::{DocId, Documents, Index, Verdict};
 
 use crate::writer::WriteContext;
 
@@ -19,29 +19,23 @@ pub(crate) struct StoreDocuments<'c, 'a> {
     pub(crate) context: &'c mut WriteContext<'a>,
     /// The remote whose sync states are read.
     pub(crate) remote: &'c str,
-    /// HQ's key, to check that a document's view can be computed before it is kept.
-    pub(crate) hq: Option<&'c HqPublicKey>,
     /// Documents accepted and not yet written.
-    pub(crate) batch: BTreeMap<DocId, Document>,
+    pub(crate) batch: BTreeMap<DocId, (Document, Prepared)>,
 }
 
 impl<'c, 'a> StoreDocuments<'c, 'a> {
     /// A view of the store for `remote`.
-    pub(crate) fn new(
-        context: &'c mut WriteContext<'a>,
-        remote: &'c str,
-        hq: Option<&'c HqPublicKey>,
-    ) -> Self {
-        StoreDocuments { context, remote, hq, batch: BTreeMap::new() }
+    pub(crate) fn new(context: &'c mut WriteContext<'a>, remote: &'c str) -> Self {
+        StoreDocuments { context, remote, batch: BTreeMap::new() }
     }
 
     /// Writes the accepted documents in one transaction; returns their ids.
     pub(crate) fn write(mut self) -> Result<Vec<DocId>, StoreError> {
-        let mut documents: Vec<Document> = std::mem::take(&mut self.batch).into_values().collect();
-        if documents.is_empty() {
+        let prepared: Vec<Prepared> = std::mem::take(&mut self.batch).into_values().map(|(_, p)| p).collect();
+        if prepared.is_empty() {
             return Ok(Vec::new());
         }
-        self.context.put(&mut documents)
+        self.context.put_prepared(&prepared, self.remote)
     }
 }
 
@@ -53,21 +47,21 @@ impl Documents for StoreDocuments<'_, '_> {
     }
 
     fn heads(&mut self, id: DocId) -> Result<Option<Vec<ChangeHash>>, StoreError> {
-        if let Some(document) = self.batch.get_mut(&id) {
+        if let Some((document, _)) = self.batch.get_mut(&id) {
             return Ok(Some(document.heads()));
         }
         Ok(self.context.store.get(id)?.map(|mut document| document.heads()))
     }
 
     fn saved(&mut self, id: DocId) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(document) = self.batch.get_mut(&id) {
-            return Ok(Some(document.save()));
+        if let Some((_, prepared)) = self.batch.get(&id) {
+            return Ok(Some(prepared.bytes().to_vec()));
         }
         self.context.store.get_bytes(id)
     }
 
     fn load(&mut self, id: DocId) -> Result<Option<AutoCommit>, StoreError> {
-        if let Some(document) = self.batch.get_mut(&id) {
+        if let Some((document, _)) = self.batch.get_mut(&id) {
             return Ok(Some(document.automerge().clone()));
         }
         match self.context.store.get_bytes(id)? {
@@ -78,7 +72,7 @@ impl Documents for StoreDocuments<'_, '_> {
         }
     }
 
-    fn store(&mut self, id: DocId, doc: AutoCommit) -> Result<Verdict, StoreError> {
+    fn store(&mut self, id: DocId, doc: AutoCommit, saved: Option<Vec<u8>>) -> Result<Verdict, StoreError> {
         let mut document = match Document::from_automerge(doc) {
             Ok(document) => document,
             Err(error) => return Ok(Err(format!("not a tillmesh document: {error}"))),
@@ -86,15 +80,15 @@ impl Documents for StoreDocuments<'_, '_> {
         if document.id() != id {
             return Ok(Err(format!("document {} sent as {id}", document.id())));
         }
-        let readable = match &document {
-            Document::Order(order) => order.view(self.hq).map(drop),
-            Document::Transaction(transaction) => transaction.view(self.hq).map(drop),
+        let prepared = match self.context.store.prepare(&mut document, saved) {
+            Ok(prepared) => prepared,
+            Err(StoreError::Document { source, .. }) => {
+                return Ok(Err(format!("unreadable document: {source}")));
+            }
+            Err(error) => return Err(error),
         };
-        if let Err(error) = readable {
-            return Ok(Err(format!("unreadable document: {error}")));
-        }
-        self.context.index.insert(id, ItemHash::of(id, &document.heads()));
-        self.batch.insert(id, document);
+        self.context.index.insert(id, prepared.item_hash());
+        self.batch.insert(id, (document, prepared));
         Ok(Ok(()))
     }
 

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use tillmesh_core::Document;
-use tillmesh_store::{Store, StoreError};
+use tillmesh_store::{Prepared, Store, StoreError};
 use tillmesh_sync::Index;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -34,11 +34,22 @@ impl WriteContext<'_> {
     /// the index current.
     pub fn put(&mut self, documents: &mut [Document]) -> Result<Vec<Uuid>, StoreError> {
         let hashes = self.store.put(documents)?;
+        Ok(self.index_all(hashes))
+    }
+
+    /// Writes prepared documents that came from remote `from` (see
+    /// [`Store::put_prepared`]) and keeps the index current.
+    pub fn put_prepared(&mut self, prepared: &[Prepared], from: &str) -> Result<Vec<Uuid>, StoreError> {
+        let hashes = self.store.put_prepared(prepared, Some(from))?;
+        Ok(self.index_all(hashes))
+    }
+
+    fn index_all(&mut self, hashes: Vec<(Uuid, tillmesh_sync::ItemHash)>) -> Vec<Uuid> {
         let ids = hashes.iter().map(|(id, _)| *id).collect();
         for (id, hash) in hashes {
             self.index.insert(id, hash);
         }
-        Ok(ids)
+        ids
     }
 }
 

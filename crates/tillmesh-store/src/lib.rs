@@ -28,7 +28,7 @@ use tillmesh_sync::{Index, ItemHash};
 use uuid::Uuid;
 
 pub use error::StoreError;
-pub use summary::{OrderPage, OrderQuery, OrderSummary, PAGE_ROWS_MAX};
+pub use summary::{OrderPage, OrderQuery, OrderSummary, PAGE_ROWS_MAX, Prepared};
 pub use sync::{REMOTE_NAME_BYTES_MAX, RemoteCounts, SyncStatus};
 
 /// The on-disk layout this build writes and the newest it opens.
@@ -260,16 +260,41 @@ impl Store {
         Ok(index)
     }
 
+    /// Checks a document and computes what writing it needs (its saved bytes, summary and item
+    /// hash). `saved` are its bytes when the caller has them already (as received). A document
+    /// whose view cannot be computed is refused with [`StoreError::Document`].
+    pub fn prepare(&self, document: &mut Document, saved: Option<Vec<u8>>) -> Result<Prepared, StoreError> {
+        summary::Prepared::of(document, saved, self.hq.as_ref())
+    }
+
     /// Writes documents as one atomic batch: their bytes, the order indexes and, for every
     /// known remote, the sync status (new → PENDING, changed after a sync → MODIFIED).
     /// Returns each document's new [`ItemHash`] for the sync index. Not durable until
     /// [`Store::flush`].
     pub fn put(&self, documents: &mut [Document]) -> Result<Vec<(Uuid, ItemHash)>, StoreError> {
-        let mut prepared = Vec::with_capacity(documents.len());
-        for document in documents.iter_mut() {
-            prepared.push(summary::Prepared::of(document, self.hq.as_ref())?);
-        }
-        let remotes: Vec<sled::IVec> = self.trees.remotes.iter().keys().collect::<Result<_, _>>()?;
+        let prepared = documents
+            .iter_mut()
+            .map(|document| self.prepare(document, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.put_prepared(&prepared, None)
+    }
+
+    /// Writes prepared documents as one atomic batch, like [`Store::put`]. Documents that came
+    /// from remote `from` are not marked as still to be sent to it.
+    pub fn put_prepared(
+        &self,
+        prepared: &[Prepared],
+        from: Option<&str>,
+    ) -> Result<Vec<(Uuid, ItemHash)>, StoreError> {
+        let remotes: Vec<sled::IVec> = self
+            .trees
+            .remotes
+            .iter()
+            .keys()
+            .filter(|remote| {
+                remote.as_ref().map_or(true, |name| Some(name.as_ref()) != from.map(str::as_bytes))
+            })
+            .collect::<Result<_, _>>()?;
         let t = &self.trees;
         (
             &t.docs,
@@ -284,7 +309,7 @@ impl Store {
         )
             .transaction(
                 |(docs, hashes, summaries, by_updated, by_status, by_local_id, by_order, status, counts)| {
-                    for entry in &prepared {
+                    for entry in prepared {
                         let id = entry.id.as_bytes();
                         let is_new = docs.insert(id, entry.bytes.as_slice())?.is_none();
                         hashes.insert(id, &entry.item_hash.0)?;

@@ -61,8 +61,10 @@ pub struct OrderPage {
     pub next_cursor: Option<String>,
 }
 
-/// A document made ready for writing: its bytes and what the indexes need.
-pub(crate) struct Prepared {
+/// A document made ready for writing ([`crate::Store::prepare`]): its bytes and what the indexes
+/// need, computed once.
+#[derive(Debug, Clone)]
+pub struct Prepared {
     pub(crate) id: Uuid,
     pub(crate) item_hash: ItemHash,
     pub(crate) local_id: Uuid,
@@ -73,10 +75,29 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    pub(crate) fn of(document: &mut Document, hq: Option<&HqPublicKey>) -> Result<Prepared, StoreError> {
+    /// The document's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The saved bytes that will be written.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The document's item hash (for the sync index).
+    pub fn item_hash(&self) -> ItemHash {
+        self.item_hash
+    }
+
+    pub(crate) fn of(
+        document: &mut Document,
+        saved: Option<Vec<u8>>,
+        hq: Option<&HqPublicKey>,
+    ) -> Result<Prepared, StoreError> {
         let id = document.id();
         let invalid = |source| StoreError::Document { id, source };
-        let bytes = document.save();
+        let bytes = saved.unwrap_or_else(|| document.save());
         let item_hash = ItemHash::of(id, &document.heads());
         match document {
             Document::Order(order) => {

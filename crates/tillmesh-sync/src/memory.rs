@@ -73,7 +73,7 @@ impl Documents for MemoryDocuments {
         Ok(self.docs.get(&id).cloned())
     }
 
-    fn store(&mut self, id: DocId, doc: AutoCommit) -> Result<Verdict, Infallible> {
+    fn store(&mut self, id: DocId, doc: AutoCommit, _saved: Option<Vec<u8>>) -> Result<Verdict, Infallible> {
         if let Err(reason) = (self.validator)(id, &doc) {
             return Ok(Err(reason));
         }

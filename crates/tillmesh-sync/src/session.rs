@@ -41,8 +41,9 @@ pub trait Documents {
     fn load(&mut self, id: DocId) -> Result<Option<AutoCommit>, Self::Error>;
 
     /// Keeps a document changed by sync (and updates the index), or refuses it with a reason
-    /// (not a valid document, wrong id): a refused document changes nothing.
-    fn store(&mut self, id: DocId, doc: AutoCommit) -> Result<Verdict, Self::Error>;
+    /// (not a valid document, wrong id): a refused document changes nothing. `saved` are the
+    /// document's saved bytes when they are at hand (a whole document received as it is).
+    fn store(&mut self, id: DocId, doc: AutoCommit, saved: Option<Vec<u8>>) -> Result<Verdict, Self::Error>;
 
     /// The Automerge sync state kept from an earlier session with this peer.
     fn sync_state(&mut self, id: DocId) -> Result<Option<sync::State>, Self::Error>;
@@ -220,7 +221,7 @@ impl Session {
                 let changed = doc.get_heads() != before;
                 self.queue_sync(id, &mut doc, docs)?;
                 if changed {
-                    match docs.store(id, doc)? {
+                    match docs.store(id, doc, None)? {
                         Ok(()) => received.changed.push(id),
                         Err(reason) => {
                             received.refused.push((id, reason));
@@ -239,21 +240,23 @@ impl Session {
                     }
                 };
                 let their_heads = theirs.get_heads();
-                let (mut doc, before) = match docs.load(id)? {
+                let (doc, before, saved) = match docs.load(id)? {
                     Some(mut mine) => {
                         let before = mine.get_heads();
                         if let Err(error) = mine.merge(&mut theirs) {
                             refuse(format!("document does not merge: {error}"));
                             return Ok(());
                         }
-                        (mine, before)
+                        (mine, before, None)
                     }
-                    None => (theirs, Vec::new()),
+                    // Kept as received: its bytes are already the saved form.
+                    None => (theirs, Vec::new(), Some(bytes)),
                 };
+                let mut doc = doc;
                 let after = doc.get_heads();
                 let we_had_more = sorted(&after) != sorted(&their_heads);
                 if after != before {
-                    match docs.store(id, doc.clone())? {
+                    match docs.store(id, doc, saved)? {
                         Ok(()) => received.changed.push(id),
                         Err(reason) => {
                             received.refused.push((id, reason));
