@@ -593,6 +593,7 @@ impl Driver {
             state.in_flight = true;
         }
         let bytes = encode(&frame);
+        trace_frame("request", peer, &frame, bytes.len());
         self.stats.count_sent(bytes.len());
         self.stats.requests_sent.fetch_add(1, Ordering::Relaxed);
         if let Err(error) = self.net.send(peer, bytes).await {
@@ -602,6 +603,12 @@ impl Driver {
 
     async fn respond(&mut self, reply: Reply, frame: Frame) {
         let bytes = encode(&frame);
+        tracing::debug!(
+            bytes = bytes.len(),
+            ranges = frame.ranges.as_ref().map_or(0, Vec::len),
+            docs = frame.docs.len(),
+            "response"
+        );
         self.stats.count_sent(bytes.len());
         if let Err(error) = self.net.respond(reply, bytes).await {
             tracing::error!(%error, "cannot answer a frame");
@@ -620,6 +627,19 @@ impl Driver {
             })
             .await
     }
+}
+
+/// Logs a frame at debug level: what it carries and its size.
+fn trace_frame(kind: &str, peer: PeerId, frame: &Frame, bytes: usize) {
+    tracing::debug!(
+        kind,
+        %peer,
+        bytes,
+        ranges = frame.ranges.as_ref().map_or(0, Vec::len),
+        docs = frame.docs.len(),
+        credentials = frame.credentials.as_ref().map_or(0, Vec::len),
+        "frame"
+    );
 }
 
 /// The remote name of a roster till code: `till-B`, or `hq` for HQ.

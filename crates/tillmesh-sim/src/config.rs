@@ -1,0 +1,272 @@
+//! What a simulation run is made of: how many tills, how long the faulty phase lasts, how bad
+//! the network is, how often nodes crash and how busy the shop is. Every probability is in parts
+//! per million (`_ppm`) and every duration in ticks (`_ticks`): integers only, so a run is the same
+//! on every platform.
+
+use crate::error::SimError;
+
+/// Most tills a simulation runs (till codes `A` to `Z`, then `T27`…).
+pub const TILLS_MAX: usize = 64;
+
+/// One simulation run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// The seed every random choice derives from.
+    pub seed: u64,
+    /// How many tills (at least 1).
+    pub tills: usize,
+    /// Whether an HQ peer takes part (it settles payments with its signing key).
+    pub hq: bool,
+    /// Simulated milliseconds per tick.
+    pub tick_ms: i64,
+    /// Length of the faulty phase (faults and workload on).
+    pub faulty_ticks: u64,
+    /// The healed phase fails when the nodes have not converged after this many ticks.
+    pub heal_ticks_max: u64,
+    /// After convergence, traffic must stop within this many ticks (anti-entropy off).
+    pub quiesce_ticks_max: u64,
+    /// Each pair of nodes starts a reconciliation every this many ticks.
+    pub anti_entropy_every_ticks: u64,
+    /// A progress report every this many ticks (0: only at phase changes).
+    pub progress_every_ticks: u64,
+    /// The network's behaviour.
+    pub network: NetworkConfig,
+    /// Crashes, partitions and clock skew.
+    pub faults: FaultConfig,
+    /// What the tills and HQ do.
+    pub workload: WorkloadConfig,
+}
+
+/// How each directed link behaves during the faulty phase. Each link draws its own delay range
+/// and loss rate within these bounds at the start of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Shortest one-way delay.
+    pub delay_ticks_min: u64,
+    /// Longest one-way delay (frames within a link overtake each other within this window).
+    pub delay_ticks_max: u64,
+    /// Highest per-link chance of losing a frame.
+    pub loss_ppm_max: u32,
+    /// Chance of delivering a frame twice.
+    pub duplicate_ppm: u32,
+    /// Chance of holding a frame back (reordering beyond the delay window).
+    pub reorder_ppm: u32,
+    /// Longest extra hold of a reordered frame.
+    pub reorder_ticks_max: u64,
+}
+
+/// Node and network faults of the faulty phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultConfig {
+    /// Per node and tick: chance of crashing (losing sessions and frames in flight, keeping its
+    /// durable documents).
+    pub crash_ppm: u32,
+    /// Shortest time a crashed node stays down.
+    pub down_ticks_min: u64,
+    /// Longest time a crashed node stays down.
+    pub down_ticks_max: u64,
+    /// Per tick: chance of cutting a random set of nodes off from the others.
+    pub partition_ppm: u32,
+    /// Shortest partition.
+    pub partition_ticks_min: u64,
+    /// Longest partition.
+    pub partition_ticks_max: u64,
+    /// Most partitions in force at once.
+    pub partitions_max: usize,
+    /// Each node's clock is off by up to this much, either way.
+    pub clock_skew_ms_max: i64,
+}
+
+/// The shop's activity during the faulty phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadConfig {
+    /// Per till and tick: chance of one write (creating or editing an order).
+    pub till_write_ppm: u32,
+    /// Per tick: chance that HQ settles one paid order or transaction.
+    pub hq_settle_ppm: u32,
+    /// Edits go to one of a till's this many most recent orders (more concurrent edits).
+    pub hot_orders: usize,
+    /// A till adds no item beyond this many in one order.
+    pub items_per_order_max: usize,
+    /// Relative weight of creating an order among a till's writes.
+    pub create_weight: u32,
+    /// Relative weights of the edits of an existing order.
+    pub edit_weights: EditWeights,
+}
+
+/// Relative weights of the edits a till makes to an order it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditWeights {
+    /// Adding an item.
+    pub add_item: u32,
+    /// Changing an item's quantity.
+    pub set_quantity: u32,
+    /// Voiding an item.
+    pub void_item: u32,
+    /// Moving the status forward (sometimes to VOIDED).
+    pub advance: u32,
+    /// Claiming the payment (a card payment also records a transaction document).
+    pub claim_payment: u32,
+    /// Replacing the notes.
+    pub set_notes: u32,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            delay_ticks_min: 1,
+            delay_ticks_max: 30,
+            loss_ppm_max: 100_000,
+            duplicate_ppm: 30_000,
+            reorder_ppm: 30_000,
+            reorder_ticks_max: 200,
+        }
+    }
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        FaultConfig {
+            crash_ppm: 150,
+            down_ticks_min: 50,
+            down_ticks_max: 600,
+            partition_ppm: 800,
+            partition_ticks_min: 100,
+            partition_ticks_max: 1_000,
+            partitions_max: 2,
+            clock_skew_ms_max: 5_000,
+        }
+    }
+}
+
+impl Default for EditWeights {
+    fn default() -> Self {
+        EditWeights {
+            add_item: 15,
+            set_quantity: 15,
+            void_item: 6,
+            advance: 20,
+            claim_payment: 15,
+            set_notes: 5,
+        }
+    }
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        WorkloadConfig {
+            till_write_ppm: 12_000,
+            hq_settle_ppm: 8_000,
+            hot_orders: 8,
+            items_per_order_max: 8,
+            create_weight: 25,
+            edit_weights: EditWeights::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// A run of `tills` tills and an HQ with the default faults and workload.
+    pub fn new(seed: u64, tills: usize) -> SimConfig {
+        SimConfig {
+            seed,
+            tills,
+            hq: true,
+            tick_ms: 1,
+            faulty_ticks: 3_000,
+            heal_ticks_max: 50_000,
+            quiesce_ticks_max: 10_000,
+            anti_entropy_every_ticks: 250,
+            progress_every_ticks: 1_000,
+            network: NetworkConfig::default(),
+            faults: FaultConfig::default(),
+            workload: WorkloadConfig::default(),
+        }
+    }
+
+    /// Like [`SimConfig::new`] with frequent crashes and partitions: every run sees several of
+    /// each.
+    pub fn stormy(seed: u64, tills: usize) -> SimConfig {
+        let mut config = SimConfig::new(seed, tills);
+        config.faults.crash_ppm = 1_000;
+        config.faults.down_ticks_max = 400;
+        config.faults.partition_ppm = 2_000;
+        config.faults.partition_ticks_max = 600;
+        config.faults.partitions_max = 3;
+        config
+    }
+
+    /// The same run with another seed.
+    pub fn with_seed(&self, seed: u64) -> SimConfig {
+        SimConfig { seed, ..self.clone() }
+    }
+
+    /// Checks that the numbers make sense together.
+    pub fn validate(&self) -> Result<(), SimError> {
+        let problem = |text: &str| Err(SimError::Config { problem: text.to_string() });
+        if self.tills == 0 || self.tills > TILLS_MAX {
+            return problem("tills must be between 1 and 64");
+        }
+        if self.tills + usize::from(self.hq) < 2 {
+            return problem("a simulation needs at least two nodes (two tills, or a till and HQ)");
+        }
+        if self.tick_ms <= 0 {
+            return problem("tick_ms must be positive");
+        }
+        if self.anti_entropy_every_ticks == 0 {
+            return problem("anti_entropy_every_ticks must be positive");
+        }
+        if self.network.delay_ticks_min == 0 || self.network.delay_ticks_min > self.network.delay_ticks_max {
+            return problem("network delays need 1 <= delay_ticks_min <= delay_ticks_max");
+        }
+        if self.faults.down_ticks_min == 0 || self.faults.down_ticks_min > self.faults.down_ticks_max {
+            return problem("crash downtime needs 1 <= down_ticks_min <= down_ticks_max");
+        }
+        if self.faults.partition_ticks_min == 0
+            || self.faults.partition_ticks_min > self.faults.partition_ticks_max
+        {
+            return problem("partitions need 1 <= partition_ticks_min <= partition_ticks_max");
+        }
+        if self.faults.clock_skew_ms_max < 0 {
+            return problem("clock_skew_ms_max must not be negative");
+        }
+        let ppm = [
+            self.network.loss_ppm_max,
+            self.network.duplicate_ppm,
+            self.network.reorder_ppm,
+            self.faults.crash_ppm,
+            self.faults.partition_ppm,
+            self.workload.till_write_ppm,
+            self.workload.hq_settle_ppm,
+        ];
+        if ppm.iter().any(|value| *value > 1_000_000) {
+            return problem("probabilities are parts per million: at most 1000000");
+        }
+        if self.network.loss_ppm_max >= 1_000_000 {
+            return problem("a link that loses every frame can never deliver");
+        }
+        if self.workload.hot_orders == 0 || self.workload.items_per_order_max == 0 {
+            return problem("hot_orders and items_per_order_max must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_nonsense_is_not() {
+        assert!(SimConfig::new(1, 3).validate().is_ok());
+        assert!(SimConfig::stormy(1, 3).validate().is_ok());
+        assert!(SimConfig::new(1, 0).validate().is_err());
+        let mut lonely = SimConfig::new(1, 1);
+        lonely.hq = false;
+        assert!(lonely.validate().is_err());
+        let mut backwards = SimConfig::new(1, 2);
+        backwards.network.delay_ticks_min = 10;
+        backwards.network.delay_ticks_max = 5;
+        assert!(backwards.validate().is_err());
+    }
+}
