@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cli;
+use support::shop;
 
 /// How long discovery and the first sync may take.
 const DISCOVERY_TIMEOUT_MS: u64 = 30_000;
@@ -115,23 +115,7 @@ fn tills_in_separate_namespaces_find_each_other_by_mdns() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let shop = dir.path().join("shop");
-    let (ok, _, err) = cli(&["shop", "init", "--dir", shop.to_str().expect("utf-8")]);
-    assert!(ok, "{err}");
-    for code in ["A", "B"] {
-        let out = dir.path().join(format!("{code}.till"));
-        let (ok, _, err) = cli(&[
-            "shop",
-            "add-till",
-            "--dir",
-            shop.to_str().expect("utf-8"),
-            "--code",
-            code,
-            "--out",
-            out.to_str().expect("utf-8"),
-        ]);
-        assert!(ok, "{err}");
-    }
+    shop(dir.path(), &["A", "B"]);
     let mut tills: Vec<Child> = ["A", "B"]
         .iter()
         .enumerate()

@@ -10,33 +10,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{TillProcess, cli};
+use support::{TillProcess, cli, shop};
 
 /// Reconciliation interval of the tills under test.
 const SYNC_INTERVAL_MS: &str = "500";
 /// How long convergence may take before the test fails.
 const CONVERGE_TIMEOUT_MS: u64 = 60_000;
-
-fn shop(dir: &Path, codes: &[&str]) {
-    let shop = dir.join("shop");
-    let (ok, _, err) =
-        cli(&["shop", "init", "--dir", shop.to_str().expect("utf-8"), "--tax-rate-bps", "825"]);
-    assert!(ok, "{err}");
-    for code in codes {
-        let out = dir.join(format!("{code}.till"));
-        let (ok, _, err) = cli(&[
-            "shop",
-            "add-till",
-            "--dir",
-            shop.to_str().expect("utf-8"),
-            "--code",
-            code,
-            "--out",
-            out.to_str().expect("utf-8"),
-        ]);
-        assert!(ok, "{err}");
-    }
-}
 
 fn start(dir: &Path, code: &str, peers: &[&str]) -> TillProcess {
     let credentials = dir.join(format!("{code}.till"));

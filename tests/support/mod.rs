@@ -103,6 +103,28 @@ fn signal(child: &Child, signal: &str) {
     assert!(status.success(), "kill {signal} failed");
 }
 
+/// Creates a shop in `dir/shop` (tax 8.25 %) and a credentials file `dir/<code>.till` per code.
+pub fn shop(dir: &Path, codes: &[&str]) {
+    let shop = dir.join("shop");
+    let shop = shop.to_str().expect("utf-8 path");
+    let (ok, _, err) = cli(&["shop", "init", "--dir", shop, "--tax-rate-bps", "825"]);
+    assert!(ok, "{err}");
+    for code in codes {
+        let out = dir.join(format!("{code}.till"));
+        let (ok, _, err) = cli(&[
+            "shop",
+            "add-till",
+            "--dir",
+            shop,
+            "--code",
+            code,
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ]);
+        assert!(ok, "{err}");
+    }
+}
+
 /// Runs the `tillmesh` CLI and returns (success, stdout, stderr).
 pub fn cli(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_tillmesh")).args(args).output().expect("run tillmesh");

@@ -14,6 +14,60 @@ use uuid::Uuid;
 use crate::order::OrderDoc;
 use crate::payment::TransactionDoc;
 
+/// The methods every document kind shares, delegating to its [`BaseDoc`]: loading with the
+/// header check, id, the Automerge document, save, heads, fork, merge.
+macro_rules! document_plumbing {
+    ($doc:ident, $kind:expr, $what:literal) => {
+        impl $doc {
+            /// Wraps a loaded Automerge document whose header was checked.
+            pub(crate) fn from_checked(doc: automerge::AutoCommit, id: uuid::Uuid) -> $doc {
+                $doc { base: $crate::document::BaseDoc { doc, id } }
+            }
+
+            #[doc = concat!("Loads saved bytes, checking that they are ", $what, " of a known schema.")]
+            pub fn load(bytes: &[u8]) -> Result<$doc, $crate::document::DocumentError> {
+                $doc::from_automerge(automerge::AutoCommit::load(bytes)?)
+            }
+
+            #[doc = concat!("Wraps an Automerge document, checking that it is ", $what, " of a known schema.")]
+            pub fn from_automerge(doc: automerge::AutoCommit) -> Result<$doc, $crate::document::DocumentError> {
+                let id = $crate::document::Header::expect(&doc, $kind)?;
+                Ok($doc::from_checked(doc, id))
+            }
+
+            /// The document's id.
+            pub fn id(&self) -> uuid::Uuid {
+                self.base.id
+            }
+
+            /// The underlying Automerge document.
+            pub fn automerge(&mut self) -> &mut automerge::AutoCommit {
+                &mut self.base.doc
+            }
+
+            /// The whole document, compacted.
+            pub fn save(&mut self) -> Vec<u8> {
+                self.base.doc.save()
+            }
+
+            /// The current heads.
+            pub fn heads(&mut self) -> Vec<automerge::ChangeHash> {
+                self.base.doc.get_heads()
+            }
+
+            /// A copy that writes as `actor` (another device, or this device after a restart).
+            pub fn fork(&mut self, actor: automerge::ActorId) -> $doc {
+                $doc { base: self.base.fork(actor) }
+            }
+
+            /// Takes in every change of `other` (another peer's copy of this document).
+            pub fn merge(&mut self, other: &mut $doc) -> Result<(), $crate::edit::EditError> {
+                self.base.merge(&mut other.base)
+            }
+        }
+    };
+}
+
 /// The document layout this build writes and the newest it reads.
 pub const SCHEMA_VERSION: u64 = 1;
 

@@ -49,6 +49,7 @@
 //! ```
 
 pub mod authority;
+#[macro_use]
 pub mod document;
 pub mod edit;
 pub mod hash;

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ChangeHash, ROOT};
+use automerge::{ActorId, ROOT};
 use autosurgeon::{Counter, Hydrate, Reconcile};
 use serde::Serialize;
 use uuid::Uuid;
@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::authority::{
     AuthorityViolation, ClaimRecord, HqPublicKey, HqSigningKey, PaymentView, SignedSettlement,
 };
-use crate::document::{self, BaseDoc, DocKind, DocumentError, Header, SCHEMA_VERSION};
+use crate::document::{self, BaseDoc, DocKind, DocumentError, SCHEMA_VERSION};
 use crate::edit::{EditError, check_device_id, limits};
 use crate::money::{Amount, Currency};
 use crate::numbering::OrderNumber;
@@ -175,6 +175,8 @@ pub struct OrderDoc {
     base: BaseDoc,
 }
 
+document_plumbing!(OrderDoc, DocKind::Order, "an order");
+
 impl OrderDoc {
     /// Creates the order's document. Call once, on the device that takes the order; every other
     /// peer gets it by sync, never by creating it again.
@@ -213,52 +215,6 @@ impl OrderDoc {
         base.doc.put_object(ROOT, "settlements", automerge::ObjType::List).map_err(DocumentError::from)?;
         base.commit(&new.device_id, new.created_at);
         Ok(OrderDoc { base })
-    }
-
-    /// Wraps a loaded Automerge document whose header was checked.
-    pub(crate) fn from_checked(doc: AutoCommit, id: Uuid) -> OrderDoc {
-        OrderDoc { base: BaseDoc { doc, id } }
-    }
-
-    /// Loads saved bytes, checking that they are an order of a known schema.
-    pub fn load(bytes: &[u8]) -> Result<OrderDoc, DocumentError> {
-        OrderDoc::from_automerge(AutoCommit::load(bytes)?)
-    }
-
-    /// Wraps an Automerge document, checking that it is an order of a known schema.
-    pub fn from_automerge(doc: AutoCommit) -> Result<OrderDoc, DocumentError> {
-        let id = Header::expect(&doc, DocKind::Order)?;
-        Ok(OrderDoc::from_checked(doc, id))
-    }
-
-    /// The order's id.
-    pub fn id(&self) -> Uuid {
-        self.base.id
-    }
-
-    /// The underlying Automerge document.
-    pub fn automerge(&mut self) -> &mut AutoCommit {
-        &mut self.base.doc
-    }
-
-    /// The whole document, compacted.
-    pub fn save(&mut self) -> Vec<u8> {
-        self.base.doc.save()
-    }
-
-    /// The current heads.
-    pub fn heads(&mut self) -> Vec<ChangeHash> {
-        self.base.doc.get_heads()
-    }
-
-    /// A copy that writes as `actor` (another device, or this device after a restart).
-    pub fn fork(&mut self, actor: ActorId) -> OrderDoc {
-        OrderDoc { base: self.base.fork(actor) }
-    }
-
-    /// Takes in every change of `other` (another peer's copy of this order).
-    pub fn merge(&mut self, other: &mut OrderDoc) -> Result<(), EditError> {
-        self.base.merge(&mut other.base)
     }
 
     /// The effective order. `hq` verifies settlements; without it none is honoured.

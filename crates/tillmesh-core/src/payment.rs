@@ -3,7 +3,7 @@
 //! settlement of it.
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ChangeHash, ROOT};
+use automerge::{ActorId, ROOT};
 use autosurgeon::{Hydrate, Reconcile};
 use serde::Serialize;
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::authority::{
     AuthorityViolation, ClaimRecord, HqPublicKey, HqSigningKey, PaymentView, SignedSettlement,
 };
-use crate::document::{BaseDoc, DocKind, DocumentError, Header, SCHEMA_VERSION};
+use crate::document::{BaseDoc, DocKind, DocumentError, SCHEMA_VERSION};
 use crate::edit::{EditError, check_device_id, limits};
 use crate::money::{Amount, Currency};
 use crate::status::{PaymentMethod, PaymentStatus};
@@ -114,6 +114,8 @@ pub struct TransactionDoc {
     base: BaseDoc,
 }
 
+document_plumbing!(TransactionDoc, DocKind::Transaction, "a transaction");
+
 impl TransactionDoc {
     /// Creates the transaction's document, once, on the device that took the payment.
     pub fn create(new: NewTransaction, actor: ActorId) -> Result<TransactionDoc, EditError> {
@@ -164,48 +166,6 @@ impl TransactionDoc {
         base.append("claims", &claim)?;
         base.commit(&new.device_id, new.created_at);
         Ok(TransactionDoc { base })
-    }
-
-    /// Wraps a loaded Automerge document whose header was checked.
-    pub(crate) fn from_checked(doc: AutoCommit, id: Uuid) -> TransactionDoc {
-        TransactionDoc { base: BaseDoc { doc, id } }
-    }
-
-    /// Loads saved bytes, checking that they are a transaction of a known schema.
-    pub fn load(bytes: &[u8]) -> Result<TransactionDoc, DocumentError> {
-        let doc = AutoCommit::load(bytes)?;
-        let id = Header::expect(&doc, DocKind::Transaction)?;
-        Ok(TransactionDoc::from_checked(doc, id))
-    }
-
-    /// The transaction's id.
-    pub fn id(&self) -> Uuid {
-        self.base.id
-    }
-
-    /// The underlying Automerge document.
-    pub fn automerge(&mut self) -> &mut AutoCommit {
-        &mut self.base.doc
-    }
-
-    /// The whole document, compacted.
-    pub fn save(&mut self) -> Vec<u8> {
-        self.base.doc.save()
-    }
-
-    /// The current heads.
-    pub fn heads(&mut self) -> Vec<ChangeHash> {
-        self.base.doc.get_heads()
-    }
-
-    /// A copy that writes as `actor`.
-    pub fn fork(&mut self, actor: ActorId) -> TransactionDoc {
-        TransactionDoc { base: self.base.fork(actor) }
-    }
-
-    /// Takes in every change of `other`.
-    pub fn merge(&mut self, other: &mut TransactionDoc) -> Result<(), EditError> {
-        self.base.merge(&mut other.base)
     }
 
     /// The effective transaction. `hq` verifies settlements; without it none is honoured.

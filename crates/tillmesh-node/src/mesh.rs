@@ -490,24 +490,19 @@ impl Driver {
     }
 
     async fn reconcile_all(&mut self) -> Result<(), TillError> {
-        let stepped = self
-            .step(|context, sessions| {
-                for (_, _, session) in sessions.iter_mut() {
-                    session.start_reconcile(context.index);
-                }
-                Ok(Vec::new())
-            })
-            .await?;
-        self.restore(stepped);
-        self.pump_all().await;
-        Ok(())
+        self.reconcile_with(None).await
     }
 
     async fn reconcile(&mut self, peer: PeerId) -> Result<(), TillError> {
+        self.reconcile_with(Some(peer)).await
+    }
+
+    /// Starts a reconciliation with one peer, or with every admitted peer.
+    async fn reconcile_with(&mut self, only: Option<PeerId>) -> Result<(), TillError> {
         let stepped = self
             .step(move |context, sessions| {
-                for (id, _, session) in sessions.iter_mut() {
-                    if *id == peer {
+                for (peer, _, session) in sessions.iter_mut() {
+                    if only.is_none_or(|only| only == *peer) {
                         session.start_reconcile(context.index);
                     }
                 }
