@@ -146,24 +146,21 @@ pub(crate) fn note_local_change(
 }
 
 impl Store {
-    /// Starts bookkeeping for a remote: every document already here is PENDING for it.
-    /// Registering a known remote changes nothing.
+    /// Starts bookkeeping for a remote: until the first agreement with it
+    /// ([`Store::mark_all_synced`] then [`Store::record_sync`]) every document counts as PENDING
+    /// for it. Constant time however many documents there are; registering a known remote
+    /// changes nothing.
     pub fn register_remote(&self, remote: &str) -> Result<(), StoreError> {
         let name = check_remote(remote)?;
-        if self.trees.remotes.contains_key(name)? {
-            return Ok(());
-        }
-        let ids: Vec<Uuid> = self.document_ids().collect::<Result<_, _>>()?;
-        let t = &self.trees;
-        (&t.remotes, &t.sync_status, &t.sync_counts)
-            .transaction(|(remotes, status, counts)| {
-                remotes.insert(name, &[])?;
-                for id in &ids {
-                    set_status(status, counts, name, *id, SyncStatus::Pending)?;
-                }
-                Ok(())
-            })
-            .map_err(StoreError::from_transaction)
+        // Refused only when the remote is known already: then nothing changes.
+        let _known = self.trees.remotes.compare_and_swap(name, None as Option<&[u8]>, Some(&[] as &[u8]))?;
+        Ok(())
+    }
+
+    /// Whether a remote was registered but never agreed with: documents without an entry are
+    /// then PENDING for it, not SYNCED.
+    fn never_synced(&self, name: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.trees.remotes.get(name)?.is_some_and(|value| value.is_empty()))
     }
 
     /// The remotes known to this store.
@@ -193,7 +190,7 @@ impl Store {
             None if self.trees.remotes.contains_key(name)?
                 && self.trees.docs.contains_key(doc.as_bytes())? =>
             {
-                Ok(Some(SyncStatus::Synced))
+                Ok(Some(if self.never_synced(name)? { SyncStatus::Pending } else { SyncStatus::Synced }))
             }
             None => Ok(None),
         }
@@ -235,8 +232,20 @@ impl Store {
                 counts[index] = keys::decode_u64(&bytes).ok_or(StoreError::Corrupt { what: "sync count" })?;
             }
         }
-        let unsynced: u64 = counts.iter().sum();
-        counts[SyncStatus::Synced as usize] = (self.document_count() as u64).saturating_sub(unsynced);
+        let documents = self.document_count() as u64;
+        if self.never_synced(name)? {
+            // Every document without another status is still to send.
+            let other: u64 = counts
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != SyncStatus::Pending as usize)
+                .map(|(_, n)| n)
+                .sum();
+            counts[SyncStatus::Pending as usize] = documents.saturating_sub(other);
+        } else {
+            let unsynced: u64 = counts.iter().sum();
+            counts[SyncStatus::Synced as usize] = documents.saturating_sub(unsynced);
+        }
         let last_sync_at = match self.trees.remotes.get(name)? {
             Some(bytes) if bytes.len() == 8 => keys::decode_u64(&bytes).map(|at| Timestamp(at as i64)),
             _ => None,
