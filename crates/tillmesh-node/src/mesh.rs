@@ -54,7 +54,7 @@ pub enum MeshError {
 }
 
 /// What a peer presents to be admitted, and how roster news travels: its own entry first,
-/// then every entry it knows.
+/// then the revocations it knows.
 #[derive(Debug, Serialize, Deserialize)]
 struct Credentials {
     entries: Vec<SignedRosterEntry>,
@@ -222,10 +222,15 @@ impl Driver {
         }
     }
 
+    /// Our own entry, then every revocation we know: each peer presents its own entry, so only
+    /// revocations need passing on (to peers that were away when they were issued).
     fn credentials(&self) -> Vec<u8> {
         let mut entries = vec![self.own.clone()];
         entries.extend(
-            self.roster.entries().filter(|entry| entry.entry.peer_id != self.own.entry.peer_id).cloned(),
+            self.roster
+                .entries()
+                .filter(|entry| entry.entry.revoked && entry.entry.peer_id != self.own.entry.peer_id)
+                .cloned(),
         );
         serde_json::to_vec(&Credentials { entries }).unwrap_or_default()
     }
