@@ -273,6 +273,18 @@ pub(crate) async fn status(args: ClientArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tillmesh hq settle`: HQ signs an order's settlement.
+pub(crate) async fn settle(
+    args: ClientArgs,
+    order: uuid::Uuid,
+    status: tillmesh_core::PaymentStatus,
+) -> anyhow::Result<()> {
+    let hq = TillClient::new(&args)?;
+    let answer =
+        hq.post(&format!("/api/orders/{order}/settle"), &serde_json::json!({ "status": status })).await?;
+    show_detail(answer, args.json)
+}
+
 /// `tillmesh roster apply FILE`: posts a signed roster entry to a till.
 pub(crate) async fn apply_roster(file: &std::path::Path, args: ClientArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;

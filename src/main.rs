@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use tillmesh_core::{Currency, OrderStatus, PaymentMethod, TillCode};
+use tillmesh_core::{Currency, OrderStatus, PaymentMethod, PaymentStatus, TillCode};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run a till: its durable store and its local HTTP API.
     Till(TillArgs),
+    /// Run the HQ node (a peer that alone signs payment settlements), or settle a payment.
+    Hq(HqArgs),
     /// Create, list and show orders on a running till.
     #[command(subcommand)]
     Order(OrderCommand),
@@ -107,27 +109,69 @@ struct TillArgs {
     /// the credentials when given).
     #[arg(long, value_name = "CODE", required_unless_present = "credentials")]
     code: Option<TillCode>,
-    /// Where to listen for peers (libp2p multiaddr); repeatable. Needs --credentials.
-    #[arg(long, value_name = "MULTIADDR", requires = "credentials")]
-    listen: Vec<tillmesh_net::Multiaddr>,
-    /// A peer to dial and keep re-dialing; repeatable. Needs --credentials.
-    #[arg(long, value_name = "MULTIADDR", requires = "credentials")]
-    peer: Vec<tillmesh_net::Multiaddr>,
-    /// Discover peers on the LAN with mDNS (not on loopback). Needs --credentials.
-    #[arg(long, requires = "credentials")]
-    mdns: bool,
-    /// How often to reconcile with every peer, in milliseconds.
-    #[arg(long, default_value_t = 5_000)]
-    sync_interval_ms: u64,
-    /// Address of the local HTTP API (port 0 picks a free port; the chosen one is printed).
-    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
-    http: SocketAddr,
     /// The shop's currency (ISO 4217; taken from the credentials when given).
     #[arg(long, default_value = "USD", conflicts_with = "credentials")]
     currency: Currency,
     /// The shop's tax rate in basis points (825 = 8.25 %; taken from the credentials when given).
     #[arg(long, default_value_t = 0, conflicts_with = "credentials")]
     tax_rate_bps: u32,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// What every node (till or HQ) takes: its HTTP API and how it meets its peers.
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// Address of the local HTTP API (port 0 picks a free port; the chosen one is printed).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Where to listen for peers (libp2p multiaddr); repeatable. Needs a shop (credentials).
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<tillmesh_net::Multiaddr>,
+    /// A peer to dial and keep re-dialing; repeatable. Needs a shop (credentials).
+    #[arg(long, value_name = "MULTIADDR")]
+    peer: Vec<tillmesh_net::Multiaddr>,
+    /// Discover peers on the LAN with mDNS (not on loopback). Needs a shop (credentials).
+    #[arg(long)]
+    mdns: bool,
+    /// How often to reconcile with every peer, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    sync_interval_ms: u64,
+}
+
+/// `tillmesh hq`: run the HQ node, or act on a running one.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct HqArgs {
+    #[command(subcommand)]
+    command: Option<HqCommand>,
+    /// The shop's directory (from `tillmesh shop init`): HQ's keys and the roster.
+    #[arg(long, value_name = "SHOP", required = true)]
+    shop: Option<PathBuf>,
+    /// Directory of HQ's store (created on first start).
+    #[arg(long, value_name = "DIR", required = true)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum HqCommand {
+    /// Settle an order's payment with HQ's signature; every till shows it as confirmed.
+    Settle {
+        /// Base URL of the HQ node's HTTP API.
+        #[arg(long, value_name = "URL", env = "TILLMESH_HQ")]
+        hq: String,
+        /// The order's id.
+        #[arg(long, value_name = "ID")]
+        order: Uuid,
+        /// CAPTURED, DECLINED or REFUNDED.
+        #[arg(long)]
+        status: PaymentStatus,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -219,7 +263,11 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Till(args) => run_till::run(args).await,
+            Command::Till(args) => run_till::till(args).await,
+            Command::Hq(HqArgs { command: Some(HqCommand::Settle { hq, order, status, json }), .. }) => {
+                client::settle(ClientArgs { till: hq, json }, order, status).await
+            }
+            Command::Hq(args) => run_till::hq(args).await,
             Command::Order(command) => client::order(command).await,
             Command::Status(args) => client::status(args).await,
             Command::Shop(ShopCommand::Init { dir, currency, tax_rate_bps }) => {

@@ -1,26 +1,34 @@
-//! `tillmesh till`: open the store, join the shop's mesh (with credentials), serve the HTTP API,
-//! stop cleanly on SIGTERM or ctrl-c.
+//! `tillmesh till` and `tillmesh hq`: open the store, join the shop's mesh (in a shop), serve the
+//! HTTP API, stop cleanly on SIGTERM or ctrl-c.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tillmesh_core::HqPublicKey;
-use tillmesh_net::NetConfig;
+use tillmesh_core::{HqPublicKey, SignedRosterEntry, TillCode};
+use tillmesh_net::{Keypair, NetConfig};
 use tillmesh_node::{Mesh, MeshConfig, SystemClock, Till, TillConfig};
 use tracing_subscriber::EnvFilter;
 
-use crate::TillArgs;
-use crate::shop::TillCredentials;
+use crate::shop::{TillCredentials, read_shop};
+use crate::{HqArgs, NodeArgs, TillArgs};
 
 /// How long to wait for the peer listener's address before starting anyway.
 const LISTEN_WAIT_MS: u64 = 5_000;
 
-pub(crate) async fn run(args: TillArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
+/// How a node in a shop joins the mesh.
+struct Membership {
+    keypair: Keypair,
+    shop_key: [u8; 32],
+    hq: HqPublicKey,
+    own_entry: SignedRosterEntry,
+    roster: Vec<SignedRosterEntry>,
+}
+
+/// `tillmesh till`: standalone, or in a shop with credentials.
+pub(crate) async fn till(args: TillArgs) -> anyhow::Result<()> {
+    init_logging();
     let credentials = args.credentials.as_deref().map(TillCredentials::read).transpose()?;
     let code = match (&credentials, args.code.clone()) {
         (Some(credentials), Some(code)) if code != credentials.till_code => {
@@ -33,51 +41,114 @@ pub(crate) async fn run(args: TillArgs) -> anyhow::Result<()> {
     let mut config = TillConfig::new(args.data_dir.clone(), code);
     config.currency = args.currency;
     config.tax_rate_bps = args.tax_rate_bps;
-    if let Some(credentials) = &credentials {
-        config.currency = credentials.currency;
-        config.tax_rate_bps = credentials.tax_rate_bps;
-        config.hq = Some(HqPublicKey::from_hex(&credentials.hq_public_key)?);
-    }
+    let membership = match credentials {
+        Some(credentials) => {
+            config.currency = credentials.currency;
+            config.tax_rate_bps = credentials.tax_rate_bps;
+            let hq = HqPublicKey::from_hex(&credentials.hq_public_key)?;
+            config.hq = Some(hq);
+            Some(Membership {
+                keypair: credentials.keypair()?,
+                shop_key: credentials.shop_key,
+                hq,
+                own_entry: credentials.entry,
+                roster: credentials.roster,
+            })
+        }
+        None => {
+            if !args.node.listen.is_empty() || !args.node.peer.is_empty() || args.node.mdns {
+                bail!(
+                    "--listen, --peer and --mdns need --credentials (a till joins a shop's mesh with them)"
+                );
+            }
+            None
+        }
+    };
+    run(config, membership, &args.node).await
+}
+
+/// `tillmesh hq`: the HQ node, with HQ's signing key from the shop directory.
+pub(crate) async fn hq(args: HqArgs) -> anyhow::Result<()> {
+    init_logging();
+    let (Some(shop_dir), Some(data_dir)) = (args.shop.as_deref(), args.data_dir.clone()) else {
+        bail!("give --shop and --data-dir");
+    };
+    let (shop, roster) = read_shop(shop_dir)?;
+    let signing = shop.hq();
+    let keypair = shop.hq_keypair()?;
+    let peer_id = keypair.public().to_peer_id().to_string();
+    let own_entry = own_entry(shop_dir, &roster, &peer_id)?;
+    let mut config = TillConfig::new(data_dir, TillCode::parse(tillmesh_core::roster::HQ_CODE)?);
+    config.currency = shop.currency;
+    config.tax_rate_bps = shop.tax_rate_bps;
+    config.hq = Some(signing.public_key());
+    config.hq_signing = Some(signing.clone());
+    let membership =
+        Membership { keypair, shop_key: shop.shop_key, hq: signing.public_key(), own_entry, roster };
+    run(config, Some(membership), &args.node).await
+}
+
+fn own_entry(
+    shop_dir: &Path,
+    roster: &[SignedRosterEntry],
+    peer_id: &str,
+) -> anyhow::Result<SignedRosterEntry> {
+    roster
+        .iter()
+        .find(|entry| entry.entry.peer_id == peer_id && !entry.entry.revoked)
+        .cloned()
+        .with_context(|| format!("{}: the roster has no active entry for the HQ node", shop_dir.display()))
+}
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(config: TillConfig, membership: Option<Membership>, node: &NodeArgs) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
     let till = Till::open(config, Arc::new(SystemClock))
-        .with_context(|| format!("cannot open the till's store in {}", args.data_dir.display()))?;
-    let mesh = match &credentials {
-        Some(credentials) => Some(join_mesh(&till, credentials, &args).await?),
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let mesh = match membership {
+        Some(membership) => Some(join_mesh(&till, membership, node).await?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.http)
+    let listener = tokio::net::TcpListener::bind(node.http)
         .await
-        .with_context(|| format!("cannot listen on {}", args.http))?;
+        .with_context(|| format!("cannot listen on {}", node.http))?;
     let address = listener.local_addr()?;
-    // One line on stdout that scripts and tests read to find the till.
+    // One line on stdout that scripts and tests read to find the node.
     println!("till {} listening on http://{address}", till.device_id());
-    tracing::info!(%address, device = till.device_id(), "till started");
+    tracing::info!(%address, device = till.device_id(), "node started");
     tillmesh_node::http::serve(listener, till, shutdown_signal()).await?;
     if let Some(mesh) = mesh {
         mesh.stop().await;
     }
-    tracing::info!("till stopped; store flushed");
+    tracing::info!("node stopped; store flushed");
     Ok(())
 }
 
-async fn join_mesh(till: &Till, credentials: &TillCredentials, args: &TillArgs) -> anyhow::Result<Mesh> {
-    let mut net = NetConfig::new(credentials.keypair()?, credentials.shop_key);
-    net.listen = args.listen.clone();
-    net.peers = args.peer.clone();
-    net.mdns = args.mdns;
+async fn join_mesh(till: &Till, membership: Membership, node: &NodeArgs) -> anyhow::Result<Mesh> {
+    let mut net = NetConfig::new(membership.keypair, membership.shop_key);
+    net.listen = node.listen.clone();
+    net.peers = node.peer.clone();
+    net.mdns = node.mdns;
     let mesh = Mesh::start(
         till.clone(),
         MeshConfig {
             net,
-            hq: HqPublicKey::from_hex(&credentials.hq_public_key)?,
-            own_entry: credentials.entry.clone(),
-            roster: credentials.roster.clone(),
-            sync_interval_ms: args.sync_interval_ms,
+            hq: membership.hq,
+            own_entry: membership.own_entry,
+            roster: membership.roster,
+            sync_interval_ms: node.sync_interval_ms,
             held_frames_max: 16,
         },
     )
     .context("cannot join the shop's mesh")?;
     let mut listening = mesh.listening.clone();
-    if !args.listen.is_empty() {
+    if !node.listen.is_empty() {
         let wait = listening.wait_for(|addresses| !addresses.is_empty());
         // Starting without a printed address is still useful (static peers dial out).
         let _ = tokio::time::timeout(Duration::from_millis(LISTEN_WAIT_MS), wait).await;

@@ -24,6 +24,9 @@ pub(crate) struct ShopFile {
     pub(crate) shop_key: [u8; 32],
     #[serde(with = "hex::serde")]
     hq_secret_key: [u8; 32],
+    /// The HQ node's libp2p identity (its device key, not its signing key).
+    #[serde(with = "hex::serde")]
+    hq_identity: [u8; 32],
     pub(crate) currency: Currency,
     pub(crate) tax_rate_bps: u32,
 }
@@ -31,6 +34,11 @@ pub(crate) struct ShopFile {
 impl ShopFile {
     pub(crate) fn hq(&self) -> HqSigningKey {
         HqSigningKey::from_bytes(&self.hq_secret_key)
+    }
+
+    /// The HQ node's libp2p identity.
+    pub(crate) fn hq_keypair(&self) -> anyhow::Result<Keypair> {
+        Keypair::ed25519_from_bytes(self.hq_identity).context("the shop file holds an invalid HQ identity")
     }
 }
 
@@ -125,18 +133,27 @@ fn write_roster(dir: &Path, roster: &[SignedRosterEntry]) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `tillmesh shop init`.
+/// `tillmesh shop init`: the shop key, HQ's signing key, HQ's node identity and a roster holding
+/// the HQ node.
 pub(crate) fn init(dir: &Path, currency: Currency, tax_rate_bps: u32) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let shop = ShopFile {
         format: SHOP_FORMAT.into(),
         shop_key: random_key()?,
         hq_secret_key: random_key()?,
+        hq_identity: random_key()?,
         currency,
         tax_rate_bps,
     };
+    let hq_entry = shop.hq().sign_roster(RosterEntry {
+        peer_id: shop.hq_keypair()?.public().to_peer_id().to_string(),
+        till_code: TillCode::parse(tillmesh_core::roster::HQ_CODE)?,
+        revoked: false,
+        version: 1,
+        issued_at: now(),
+    });
     write_new_secret(&dir.join("shop.json"), &serde_json::to_string_pretty(&shop)?)?;
-    write_roster(dir, &[])?;
+    write_roster(dir, &[hq_entry])?;
     println!("shop created in {}", dir.display());
     println!("HQ public key {}", shop.hq().public_key().to_hex());
     Ok(())

@@ -21,6 +21,7 @@ fn start(dir: &Path, code: &str, peers: &[&str]) -> TillProcess {
     let credentials = dir.join(format!("{code}.till"));
     let data = dir.join(format!("data-{code}"));
     let mut args = vec![
+        "till",
         "--credentials",
         credentials.to_str().expect("utf-8"),
         "--data-dir",

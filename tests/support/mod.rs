@@ -23,14 +23,13 @@ impl TillProcess {
     /// Starts a standalone `tillmesh till` on 127.0.0.1:0 and waits for its address.
     pub fn start(data_dir: &Path, code: &str) -> TillProcess {
         let data_dir = data_dir.to_str().expect("utf-8 path");
-        TillProcess::spawn(&["--data-dir", data_dir, "--code", code, "--tax-rate-bps", "825"])
+        TillProcess::spawn(&["till", "--data-dir", data_dir, "--code", code, "--tax-rate-bps", "825"])
     }
 
-    /// Starts `tillmesh till` with `args` (plus `--http 127.0.0.1:0`) and waits until it prints
-    /// its HTTP address (and its peer address before that, when it listens for peers).
+    /// Starts `tillmesh <args>` (`till …` or `hq …`, plus `--http 127.0.0.1:0`) and waits
+    /// until it prints its HTTP address (and its peer address before that, when it listens).
     pub fn spawn(args: &[&str]) -> TillProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_tillmesh"))
-            .arg("till")
             .args(args)
             .args(["--http", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")

@@ -17,6 +17,9 @@ use crate::time::Timestamp;
 /// Domain separation for roster signatures.
 const ROSTER_CONTEXT: &[u8] = b"tillmesh/roster/v1\0";
 
+/// The till code of the HQ node on the roster.
+pub const HQ_CODE: &str = "HQ";
+
 /// Longest peer id text accepted.
 pub const PEER_ID_CHARS_MAX: usize = 128;
 

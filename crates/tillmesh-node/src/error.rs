@@ -40,6 +40,9 @@ pub enum TillError {
         /// Which invariant.
         detail: &'static str,
     },
+    /// Only the HQ node, which holds HQ's signing key, settles payments.
+    #[error("only HQ settles payments: this node does not hold HQ's signing key")]
+    NotHq,
     /// The writer thread has stopped (the till is shutting down).
     #[error("the till is shutting down")]
     ShuttingDown,

@@ -644,5 +644,5 @@ fn trace_frame(kind: &str, peer: PeerId, frame: &Frame, bytes: usize) {
 
 /// The remote name of a roster till code: `till-B`, or `hq` for HQ.
 fn remote_name(code: &str) -> String {
-    if code == "HQ" { "hq".to_string() } else { format!("till-{code}") }
+    if code == tillmesh_core::roster::HQ_CODE { "hq".to_string() } else { format!("till-{code}") }
 }

@@ -53,6 +53,8 @@ pub struct TillConfig {
     pub tax_rate_bps: u32,
     /// HQ's public key, when the till belongs to a shop with HQ.
     pub hq: Option<HqPublicKey>,
+    /// HQ's signing key: only on the HQ node, which alone may settle payments.
+    pub hq_signing: Option<tillmesh_core::HqSigningKey>,
     /// Edits that may wait for the writer before callers wait to enqueue.
     pub writer_queue_max: usize,
     /// sled's page cache in bytes.
@@ -68,14 +70,19 @@ impl TillConfig {
             currency: Currency::parse("USD").unwrap_or_else(|_| unreachable!("USD is a currency code")),
             tax_rate_bps: 0,
             hq: None,
+            hq_signing: None,
             writer_queue_max: 1024,
             cache_bytes: 32 * 1024 * 1024,
         }
     }
 
-    /// The device id a till writes as: `till-<code>`.
+    /// The device id a node writes as: `till-<code>`, or `hq` for HQ.
     pub fn device_id(&self) -> String {
-        format!("till-{}", self.code)
+        if self.code.as_str() == tillmesh_core::roster::HQ_CODE {
+            "hq".to_string()
+        } else {
+            format!("till-{}", self.code)
+        }
     }
 }
 
@@ -324,6 +331,13 @@ impl Till {
     /// Moves an order forward (`VOIDED` voids it).
     pub async fn advance(&self, order_id: Uuid, status: OrderStatus) -> Result<OrderDetail, TillError> {
         self.edit_order(order_id, move |order, by, at| order.advance(status, by, at)).await
+    }
+
+    /// HQ settles an order's payment with its signature (`CAPTURED`, `DECLINED`, `REFUNDED`).
+    /// Only the node that holds HQ's signing key may.
+    pub async fn settle(&self, order_id: Uuid, status: PaymentStatus) -> Result<OrderDetail, TillError> {
+        let key = self.inner.config.hq_signing.clone().ok_or(TillError::NotHq)?;
+        self.edit_order(order_id, move |order, by, at| order.settle(&key, status, by, at).map(drop)).await
     }
 
     /// Replaces an order's notes.

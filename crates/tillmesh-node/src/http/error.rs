@@ -93,6 +93,7 @@ impl From<TillError> for ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_query")
             }
             TillError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            TillError::NotHq => (StatusCode::FORBIDDEN, "not_hq"),
             TillError::AlreadyExists { .. }
             | TillError::Store(_)
             | TillError::NotDurable { .. }

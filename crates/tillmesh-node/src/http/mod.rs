@@ -42,6 +42,7 @@ pub fn app(till: Till) -> Router {
         .route("/api/orders/{id}/status", post(routes::advance))
         .route("/api/orders/{id}/payments", post(routes::record_payment))
         .route("/api/orders/{id}/void", post(routes::void_order))
+        .route("/api/orders/{id}/settle", post(routes::settle))
         .route("/api/sync/status", get(routes::sync_status))
         .route("/api/sync/now", post(routes::sync_now))
         .route("/api/roster", post(routes::apply_roster))

@@ -170,6 +170,22 @@ pub(super) async fn void_order(
     Ok(Json(till.advance(id(path)?, OrderStatus::Voided).await?))
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct SettlementInput {
+    status: tillmesh_core::PaymentStatus,
+}
+
+pub(super) async fn settle(
+    State(till): State<Till>,
+    path: Result<Path<Uuid>, PathRejection>,
+    body: Result<Json<SettlementInput>, JsonRejection>,
+) -> Answer<OrderDetail> {
+    let order_id = id(path)?;
+    let Json(input) = body?;
+    Ok(Json(till.settle(order_id, input.status).await?))
+}
+
 pub(super) async fn sync_status(State(till): State<Till>) -> Answer<SyncOverview> {
     Ok(Json(till.sync_overview()?))
 }
