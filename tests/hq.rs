@@ -125,6 +125,10 @@ async fn hq_settlement_wins_on_every_till() {
         assert_eq!(view["payment"]["conflict"]["claimed"], "PAID");
         assert!(view["violations"].as_array().is_some_and(Vec::is_empty));
     }
+    let metrics =
+        http.get(format!("{}/metrics", hq.url)).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("\ntillmesh_peers 2\n"), "{metrics}");
+    assert!(metrics.contains("tillmesh_sync_frames_received_total "), "{metrics}");
     for node in [hq, a, b] {
         assert!(node.terminate().success());
     }

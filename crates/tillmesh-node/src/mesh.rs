@@ -122,8 +122,8 @@ impl Mesh {
         let (roster_sender, roster_entries) = mpsc::channel(16);
         let (peers_sender, peers) = watch::channel(Vec::new());
         let (listening_sender, listening) = watch::channel(Vec::new());
-        till.attach_sync(SyncControl { request, roster: roster_sender, peers });
         let stats = Arc::new(SyncStats::default());
+        till.attach_sync(SyncControl { request, roster: roster_sender, peers, stats: Arc::clone(&stats) });
         let driver = Driver {
             stats: Arc::clone(&stats),
             changes: till.subscribe_changes(),

@@ -38,6 +38,8 @@ pub struct SyncControl {
     pub roster: tokio::sync::mpsc::Sender<tillmesh_core::SignedRosterEntry>,
     /// The admitted peers, by remote name.
     pub peers: tokio::sync::watch::Receiver<Vec<String>>,
+    /// The driver's traffic counters.
+    pub stats: std::sync::Arc<crate::mesh::SyncStats>,
 }
 
 /// How to run a till.

@@ -155,6 +155,12 @@ async fn orders_go_through_their_whole_life() {
     let (status, sync) = till.call("GET", "/api/sync/status", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!((sync["documents"].as_u64(), sync["pending"].as_u64()), (Some(2), Some(2)), "{sync}");
+    let metrics = till.client.get(format!("{}/metrics", till.base)).send().await.expect("metrics");
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let metrics = metrics.text().await.expect("text");
+    assert!(metrics.contains("\ntillmesh_documents 2\n"), "{metrics}");
+    assert!(metrics.contains("tillmesh_http_requests_total{class=\"2xx\"} "), "{metrics}");
+    assert!(!metrics.contains("tillmesh_peers"), "a standalone till has no peers: {metrics}");
     let (status, answer) = till.call("POST", "/api/sync/now", None).await;
     assert_eq!((status, &answer["peers"]), (StatusCode::ACCEPTED, &json!([])));
     till.stop().await;

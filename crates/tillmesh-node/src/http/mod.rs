@@ -6,6 +6,7 @@
 //! then flushes and closes the till.
 
 mod error;
+mod metrics;
 mod routes;
 
 use std::future::Future;
@@ -32,6 +33,10 @@ pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
 /// The router of the till's API.
 pub fn app(till: Till) -> Router {
+    let requests = std::sync::Arc::new(metrics::RequestCounts::default());
+    let metrics_route = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state((till.clone(), std::sync::Arc::clone(&requests)));
     Router::new()
         .route("/api/health", get(routes::health))
         .route("/api/orders", post(routes::create_order).get(routes::list_orders))
@@ -47,6 +52,9 @@ pub fn app(till: Till) -> Router {
         .route("/api/sync/now", post(routes::sync_now))
         .route("/api/roster", post(routes::apply_roster))
         .fallback(routes::not_found)
+        .with_state(till)
+        .merge(metrics_route)
+        .layer(axum::middleware::from_fn_with_state(requests, metrics::count_requests))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -57,7 +65,6 @@ pub fn app(till: Till) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
-        .with_state(till)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; in-flight requests finish, then the
