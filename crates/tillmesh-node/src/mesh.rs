@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry};
 use tillmesh_net::{Multiaddr, NetClient, NetConfig, NetEvent, PeerId, Reply};
-use tillmesh_sync::{Bound, DocId, Frame, Session, decode, encode};
+use tillmesh_sync::{Bound, Frame, Session, decode, encode};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::sync_docs::StoreDocuments;
@@ -163,7 +163,7 @@ struct Peer {
     /// Whether a request of ours awaits its response.
     in_flight: bool,
     /// Requests that arrived before the peer was admitted.
-    held: Vec<(Reply, Vec<u8>)>,
+    held: Vec<(Reply, Frame)>,
     /// Whether our next request should carry the roster (it changed).
     send_roster: bool,
 }
@@ -184,12 +184,6 @@ struct Driver {
     listening: watch::Sender<Vec<Multiaddr>>,
     interval: Duration,
     held_max: usize,
-}
-
-/// What a session job needs back.
-struct Stepped {
-    sessions: Vec<(PeerId, String, Session)>,
-    changed: Vec<DocId>,
 }
 
 impl Driver {
@@ -312,7 +306,7 @@ impl Driver {
                         tracing::warn!(%peer, "too many frames before admission: blocked");
                         self.block(peer).await;
                     } else {
-                        state.held.push((reply, bytes));
+                        state.held.push((reply, frame));
                     }
                     return Ok(());
                 }
@@ -362,10 +356,8 @@ impl Driver {
 
     async fn release_held(&mut self, peer: PeerId) -> Result<(), TillError> {
         let held = self.peers.get_mut(&peer).map(|state| std::mem::take(&mut state.held)).unwrap_or_default();
-        for (reply, bytes) in held {
-            if let Some(frame) = self.decoded(peer, &bytes) {
-                self.on_frame(peer, frame).await?;
-            }
+        for (reply, frame) in held {
+            self.on_frame(peer, frame).await?;
             let answer =
                 self.peers.get_mut(&peer).and_then(|state| state.session.next_frame()).unwrap_or_default();
             self.respond(reply, answer).await;
@@ -433,15 +425,16 @@ impl Driver {
             return Ok(());
         }
         let now = self.till.clock().now();
-        let stepped = self
+        let sessions = self
             .step(move |context, sessions| {
                 let Some(at) = sessions.iter().position(|(id, _, _)| *id == peer) else {
-                    return Ok(Vec::new());
+                    return Ok(());
                 };
                 let (_, remote, session) = &mut sessions[at];
                 let mut docs = StoreDocuments::new(&mut *context, remote);
                 let received = session.receive(frame, &mut docs)?;
                 let changed = docs.write()?;
+                tracing::debug!(%peer, documents = changed.len(), "documents received");
                 for (id, reason) in &received.refused {
                     tracing::warn!(%peer, %id, %reason, "document refused");
                 }
@@ -461,10 +454,10 @@ impl Driver {
                         session.push_change(*id, &mut docs)?;
                     }
                 }
-                Ok(changed)
+                Ok(())
             })
             .await?;
-        self.restore(stepped);
+        self.restore(sessions);
         Ok(())
     }
 
@@ -474,7 +467,7 @@ impl Driver {
         while let Ok(change) = self.changes.try_recv() {
             changes.push(change);
         }
-        let stepped = self
+        let sessions = self
             .step(move |context, sessions| {
                 for (_, remote, session) in sessions.iter_mut() {
                     let mut docs = StoreDocuments::new(&mut *context, remote);
@@ -486,10 +479,10 @@ impl Driver {
                         }
                     }
                 }
-                Ok(Vec::new())
+                Ok(())
             })
             .await?;
-        self.restore(stepped);
+        self.restore(sessions);
         self.pump_all().await;
         Ok(())
     }
@@ -504,17 +497,17 @@ impl Driver {
 
     /// Starts a reconciliation with one peer, or with every admitted peer.
     async fn reconcile_with(&mut self, only: Option<PeerId>) -> Result<(), TillError> {
-        let stepped = self
+        let sessions = self
             .step(move |context, sessions| {
                 for (peer, _, session) in sessions.iter_mut() {
                     if only.is_none_or(|only| only == *peer) {
                         session.start_reconcile(context.index);
                     }
                 }
-                Ok(Vec::new())
+                Ok(())
             })
             .await?;
-        self.restore(stepped);
+        self.restore(sessions);
         self.pump_all().await;
         Ok(())
     }
@@ -522,13 +515,10 @@ impl Driver {
     /// Runs `work` on the writer thread with every admitted peer's session.
     async fn step(
         &mut self,
-        work: impl FnOnce(
-            &mut WriteContext<'_>,
-            &mut Vec<(PeerId, String, Session)>,
-        ) -> Result<Vec<DocId>, TillError>
+        work: impl FnOnce(&mut WriteContext<'_>, &mut Vec<(PeerId, String, Session)>) -> Result<(), TillError>
         + Send
         + 'static,
-    ) -> Result<Stepped, TillError> {
+    ) -> Result<Vec<(PeerId, String, Session)>, TillError> {
         let mut sessions: Vec<(PeerId, String, Session)> = self
             .peers
             .iter_mut()
@@ -540,28 +530,26 @@ impl Driver {
             .till
             .writer()
             .submit(move |context| {
-                let changed = work(context, &mut sessions);
-                Ok((sessions, changed))
+                let outcome = work(context, &mut sessions);
+                Ok((sessions, outcome))
             })
             .await;
         match result {
-            Ok((sessions, Ok(changed))) => Ok(Stepped { sessions, changed }),
+            Ok((sessions, Ok(()))) => Ok(sessions),
             Ok((sessions, Err(error))) => {
-                self.restore(Stepped { sessions, changed: Vec::new() });
+                self.restore(sessions);
                 Err(error)
             }
             Err(error) => Err(error),
         }
     }
 
-    fn restore(&mut self, stepped: Stepped) {
-        for (peer, _, session) in stepped.sessions {
+    /// Puts the sessions a job used back with their peers.
+    fn restore(&mut self, sessions: Vec<(PeerId, String, Session)>) {
+        for (peer, _, session) in sessions {
             if let Some(state) = self.peers.get_mut(&peer) {
                 state.session = session;
             }
-        }
-        if !stepped.changed.is_empty() {
-            tracing::debug!(documents = stepped.changed.len(), "documents received");
         }
     }
 
