@@ -225,6 +225,15 @@ impl Document {
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.automerge().get_heads()
     }
+
+    /// Takes in every change of `other`, another copy of the same document.
+    pub fn merge(&mut self, other: &mut Document) -> Result<(), crate::edit::EditError> {
+        if other.id() != self.id() || other.kind() != self.kind() {
+            return Err(crate::edit::EditError::DifferentDocument { ours: self.id(), theirs: other.id() });
+        }
+        self.automerge().merge(other.automerge()).map_err(DocumentError::from)?;
+        Ok(())
+    }
 }
 
 /// The `schema`, `kind` and `id` every document's root holds.

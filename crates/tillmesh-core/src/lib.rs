@@ -16,6 +16,7 @@
 //! - [`document`]: what both kinds share (schema header, loading).
 //! - [`edit`]: edit errors and limits.
 //! - [`hash`]: the canonical hash (`serverHash`).
+//! - [`legacy`]: the JSON shapes and conflict rules of the legacy REST sync API.
 //! - [`time`]: [`Timestamp`] and the [`Clock`] drivers implement.
 //!
 //! ```
@@ -53,6 +54,7 @@ pub mod authority;
 pub mod document;
 pub mod edit;
 pub mod hash;
+pub mod legacy;
 pub mod money;
 pub mod numbering;
 pub mod order;

@@ -48,6 +48,7 @@ macro_rules! wire_enum {
         }
     };
 }
+pub(crate) use wire_enum;
 
 /// A value that is not one of a field's names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -250,6 +250,43 @@ impl Till {
         self.inner.changes.subscribe()
     }
 
+    /// Ids of documents written from now on (local edits and documents from peers), each sent
+    /// once durable.
+    pub fn subscribe_written(&self) -> broadcast::Receiver<Uuid> {
+        self.inner.writer.subscribe_written()
+    }
+
+    /// Writes documents made elsewhere (HQ's legacy REST ingest) as this node's own writes and
+    /// hands them to the sync driver. A document the store already holds is merged into the
+    /// stored copy, so nothing either side has is lost. Returns the documents as stored.
+    pub async fn write_documents(&self, documents: Vec<Document>) -> Result<Vec<Document>, TillError> {
+        let job = move |context: &mut WriteContext<'_>| {
+            let mut stored = Vec::with_capacity(documents.len());
+            let mut created = Vec::with_capacity(documents.len());
+            for mut document in documents {
+                match context.store.get(document.id())? {
+                    Some(mut existing) => {
+                        existing.merge(&mut document)?;
+                        stored.push(existing);
+                        created.push(false);
+                    }
+                    None => {
+                        stored.push(document);
+                        created.push(true);
+                    }
+                }
+            }
+            context.put(&mut stored)?;
+            Ok((stored, created))
+        };
+        let (stored, created) = self.inner.writer.submit(job).await?;
+        for (document, created) in stored.iter().zip(created) {
+            // No receiver (no mesh) is fine.
+            let _ = self.inner.changes.send(LocalChange { id: document.id(), created });
+        }
+        Ok(stored)
+    }
+
     /// Connects the sync driver's controls (once).
     pub(crate) fn attach_sync(&self, control: SyncControl) {
         // A second driver for the same till is a programming error; the first stays.

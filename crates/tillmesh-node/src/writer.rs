@@ -4,7 +4,9 @@
 //! [`BATCH_JOBS_MAX`]), runs each against the store, then flushes once and only then answers
 //! every job of the batch. So an acknowledged write is always on disk, and many concurrent
 //! writes share one fsync. The thread also owns the sync [`Index`], kept current with every
-//! write, so that sync jobs (which run here too) always see the documents as they are.
+//! write, so that sync jobs (which run here too) always see the documents as they are. Once a
+//! batch is durable, the ids of every document it wrote go out on a broadcast channel
+//! ([`Writer::subscribe_written`]) for whoever follows the store (HQ's REST projection).
 
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -12,13 +14,16 @@ use std::thread::JoinHandle;
 use tillmesh_core::Document;
 use tillmesh_store::{Prepared, Store, StoreError};
 use tillmesh_sync::Index;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::TillError;
 
 /// Most jobs flushed together.
 pub const BATCH_JOBS_MAX: usize = 64;
+
+/// Written document ids a follower may lag behind before it is told it missed some.
+const WRITTEN_QUEUE_MAX: usize = 16_384;
 
 /// What a job works with: the store, and the sync index the writer keeps.
 #[derive(Debug)]
@@ -27,6 +32,8 @@ pub struct WriteContext<'a> {
     pub store: &'a Store,
     /// Every document's item hash, current with every write made through [`WriteContext::put`].
     pub index: &'a mut Index,
+    /// Ids written by this batch so far, announced once it is durable.
+    written: &'a mut Vec<Uuid>,
 }
 
 impl WriteContext<'_> {
@@ -45,7 +52,8 @@ impl WriteContext<'_> {
     }
 
     fn index_all(&mut self, hashes: Vec<(Uuid, tillmesh_sync::ItemHash)>) -> Vec<Uuid> {
-        let ids = hashes.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<Uuid> = hashes.iter().map(|(id, _)| *id).collect();
+        self.written.extend_from_slice(&ids);
         for (id, hash) in hashes {
             self.index.insert(id, hash);
         }
@@ -83,16 +91,26 @@ pub struct Writer {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     /// Joined by [`Writer::close`].
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Ids of documents written, sent once durable.
+    written: broadcast::Sender<Uuid>,
 }
 
 impl Writer {
     /// Starts the writer thread over `store` and its `index`, with room for `queue_max` jobs.
     pub fn spawn(store: Store, index: Index, queue_max: usize) -> std::io::Result<Writer> {
         let (sender, receiver) = mpsc::channel(queue_max);
+        let (written, _) = broadcast::channel(WRITTEN_QUEUE_MAX);
+        let announce = written.clone();
         let thread = std::thread::Builder::new()
             .name("tillmesh-writer".into())
-            .spawn(move || run(store, index, receiver))?;
-        Ok(Writer { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)) })
+            .spawn(move || run(store, index, receiver, announce))?;
+        Ok(Writer { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), written })
+    }
+
+    /// The ids of documents written from now on, each sent once its batch is durable. A
+    /// receiver that falls more than 16,384 ids behind is told it lagged and must rescan.
+    pub fn subscribe_written(&self) -> broadcast::Receiver<Uuid> {
+        self.written.subscribe()
     }
 
     /// Runs `job` on the writer thread; resolves once everything it wrote is durable. A job
@@ -133,7 +151,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(store: Store, mut index: Index, mut receiver: mpsc::Receiver<Job>) {
+fn run(store: Store, mut index: Index, mut receiver: mpsc::Receiver<Job>, announce: broadcast::Sender<Uuid>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_JOBS_MAX {
@@ -143,13 +161,20 @@ fn run(store: Store, mut index: Index, mut receiver: mpsc::Receiver<Job>) {
             }
         }
         let mut pending = Vec::with_capacity(batch.len());
+        let mut written = Vec::new();
         for job in batch {
-            let mut context = WriteContext { store: &store, index: &mut index };
+            let mut context = WriteContext { store: &store, index: &mut index, written: &mut written };
             pending.push(job(&mut context));
         }
         let flushed = store.flush();
-        if let Err(error) = &flushed {
-            tracing::error!(%error, "flush failed: the batch is not acknowledged");
+        match &flushed {
+            Err(error) => tracing::error!(%error, "flush failed: the batch is not acknowledged"),
+            Ok(()) => {
+                for id in written {
+                    // Nobody following the store is fine.
+                    let _ = announce.send(id);
+                }
+            }
         }
         for job in pending {
             job.finish(&flushed);

@@ -190,6 +190,12 @@ impl Store {
         Ok(())
     }
 
+    /// A named tree for a layer built on this store (HQ's legacy REST records), in the same
+    /// database: made durable by the same [`Store::flush`].
+    pub fn extra_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(format!("ext/{name}"))?)
+    }
+
     /// Makes every write so far durable (fsync).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;

@@ -1,0 +1,728 @@
+//! The legacy REST sync contract of the original system (`seed/000_7e5eaa4308e293f2.md`): its
+//! JSON shapes with the seed's camelCase names, the content hash used for its conflict rules,
+//! and the mapping between a legacy order and an order document.
+//!
+//! Money is [`Amount`]: a JSON number with at most two decimals, parsed exactly. `createdAt`,
+//! `updatedAt`, `syncedAt` and `lastSyncTimestamp` are milliseconds since the Unix epoch.
+//! Unknown JSON fields are ignored (legacy clients may send more than the seed lists); missing
+//! or mistyped ones are refused.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::money::{Amount, MoneyError};
+use crate::order::Order;
+use crate::payment::Transaction;
+use crate::status::{OrderStatus, PaymentMethod, PaymentStatus, UnknownValue, wire_enum};
+use crate::time::Timestamp;
+
+wire_enum! {
+    /// Where a record stands in a legacy client's outbox (the seed's `SyncStatus`).
+    SyncStatus, "syncStatus" {
+        /// Waiting to be sent.
+        Pending = "PENDING",
+        /// Being sent.
+        Syncing = "SYNCING",
+        /// The server holds it as the client does.
+        Synced = "SYNCED",
+        /// The last attempt failed; retried later.
+        Failed = "FAILED",
+        /// Changed since it was synced.
+        Modified = "MODIFIED",
+        /// Deleted on the client; the server records the deletion.
+        Deleted = "DELETED",
+    }
+}
+
+wire_enum! {
+    /// How the server settled a field on which client and server disagreed.
+    Resolution, "resolution" {
+        /// The server's value stands (the seed's default policy).
+        ServerWins = "SERVER_WINS",
+        /// The client's value was taken.
+        ClientWins = "CLIENT_WINS",
+        /// The server assigned a new value (a colliding `orderNumber`).
+        ServerAssigned = "SERVER_ASSIGNED",
+    }
+}
+
+/// One line of a legacy order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyItem {
+    /// Product code.
+    pub product_id: String,
+    /// Product name.
+    pub product_name: String,
+    /// How many.
+    pub quantity: i64,
+    /// Price of one.
+    pub unit_price: Amount,
+    /// `quantity × unitPrice`.
+    pub total_price: Amount,
+}
+
+/// A legacy order (the seed's `Order`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyOrder {
+    /// The client's id for the order.
+    pub id: String,
+    /// The order number, unique across all devices.
+    pub order_number: String,
+    /// The lines.
+    pub items: Vec<LegacyItem>,
+    /// Sum of the lines.
+    pub subtotal: Amount,
+    /// Tax on the subtotal.
+    pub tax: Amount,
+    /// `subtotal + tax`.
+    pub total: Amount,
+    /// How the guest pays (`null` before any payment).
+    #[serde(default)]
+    pub payment_method: Option<PaymentMethod>,
+    /// `PENDING` or `PAID` from a client; HQ's settlement (`CAPTURED`, `DECLINED`, `REFUNDED`)
+    /// from the server.
+    pub payment_status: PaymentStatus,
+    /// Where the order is.
+    pub order_status: OrderStatus,
+    /// When it was taken.
+    pub created_at: Timestamp,
+    /// Its latest change.
+    pub updated_at: Timestamp,
+}
+
+/// A legacy payment transaction (the seed's `Transaction`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyTransaction {
+    /// The client's id for the transaction.
+    pub id: String,
+    /// The payment's reference number, unique across all devices.
+    pub reference_number: String,
+    /// How much.
+    pub amount: Amount,
+    /// How.
+    pub payment_method: PaymentMethod,
+    /// `PENDING` or `PAID` from a client; HQ's settlement from the server.
+    pub status: PaymentStatus,
+    /// The order paid: its `id` as the client knows it (or the server's id).
+    pub order_id: String,
+    /// When it was taken.
+    pub created_at: Timestamp,
+    /// Its latest change.
+    pub updated_at: Timestamp,
+}
+
+/// An order with its sync metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncableOrder {
+    /// The order.
+    pub order: LegacyOrder,
+    /// The device-made idempotency key (a UUID): the same order sent ten times is stored once.
+    pub local_id: Uuid,
+    /// Where it stands in the client's outbox; `DELETED` asks the server to delete it.
+    pub sync_status: SyncStatus,
+    /// Incremented by the client on each change.
+    pub sync_version: i64,
+    /// The device that created it.
+    pub device_id: String,
+    /// The server's content hash (in what the server sends; ignored in what it receives).
+    #[serde(default)]
+    pub server_hash: Option<String>,
+}
+
+/// A transaction with its sync metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncableTransaction {
+    /// The transaction.
+    pub transaction: LegacyTransaction,
+    /// The device-made idempotency key (a UUID).
+    pub local_id: Uuid,
+    /// Where it stands in the client's outbox.
+    pub sync_status: SyncStatus,
+    /// Incremented by the client on each change.
+    pub sync_version: i64,
+    /// The device that created it.
+    pub device_id: String,
+    /// The server's content hash (in what the server sends).
+    #[serde(default)]
+    pub server_hash: Option<String>,
+}
+
+/// `POST /api/sync/batch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchSyncRequest {
+    /// The submitting device; every record must carry the same.
+    pub device_id: String,
+    /// Orders to store.
+    #[serde(default)]
+    pub orders: Vec<SyncableOrder>,
+    /// Transactions to store.
+    #[serde(default)]
+    pub transactions: Vec<SyncableTransaction>,
+    /// Where the client's last sync ended: a timestamp or a `nextSyncToken`; the response's
+    /// `serverUpdates` start there.
+    #[serde(default)]
+    pub last_sync_timestamp: Option<Since>,
+}
+
+/// A field on which the client's copy and the server's differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldConflict {
+    /// The field's JSON name (`orderNumber`, `paymentStatus`, `items`, …).
+    pub field: String,
+    /// The client's value, as JSON text.
+    pub client_value: Option<String>,
+    /// The server's value, as JSON text.
+    pub server_value: Option<String>,
+    /// Which one stands.
+    pub resolution: Resolution,
+}
+
+/// What the server did with one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResponse {
+    /// Whether the record is stored (or was already).
+    pub success: bool,
+    /// The server's id of the record.
+    pub server_id: Option<String>,
+    /// When the server handled it.
+    pub synced_at: Timestamp,
+    /// A human-readable note (why it failed, how a conflict was resolved).
+    pub message: Option<String>,
+    /// `null` when client and server agree, else the fields that differ and who won.
+    pub conflicts: Option<Vec<FieldConflict>>,
+    /// The server's `syncVersion` of the record after this request.
+    pub server_version: i64,
+    /// The server's content hash of the record after this request.
+    pub server_hash: Option<String>,
+}
+
+/// What changed on other devices.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerUpdates {
+    /// Orders created or changed.
+    pub orders: Vec<SyncableOrder>,
+    /// Transactions created or changed.
+    pub transactions: Vec<SyncableTransaction>,
+    /// Ids (`order.id`) of deleted orders.
+    pub deleted_order_ids: Vec<String>,
+    /// Ids (`transaction.id`) of deleted transactions.
+    pub deleted_transaction_ids: Vec<String>,
+}
+
+/// `POST /api/sync/batch`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchSyncResponse {
+    /// Whether every record was handled.
+    pub success: bool,
+    /// One answer per order, in request order.
+    pub synced_orders: Vec<SyncResponse>,
+    /// One answer per transaction, in request order.
+    pub synced_transactions: Vec<SyncResponse>,
+    /// What other devices changed since `lastSyncTimestamp`.
+    pub server_updates: ServerUpdates,
+    /// Pass as the next `lastSyncTimestamp` / `since` to continue exactly here.
+    pub next_sync_token: String,
+}
+
+/// `GET /api/sync/updates`'s answer: the seed's four lists, plus where to continue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatesResponse {
+    /// Orders created or changed on other devices.
+    pub orders: Vec<SyncableOrder>,
+    /// Transactions created or changed on other devices.
+    pub transactions: Vec<SyncableTransaction>,
+    /// Ids of deleted orders.
+    pub deleted_order_ids: Vec<String>,
+    /// Ids of deleted transactions.
+    pub deleted_transaction_ids: Vec<String>,
+    /// Pass as the next `since` to continue exactly here.
+    pub next_sync_token: String,
+    /// Whether more changes wait (ask again with `nextSyncToken`).
+    pub has_more: bool,
+}
+
+impl UpdatesResponse {
+    /// Splits into the seed's four lists and the token.
+    pub fn into_parts(self) -> (ServerUpdates, String) {
+        let updates = ServerUpdates {
+            orders: self.orders,
+            transactions: self.transactions,
+            deleted_order_ids: self.deleted_order_ids,
+            deleted_transaction_ids: self.deleted_transaction_ids,
+        };
+        (updates, self.next_sync_token)
+    }
+}
+
+/// Where a client's view of the server's changes ends: a time (milliseconds since the epoch,
+/// the seed's `since`) or a `nextSyncToken` the server gave (exact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// Changes made after this time.
+    Time(Timestamp),
+    /// Changes after this position in the server's change feed.
+    Token(u64),
+}
+
+/// The prefix of sync tokens: `c` and the change feed position (`c1042`).
+const TOKEN_PREFIX: char = 'c';
+
+impl Since {
+    /// The token for position `position` of the change feed.
+    pub fn token(position: u64) -> String {
+        format!("{TOKEN_PREFIX}{position}")
+    }
+}
+
+impl fmt::Display for Since {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Since::Time(time) => write!(f, "{}", time.0),
+            Since::Token(position) => f.write_str(&Since::token(*position)),
+        }
+    }
+}
+
+/// A `since` that is neither a time nor a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("since: expected milliseconds since the epoch or a nextSyncToken such as c42, got {text:?}")]
+pub struct BadSince {
+    /// The rejected text, cut to 40 characters.
+    pub text: String,
+}
+
+impl FromStr for Since {
+    type Err = BadSince;
+    fn from_str(text: &str) -> Result<Since, BadSince> {
+        let bad = || BadSince { text: text.chars().take(40).collect() };
+        let digits = |digits: &str| {
+            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(()).ok_or_else(bad)
+        };
+        match text.strip_prefix(TOKEN_PREFIX) {
+            Some(position) => {
+                digits(position)?;
+                position.parse().map(Since::Token).map_err(|_| bad())
+            }
+            None => {
+                digits(text)?;
+                text.parse().map(|ms| Since::Time(Timestamp(ms))).map_err(|_| bad())
+            }
+        }
+    }
+}
+
+impl Serialize for Since {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Since::Time(time) => serializer.serialize_i64(time.0),
+            Since::Token(_) => serializer.serialize_str(&self.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Since {
+    /// A JSON number (a time) or a string (a time or a token).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Number(number) => number.as_str().parse(),
+            serde_json::Value::String(text) => text.parse(),
+            other => Err(BadSince { text: other.to_string().chars().take(40).collect() }),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a legacy order or transaction is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LegacyError {
+    /// A money field is wrong.
+    #[error("{field}: {source}")]
+    Money {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        source: MoneyError,
+    },
+    /// The amounts do not add up.
+    #[error("{field} is {given} but the {rule} gives {expected}")]
+    Arithmetic {
+        /// The field.
+        field: String,
+        /// What the client sent.
+        given: Amount,
+        /// What the rule gives.
+        expected: Amount,
+        /// Which rule.
+        rule: &'static str,
+    },
+    /// No tax rate of the server's precision gives the `tax` sent.
+    #[error("tax {tax} is not a whole-basis-point rate of subtotal {subtotal}")]
+    TaxRate {
+        /// The subtotal.
+        subtotal: Amount,
+        /// The tax.
+        tax: Amount,
+    },
+    /// A text field is empty or too long.
+    #[error("{field}: {problem}")]
+    Text {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Longest `id`, `orderNumber`, `referenceNumber` or `deviceId` (the seed's VARCHAR(50)).
+pub const IDENTIFIER_CHARS_MAX: usize = 50;
+
+/// Checks an identifier: 1 to [`IDENTIFIER_CHARS_MAX`] characters, no control characters.
+pub fn check_identifier(field: &'static str, text: &str) -> Result<(), LegacyError> {
+    let chars = text.chars().count();
+    let problem = if chars == 0 {
+        Some("must not be empty".to_string())
+    } else if chars > IDENTIFIER_CHARS_MAX {
+        Some(format!("{chars} characters, at most {IDENTIFIER_CHARS_MAX}"))
+    } else if text.chars().any(char::is_control) {
+        Some("must not contain control characters".to_string())
+    } else {
+        None
+    };
+    problem.map_or(Ok(()), |problem| Err(LegacyError::Text { field, problem }))
+}
+
+impl LegacyOrder {
+    /// Checks that the amounts are non-negative and add up: every `totalPrice` is
+    /// `quantity × unitPrice`, `subtotal` their sum, `total` is `subtotal + tax`.
+    pub fn check(&self) -> Result<(), LegacyError> {
+        check_identifier("id", &self.id)?;
+        check_identifier("orderNumber", &self.order_number)?;
+        let money = |field: &str, amount: Amount| {
+            amount.non_negative().map_err(|source| LegacyError::Money { field: field.to_string(), source })
+        };
+        let mut subtotal = Amount::ZERO;
+        for (index, item) in self.items.iter().enumerate() {
+            money(&format!("items[{index}].unitPrice"), item.unit_price)?;
+            let field = format!("items[{index}].totalPrice");
+            money(&field, item.total_price)?;
+            let expected = item
+                .unit_price
+                .checked_mul(item.quantity)
+                .map_err(|source| LegacyError::Money { field: field.clone(), source })?;
+            if expected != item.total_price {
+                return Err(LegacyError::Arithmetic {
+                    field,
+                    given: item.total_price,
+                    expected,
+                    rule: "quantity × unitPrice",
+                });
+            }
+            subtotal = subtotal
+                .checked_add(expected)
+                .map_err(|source| LegacyError::Money { field: "subtotal".into(), source })?;
+        }
+        money("subtotal", self.subtotal)?;
+        money("tax", self.tax)?;
+        money("total", self.total)?;
+        if subtotal != self.subtotal {
+            return Err(LegacyError::Arithmetic {
+                field: "subtotal".into(),
+                given: self.subtotal,
+                expected: subtotal,
+                rule: "sum of the items' totalPrice",
+            });
+        }
+        let total = subtotal
+            .checked_add(self.tax)
+            .map_err(|source| LegacyError::Money { field: "total".into(), source })?;
+        if total != self.total {
+            return Err(LegacyError::Arithmetic {
+                field: "total".into(),
+                given: self.total,
+                expected: total,
+                rule: "subtotal + tax",
+            });
+        }
+        Ok(())
+    }
+
+    /// The tax rate in basis points that gives `tax` on `subtotal` with the documents' rounding
+    /// (half away from zero to the cent); `default_bps` when the subtotal is zero.
+    pub fn tax_rate_bps(&self, default_bps: u32) -> Result<u32, LegacyError> {
+        let refused = || LegacyError::TaxRate { subtotal: self.subtotal, tax: self.tax };
+        if self.subtotal == Amount::ZERO {
+            return if self.tax == Amount::ZERO { Ok(default_bps) } else { Err(refused()) };
+        }
+        let estimate = i128::from(self.tax.minor()) * 10_000 / i128::from(self.subtotal.minor());
+        // Rounding to the cent lets several rates give the same tax: take the one nearest the
+        // estimate, looking both ways.
+        (0..=200)
+            .flat_map(|step| [estimate + step, estimate - step])
+            .filter_map(|bps| u32::try_from(bps).ok())
+            .filter(|bps| *bps <= crate::edit::limits::TAX_RATE_BPS_MAX)
+            .find(|bps| self.subtotal.mul_ratio_round_half_up(i64::from(*bps), 10_000) == Ok(self.tax))
+            .ok_or_else(refused)
+    }
+
+    /// The order as a legacy client sees it: lines not voided; `id` is the document's id
+    /// unless the record keeps a client's own.
+    pub fn from_view(order: &Order) -> LegacyOrder {
+        LegacyOrder {
+            id: order.id.to_string(),
+            order_number: order.order_number.clone(),
+            items: order
+                .items
+                .iter()
+                .filter(|item| !item.voided)
+                .map(|item| LegacyItem {
+                    product_id: item.sku.clone(),
+                    product_name: item.name.clone(),
+                    quantity: item.quantity,
+                    unit_price: item.unit_price,
+                    total_price: item.line_total,
+                })
+                .collect(),
+            subtotal: order.subtotal,
+            tax: order.tax,
+            total: order.total,
+            payment_method: order.payment.method,
+            payment_status: order.payment.status,
+            order_status: order.status,
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+        }
+    }
+
+    /// The content hash the REST API reports as `serverHash` and compares for "same hash → in
+    /// sync": SHA-256 over the order's JSON with `updatedAt` left out and the items in a fixed
+    /// order, so a client can compute it too.
+    pub fn content_hash(&self) -> String {
+        let mut normal = self.clone();
+        normal.updated_at = Timestamp(0);
+        normal.items = self.sorted_items();
+        sha256_json(&normal)
+    }
+
+    /// The fields whose values differ between `self` (the client's) and `server`.
+    pub fn differences(&self, server: &LegacyOrder, resolution: Resolution) -> Vec<FieldConflict> {
+        let mut conflicts = Vec::new();
+        let mut field = |name: &str, client: String, server: String| {
+            if client != server {
+                conflicts.push(FieldConflict {
+                    field: name.to_string(),
+                    client_value: Some(client),
+                    server_value: Some(server),
+                    resolution,
+                });
+            }
+        };
+        field("orderNumber", json(&self.order_number), json(&server.order_number));
+        field("items", json(&self.sorted_items()), json(&server.sorted_items()));
+        field("subtotal", json(&self.subtotal), json(&server.subtotal));
+        field("tax", json(&self.tax), json(&server.tax));
+        field("total", json(&self.total), json(&server.total));
+        field("paymentMethod", json(&self.payment_method), json(&server.payment_method));
+        field("paymentStatus", json(&self.payment_status), json(&server.payment_status));
+        field("orderStatus", json(&self.order_status), json(&server.order_status));
+        conflicts
+    }
+
+    /// The items in a fixed order (the order of lines carries no meaning).
+    fn sorted_items(&self) -> Vec<LegacyItem> {
+        let mut items = self.items.clone();
+        items.sort_by(|a, b| {
+            let key = |item: &LegacyItem| {
+                (item.product_id.clone(), item.product_name.clone(), item.unit_price, item.quantity)
+            };
+            key(a).cmp(&key(b))
+        });
+        items
+    }
+}
+
+impl LegacyTransaction {
+    /// Checks the identifiers and that the amount is not negative.
+    pub fn check(&self) -> Result<(), LegacyError> {
+        check_identifier("id", &self.id)?;
+        check_identifier("referenceNumber", &self.reference_number)?;
+        check_identifier("orderId", &self.order_id)?;
+        self.amount.non_negative().map_err(|source| LegacyError::Money { field: "amount".into(), source })?;
+        Ok(())
+    }
+
+    /// The transaction as a legacy client sees it; `orderId` is the order document's id unless
+    /// the caller substitutes a client's own.
+    pub fn from_view(transaction: &Transaction) -> LegacyTransaction {
+        LegacyTransaction {
+            id: transaction.id.to_string(),
+            reference_number: transaction.reference_number.clone(),
+            amount: transaction.amount,
+            payment_method: transaction.payment_method,
+            status: transaction.payment.status,
+            order_id: transaction.order_id.to_string(),
+            created_at: transaction.created_at,
+            updated_at: transaction.updated_at,
+        }
+    }
+
+    /// The content hash (`serverHash`): SHA-256 of the JSON without `updatedAt`.
+    pub fn content_hash(&self) -> String {
+        let mut normal = self.clone();
+        normal.updated_at = Timestamp(0);
+        sha256_json(&normal)
+    }
+
+    /// The fields whose values differ between `self` (the client's) and `server`.
+    pub fn differences(&self, server: &LegacyTransaction, resolution: Resolution) -> Vec<FieldConflict> {
+        let mut conflicts = Vec::new();
+        let mut field = |name: &str, client: String, server: String| {
+            if client != server {
+                conflicts.push(FieldConflict {
+                    field: name.to_string(),
+                    client_value: Some(client),
+                    server_value: Some(server),
+                    resolution,
+                });
+            }
+        };
+        field("referenceNumber", json(&self.reference_number), json(&server.reference_number));
+        field("amount", json(&self.amount), json(&server.amount));
+        field("paymentMethod", json(&self.payment_method), json(&server.payment_method));
+        field("status", json(&self.status), json(&server.status));
+        field("orderId", json(&self.order_id), json(&server.order_id));
+        conflicts
+    }
+}
+
+/// The order document id for a legacy `localId`: the same on every HQ process, so a retried
+/// submission finds the document its first attempt made.
+pub fn document_id(local_id: Uuid) -> Uuid {
+    Uuid::new_v5(&LEGACY_NAMESPACE, local_id.as_bytes())
+}
+
+/// The id of the `index`-th item added to document `doc` by change `version` of a legacy order.
+pub fn item_id(doc: Uuid, version: i64, index: usize) -> Uuid {
+    Uuid::new_v5(&doc, format!("item/{version}/{index}").as_bytes())
+}
+
+/// The namespace of ids HQ derives for legacy records.
+const LEGACY_NAMESPACE: Uuid = Uuid::from_u128(0x7e5e_aa43_08e2_93f2_8c1d_4b9e_2a6f_0d51);
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|error| format!("<{error}>"))
+}
+
+fn sha256_json<T: Serialize>(value: &T) -> String {
+    hex::encode(Sha256::digest(json(value).as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(quantity: i64, price: &str) -> LegacyItem {
+        let unit_price: Amount = price.parse().expect("price");
+        LegacyItem {
+            product_id: "P1".into(),
+            product_name: "Burger".into(),
+            quantity,
+            unit_price,
+            total_price: unit_price.checked_mul(quantity).expect("total"),
+        }
+    }
+
+    fn order(items: Vec<LegacyItem>, tax: &str) -> LegacyOrder {
+        let subtotal =
+            items.iter().fold(Amount::ZERO, |sum, item| sum.checked_add(item.total_price).expect("sum"));
+        let tax: Amount = tax.parse().expect("tax");
+        LegacyOrder {
+            id: "order-123".into(),
+            order_number: "ORD-1001".into(),
+            items,
+            subtotal,
+            tax,
+            total: subtotal.checked_add(tax).expect("total"),
+            payment_method: Some(PaymentMethod::Card),
+            payment_status: PaymentStatus::Pending,
+            order_status: OrderStatus::Open,
+            created_at: Timestamp(1_704_067_200_000),
+            updated_at: Timestamp(1_704_067_200_000),
+        }
+    }
+
+    #[test]
+    fn the_seeds_json_parses_exactly() {
+        let text = r#"{"deviceId":"device-abc-123","orders":[{"order":{"id":"order-123","orderNumber":"ORD-1001",
+            "items":[{"productId":"p","productName":"Cake","quantity":1,"unitPrice":45.99,"totalPrice":45.99}],
+            "subtotal":45.99,"tax":0,"total":45.99,"paymentMethod":"CARD","paymentStatus":"PAID",
+            "orderStatus":"OPEN","createdAt":1704067200000,"updatedAt":1704067200000,"extra":1},
+            "localId":"4b0c5f8e-3c1d-4e56-9a0b-1c2d3e4f5a6b","syncStatus":"PENDING","syncVersion":1,
+            "deviceId":"device-abc-123"}],"transactions":[],"lastSyncTimestamp":1704067200000}"#;
+        let request: BatchSyncRequest = serde_json::from_str(text).expect("the seed's request");
+        let order = &request.orders[0].order;
+        assert_eq!(order.total, Amount::from_minor(4599));
+        order.check().expect("adds up");
+        assert_eq!(request.last_sync_timestamp, Some(Since::Time(Timestamp(1_704_067_200_000))));
+        let written = serde_json::to_string(order).expect("json");
+        assert!(written.contains(r#""total":45.99"#), "{written}");
+    }
+
+    #[test]
+    fn amounts_must_add_up() {
+        order(vec![item(2, "4.50")], "0.74").check().expect("good");
+        let mut bad = order(vec![item(2, "4.50")], "0.74");
+        bad.items[0].total_price = Amount::from_minor(901);
+        assert!(matches!(bad.check(), Err(LegacyError::Arithmetic { .. })));
+        let mut bad = order(vec![item(2, "4.50")], "0.74");
+        bad.total = Amount::from_minor(1);
+        assert!(matches!(bad.check(), Err(LegacyError::Arithmetic { .. })));
+        let bad = order(vec![item(1, "-1.00")], "0");
+        assert!(matches!(bad.check(), Err(LegacyError::Money { .. })));
+    }
+
+    #[test]
+    fn tax_rate_is_recovered() {
+        assert_eq!(order(vec![item(2, "4.50")], "0.74").tax_rate_bps(0), Ok(822));
+        assert_eq!(order(vec![item(1, "100.00")], "8.25").tax_rate_bps(0), Ok(825));
+        assert_eq!(order(vec![], "0").tax_rate_bps(700), Ok(700));
+        assert!(order(vec![item(1, "1.00")], "5.00").tax_rate_bps(0).is_err());
+    }
+
+    #[test]
+    fn content_hash_ignores_update_time_and_item_order() {
+        let a = order(vec![item(1, "1.00"), item(2, "3.00")], "0");
+        let mut b = order(vec![item(2, "3.00"), item(1, "1.00")], "0");
+        b.updated_at = Timestamp(5);
+        assert_eq!(a.content_hash(), b.content_hash());
+        b.order_status = OrderStatus::Sent;
+        assert_ne!(a.content_hash(), b.content_hash());
+        let differences = a.differences(&b, Resolution::ServerWins);
+        assert_eq!(differences.len(), 1);
+        assert_eq!(differences[0].field, "orderStatus");
+    }
+
+    #[test]
+    fn since_takes_a_time_or_a_token() {
+        assert_eq!("1704067200000".parse(), Ok(Since::Time(Timestamp(1_704_067_200_000))));
+        assert_eq!("c42".parse(), Ok(Since::Token(42)));
+        assert_eq!(Since::Token(42).to_string(), "c42");
+        for bad in ["", "c", "c-1", "x42", "12a", "99999999999999999999999"] {
+            assert!(bad.parse::<Since>().is_err(), "{bad}");
+        }
+    }
+}

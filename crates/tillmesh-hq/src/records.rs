@@ -1,0 +1,277 @@
+//! HQ's system of record for the legacy REST API: one [`Record`] per `localId` (an order or a
+//! transaction, with its sync metadata and its Automerge document), a change feed for
+//! `updates`, the order-number index, device tokens and the conflict log.
+//!
+//! [`RecordStore`] is the one storage interface; [`crate::sled_records`] (embedded, the default)
+//! and [`crate::pg_records`] (PostgreSQL) implement it, and everything above is written once
+//! against it. Writes happen in a [`RecordBatch`]: exclusive (no other batch, in this process or
+//! another sharing the database, runs at the same time) and all-or-nothing.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use tillmesh_core::Timestamp;
+use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Since};
+use uuid::Uuid;
+
+/// Which kind of record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordKind {
+    /// An order (`sync_orders`).
+    Order,
+    /// A payment transaction (`transactions`).
+    Transaction,
+}
+
+impl RecordKind {
+    /// The kind's name in keys and columns.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Order => "order",
+            RecordKind::Transaction => "transaction",
+        }
+    }
+}
+
+/// The legacy view of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RecordBody {
+    /// An order, as legacy clients see it.
+    Order(LegacyOrder),
+    /// A transaction, as legacy clients see it.
+    Transaction(LegacyTransaction),
+}
+
+impl RecordBody {
+    /// The record's kind.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            RecordBody::Order(_) => RecordKind::Order,
+            RecordBody::Transaction(_) => RecordKind::Transaction,
+        }
+    }
+
+    /// The unique number: `orderNumber` or `referenceNumber`.
+    pub fn number(&self) -> &str {
+        match self {
+            RecordBody::Order(order) => &order.order_number,
+            RecordBody::Transaction(transaction) => &transaction.reference_number,
+        }
+    }
+
+    /// The client's `id` of the record.
+    pub fn client_id(&self) -> &str {
+        match self {
+            RecordBody::Order(order) => &order.id,
+            RecordBody::Transaction(transaction) => &transaction.id,
+        }
+    }
+
+    /// The content hash (`serverHash`).
+    pub fn content_hash(&self) -> String {
+        match self {
+            RecordBody::Order(order) => order.content_hash(),
+            RecordBody::Transaction(transaction) => transaction.content_hash(),
+        }
+    }
+}
+
+/// One order or transaction as HQ holds it for legacy clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// The device-made idempotency key; unique per kind.
+    pub local_id: Uuid,
+    /// The Automerge document's id (the REST `serverId`).
+    pub doc_id: Uuid,
+    /// The device that created it.
+    pub device_id: String,
+    /// The device of its latest change (`updates` never returns a device's own writes).
+    pub written_by: String,
+    /// HQ's version: the client's `syncVersion` when a client wins, one more on every change
+    /// made elsewhere (a till, HQ's settlement).
+    pub sync_version: i64,
+    /// The content hash of `body`.
+    pub server_hash: String,
+    /// Hex of the document version `body` reflects ([`tillmesh_sync::ItemHash`]).
+    pub heads: String,
+    /// Deleted by its client (`syncStatus: DELETED`).
+    pub deleted: bool,
+    /// What legacy clients see.
+    pub body: RecordBody,
+    /// A payment conflict already logged for this record (so it is logged once).
+    pub logged_conflict: Option<String>,
+    /// When HQ last changed it.
+    pub changed_at: Timestamp,
+    /// Its position in the change feed, assigned by [`RecordBatch::put`].
+    pub position: u64,
+    /// The Automerge document's saved bytes.
+    #[serde(skip)]
+    pub document: Vec<u8>,
+}
+
+impl Record {
+    /// The record's kind.
+    pub fn kind(&self) -> RecordKind {
+        self.body.kind()
+    }
+}
+
+/// A conflict HQ resolved, for its report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConflictEntry {
+    /// When.
+    pub at: Timestamp,
+    /// Which kind of record.
+    pub kind: RecordKind,
+    /// The record's `localId`.
+    pub local_id: Uuid,
+    /// The document (`serverId`).
+    pub doc_id: Uuid,
+    /// The device whose write lost (or was renumbered).
+    pub device_id: String,
+    /// The field, both values and who won.
+    #[serde(flatten)]
+    pub conflict: FieldConflict,
+}
+
+/// What the record store holds, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordCounts {
+    /// Order records.
+    pub orders: u64,
+    /// Transaction records.
+    pub transactions: u64,
+    /// Registered legacy devices.
+    pub devices: u64,
+    /// Conflicts logged.
+    pub conflicts: u64,
+}
+
+/// A record's document version, for reconciling the store with HQ's peer store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordVersion {
+    /// The record's kind.
+    pub kind: RecordKind,
+    /// Its `localId`.
+    pub local_id: Uuid,
+    /// Its document.
+    pub doc_id: Uuid,
+    /// Hex of the document version the record reflects.
+    pub heads: String,
+}
+
+/// Why the record store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The embedded store failed.
+    #[error("record store: {0}")]
+    Sled(#[from] sled::Error),
+    /// The peer store failed.
+    #[error(transparent)]
+    Store(#[from] tillmesh_store::StoreError),
+    /// PostgreSQL failed or is unreachable.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] sqlx::Error),
+    /// A schema migration failed.
+    #[error("PostgreSQL migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored bytes that this build did not write.
+    #[error("record store corrupt: {what}")]
+    Corrupt {
+        /// What could not be read.
+        what: String,
+    },
+    /// A device id is registered already (tokens are issued once per device).
+    #[error("device {device_id} already has a token")]
+    DeviceExists {
+        /// The device.
+        device_id: String,
+    },
+}
+
+/// Storage for legacy records: sled or PostgreSQL.
+pub trait RecordStore: Send + Sync + 'static {
+    /// An exclusive, all-or-nothing batch of writes.
+    type Batch<'a>: RecordBatch + 'a
+    where
+        Self: 'a;
+
+    /// Starts a batch; waits while another batch (of any process sharing the store) runs.
+    fn begin(&self) -> impl Future<Output = Result<Self::Batch<'_>, RecordError>> + Send;
+
+    /// The record of `kind` with `local_id`, with its document.
+    fn get(
+        &self,
+        kind: RecordKind,
+        local_id: Uuid,
+    ) -> impl Future<Output = Result<Option<Record>, RecordError>> + Send;
+
+    /// Up to `limit` records changed after `since`, in change-feed order, without documents.
+    fn changes(
+        &self,
+        since: Since,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Record>, RecordError>> + Send;
+
+    /// The newest change-feed position (0 when empty).
+    fn last_position(&self) -> impl Future<Output = Result<u64, RecordError>> + Send;
+
+    /// Every record's document version.
+    fn versions(&self) -> impl Future<Output = Result<Vec<RecordVersion>, RecordError>> + Send;
+
+    /// How many records, devices and conflicts.
+    fn counts(&self) -> impl Future<Output = Result<RecordCounts, RecordError>> + Send;
+
+    /// Registers a legacy device with the SHA-256 (hex) of its bearer token.
+    fn add_device(
+        &self,
+        device_id: &str,
+        token_sha256: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), RecordError>> + Send;
+
+    /// The device a token's SHA-256 (hex) belongs to.
+    fn device_of(
+        &self,
+        token_sha256: &str,
+    ) -> impl Future<Output = Result<Option<String>, RecordError>> + Send;
+
+    /// The newest `limit` conflicts, newest first.
+    fn conflicts(&self, limit: usize)
+    -> impl Future<Output = Result<Vec<ConflictEntry>, RecordError>> + Send;
+}
+
+/// Writes that become visible together on [`RecordBatch::commit`]; dropping the batch discards
+/// them. Reads see the batch's own writes.
+pub trait RecordBatch: Send {
+    /// The record of `kind` with `local_id`, with its document.
+    fn get(
+        &mut self,
+        kind: RecordKind,
+        local_id: Uuid,
+    ) -> impl Future<Output = Result<Option<Record>, RecordError>> + Send;
+
+    /// The `localId` of the record of `kind` that holds `number`.
+    fn number_owner(
+        &mut self,
+        kind: RecordKind,
+        number: &str,
+    ) -> impl Future<Output = Result<Option<Uuid>, RecordError>> + Send;
+
+    /// The next number of HQ's own sequence (for renumbered orders), from 1.
+    fn next_assigned_number(&mut self) -> impl Future<Output = Result<u64, RecordError>> + Send;
+
+    /// Inserts or replaces the record (by kind and `localId`), gives it the next change-feed
+    /// position and returns it. Its number must be free or its own.
+    fn put(&mut self, record: Record) -> impl Future<Output = Result<Record, RecordError>> + Send;
+
+    /// Logs a resolved conflict.
+    fn log_conflict(&mut self, entry: ConflictEntry) -> impl Future<Output = Result<(), RecordError>> + Send;
+
+    /// Makes every write of the batch visible and durable.
+    fn commit(self) -> impl Future<Output = Result<(), RecordError>> + Send;
+}
