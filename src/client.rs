@@ -319,3 +319,52 @@ mod tests {
         }
     }
 }
+
+/// `tillmesh hq conflicts`: HQ's conflict report, newest first.
+pub(crate) async fn conflicts(
+    args: ClientArgs,
+    token_file: &std::path::Path,
+    limit: usize,
+) -> anyhow::Result<()> {
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("cannot read the admin token in {}", token_file.display()))?;
+    let hq = TillClient::new(&args)?;
+    let request = hq
+        .http
+        .get(format!("{}/api/hq/conflicts", hq.base))
+        .query(&[("limit", limit)])
+        .bearer_auth(token.trim());
+    let answer = hq.send(request).await?;
+    if args.json {
+        return print_json(&answer);
+    }
+    let entries = answer.as_array().map(Vec::as_slice).unwrap_or_default();
+    if entries.is_empty() {
+        println!("no conflicts");
+        return Ok(());
+    }
+    println!(
+        "{:<20}  {:<11}  {:<36}  {:<14}  {:<15}  {:<16}  {:<16}  resolution",
+        "at", "kind", "localId", "device", "field", "client", "server"
+    );
+    for entry in entries {
+        let text = |name: &str| match entry.get(name) {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Null) | None => "-".to_string(),
+            Some(other) => other.to_string(),
+        };
+        let at =
+            entry.get("at").and_then(Value::as_i64).map_or_else(|| "-".to_string(), |at| time(Timestamp(at)));
+        println!(
+            "{at:<20}  {:<11}  {:<36}  {:<14}  {:<15}  {:<16}  {:<16}  {}",
+            text("kind"),
+            text("localId"),
+            text("deviceId"),
+            text("field"),
+            text("clientValue"),
+            text("serverValue"),
+            text("resolution")
+        );
+    }
+    Ok(())
+}

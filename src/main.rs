@@ -152,7 +152,33 @@ struct HqArgs {
     #[arg(long, value_name = "DIR", required = true)]
     data_dir: Option<PathBuf>,
     #[command(flatten)]
+    database: DatabaseArgs,
+    /// Port of the HTTP API, replacing --http's port (the seed's SERVER_PORT).
+    #[arg(long, value_name = "PORT", env = "SERVER_PORT")]
+    port: Option<u16>,
+    #[command(flatten)]
     node: NodeArgs,
+}
+
+/// Where HQ keeps its legacy records: sled in its data directory, or PostgreSQL.
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    /// PostgreSQL for HQ's records (`postgres://user@host:5432/db`; the seed's
+    /// `jdbc:postgresql://…` works too). Without it: sled in --data-dir.
+    #[arg(long, value_name = "URL", env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// PostgreSQL user, overriding the URL's.
+    #[arg(long, value_name = "USER", env = "DATABASE_USER", requires = "database_url")]
+    database_user: Option<String>,
+    /// PostgreSQL password, overriding the URL's.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "DATABASE_PASSWORD",
+        hide_env_values = true,
+        requires = "database_url"
+    )]
+    database_password: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +197,40 @@ enum HqCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Manage legacy REST devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// HQ's conflict report: REST field conflicts and tills' claims contrary to HQ's settlement.
+    Conflicts {
+        /// Base URL of the HQ node's HTTP API.
+        #[arg(long, value_name = "URL", env = "TILLMESH_HQ")]
+        hq: String,
+        /// HQ's admin token file (`admin-token` in HQ's data directory).
+        #[arg(long, value_name = "FILE")]
+        admin_token_file: PathBuf,
+        /// Most entries, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Register a legacy device and print its new bearer token (one line). Works while HQ is
+    /// stopped; a running HQ with sled holds its store, so use `POST /api/hq/devices` then.
+    Add {
+        /// HQ's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The device's id, as it sends it in `deviceId`.
+        #[arg(long, value_name = "ID")]
+        device_id: String,
     },
 }
 
@@ -267,6 +327,14 @@ fn main() -> std::process::ExitCode {
             Command::Hq(HqArgs { command: Some(HqCommand::Settle { hq, order, status, json }), .. }) => {
                 client::settle(ClientArgs { till: hq, json }, order, status).await
             }
+            Command::Hq(HqArgs {
+                command: Some(HqCommand::Device(DeviceCommand::Add { data_dir, database, device_id })),
+                ..
+            }) => run_till::device_add(&data_dir, &database, &device_id).await,
+            Command::Hq(HqArgs {
+                command: Some(HqCommand::Conflicts { hq, admin_token_file, limit, json }),
+                ..
+            }) => client::conflicts(ClientArgs { till: hq, json }, &admin_token_file, limit).await,
             Command::Hq(args) => run_till::hq(args).await,
             Command::Order(command) => client::order(command).await,
             Command::Status(args) => client::status(args).await,

@@ -7,15 +7,28 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tillmesh_core::{HqPublicKey, SignedRosterEntry, TillCode};
+use tillmesh_hq::{Hq, PgRecords, RecordStore, SledRecords};
 use tillmesh_net::{Keypair, NetConfig};
 use tillmesh_node::{Mesh, MeshConfig, SystemClock, Till, TillConfig};
+use tillmesh_store::{Store, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
 use crate::shop::{TillCredentials, read_shop};
-use crate::{HqArgs, NodeArgs, TillArgs};
+use crate::{DatabaseArgs, HqArgs, NodeArgs, TillArgs};
 
 /// How long to wait for the peer listener's address before starting anyway.
 const LISTEN_WAIT_MS: u64 = 5_000;
+
+/// The file in HQ's data directory that holds the admin token.
+const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// What a node serves besides the till's API.
+enum Role {
+    /// A till: the till's API only.
+    Till,
+    /// HQ: the legacy REST API too, with its records in sled or PostgreSQL.
+    Hq(Option<tillmesh_hq::PgConnectOptions>),
+}
 
 /// How a node in a shop joins the mesh.
 struct Membership {
@@ -64,7 +77,7 @@ pub(crate) async fn till(args: TillArgs) -> anyhow::Result<()> {
             None
         }
     };
-    run(config, membership, &args.node).await
+    run(config, membership, &args.node, Role::Till).await
 }
 
 /// `tillmesh hq`: the HQ node, with HQ's signing key from the shop directory.
@@ -85,7 +98,77 @@ pub(crate) async fn hq(args: HqArgs) -> anyhow::Result<()> {
     config.hq_signing = Some(signing.clone());
     let membership =
         Membership { keypair, shop_key: shop.shop_key, hq: signing.public_key(), own_entry, roster };
-    run(config, Some(membership), &args.node).await
+    let database = database_options(&args.database)?;
+    let mut node = args.node;
+    if let Some(port) = args.port {
+        node.http.set_port(port);
+    }
+    run(config, Some(membership), &node, Role::Hq(database)).await
+}
+
+/// `tillmesh hq device add`: registers a legacy device and prints its token.
+pub(crate) async fn device_add(
+    data_dir: &Path,
+    database: &DatabaseArgs,
+    device_id: &str,
+) -> anyhow::Result<()> {
+    let now = tillmesh_core::Clock::now(&SystemClock);
+    let token = match database_options(database)? {
+        Some(options) => {
+            let records = PgRecords::connect_with(options).await.context("cannot reach HQ's PostgreSQL")?;
+            tillmesh_hq::service::add_device(&records, device_id, now).await?
+        }
+        None => {
+            let store = Store::open(data_dir, StoreOptions { cache_bytes: 8 * 1024 * 1024, hq: None })
+                .with_context(|| {
+                    format!(
+                        "cannot open HQ's store in {} (while HQ runs, use POST /api/hq/devices with its admin token)",
+                        data_dir.display()
+                    )
+                })?;
+            let records = SledRecords::open(store)?;
+            tillmesh_hq::service::add_device(&records, device_id, now).await?
+        }
+    };
+    println!("{token}");
+    Ok(())
+}
+
+fn database_options(database: &DatabaseArgs) -> anyhow::Result<Option<tillmesh_hq::PgConnectOptions>> {
+    database
+        .database_url
+        .as_deref()
+        .map(|url| {
+            tillmesh_hq::database_options(
+                url,
+                database.database_user.as_deref(),
+                database.database_password.as_deref(),
+            )
+            .context("--database-url / DATABASE_URL is not a PostgreSQL URL")
+        })
+        .transpose()
+}
+
+/// HQ's admin token: read from the data directory, or made (and written, owner-only) on first
+/// start.
+fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_string()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).context("no randomness for the admin token")?;
+    let token = format!("tma_{}", hex::encode(secret));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
+    file.sync_all()?;
+    Ok(token)
 }
 
 fn own_entry(
@@ -107,7 +190,12 @@ fn init_logging() {
         .init();
 }
 
-async fn run(config: TillConfig, membership: Option<Membership>, node: &NodeArgs) -> anyhow::Result<()> {
+async fn run(
+    config: TillConfig,
+    membership: Option<Membership>,
+    node: &NodeArgs,
+    role: Role,
+) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let till = Till::open(config, Arc::new(SystemClock))
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
@@ -122,11 +210,33 @@ async fn run(config: TillConfig, membership: Option<Membership>, node: &NodeArgs
     // One line on stdout that scripts and tests read to find the node.
     println!("till {} listening on http://{address}", till.device_id());
     tracing::info!(%address, device = till.device_id(), "node started");
-    tillmesh_node::http::serve(listener, till, shutdown_signal()).await?;
+    match role {
+        Role::Till => tillmesh_node::http::serve(listener, till, shutdown_signal()).await?,
+        Role::Hq(None) => {
+            let records = SledRecords::open(till.store().clone())?;
+            serve_hq(records, till, listener, &data_dir).await?;
+        }
+        Role::Hq(Some(options)) => {
+            let records = PgRecords::connect_with(options).await.context("cannot reach HQ's PostgreSQL")?;
+            serve_hq(records, till, listener, &data_dir).await?;
+        }
+    }
     if let Some(mesh) = mesh {
         mesh.stop().await;
     }
     tracing::info!("node stopped; store flushed");
+    Ok(())
+}
+
+async fn serve_hq<S: RecordStore>(
+    records: S,
+    till: Till,
+    listener: tokio::net::TcpListener,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let token = admin_token(data_dir)?;
+    let hq = Hq::start(records, till, Arc::new(SystemClock), &token);
+    hq.serve(listener, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -609,10 +609,17 @@ impl LegacyTransaction {
     }
 }
 
-/// The order document id for a legacy `localId`: the same on every HQ process, so a retried
-/// submission finds the document its first attempt made.
-pub fn document_id(local_id: Uuid) -> Uuid {
-    Uuid::new_v5(&LEGACY_NAMESPACE, local_id.as_bytes())
+/// The document id for a legacy record whose client `id` is `client_id`: that id when it is a
+/// UUID (as the seed's clients make them), else one derived from it. Either way a transaction's
+/// `orderId` leads to its order's document without a lookup.
+pub fn document_id(kind: &str, client_id: &str) -> Uuid {
+    Uuid::parse_str(client_id)
+        .unwrap_or_else(|_| Uuid::new_v5(&LEGACY_NAMESPACE, format!("{kind}/{client_id}").as_bytes()))
+}
+
+/// The document id for a record whose client `id` another record holds already.
+pub fn fallback_document_id(kind: &str, local_id: Uuid) -> Uuid {
+    Uuid::new_v5(&LEGACY_NAMESPACE, format!("{kind}/local/{local_id}").as_bytes())
 }
 
 /// The id of the `index`-th item added to document `doc` by change `version` of a legacy order.

@@ -32,7 +32,8 @@ pub(super) async fn count_requests(
     response
 }
 
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
+/// Writes one metric with its help and type lines.
+pub fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
     for (labels, value) in samples {
@@ -40,8 +41,16 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     }
 }
 
+/// What `GET /metrics` reads.
+#[derive(Clone)]
+pub(super) struct MetricsState {
+    pub(super) till: Till,
+    pub(super) requests: std::sync::Arc<RequestCounts>,
+    pub(super) extra_metrics: Option<std::sync::Arc<dyn super::MetricsSource>>,
+}
+
 pub(super) async fn metrics(
-    State((till, requests)): State<(Till, std::sync::Arc<RequestCounts>)>,
+    State(MetricsState { till, requests, extra_metrics }): State<MetricsState>,
 ) -> Result<Response, super::ApiError> {
     let mut out = String::new();
     let store = till.store();
@@ -95,5 +104,8 @@ pub(super) async fn metrics(
         "Documents not yet synced, per remote.",
         &unsynced,
     );
+    if let Some(extra) = extra_metrics {
+        out.push_str(&extra.render().await);
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

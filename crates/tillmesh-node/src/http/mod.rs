@@ -10,6 +10,8 @@ mod metrics;
 mod routes;
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,6 +24,7 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
+pub use metrics::metric;
 
 use crate::Till;
 
@@ -33,11 +36,27 @@ pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
 /// The router of the till's API.
 pub fn app(till: Till) -> Router {
-    let requests = std::sync::Arc::new(metrics::RequestCounts::default());
-    let metrics_route = Router::new()
-        .route("/metrics", get(metrics::metrics))
-        .with_state((till.clone(), std::sync::Arc::clone(&requests)));
-    Router::new()
+    app_with(till, Router::new(), None)
+}
+
+/// Figures another layer adds to `GET /metrics` (HQ's legacy API), in the Prometheus text
+/// format.
+pub trait MetricsSource: Send + Sync + 'static {
+    /// The extra lines, each metric with its `# HELP` and `# TYPE`.
+    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>>;
+}
+
+/// The till's API plus `extra` routes (which bring their own body limits), with `extra_metrics`
+/// appended to `GET /metrics`. The till's fallback answers unknown paths.
+pub fn app_with(till: Till, extra: Router, extra_metrics: Option<Arc<dyn MetricsSource>>) -> Router {
+    let requests = Arc::new(metrics::RequestCounts::default());
+    let metrics_route =
+        Router::new().route("/metrics", get(metrics::metrics)).with_state(metrics::MetricsState {
+            till: till.clone(),
+            requests: Arc::clone(&requests),
+            extra_metrics,
+        });
+    let till_routes = Router::new()
         .route("/api/health", get(routes::health))
         .route("/api/orders", post(routes::create_order).get(routes::list_orders))
         .route("/api/orders/{id}", get(routes::get_order).patch(routes::update_order))
@@ -51,11 +70,14 @@ pub fn app(till: Till) -> Router {
         .route("/api/sync/status", get(routes::sync_status))
         .route("/api/sync/now", post(routes::sync_now))
         .route("/api/roster", post(routes::apply_roster))
-        .fallback(routes::not_found)
         .with_state(till)
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX));
+    Router::new()
+        .merge(till_routes)
+        .merge(extra)
         .merge(metrics_route)
+        .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(requests, metrics::count_requests))
-        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(REQUEST_TIMEOUT_MS),
@@ -67,8 +89,8 @@ pub fn app(till: Till) -> Router {
         )
 }
 
-/// Serves the API on `listener` until `shutdown` resolves; in-flight requests finish, then the
-/// till flushes and closes.
+/// Serves the till's API on `listener` until `shutdown` resolves; in-flight requests finish,
+/// then the till flushes and closes.
 pub async fn serve(
     listener: TcpListener,
     till: Till,

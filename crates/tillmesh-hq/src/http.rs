@@ -1,0 +1,318 @@
+//! HQ's HTTP routes for legacy clients and HQ's staff, added to the node's API
+//! ([`tillmesh_node::http::app_with`]). Documented in `docs/API.md`; OpenAPI at
+//! `/api/openapi.json`.
+//!
+//! - `POST /api/sync/batch`, `POST /api/sync/order`, `POST /api/sync/transaction`,
+//!   `GET /api/sync/updates?deviceId=…&since=…`: the seed's API, each with
+//!   `Authorization: Bearer <device token>`; a token may only act as its own device (403).
+//! - `POST /api/hq/devices` `{"deviceId"}` → `{"deviceId","token"}` and `GET /api/hq/conflicts`:
+//!   HQ's admin endpoints, with `Authorization: Bearer <admin token>` (the file `admin-token` in
+//!   HQ's data directory).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tillmesh_core::legacy::{
+    BatchSyncRequest, BatchSyncResponse, Since, SyncResponse, SyncableOrder, SyncableTransaction,
+    UpdatesResponse,
+};
+use tillmesh_node::http::{ApiError, MetricsSource, metric};
+
+use crate::records::{ConflictEntry, RecordStore};
+use crate::service::{HqError, LegacyService, token_sha256};
+
+/// Largest legacy request body: a batch of 1,000 records fits.
+pub const REST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// The OpenAPI description of the legacy API and HQ's admin endpoints.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// Requests to the legacy API, by endpoint.
+#[derive(Debug, Default)]
+struct RestRequests {
+    batch: AtomicU64,
+    order: AtomicU64,
+    transaction: AtomicU64,
+    updates: AtomicU64,
+}
+
+struct Shared<S> {
+    service: Arc<LegacyService<S>>,
+    admin_token_sha256: String,
+    requests: RestRequests,
+}
+
+type AppState<S> = State<Arc<Shared<S>>>;
+type Answer<T> = Result<Json<T>, ApiError>;
+
+/// The legacy routes and HQ's admin routes over `service`, and the figures they add to
+/// `/metrics`. `admin_token` guards the admin routes.
+pub fn routes<S: RecordStore>(
+    service: Arc<LegacyService<S>>,
+    admin_token: &str,
+) -> (Router, Arc<dyn MetricsSource>) {
+    let shared = Arc::new(Shared {
+        service,
+        admin_token_sha256: token_sha256(admin_token),
+        requests: RestRequests::default(),
+    });
+    let router = Router::new()
+        .route("/api/sync/batch", post(batch::<S>))
+        .route("/api/sync/order", post(order::<S>))
+        .route("/api/sync/transaction", post(transaction::<S>))
+        .route("/api/sync/updates", get(updates::<S>))
+        .route("/api/hq/devices", post(add_device::<S>))
+        .route("/api/hq/conflicts", get(conflicts::<S>))
+        .route("/api/openapi.json", get(openapi))
+        .with_state(Arc::clone(&shared))
+        .layer(DefaultBodyLimit::max(REST_BODY_BYTES_MAX));
+    (router, Arc::new(RestMetrics(shared)))
+}
+
+/// An [`HqError`] as an HTTP answer.
+pub fn api_error(error: HqError) -> ApiError {
+    let detail = error.to_string();
+    let (status, code) = match error {
+        HqError::BadRequest { error, .. } => (StatusCode::BAD_REQUEST, error),
+        HqError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        HqError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+        HqError::DeviceExists(_) => (StatusCode::CONFLICT, "device_exists"),
+        HqError::Node(error) => return ApiError::from(error),
+        HqError::Records(_) | HqError::Document(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    ApiError { status, error: code, detail }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
+}
+
+async fn device<S: RecordStore>(shared: &Shared<S>, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = bearer(headers).ok_or_else(|| api_error(HqError::Unauthorized))?;
+    shared.service.authenticate(token).await.map_err(api_error)
+}
+
+fn admin<S>(shared: &Shared<S>, headers: &HeaderMap) -> Result<(), ApiError> {
+    match bearer(headers) {
+        Some(token) if token_sha256(token) == shared.admin_token_sha256 => Ok(()),
+        _ => Err(ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "unauthorized",
+            detail: "HQ's admin token is required (Authorization: Bearer <contents of admin-token>)".into(),
+        }),
+    }
+}
+
+async fn batch<S: RecordStore>(
+    State(shared): AppState<S>,
+    headers: HeaderMap,
+    body: Result<Json<BatchSyncRequest>, JsonRejection>,
+) -> Answer<BatchSyncResponse> {
+    shared.requests.batch.fetch_add(1, Ordering::Relaxed);
+    let device = device(&shared, &headers).await?;
+    let Json(request) = body?;
+    Ok(Json(shared.service.sync_batch(&device, request).await.map_err(api_error)?))
+}
+
+async fn order<S: RecordStore>(
+    State(shared): AppState<S>,
+    headers: HeaderMap,
+    body: Result<Json<SyncableOrder>, JsonRejection>,
+) -> Answer<SyncResponse> {
+    shared.requests.order.fetch_add(1, Ordering::Relaxed);
+    let device = device(&shared, &headers).await?;
+    let Json(order) = body?;
+    Ok(Json(shared.service.sync_order(&device, order).await.map_err(api_error)?))
+}
+
+async fn transaction<S: RecordStore>(
+    State(shared): AppState<S>,
+    headers: HeaderMap,
+    body: Result<Json<SyncableTransaction>, JsonRejection>,
+) -> Answer<SyncResponse> {
+    shared.requests.transaction.fetch_add(1, Ordering::Relaxed);
+    let device = device(&shared, &headers).await?;
+    let Json(transaction) = body?;
+    Ok(Json(shared.service.sync_transaction(&device, transaction).await.map_err(api_error)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdatesQuery {
+    device_id: String,
+    #[serde(default)]
+    since: Option<String>,
+}
+
+async fn updates<S: RecordStore>(
+    State(shared): AppState<S>,
+    headers: HeaderMap,
+    query: Result<Query<UpdatesQuery>, QueryRejection>,
+) -> Answer<UpdatesResponse> {
+    shared.requests.updates.fetch_add(1, Ordering::Relaxed);
+    let device = device(&shared, &headers).await?;
+    let Query(query) = query?;
+    if query.device_id != device {
+        return Err(api_error(HqError::Forbidden {
+            detail: format!("this token belongs to device {device:?}, not {:?}", query.device_id),
+        }));
+    }
+    let since = query
+        .since
+        .filter(|since| !since.is_empty())
+        .map(|since| since.parse::<Since>())
+        .transpose()
+        .map_err(|error| ApiError::bad_request("invalid_query", error.to_string()))?;
+    Ok(Json(shared.service.updates(&device, since).await.map_err(api_error)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewDevice {
+    device_id: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IssuedToken {
+    device_id: String,
+    token: String,
+}
+
+async fn add_device<S: RecordStore>(
+    State(shared): AppState<S>,
+    headers: HeaderMap,
+    body: Result<Json<NewDevice>, JsonRejection>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    admin(&shared, &headers)?;
+    let Json(NewDevice { device_id }) = body?;
+    let token = shared.service.add_device(&device_id).await.map_err(api_error)?;
+    Ok((StatusCode::CREATED, Json(IssuedToken { device_id, token })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ConflictsQuery {
+    #[serde(default = "conflicts_default")]
+    limit: usize,
+}
+
+const fn conflicts_default() -> usize {
+    100
+}
+
+/// Most conflicts one report lists.
+const CONFLICTS_LIMIT_MAX: usize = 1_000;
+
+async fn conflicts<S: RecordStore>(
+    State(shared): AppState<S>,
+    headers: HeaderMap,
+    query: Result<Query<ConflictsQuery>, QueryRejection>,
+) -> Answer<Vec<ConflictEntry>> {
+    admin(&shared, &headers)?;
+    let Query(query) = query?;
+    if !(1..=CONFLICTS_LIMIT_MAX).contains(&query.limit) {
+        return Err(ApiError::bad_request("invalid_query", format!("limit: 1 to {CONFLICTS_LIMIT_MAX}")));
+    }
+    let entries = shared.service.records().conflicts(query.limit).await.map_err(|e| api_error(e.into()))?;
+    Ok(Json(entries))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// The legacy API's figures for `/metrics`.
+struct RestMetrics<S>(Arc<Shared<S>>);
+
+impl<S: RecordStore> MetricsSource for RestMetrics<S> {
+    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
+        Box::pin(async move {
+            let shared = &self.0;
+            let mut out = String::new();
+            let requests = &shared.requests;
+            let by_endpoint: Vec<(String, u64)> = [
+                ("batch", &requests.batch),
+                ("order", &requests.order),
+                ("transaction", &requests.transaction),
+                ("updates", &requests.updates),
+            ]
+            .iter()
+            .map(|(name, count)| (format!("{{endpoint=\"{name}\"}}"), count.load(Ordering::Relaxed)))
+            .collect();
+            metric(
+                &mut out,
+                "tillmesh_rest_requests_total",
+                "counter",
+                "Legacy REST requests, by endpoint.",
+                &by_endpoint,
+            );
+            let stats = &shared.service.stats;
+            for (name, help, counter) in [
+                (
+                    "tillmesh_rest_sync_sessions_total",
+                    "Legacy sync sessions (batches and single records).",
+                    &stats.sync_sessions,
+                ),
+                ("tillmesh_rest_records_created_total", "Legacy records created.", &stats.created),
+                (
+                    "tillmesh_rest_client_wins_total",
+                    "Legacy records changed by a newer client version.",
+                    &stats.client_wins,
+                ),
+                (
+                    "tillmesh_rest_in_sync_total",
+                    "Legacy submissions already in sync (resends).",
+                    &stats.in_sync,
+                ),
+                (
+                    "tillmesh_rest_conflicts_total",
+                    "Field conflicts reported to legacy clients.",
+                    &stats.conflicts,
+                ),
+                ("tillmesh_rest_update_calls_total", "Legacy updates pages served.", &stats.update_calls),
+            ] {
+                metric(&mut out, name, "counter", help, &[(String::new(), counter.load(Ordering::Relaxed))]);
+            }
+            match shared.service.records().counts().await {
+                Ok(counts) => {
+                    metric(
+                        &mut out,
+                        "tillmesh_rest_records",
+                        "gauge",
+                        "Legacy records held, by kind.",
+                        &[
+                            ("{kind=\"order\"}".to_string(), counts.orders),
+                            ("{kind=\"transaction\"}".to_string(), counts.transactions),
+                        ],
+                    );
+                    metric(
+                        &mut out,
+                        "tillmesh_rest_devices",
+                        "gauge",
+                        "Legacy devices with a token.",
+                        &[(String::new(), counts.devices)],
+                    );
+                    metric(
+                        &mut out,
+                        "tillmesh_rest_conflicts_logged",
+                        "gauge",
+                        "Conflicts in HQ's report.",
+                        &[(String::new(), counts.conflicts)],
+                    );
+                }
+                Err(error) => tracing::warn!(%error, "cannot count legacy records for /metrics"),
+            }
+            out
+        })
+    }
+}

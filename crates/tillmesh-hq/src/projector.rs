@@ -1,0 +1,280 @@
+//! Keeps the legacy records in step with HQ's peer store: every document the node writes (an
+//! order a till took, a till's edit of a REST order, HQ's settlement) becomes the record legacy
+//! clients receive from `updates`, with the version bumped when its content changed.
+//!
+//! The projector follows the node's durable writes ([`Till::subscribe_written`]). At start, and
+//! whenever it fell behind, it reconciles the whole store: a document whose version differs from
+//! its record's is projected, and a record whose document the node lacks (written by another
+//! HQ process on the same database, or before a crash) is handed to the node, so the mesh gets
+//! it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Resolution};
+use tillmesh_core::{Clock, Document, HqPublicKey, Timestamp};
+use tillmesh_node::{Till, TillError};
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody, RecordKind, RecordStore};
+use crate::service::{HqError, LegacyService, heads_hex, record_kind};
+
+/// Most documents projected in one batch.
+const PROJECT_BATCH_MAX: usize = 256;
+
+/// Follows the node's writes until the node stops. Reconciles everything first.
+pub async fn run<S: RecordStore>(service: Arc<LegacyService<S>>) {
+    let (records, node, clock) = (service.records(), service.node(), service.clock());
+    let mut written = node.subscribe_written();
+    let mut full = true;
+    loop {
+        if full {
+            match reconcile(records, node, clock).await {
+                Ok(projected) => {
+                    tracing::info!(projected, "legacy records reconciled with the peer store");
+                    full = false;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot reconcile legacy records; retrying in 5 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    continue;
+                }
+            }
+        }
+        let first = match written.recv().await {
+            Ok(id) => id,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "legacy projection fell behind: reconciling");
+                full = true;
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let mut ids = BTreeSet::from([first]);
+        while ids.len() < PROJECT_BATCH_MAX {
+            match written.try_recv() {
+                Ok(id) => {
+                    ids.insert(id);
+                }
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                    full = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = project(records, node, clock.now(), ids).await {
+            tracing::error!(%error, "legacy projection failed: reconciling");
+            full = true;
+        }
+    }
+}
+
+/// Projects every document whose record is missing or behind, and hands the node every
+/// record's document it lacks. Returns how many documents were projected.
+pub async fn reconcile<S: RecordStore>(
+    records: &S,
+    node: &Till,
+    clock: &dyn Clock,
+) -> Result<usize, HqError> {
+    let store = node.store();
+    let index = store.load_index().map_err(TillError::from)?;
+    let versions = records.versions().await?;
+    let mut by_doc: HashMap<Uuid, (RecordKind, Uuid, String)> = HashMap::with_capacity(versions.len());
+    for version in versions {
+        by_doc.insert(version.doc_id, (version.kind, version.local_id, version.heads));
+    }
+    let mut stale = Vec::new();
+    for (id, hash) in index.iter() {
+        match by_doc.remove(id) {
+            Some((_, _, heads)) if heads == hex::encode(hash.0) => {}
+            _ => stale.push(*id),
+        }
+    }
+    // Records whose document the node does not hold (or holds an older version of).
+    let mut missing = Vec::new();
+    for (kind, local_id, _) in by_doc.into_values() {
+        if let Some(record) = records.get(kind, local_id).await?
+            && !record.document.is_empty()
+        {
+            missing.push(Document::load(&record.document)?);
+        }
+    }
+    let handed = missing.len();
+    if !missing.is_empty() {
+        node.write_documents(missing).await?;
+    }
+    let projected = stale.len();
+    for chunk in stale.chunks(PROJECT_BATCH_MAX) {
+        project(records, node, clock.now(), chunk.iter().copied().collect()).await?;
+    }
+    if handed > 0 {
+        tracing::info!(handed, "records' documents handed to the peer store");
+    }
+    Ok(projected)
+}
+
+/// Brings the records of documents `ids` up to date, in one batch.
+async fn project<S: RecordStore>(
+    records: &S,
+    node: &Till,
+    now: Timestamp,
+    ids: BTreeSet<Uuid>,
+) -> Result<(), HqError> {
+    let hq = node.config().hq;
+    let mut batch = records.begin().await?;
+    let mut back_to_node = Vec::new();
+    for id in ids {
+        let Some(mut document) = node.store().get(id).map_err(TillError::from)? else { continue };
+        let kind = record_kind(&document);
+        let local_id = local_id_of(&document, hq.as_ref())?;
+        let previous = batch.get(kind, local_id).await?;
+        if previous.as_ref().is_some_and(|record| record.heads == heads_hex(&mut document)) {
+            continue;
+        }
+        // A record may carry changes the node lacks (another HQ process wrote them).
+        if let Some(previous) = &previous
+            && !previous.document.is_empty()
+        {
+            let mut theirs = Document::load(&previous.document)?;
+            let before = heads_hex(&mut document);
+            document.merge(&mut theirs)?;
+            if heads_hex(&mut document) != before {
+                back_to_node.push(document.clone());
+            }
+        }
+        let record = record_of(&mut batch, previous, &mut document, hq.as_ref(), now).await?;
+        batch.put(record).await?;
+    }
+    batch.commit().await?;
+    if !back_to_node.is_empty() {
+        node.write_documents(back_to_node).await?;
+    }
+    Ok(())
+}
+
+fn local_id_of(document: &Document, hq: Option<&HqPublicKey>) -> Result<Uuid, HqError> {
+    Ok(match document {
+        Document::Order(order) => order.view(hq)?.local_id,
+        Document::Transaction(transaction) => transaction.view(hq)?.local_id,
+    })
+}
+
+/// The record of `document`: its legacy view (keeping the client's ids of `previous`), the
+/// version one higher when the content changed, the device of its latest change, a renumbering
+/// when its number is taken by another record, a payment conflict logged once.
+pub(crate) async fn record_of<B: RecordBatch>(
+    batch: &mut B,
+    previous: Option<Record>,
+    document: &mut Document,
+    hq: Option<&HqPublicKey>,
+    now: Timestamp,
+) -> Result<Record, HqError> {
+    let kind = record_kind(document);
+    let (local_id, device_id, mut body, payment_conflict) = match document {
+        Document::Order(order) => {
+            let view = order.view(hq)?;
+            let mut body = LegacyOrder::from_view(&view);
+            if let Some(RecordBody::Order(before)) = previous.as_ref().map(|record| &record.body) {
+                body.id.clone_from(&before.id);
+                body.order_number.clone_from(&before.order_number);
+            }
+            (view.local_id, view.device_id, RecordBody::Order(body), view.payment.conflict)
+        }
+        Document::Transaction(transaction) => {
+            let view = transaction.view(hq)?;
+            let mut body = LegacyTransaction::from_view(&view);
+            if let Some(RecordBody::Transaction(before)) = previous.as_ref().map(|record| &record.body) {
+                body.id.clone_from(&before.id);
+                body.order_id.clone_from(&before.order_id);
+                body.reference_number.clone_from(&before.reference_number);
+            }
+            (view.local_id, view.device_id, RecordBody::Transaction(body), view.payment.conflict)
+        }
+    };
+    let mut conflicts = Vec::new();
+    if previous.is_none()
+        && let Some(owner) = batch.number_owner(kind, body.number()).await?
+        && owner != local_id
+    {
+        // Two records cannot share a number: this one is listed under a suffixed number; the
+        // document (and every till) keeps its own.
+        let taken = body.number().to_string();
+        let listed = format!("{taken}~{}", &document.id().simple().to_string()[..8]);
+        match &mut body {
+            RecordBody::Order(order) => order.order_number.clone_from(&listed),
+            RecordBody::Transaction(transaction) => transaction.reference_number.clone_from(&listed),
+        }
+        conflicts.push(FieldConflict {
+            field: if kind == RecordKind::Order { "orderNumber" } else { "referenceNumber" }.into(),
+            client_value: Some(format!("{taken:?}")),
+            server_value: Some(format!("{listed:?}")),
+            resolution: Resolution::ServerAssigned,
+        });
+    }
+    let mut logged_conflict = previous.as_ref().and_then(|record| record.logged_conflict.clone());
+    let mut conflict_device = None;
+    if let Some(conflict) = payment_conflict {
+        let marker = format!("{}@{}@{}", conflict.claimed, conflict.claimed_by, conflict.claimed_at.0);
+        if logged_conflict.as_deref() != Some(marker.as_str()) {
+            conflicts.push(FieldConflict {
+                field: if kind == RecordKind::Order { "paymentStatus" } else { "status" }.into(),
+                client_value: Some(format!("{:?}", conflict.claimed.as_str())),
+                server_value: Some(format!("{:?}", conflict.settled.as_str())),
+                resolution: Resolution::ServerWins,
+            });
+            conflict_device = Some(conflict.claimed_by.clone());
+            logged_conflict = Some(marker);
+        }
+    }
+    let server_hash = body.content_hash();
+    let writer = last_writer(document).unwrap_or_else(|| device_id.clone());
+    for conflict in conflicts {
+        batch
+            .log_conflict(ConflictEntry {
+                at: now,
+                kind,
+                local_id,
+                doc_id: document.id(),
+                device_id: conflict_device.clone().unwrap_or_else(|| device_id.clone()),
+                conflict,
+            })
+            .await?;
+    }
+    let (sync_version, device_id, deleted) = match &previous {
+        Some(before) if before.server_hash == server_hash => {
+            (before.sync_version, before.device_id.clone(), before.deleted)
+        }
+        Some(before) => (before.sync_version + 1, before.device_id.clone(), before.deleted),
+        None => (1, device_id, false),
+    };
+    Ok(Record {
+        local_id,
+        doc_id: document.id(),
+        device_id,
+        written_by: writer,
+        sync_version,
+        server_hash,
+        heads: heads_hex(document),
+        deleted,
+        body,
+        logged_conflict,
+        changed_at: now,
+        position: 0,
+        document: document.save(),
+    })
+}
+
+/// The device of a document's newest change (every change's message is its author's device).
+fn last_writer(document: &mut Document) -> Option<String> {
+    let heads = document.heads();
+    let doc = document.automerge();
+    heads
+        .iter()
+        .filter_map(|head| doc.get_change_by_hash(head))
+        .map(|change| (change.timestamp(), change.message().map(str::to_string).unwrap_or_default()))
+        .max()
+        .map(|(_, message)| message)
+        .filter(|message| !message.is_empty())
+}

@@ -1,0 +1,1005 @@
+//! The legacy REST API's logic, written once over any [`RecordStore`]: ingestion with the seed's
+//! dedup by `localId` and conflict rules, `updates` from the change feed, device tokens.
+//!
+//! A submitted order or transaction becomes an Automerge document made here, on HQ, once (its id
+//! derives from the client's `id`, so a retry finds it), stored as a [`Record`] and then handed
+//! to HQ's peer node, which syncs it to every till. The [`crate::projector`] brings the other
+//! direction: documents the mesh delivers become records legacy clients receive.
+//!
+//! Conflict rules for a record the server holds already, with the client's `syncVersion` `v`:
+//! same content hash → in sync; `v` higher → the client wins, its changes are applied to the
+//! document as edits (items, status, its payment claim), and what HQ owns — the settled payment
+//! status, the order number, derived totals, a status that only moves forward — keeps HQ's value,
+//! each reported as a field conflict; `v` lower, or equal with other content → SERVER_WINS:
+//! nothing changes, the differing fields are reported. Every reported conflict is also logged
+//! for HQ's report.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use automerge::ActorId;
+use sha2::{Digest, Sha256};
+use tillmesh_core::edit::{check_device_id, limits};
+use tillmesh_core::legacy::{
+    self, BatchSyncRequest, BatchSyncResponse, FieldConflict, LegacyError, LegacyOrder, LegacyTransaction,
+    Resolution, Since, SyncResponse, SyncStatus, SyncableOrder, SyncableTransaction, UpdatesResponse,
+};
+use tillmesh_core::{
+    Clock, DocKind, Document, EditError, NewItem, NewOrder, NewTransaction, OrderDoc, OrderNumber,
+    OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp, TransactionDoc,
+};
+use tillmesh_node::{Till, TillError};
+use uuid::Uuid;
+
+use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody, RecordError, RecordKind, RecordStore};
+
+/// Most records returned by one `updates` call (or in one batch answer's `serverUpdates`).
+pub const UPDATES_PAGE_MAX: usize = 500;
+
+/// Most orders plus transactions in one batch.
+pub const BATCH_RECORDS_MAX: usize = 1_000;
+
+/// Why a legacy request failed. A failed request stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum HqError {
+    /// The request is malformed or a value is out of range.
+    #[error("{detail}")]
+    BadRequest {
+        /// A stable code (`invalid_field`, `too_many_records`, …).
+        error: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No valid bearer token.
+    #[error("a valid bearer token is required (Authorization: Bearer <token>)")]
+    Unauthorized,
+    /// The token belongs to another device.
+    #[error("{detail}")]
+    Forbidden {
+        /// Which device the token is for and what was asked.
+        detail: String,
+    },
+    /// The device has a token already.
+    #[error(transparent)]
+    DeviceExists(RecordError),
+    /// The record store failed.
+    #[error(transparent)]
+    Records(RecordError),
+    /// HQ's peer node failed.
+    #[error(transparent)]
+    Node(#[from] TillError),
+    /// A document could not be made or edited (a server fault once input is checked).
+    #[error("document: {0}")]
+    Document(#[from] EditError),
+}
+
+impl From<RecordError> for HqError {
+    fn from(error: RecordError) -> HqError {
+        match error {
+            RecordError::DeviceExists { .. } => HqError::DeviceExists(error),
+            other => HqError::Records(other),
+        }
+    }
+}
+
+impl From<tillmesh_core::DocumentError> for HqError {
+    fn from(error: tillmesh_core::DocumentError) -> HqError {
+        HqError::Document(EditError::from(error))
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> HqError {
+    HqError::BadRequest { error: "invalid_field", detail: detail.into() }
+}
+
+impl From<LegacyError> for HqError {
+    fn from(error: LegacyError) -> HqError {
+        invalid(error.to_string())
+    }
+}
+
+/// Counters of the legacy API for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RestStats {
+    /// Batches (and single-record syncs) handled.
+    pub sync_sessions: AtomicU64,
+    /// Records created.
+    pub created: AtomicU64,
+    /// Records changed by a client that won on version.
+    pub client_wins: AtomicU64,
+    /// Records already in sync (a resend).
+    pub in_sync: AtomicU64,
+    /// Field conflicts reported.
+    pub conflicts: AtomicU64,
+    /// `updates` calls.
+    pub update_calls: AtomicU64,
+}
+
+/// HQ's legacy API over a record store and HQ's peer node.
+pub struct LegacyService<S> {
+    records: S,
+    node: Till,
+    clock: Arc<dyn Clock>,
+    /// The Automerge actor of documents made or edited here (fresh on every start).
+    actor: ActorId,
+    /// Counters for `/metrics`.
+    pub stats: RestStats,
+}
+
+impl<S> std::fmt::Debug for LegacyService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacyService").field("node", &self.node).field("stats", &self.stats).finish()
+    }
+}
+
+/// What one record's handling leaves for the answer.
+struct Outcome {
+    record: Option<Record>,
+    conflicts: Vec<FieldConflict>,
+    message: Option<String>,
+}
+
+impl<S: RecordStore> LegacyService<S> {
+    /// The service over `records` and HQ's running node.
+    pub fn new(records: S, node: Till, clock: Arc<dyn Clock>) -> LegacyService<S> {
+        LegacyService {
+            records,
+            node,
+            clock,
+            actor: ActorId::from(Uuid::new_v4().into_bytes()),
+            stats: RestStats::default(),
+        }
+    }
+
+    /// The record store.
+    pub fn records(&self) -> &S {
+        &self.records
+    }
+
+    /// HQ's peer node.
+    pub fn node(&self) -> &Till {
+        &self.node
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// The device a bearer token belongs to.
+    pub async fn authenticate(&self, token: &str) -> Result<String, HqError> {
+        self.records.device_of(&token_sha256(token)).await?.ok_or(HqError::Unauthorized)
+    }
+
+    /// Registers a legacy device and returns its new bearer token (shown once; only its hash is
+    /// kept).
+    pub async fn add_device(&self, device_id: &str) -> Result<String, HqError> {
+        add_device(&self.records, device_id, self.clock.now()).await
+    }
+
+    /// `POST /api/sync/batch`.
+    pub async fn sync_batch(
+        &self,
+        device: &str,
+        request: BatchSyncRequest,
+    ) -> Result<BatchSyncResponse, HqError> {
+        if request.device_id != device {
+            return Err(forbidden(device, &request.device_id));
+        }
+        let (orders, transactions) = self.ingest(device, request.orders, request.transactions).await?;
+        let since = request.last_sync_timestamp.unwrap_or(Since::Token(0));
+        let (server_updates, next_sync_token) = self.updates(device, Some(since)).await?.into_parts();
+        let success = orders.iter().chain(&transactions).all(|answer| answer.success);
+        Ok(BatchSyncResponse {
+            success,
+            synced_orders: orders,
+            synced_transactions: transactions,
+            server_updates,
+            next_sync_token,
+        })
+    }
+
+    /// `POST /api/sync/order`.
+    pub async fn sync_order(&self, device: &str, order: SyncableOrder) -> Result<SyncResponse, HqError> {
+        let (mut orders, _) = self.ingest(device, vec![order], Vec::new()).await?;
+        orders.pop().ok_or_else(|| HqError::Node(TillError::Internal { detail: "no answer for the order" }))
+    }
+
+    /// `POST /api/sync/transaction`.
+    pub async fn sync_transaction(
+        &self,
+        device: &str,
+        transaction: SyncableTransaction,
+    ) -> Result<SyncResponse, HqError> {
+        let (_, mut transactions) = self.ingest(device, Vec::new(), vec![transaction]).await?;
+        transactions
+            .pop()
+            .ok_or_else(|| HqError::Node(TillError::Internal { detail: "no answer for the transaction" }))
+    }
+
+    /// `GET /api/sync/updates`: what other devices (tills, HQ, other legacy clients) changed
+    /// since `since`, at most [`UPDATES_PAGE_MAX`] records; `nextSyncToken` continues exactly.
+    pub async fn updates(&self, device: &str, since: Option<Since>) -> Result<UpdatesResponse, HqError> {
+        self.stats.update_calls.fetch_add(1, Ordering::Relaxed);
+        let since = since.unwrap_or(Since::Token(0));
+        // Read before the page: a record committed after it has a later position.
+        let last_before = self.records.last_position().await?;
+        let page = self.records.changes(since, UPDATES_PAGE_MAX).await?;
+        let next = match (page.last(), since) {
+            (Some(last), _) => last.position,
+            (None, Since::Token(position)) => position,
+            (None, Since::Time(_)) => last_before,
+        };
+        let mut answer = UpdatesResponse {
+            orders: Vec::new(),
+            transactions: Vec::new(),
+            deleted_order_ids: Vec::new(),
+            deleted_transaction_ids: Vec::new(),
+            next_sync_token: Since::token(next),
+            has_more: page.len() == UPDATES_PAGE_MAX,
+        };
+        for record in page {
+            if record.written_by == device {
+                continue;
+            }
+            let sync_status = if record.deleted { SyncStatus::Deleted } else { SyncStatus::Synced };
+            match record.body {
+                RecordBody::Order(order) if record.deleted => answer.deleted_order_ids.push(order.id),
+                RecordBody::Transaction(transaction) if record.deleted => {
+                    answer.deleted_transaction_ids.push(transaction.id);
+                }
+                RecordBody::Order(order) => answer.orders.push(SyncableOrder {
+                    order,
+                    local_id: record.local_id,
+                    sync_status,
+                    sync_version: record.sync_version,
+                    device_id: record.device_id,
+                    server_hash: Some(record.server_hash),
+                }),
+                RecordBody::Transaction(transaction) => answer.transactions.push(SyncableTransaction {
+                    transaction,
+                    local_id: record.local_id,
+                    sync_status,
+                    sync_version: record.sync_version,
+                    device_id: record.device_id,
+                    server_hash: Some(record.server_hash),
+                }),
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Checks everything, then stores every record in one batch and hands the documents to the
+    /// peer node.
+    async fn ingest(
+        &self,
+        device: &str,
+        orders: Vec<SyncableOrder>,
+        transactions: Vec<SyncableTransaction>,
+    ) -> Result<(Vec<SyncResponse>, Vec<SyncResponse>), HqError> {
+        self.stats.sync_sessions.fetch_add(1, Ordering::Relaxed);
+        if orders.len() + transactions.len() > BATCH_RECORDS_MAX {
+            return Err(HqError::BadRequest {
+                error: "too_many_records",
+                detail: format!("at most {BATCH_RECORDS_MAX} orders and transactions per batch"),
+            });
+        }
+        let default_tax = self.node.config().tax_rate_bps;
+        for (index, order) in orders.iter().enumerate() {
+            check_order(device, order, default_tax).map_err(|error| at("orders", index, error))?;
+        }
+        for (index, transaction) in transactions.iter().enumerate() {
+            check_transaction(device, transaction).map_err(|error| at("transactions", index, error))?;
+        }
+
+        let now = self.clock.now();
+        let mut batch = self.records.begin().await?;
+        let mut work = Work { publish: Vec::new(), new_doc_ids: HashSet::new(), conflicts: Vec::new() };
+        let mut order_answers = Vec::with_capacity(orders.len());
+        for order in orders {
+            let local_id = order.local_id;
+            let outcome = self.ingest_order(&mut batch, device, order, now, &mut work).await?;
+            order_answers.push(self.answer(RecordKind::Order, local_id, device, outcome, now, &mut work));
+        }
+        let mut transaction_answers = Vec::with_capacity(transactions.len());
+        for transaction in transactions {
+            let local_id = transaction.local_id;
+            let outcome = self.ingest_transaction(&mut batch, device, transaction, now, &mut work).await?;
+            transaction_answers.push(self.answer(
+                RecordKind::Transaction,
+                local_id,
+                device,
+                outcome,
+                now,
+                &mut work,
+            ));
+        }
+        for entry in work.conflicts {
+            batch.log_conflict(entry).await?;
+        }
+        batch.commit().await?;
+        if !work.publish.is_empty() {
+            self.node.write_documents(work.publish).await?;
+        }
+        Ok((order_answers, transaction_answers))
+    }
+
+    fn answer(
+        &self,
+        kind: RecordKind,
+        local_id: Uuid,
+        device: &str,
+        outcome: Outcome,
+        now: Timestamp,
+        work: &mut Work,
+    ) -> SyncResponse {
+        self.stats.conflicts.fetch_add(outcome.conflicts.len() as u64, Ordering::Relaxed);
+        let doc_id = outcome.record.as_ref().map_or(Uuid::nil(), |record| record.doc_id);
+        for conflict in &outcome.conflicts {
+            work.conflicts.push(ConflictEntry {
+                at: now,
+                kind,
+                local_id,
+                doc_id,
+                device_id: device.to_string(),
+                conflict: conflict.clone(),
+            });
+        }
+        SyncResponse {
+            success: true,
+            server_id: outcome.record.as_ref().map(|record| record.doc_id.to_string()),
+            synced_at: now,
+            message: outcome.message,
+            conflicts: (!outcome.conflicts.is_empty()).then_some(outcome.conflicts),
+            server_version: outcome.record.as_ref().map_or(0, |record| record.sync_version),
+            server_hash: outcome.record.map(|record| record.server_hash),
+        }
+    }
+
+    /// The record of `local_id`, or one made from a document HQ's node holds without a record
+    /// (written before a crash, or not yet projected).
+    async fn existing<B: RecordBatch>(
+        &self,
+        batch: &mut B,
+        kind: RecordKind,
+        local_id: Uuid,
+        now: Timestamp,
+    ) -> Result<Option<Record>, HqError> {
+        if let Some(record) = batch.get(kind, local_id).await? {
+            return Ok(Some(record));
+        }
+        let Some(doc_id) = self.node.store().find_local_id(local_id).map_err(TillError::from)? else {
+            return Ok(None);
+        };
+        let Some(mut document) = self.node.store().get(doc_id).map_err(TillError::from)? else {
+            return Ok(None);
+        };
+        if record_kind(&document) != kind {
+            return Ok(None);
+        }
+        let record =
+            crate::projector::record_of(batch, None, &mut document, self.node.config().hq.as_ref(), now)
+                .await?;
+        Ok(Some(batch.put(record).await?))
+    }
+
+    async fn ingest_order<B: RecordBatch>(
+        &self,
+        batch: &mut B,
+        device: &str,
+        incoming: SyncableOrder,
+        now: Timestamp,
+        work: &mut Work,
+    ) -> Result<Outcome, HqError> {
+        match self.existing(batch, RecordKind::Order, incoming.local_id, now).await? {
+            None if incoming.sync_status == SyncStatus::Deleted => Ok(Outcome {
+                record: None,
+                conflicts: Vec::new(),
+                message: Some("not on the server: nothing to delete".into()),
+            }),
+            None => self.create_order(batch, device, incoming, now, work).await,
+            Some(record) => self.update_order(batch, device, incoming, record, now, work).await,
+        }
+    }
+
+    async fn create_order<B: RecordBatch>(
+        &self,
+        batch: &mut B,
+        device: &str,
+        incoming: SyncableOrder,
+        now: Timestamp,
+        work: &mut Work,
+    ) -> Result<Outcome, HqError> {
+        self.stats.created.fetch_add(1, Ordering::Relaxed);
+        let client = incoming.order;
+        let mut assigned = Vec::new();
+        let doc_id = self.fresh_doc_id("order", &client.id, incoming.local_id, work, &mut assigned)?;
+        let number = match client.order_number.parse::<OrderNumber>() {
+            Ok(number)
+                if number.to_string() == client.order_number
+                    && batch.number_owner(RecordKind::Order, &client.order_number).await?.is_none() =>
+            {
+                number
+            }
+            _ => {
+                let number = self.assign_number(batch, RecordKind::Order).await?;
+                assigned.push("orderNumber");
+                number
+            }
+        };
+        let node = self.node.config();
+        let items = client
+            .items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| NewItem {
+                id: legacy::item_id(doc_id, 0, index),
+                sku: item.product_id.clone(),
+                name: item.product_name.clone(),
+                quantity: item.quantity,
+                unit_price: item.unit_price,
+            })
+            .collect();
+        let mut order = OrderDoc::create(
+            NewOrder {
+                id: doc_id,
+                local_id: incoming.local_id,
+                number,
+                device_id: device.to_string(),
+                currency: node.currency,
+                tax_rate_bps: client.tax_rate_bps(node.tax_rate_bps)?,
+                items,
+                notes: String::new(),
+                created_at: client.created_at,
+            },
+            self.actor.clone(),
+        )?;
+        if client.order_status != OrderStatus::Open {
+            tolerate(order.advance(client.order_status, device, now))?;
+        }
+        if client.payment_status == PaymentStatus::Paid {
+            let method = client.payment_method.unwrap_or(PaymentMethod::Other);
+            tolerate(order.claim_payment(method, PaymentStatus::Paid, device, now))?;
+        }
+        let mut document = Document::Order(order);
+        let (body, conflicts) = order_body(&mut document, &client, node.hq.as_ref(), &assigned)?;
+        let record = new_record(incoming.local_id, device, incoming.sync_version, body, &mut document, now);
+        let record = batch.put(record).await?;
+        work.publish.push(document);
+        Ok(Outcome { record: Some(record), conflicts, message: None })
+    }
+
+    async fn update_order<B: RecordBatch>(
+        &self,
+        batch: &mut B,
+        device: &str,
+        incoming: SyncableOrder,
+        record: Record,
+        now: Timestamp,
+        work: &mut Work,
+    ) -> Result<Outcome, HqError> {
+        let RecordBody::Order(server) = &record.body else {
+            return Err(invalid("localId belongs to a transaction"));
+        };
+        let client = incoming.order;
+        if let Some(outcome) = self.unchanged(&record, &client.content_hash(), incoming.sync_version, || {
+            client.differences(server, Resolution::ServerWins)
+        }) {
+            return Ok(outcome);
+        }
+        // The client wins on version: its changes become edits of the document.
+        self.stats.client_wins.fetch_add(1, Ordering::Relaxed);
+        let mut document = self.load_for_edit(&record)?;
+        let Document::Order(order) = &mut document else {
+            return Err(invalid("localId belongs to a transaction"));
+        };
+        let deleting = incoming.sync_status == SyncStatus::Deleted;
+        if deleting {
+            tolerate(order.advance(OrderStatus::Voided, device, now))?;
+        } else {
+            apply_order_edits(order, &client, device, now, incoming.sync_version)?;
+        }
+        let voided = order.view(None)?.status == OrderStatus::Voided;
+        let (body, mut conflicts) = order_body(&mut document, &client, self.node.config().hq.as_ref(), &[])?;
+        if deleting {
+            // Only the status decides whether the deletion took.
+            conflicts.retain(|conflict| conflict.field == "orderStatus");
+        }
+        let mut updated = next_version(record, device, incoming.sync_version, body, &mut document, now);
+        updated.deleted = deleting && voided;
+        let updated = batch.put(updated).await?;
+        work.publish.push(document);
+        let message = match (deleting, voided) {
+            (true, true) => "deleted: the order is voided on every till",
+            (true, false) => "not deleted: the order is closed on the server",
+            (false, _) if conflicts.is_empty() => "client version is newer: stored",
+            (false, _) => "client version is newer: stored; the server kept the fields listed",
+        };
+        Ok(Outcome { record: Some(updated), conflicts, message: Some(message.into()) })
+    }
+
+    async fn ingest_transaction<B: RecordBatch>(
+        &self,
+        batch: &mut B,
+        device: &str,
+        incoming: SyncableTransaction,
+        now: Timestamp,
+        work: &mut Work,
+    ) -> Result<Outcome, HqError> {
+        let record = match self.existing(batch, RecordKind::Transaction, incoming.local_id, now).await? {
+            None if incoming.sync_status == SyncStatus::Deleted => {
+                return Ok(Outcome {
+                    record: None,
+                    conflicts: Vec::new(),
+                    message: Some("not on the server: nothing to delete".into()),
+                });
+            }
+            None => return self.create_transaction(batch, device, incoming, now, work).await,
+            Some(record) => record,
+        };
+        let RecordBody::Transaction(server) = &record.body else {
+            return Err(invalid("localId belongs to an order"));
+        };
+        let client = incoming.transaction;
+        if let Some(outcome) = self.unchanged(&record, &client.content_hash(), incoming.sync_version, || {
+            client.differences(server, Resolution::ServerWins)
+        }) {
+            return Ok(outcome);
+        }
+        self.stats.client_wins.fetch_add(1, Ordering::Relaxed);
+        let mut document = self.load_for_edit(&record)?;
+        let Document::Transaction(transaction) = &mut document else {
+            return Err(invalid("localId belongs to an order"));
+        };
+        let view = transaction.view(None)?;
+        let deleting = incoming.sync_status == SyncStatus::Deleted;
+        let claim = if deleting { Some(PaymentStatus::Pending) } else { claim_of(client.status) };
+        if let Some(status) = claim
+            && view.payment.claimed != Some(status)
+            && view.payment.settlement.is_none()
+        {
+            tolerate(transaction.claim(status, device, now))?;
+        }
+        let (body, conflicts) =
+            transaction_body(&mut document, &client, self.node.config().hq.as_ref(), &[])?;
+        let mut updated = next_version(record, device, incoming.sync_version, body, &mut document, now);
+        updated.deleted = deleting;
+        let updated = batch.put(updated).await?;
+        work.publish.push(document);
+        Ok(Outcome {
+            record: Some(updated),
+            conflicts,
+            message: Some(if deleting { "deleted" } else { "client version is newer: stored" }.into()),
+        })
+    }
+
+    async fn create_transaction<B: RecordBatch>(
+        &self,
+        batch: &mut B,
+        device: &str,
+        incoming: SyncableTransaction,
+        now: Timestamp,
+        work: &mut Work,
+    ) -> Result<Outcome, HqError> {
+        self.stats.created.fetch_add(1, Ordering::Relaxed);
+        let client = incoming.transaction;
+        let mut assigned = Vec::new();
+        let doc_id = self.fresh_doc_id("transaction", &client.id, incoming.local_id, work, &mut assigned)?;
+        let reference_number =
+            if batch.number_owner(RecordKind::Transaction, &client.reference_number).await?.is_none() {
+                client.reference_number.clone()
+            } else {
+                assigned.push("referenceNumber");
+                format!("{}-P", self.assign_number(batch, RecordKind::Transaction).await?)
+            };
+        let transaction = TransactionDoc::create(
+            NewTransaction {
+                id: doc_id,
+                local_id: incoming.local_id,
+                reference_number,
+                order_id: legacy::document_id("order", &client.order_id),
+                device_id: device.to_string(),
+                amount: client.amount,
+                currency: self.node.config().currency,
+                payment_method: client.payment_method,
+                status: claim_of(client.status).unwrap_or(PaymentStatus::Paid),
+                card_last4: None,
+                processor_reference: None,
+                created_at: client.created_at,
+            },
+            self.actor.clone(),
+        )?;
+        let mut document = Document::Transaction(transaction);
+        let (body, conflicts) =
+            transaction_body(&mut document, &client, self.node.config().hq.as_ref(), &assigned)?;
+        let record = new_record(incoming.local_id, device, incoming.sync_version, body, &mut document, now);
+        let record = batch.put(record).await?;
+        work.publish.push(document);
+        Ok(Outcome { record: Some(record), conflicts, message: None })
+    }
+
+    /// The answer when nothing changes: the same content (in sync), a deleted record, or a
+    /// version that does not beat the server's (SERVER_WINS, differences reported).
+    fn unchanged(
+        &self,
+        record: &Record,
+        client_hash: &str,
+        client_version: i64,
+        differences: impl FnOnce() -> Vec<FieldConflict>,
+    ) -> Option<Outcome> {
+        let same = |message: &str, conflicts| {
+            Some(Outcome { record: Some(record.clone()), conflicts, message: Some(message.to_string()) })
+        };
+        if record.deleted {
+            return same("deleted on the server", Vec::new());
+        }
+        if client_hash == record.server_hash {
+            self.stats.in_sync.fetch_add(1, Ordering::Relaxed);
+            return same("already in sync", Vec::new());
+        }
+        if client_version > record.sync_version {
+            return None;
+        }
+        let message = if client_version < record.sync_version {
+            "the server's version is newer: the server's copy stands (SERVER_WINS)"
+        } else {
+            "same version with other content: the server's copy stands (SERVER_WINS)"
+        };
+        same(message, differences())
+    }
+
+    /// A document id for a new record: from the client's id, unless another record holds it.
+    fn fresh_doc_id(
+        &self,
+        kind: &str,
+        client_id: &str,
+        local_id: Uuid,
+        work: &mut Work,
+        assigned: &mut Vec<&'static str>,
+    ) -> Result<Uuid, HqError> {
+        let wanted = legacy::document_id(kind, client_id);
+        let taken = work.new_doc_ids.contains(&wanted)
+            || self.node.store().get_bytes(wanted).map_err(TillError::from)?.is_some();
+        let id = if taken {
+            assigned.push("id");
+            legacy::fallback_document_id(kind, local_id)
+        } else {
+            wanted
+        };
+        work.new_doc_ids.insert(id);
+        Ok(id)
+    }
+
+    /// The next free number of HQ's own sequence: `HQ-<n>`.
+    async fn assign_number<B: RecordBatch>(
+        &self,
+        batch: &mut B,
+        kind: RecordKind,
+    ) -> Result<OrderNumber, HqError> {
+        let code = TillCode::parse(tillmesh_core::roster::HQ_CODE)
+            .map_err(|error| HqError::Node(TillError::from(EditError::from(error))))?;
+        loop {
+            let number = code.order_number(batch.next_assigned_number().await?);
+            let text = match kind {
+                RecordKind::Order => number.to_string(),
+                RecordKind::Transaction => format!("{number}-P"),
+            };
+            if batch.number_owner(kind, &text).await?.is_none() {
+                return Ok(number);
+            }
+        }
+    }
+
+    /// The record's document with every change HQ's node holds for it, to edit as HQ.
+    fn load_for_edit(&self, record: &Record) -> Result<Document, HqError> {
+        let stored = self.node.store().get(record.doc_id).map_err(TillError::from)?;
+        let mut document = match (record.document.is_empty(), stored) {
+            (true, Some(stored)) => stored,
+            (true, None) => {
+                return Err(HqError::Records(RecordError::Corrupt {
+                    what: format!("record {} has no document", record.local_id),
+                }));
+            }
+            (false, stored) => {
+                let mut document = Document::load(&record.document)?;
+                if let Some(mut stored) = stored {
+                    document.merge(&mut stored)?;
+                }
+                document
+            }
+        };
+        document.automerge().set_actor(self.actor.clone());
+        Ok(document)
+    }
+}
+
+/// What one ingestion batch collects.
+struct Work {
+    /// Documents to hand to the peer node after commit.
+    publish: Vec<Document>,
+    /// Document ids made in this batch.
+    new_doc_ids: HashSet<Uuid>,
+    /// Conflicts to log.
+    conflicts: Vec<ConflictEntry>,
+}
+
+/// Registers a legacy device in `records` and returns its new bearer token.
+pub async fn add_device<S: RecordStore>(
+    records: &S,
+    device_id: &str,
+    now: Timestamp,
+) -> Result<String, HqError> {
+    check_device_id(device_id).map_err(|error| invalid(error.to_string()))?;
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|error| {
+        HqError::Node(TillError::NotDurable { detail: format!("no randomness: {error}") })
+    })?;
+    let token = format!("tmd_{}", hex::encode(secret));
+    records.add_device(device_id, &token_sha256(&token), now).await?;
+    Ok(token)
+}
+
+/// The SHA-256 (hex) of a bearer token: what the store keeps instead of the token.
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn forbidden(device: &str, claimed: &str) -> HqError {
+    HqError::Forbidden {
+        detail: format!("this token belongs to device {device:?}; it cannot submit as {claimed:?}"),
+    }
+}
+
+fn at(list: &str, index: usize, error: HqError) -> HqError {
+    match error {
+        HqError::BadRequest { error, detail } => {
+            HqError::BadRequest { error, detail: format!("{list}[{index}]: {detail}") }
+        }
+        other => other,
+    }
+}
+
+fn check_common(device: &str, record_device: &str, version: i64) -> Result<(), HqError> {
+    if record_device != device {
+        return Err(forbidden(device, record_device));
+    }
+    if version < 0 {
+        return Err(invalid(format!("syncVersion: {version} is negative")));
+    }
+    Ok(())
+}
+
+fn check_order(device: &str, order: &SyncableOrder, default_tax_bps: u32) -> Result<(), HqError> {
+    check_common(device, &order.device_id, order.sync_version)?;
+    let client = &order.order;
+    client.check()?;
+    client.tax_rate_bps(default_tax_bps)?;
+    if client.items.len() > limits::ITEMS_MAX {
+        return Err(invalid(format!("items: at most {}", limits::ITEMS_MAX)));
+    }
+    for (index, item) in client.items.iter().enumerate() {
+        let problem = |detail: String| invalid(format!("items[{index}].{detail}"));
+        limits::SKU.check(&item.product_id).map_err(|error| problem(error.to_string()))?;
+        limits::ITEM_NAME.check(&item.product_name).map_err(|error| problem(error.to_string()))?;
+        if !(1..=limits::QUANTITY_MAX).contains(&item.quantity) {
+            return Err(problem(format!(
+                "quantity: {} is not within 1..={}",
+                item.quantity,
+                limits::QUANTITY_MAX
+            )));
+        }
+        if item.unit_price > limits::UNIT_PRICE_MAX {
+            return Err(problem(format!("unitPrice: at most {}", limits::UNIT_PRICE_MAX)));
+        }
+    }
+    Ok(())
+}
+
+fn check_transaction(device: &str, transaction: &SyncableTransaction) -> Result<(), HqError> {
+    check_common(device, &transaction.device_id, transaction.sync_version)?;
+    transaction.transaction.check()?;
+    if transaction.transaction.amount > limits::TRANSACTION_AMOUNT_MAX {
+        return Err(invalid(format!("amount: at most {}", limits::TRANSACTION_AMOUNT_MAX)));
+    }
+    Ok(())
+}
+
+/// An edit that may be refused because the order moved on (closed, voided): the difference is
+/// reported as a conflict instead. Any other refusal is a fault.
+fn tolerate(result: Result<(), EditError>) -> Result<(), HqError> {
+    match result {
+        Ok(())
+        | Err(
+            EditError::Terminal { .. }
+            | EditError::StatusTransition { .. }
+            | EditError::ItemVoided { .. }
+            | EditError::HqOnly { .. },
+        ) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// What a client's status claims on HQ's terms: settlement statuses are HQ's, so a client's
+/// `CAPTURED` is taken as the claim `PAID`.
+fn claim_of(status: PaymentStatus) -> Option<PaymentStatus> {
+    match status {
+        PaymentStatus::Pending => Some(PaymentStatus::Pending),
+        PaymentStatus::Paid | PaymentStatus::Captured => Some(PaymentStatus::Paid),
+        PaymentStatus::Declined | PaymentStatus::Refunded => None,
+    }
+}
+
+/// Applies a winning client's order as edits: matching lines change quantity, missing lines are
+/// voided, new lines added; the status moves forward; a payment claim is recorded.
+fn apply_order_edits(
+    order: &mut OrderDoc,
+    client: &LegacyOrder,
+    by: &str,
+    at: Timestamp,
+    version: i64,
+) -> Result<(), HqError> {
+    let view = order.view(None)?;
+    if !view.status.is_terminal() {
+        let live: Vec<_> = view.items.iter().filter(|item| !item.voided).collect();
+        let mut used = vec![false; live.len()];
+        for (index, wanted) in client.items.iter().enumerate() {
+            let matching = live.iter().enumerate().position(|(at_index, item)| {
+                !used[at_index]
+                    && item.sku == wanted.product_id
+                    && item.name == wanted.product_name
+                    && item.unit_price == wanted.unit_price
+            });
+            match matching {
+                Some(found) => {
+                    used[found] = true;
+                    if live[found].quantity != wanted.quantity {
+                        tolerate(order.set_quantity(live[found].id, wanted.quantity, by, at))?;
+                    }
+                }
+                None => tolerate(order.add_item(
+                    NewItem {
+                        id: legacy::item_id(order.id(), version, index),
+                        sku: wanted.product_id.clone(),
+                        name: wanted.product_name.clone(),
+                        quantity: wanted.quantity,
+                        unit_price: wanted.unit_price,
+                    },
+                    by,
+                    at,
+                ))?,
+            }
+        }
+        for (item, used) in live.iter().zip(used) {
+            if !used {
+                tolerate(order.void_item(item.id, by, at))?;
+            }
+        }
+    }
+    if client.order_status != view.status {
+        tolerate(order.advance(client.order_status, by, at))?;
+    }
+    if client.payment_status == PaymentStatus::Paid
+        && view.payment.claimed != Some(PaymentStatus::Paid)
+        && view.payment.settlement.is_none()
+    {
+        let method = client.payment_method.unwrap_or(PaymentMethod::Other);
+        tolerate(order.claim_payment(method, PaymentStatus::Paid, by, at))?;
+    }
+    Ok(())
+}
+
+/// The server's legacy view of an order document (with the client's `id`) and its differences
+/// from what the client sent. Fields in `assigned` were given new values by HQ.
+fn order_body(
+    document: &mut Document,
+    client: &LegacyOrder,
+    hq: Option<&tillmesh_core::HqPublicKey>,
+    assigned: &[&str],
+) -> Result<(RecordBody, Vec<FieldConflict>), HqError> {
+    let Document::Order(order) = document else {
+        return Err(invalid("not an order"));
+    };
+    let mut body = LegacyOrder::from_view(&order.view(hq)?);
+    if !assigned.contains(&"id") {
+        body.id.clone_from(&client.id);
+    }
+    let mut conflicts = client.differences(&body, Resolution::ServerWins);
+    mark_assigned(&mut conflicts, assigned, &client.id, &body.id);
+    Ok((RecordBody::Order(body), conflicts))
+}
+
+/// Like [`order_body`] for a transaction.
+fn transaction_body(
+    document: &mut Document,
+    client: &LegacyTransaction,
+    hq: Option<&tillmesh_core::HqPublicKey>,
+    assigned: &[&str],
+) -> Result<(RecordBody, Vec<FieldConflict>), HqError> {
+    let Document::Transaction(transaction) = document else {
+        return Err(invalid("not a transaction"));
+    };
+    let mut body = LegacyTransaction::from_view(&transaction.view(hq)?);
+    if !assigned.contains(&"id") {
+        body.id.clone_from(&client.id);
+    }
+    body.order_id.clone_from(&client.order_id);
+    let mut conflicts = client.differences(&body, Resolution::ServerWins);
+    mark_assigned(&mut conflicts, assigned, &client.id, &body.id);
+    Ok((RecordBody::Transaction(body), conflicts))
+}
+
+fn mark_assigned(conflicts: &mut Vec<FieldConflict>, assigned: &[&str], client_id: &str, server_id: &str) {
+    for conflict in conflicts.iter_mut() {
+        if assigned.contains(&conflict.field.as_str()) {
+            conflict.resolution = Resolution::ServerAssigned;
+        }
+    }
+    if assigned.contains(&"id") {
+        conflicts.push(FieldConflict {
+            field: "id".into(),
+            client_value: Some(format!("{client_id:?}")),
+            server_value: Some(format!("{server_id:?}")),
+            resolution: Resolution::ServerAssigned,
+        });
+    }
+}
+
+fn new_record(
+    local_id: Uuid,
+    device: &str,
+    version: i64,
+    body: RecordBody,
+    document: &mut Document,
+    now: Timestamp,
+) -> Record {
+    Record {
+        local_id,
+        doc_id: document.id(),
+        device_id: device.to_string(),
+        written_by: device.to_string(),
+        sync_version: version.max(1),
+        server_hash: body.content_hash(),
+        heads: heads_hex(document),
+        deleted: false,
+        body,
+        logged_conflict: None,
+        changed_at: now,
+        position: 0,
+        document: document.save(),
+    }
+}
+
+fn next_version(
+    record: Record,
+    device: &str,
+    version: i64,
+    body: RecordBody,
+    document: &mut Document,
+    now: Timestamp,
+) -> Record {
+    Record {
+        written_by: device.to_string(),
+        sync_version: version,
+        server_hash: body.content_hash(),
+        heads: heads_hex(document),
+        body,
+        changed_at: now,
+        document: document.save(),
+        ..record
+    }
+}
+
+/// The hex of a document's version ([`tillmesh_sync::ItemHash`] of its id and heads).
+pub fn heads_hex(document: &mut Document) -> String {
+    let id = document.id();
+    hex::encode(tillmesh_sync::ItemHash::of(id, &document.heads()).0)
+}
+
+/// The record kind of a document.
+pub fn record_kind(document: &Document) -> RecordKind {
+    match document.kind() {
+        DocKind::Order => RecordKind::Order,
+        DocKind::Transaction => RecordKind::Transaction,
+    }
+}
