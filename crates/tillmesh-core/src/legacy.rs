@@ -531,14 +531,14 @@ impl LegacyOrder {
                 });
             }
         };
-        field("orderNumber", json(&self.order_number), json(&server.order_number));
-        field("items", json(&self.sorted_items()), json(&server.sorted_items()));
-        field("subtotal", json(&self.subtotal), json(&server.subtotal));
-        field("tax", json(&self.tax), json(&server.tax));
-        field("total", json(&self.total), json(&server.total));
-        field("paymentMethod", json(&self.payment_method), json(&server.payment_method));
-        field("paymentStatus", json(&self.payment_status), json(&server.payment_status));
-        field("orderStatus", json(&self.order_status), json(&server.order_status));
+        field("orderNumber", json_text(&self.order_number), json_text(&server.order_number));
+        field("items", json_text(&self.sorted_items()), json_text(&server.sorted_items()));
+        field("subtotal", json_text(&self.subtotal), json_text(&server.subtotal));
+        field("tax", json_text(&self.tax), json_text(&server.tax));
+        field("total", json_text(&self.total), json_text(&server.total));
+        field("paymentMethod", json_text(&self.payment_method), json_text(&server.payment_method));
+        field("paymentStatus", json_text(&self.payment_status), json_text(&server.payment_status));
+        field("orderStatus", json_text(&self.order_status), json_text(&server.order_status));
         conflicts
     }
 
@@ -600,11 +600,11 @@ impl LegacyTransaction {
                 });
             }
         };
-        field("referenceNumber", json(&self.reference_number), json(&server.reference_number));
-        field("amount", json(&self.amount), json(&server.amount));
-        field("paymentMethod", json(&self.payment_method), json(&server.payment_method));
-        field("status", json(&self.status), json(&server.status));
-        field("orderId", json(&self.order_id), json(&server.order_id));
+        field("referenceNumber", json_text(&self.reference_number), json_text(&server.reference_number));
+        field("amount", json_text(&self.amount), json_text(&server.amount));
+        field("paymentMethod", json_text(&self.payment_method), json_text(&server.payment_method));
+        field("status", json_text(&self.status), json_text(&server.status));
+        field("orderId", json_text(&self.order_id), json_text(&server.order_id));
         conflicts
     }
 }
@@ -630,12 +630,13 @@ pub fn item_id(doc: Uuid, version: i64, index: usize) -> Uuid {
 /// The namespace of ids HQ derives for legacy records.
 const LEGACY_NAMESPACE: Uuid = Uuid::from_u128(0x7e5e_aa43_08e2_93f2_8c1d_4b9e_2a6f_0d51);
 
-fn json<T: Serialize>(value: &T) -> String {
+/// A value as the JSON text conflicts carry in `clientValue` / `serverValue`.
+pub fn json_text<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|error| format!("<{error}>"))
 }
 
 fn sha256_json<T: Serialize>(value: &T) -> String {
-    hex::encode(Sha256::digest(json(value).as_bytes()))
+    hex::encode(Sha256::digest(json_text(value).as_bytes()))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Resolution};
+use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Resolution, json_text};
 use tillmesh_core::{Clock, Document, HqPublicKey, Timestamp};
 use tillmesh_node::{Till, TillError};
 use tokio::sync::broadcast::error::RecvError;
@@ -208,8 +208,8 @@ pub(crate) async fn record_of<B: RecordBatch>(
         }
         conflicts.push(FieldConflict {
             field: if kind == RecordKind::Order { "orderNumber" } else { "referenceNumber" }.into(),
-            client_value: Some(format!("{taken:?}")),
-            server_value: Some(format!("{listed:?}")),
+            client_value: Some(json_text(&taken)),
+            server_value: Some(json_text(&listed)),
             resolution: Resolution::ServerAssigned,
         });
     }
@@ -220,8 +220,8 @@ pub(crate) async fn record_of<B: RecordBatch>(
         if logged_conflict.as_deref() != Some(marker.as_str()) {
             conflicts.push(FieldConflict {
                 field: if kind == RecordKind::Order { "paymentStatus" } else { "status" }.into(),
-                client_value: Some(format!("{:?}", conflict.claimed.as_str())),
-                server_value: Some(format!("{:?}", conflict.settled.as_str())),
+                client_value: Some(json_text(&conflict.claimed)),
+                server_value: Some(json_text(&conflict.settled)),
                 resolution: Resolution::ServerWins,
             });
             conflict_device = Some(conflict.claimed_by.clone());

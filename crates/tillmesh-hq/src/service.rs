@@ -458,9 +458,11 @@ impl<S: RecordStore> LegacyService<S> {
         if client.order_status != OrderStatus::Open {
             tolerate(order.advance(client.order_status, device, now))?;
         }
-        if client.payment_status == PaymentStatus::Paid {
-            let method = client.payment_method.unwrap_or(PaymentMethod::Other);
-            tolerate(order.claim_payment(method, PaymentStatus::Paid, device, now))?;
+        match (claim_of(client.payment_status), client.payment_method) {
+            (Some(PaymentStatus::Pending), None) | (None, _) => {}
+            (Some(status), method) => {
+                tolerate(order.claim_payment(method.unwrap_or(PaymentMethod::Other), status, device, now))?;
+            }
         }
         let mut document = Document::Order(order);
         let (body, conflicts) = order_body(&mut document, &client, node.hq.as_ref(), &assigned)?;
@@ -483,9 +485,12 @@ impl<S: RecordStore> LegacyService<S> {
             return Err(invalid("localId belongs to a transaction"));
         };
         let client = incoming.order;
-        if let Some(outcome) = self.unchanged(&record, &client.content_hash(), incoming.sync_version, || {
-            client.differences(server, Resolution::ServerWins)
-        }) {
+        let deleting = incoming.sync_status == SyncStatus::Deleted;
+        if let Some(outcome) =
+            self.unchanged(&record, deleting, &client.content_hash(), incoming.sync_version, || {
+                client.differences(server, Resolution::ServerWins)
+            })
+        {
             return Ok(outcome);
         }
         // The client wins on version: its changes become edits of the document.
@@ -494,7 +499,6 @@ impl<S: RecordStore> LegacyService<S> {
         let Document::Order(order) = &mut document else {
             return Err(invalid("localId belongs to a transaction"));
         };
-        let deleting = incoming.sync_status == SyncStatus::Deleted;
         if deleting {
             tolerate(order.advance(OrderStatus::Voided, device, now))?;
         } else {
@@ -542,9 +546,12 @@ impl<S: RecordStore> LegacyService<S> {
             return Err(invalid("localId belongs to an order"));
         };
         let client = incoming.transaction;
-        if let Some(outcome) = self.unchanged(&record, &client.content_hash(), incoming.sync_version, || {
-            client.differences(server, Resolution::ServerWins)
-        }) {
+        let deleting = incoming.sync_status == SyncStatus::Deleted;
+        if let Some(outcome) =
+            self.unchanged(&record, deleting, &client.content_hash(), incoming.sync_version, || {
+                client.differences(server, Resolution::ServerWins)
+            })
+        {
             return Ok(outcome);
         }
         self.stats.client_wins.fetch_add(1, Ordering::Relaxed);
@@ -553,7 +560,6 @@ impl<S: RecordStore> LegacyService<S> {
             return Err(invalid("localId belongs to an order"));
         };
         let view = transaction.view(None)?;
-        let deleting = incoming.sync_status == SyncStatus::Deleted;
         let claim = if deleting { Some(PaymentStatus::Pending) } else { claim_of(client.status) };
         if let Some(status) = claim
             && view.payment.claimed != Some(status)
@@ -624,6 +630,7 @@ impl<S: RecordStore> LegacyService<S> {
     fn unchanged(
         &self,
         record: &Record,
+        deleting: bool,
         client_hash: &str,
         client_version: i64,
         differences: impl FnOnce() -> Vec<FieldConflict>,
@@ -634,7 +641,7 @@ impl<S: RecordStore> LegacyService<S> {
         if record.deleted {
             return same("deleted on the server", Vec::new());
         }
-        if client_hash == record.server_hash {
+        if !deleting && client_hash == record.server_hash {
             self.stats.in_sync.fetch_add(1, Ordering::Relaxed);
             return same("already in sync", Vec::new());
         }
@@ -879,12 +886,15 @@ fn apply_order_edits(
     if client.order_status != view.status {
         tolerate(order.advance(client.order_status, by, at))?;
     }
-    if client.payment_status == PaymentStatus::Paid
-        && view.payment.claimed != Some(PaymentStatus::Paid)
+    // The client's payment claim (status and method), unless HQ has settled.
+    if let Some(status) = claim_of(client.payment_status)
         && view.payment.settlement.is_none()
     {
-        let method = client.payment_method.unwrap_or(PaymentMethod::Other);
-        tolerate(order.claim_payment(method, PaymentStatus::Paid, by, at))?;
+        let method = client.payment_method.or(view.payment.method);
+        let claimed = view.payment.claimed.unwrap_or(PaymentStatus::Pending);
+        if claimed != status || method != view.payment.method {
+            tolerate(order.claim_payment(method.unwrap_or(PaymentMethod::Other), status, by, at))?;
+        }
     }
     Ok(())
 }
@@ -938,8 +948,8 @@ fn mark_assigned(conflicts: &mut Vec<FieldConflict>, assigned: &[&str], client_i
     if assigned.contains(&"id") {
         conflicts.push(FieldConflict {
             field: "id".into(),
-            client_value: Some(format!("{client_id:?}")),
-            server_value: Some(format!("{server_id:?}")),
+            client_value: Some(legacy::json_text(&client_id)),
+            server_value: Some(legacy::json_text(&server_id)),
             resolution: Resolution::ServerAssigned,
         });
     }

@@ -1,0 +1,771 @@
+//! The legacy REST API over real HTTP on 127.0.0.1, with the exact JSON of the seed, on both
+//! record stores: every test runs on sled and on PostgreSQL (`TILLMESH_TEST_DATABASE_URL`;
+//! without it the PostgreSQL variants print `SKIPPED`).
+
+mod common;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tillmesh_core::{HqSigningKey, PaymentStatus, TillCode};
+use tillmesh_hq::records::RecordStore;
+use tillmesh_hq::{Hq, LegacyService, PgRecords, SledRecords};
+use tillmesh_node::{SystemClock, Till, TillConfig};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+const ADMIN_TOKEN: &str = "admin-secret-for-tests";
+
+struct Harness<S> {
+    base: String,
+    http: reqwest::Client,
+    service: Arc<LegacyService<S>>,
+    token_a: String,
+    token_b: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: TempDir,
+}
+
+/// HQ's node in a temporary directory, `make` its record store, served on a free port, with
+/// devices `pos-a` and `pos-b`.
+async fn harness<S, F, Fut>(make: F) -> Harness<S>
+where
+    S: RecordStore,
+    F: FnOnce(Till) -> Fut,
+    Fut: Future<Output = S>,
+{
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = TillConfig::new(dir.path().join("hq"), TillCode::parse("HQ").expect("code"));
+    let key = HqSigningKey::from_bytes(&[7; 32]);
+    config.hq = Some(key.public_key());
+    config.hq_signing = Some(key);
+    config.tax_rate_bps = 825;
+    let till = Till::open(config, Arc::new(SystemClock)).expect("open HQ's node");
+    let records = make(till.clone()).await;
+    let hq = Hq::start(records, till, Arc::new(SystemClock), ADMIN_TOKEN);
+    let service = Arc::clone(&hq.service);
+    let token_a = service.add_device("pos-a").await.expect("device a");
+    let token_b = service.add_device("pos-b").await.expect("device b");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(hq.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    Harness {
+        base,
+        http: reqwest::Client::new(),
+        service,
+        token_a,
+        token_b,
+        stop: Some(stop),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+async fn on_sled() -> Harness<SledRecords> {
+    harness(|till| async move { SledRecords::open(till.store().clone()).expect("sled records") }).await
+}
+
+async fn on_pg(url: String) -> Harness<PgRecords> {
+    harness(|_| async move { PgRecords::connect(&url).await.expect("PostgreSQL records") }).await
+}
+
+impl<S: RecordStore> Harness<S> {
+    async fn post(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.expect("JSON answer"))
+    }
+
+    async fn batch(&self, token: &str, device: &str, orders: Vec<Value>, transactions: Vec<Value>) -> Value {
+        let body = json!({"deviceId": device, "orders": orders, "transactions": transactions, "lastSyncTimestamp": 0});
+        let (status, answer) = self.post("/api/sync/batch", token, &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
+    }
+
+    async fn updates(&self, token: &str, device: &str, since: Option<&str>) -> Value {
+        let mut query = vec![("deviceId", device.to_string())];
+        if let Some(since) = since {
+            query.push(("since", since.to_string()));
+        }
+        let response = self
+            .http
+            .get(format!("{}/api/sync/updates", self.base))
+            .bearer_auth(token)
+            .query(&query)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("JSON answer")
+    }
+
+    /// Polls `updates` for `device` until `until` holds (the projection runs in the background).
+    async fn wait_updates(&self, token: &str, device: &str, until: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            let answer = self.updates(token, device, None).await;
+            if until(&answer) {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("updates for {device} never reached the expected state");
+    }
+
+    /// What the store holds: the number of orders and transactions, and the change-feed end.
+    async fn footprint(&self) -> (u64, u64, u64) {
+        let records = self.service.records();
+        let counts = records.counts().await.expect("counts");
+        (counts.orders, counts.transactions, records.last_position().await.expect("position"))
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+}
+
+fn money(cents: i64) -> Value {
+    Value::Number(
+        serde_json::Number::from_str(&format!("{}.{:02}", cents / 100, cents % 100)).expect("number"),
+    )
+}
+
+/// A SyncableOrder as the seed's client sends it. `items` are (productId, quantity, unit cents);
+/// tax is 8.25 % of the subtotal, rounded half up.
+fn order(
+    local_id: Uuid,
+    number: &str,
+    items: &[(&str, i64, i64)],
+    status: &str,
+    payment: &str,
+    version: i64,
+    device: &str,
+) -> Value {
+    let lines: Vec<Value> = items
+        .iter()
+        .map(|(sku, quantity, cents)| {
+            json!({"productId": sku, "productName": format!("Product {sku}"), "quantity": quantity,
+                   "unitPrice": money(*cents), "totalPrice": money(cents * quantity)})
+        })
+        .collect();
+    let subtotal: i64 = items.iter().map(|(_, quantity, cents)| quantity * cents).sum();
+    let tax = (subtotal * 825 + 5_000) / 10_000;
+    json!({
+        "order": {
+            "id": format!("order-{local_id}"), "orderNumber": number, "items": lines,
+            "subtotal": money(subtotal), "tax": money(tax), "total": money(subtotal + tax),
+            "paymentMethod": "CARD", "paymentStatus": payment, "orderStatus": status,
+            "createdAt": 1_704_067_200_000_i64, "updatedAt": 1_704_067_200_000_i64 + version
+        },
+        "localId": local_id, "syncStatus": if version == 1 { "PENDING" } else { "MODIFIED" },
+        "syncVersion": version, "deviceId": device
+    })
+}
+
+fn transaction(local_id: Uuid, order_id: &str, reference: &str, cents: i64, device: &str) -> Value {
+    json!({
+        "transaction": {
+            "id": format!("txn-{local_id}"), "referenceNumber": reference, "amount": money(cents),
+            "paymentMethod": "CARD", "status": "PAID", "orderId": order_id,
+            "createdAt": 1_704_067_200_000_i64, "updatedAt": 1_704_067_200_000_i64
+        },
+        "localId": local_id, "syncStatus": "PENDING", "syncVersion": 1, "deviceId": device
+    })
+}
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value.as_object().expect("an object").keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
+fn fields(conflicts: &Value) -> Vec<(String, String)> {
+    conflicts
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|c| {
+                    (
+                        c["field"].as_str().unwrap_or("").to_string(),
+                        c["resolution"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The seed's first test, server side: an order made offline and sent later is stored, and
+/// another device receives it with the seed's JSON names.
+async fn offline_order_then_sync<S: RecordStore>(h: Harness<S>) {
+    let local_id = Uuid::new_v4();
+    let sent = order(local_id, "ORD-1001", &[("cake", 1, 4599)], "OPEN", "PAID", 1, "pos-a");
+    let answer = h.batch(&h.token_a, "pos-a", vec![sent.clone()], Vec::new()).await;
+    assert_eq!(
+        keys(&answer),
+        ["nextSyncToken", "serverUpdates", "success", "syncedOrders", "syncedTransactions"]
+    );
+    assert_eq!(
+        keys(&answer["serverUpdates"]),
+        ["deletedOrderIds", "deletedTransactionIds", "orders", "transactions"]
+    );
+    let synced = &answer["syncedOrders"][0];
+    assert_eq!(
+        keys(synced),
+        ["conflicts", "message", "serverHash", "serverId", "serverVersion", "success", "syncedAt"]
+    );
+    assert_eq!(synced["success"], true);
+    assert_eq!(synced["conflicts"], Value::Null, "{synced}");
+    assert_eq!(synced["serverVersion"], 1);
+    let hash = synced["serverHash"].as_str().expect("hash");
+    assert_eq!(hash.len(), 64);
+
+    let updates = h.updates(&h.token_b, "pos-b", None).await;
+    let orders = updates["orders"].as_array().expect("orders");
+    assert_eq!(orders.len(), 1, "{updates}");
+    let received = &orders[0];
+    assert_eq!(keys(received), ["deviceId", "localId", "order", "serverHash", "syncStatus", "syncVersion"]);
+    assert_eq!(
+        keys(&received["order"]),
+        [
+            "createdAt",
+            "id",
+            "items",
+            "orderNumber",
+            "orderStatus",
+            "paymentMethod",
+            "paymentStatus",
+            "subtotal",
+            "tax",
+            "total",
+            "updatedAt"
+        ]
+    );
+    assert_eq!(received["localId"], local_id.to_string());
+    assert_eq!(received["deviceId"], "pos-a");
+    assert_eq!(received["serverHash"], hash);
+    assert_eq!(received["order"]["id"], sent["order"]["id"]);
+    assert_eq!(received["order"]["items"], sent["order"]["items"]);
+    assert_eq!(received["order"]["total"].to_string(), "49.78", "exact money: 45.99 + 8.25 % tax");
+    // The client's own writes never come back to it.
+    let own = h.updates(&h.token_a, "pos-a", None).await;
+    assert_eq!(own["orders"].as_array().map(Vec::len), Some(0), "{own}");
+    h.stop().await;
+}
+
+/// The seed's second test: the same order sent ten times is stored once.
+async fn ten_sends_store_one<S: RecordStore>(h: Harness<S>) {
+    let local_id = Uuid::new_v4();
+    let sent = order(local_id, "ORD-7", &[("soup", 2, 450)], "OPEN", "PENDING", 1, "pos-a");
+    let mut server_ids = Vec::new();
+    for attempt in 0..10 {
+        let answer = if attempt % 2 == 0 {
+            h.batch(&h.token_a, "pos-a", vec![sent.clone()], Vec::new()).await["syncedOrders"][0].clone()
+        } else {
+            let (status, answer) = h.post("/api/sync/order", &h.token_a, &sent).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            answer
+        };
+        assert_eq!(answer["success"], true);
+        server_ids.push(answer["serverId"].clone());
+    }
+    server_ids.dedup();
+    assert_eq!(server_ids.len(), 1, "one server id for ten sends");
+    assert_eq!(h.footprint().await.0, 1);
+    let updates = h.updates(&h.token_b, "pos-b", None).await;
+    assert_eq!(updates["orders"].as_array().map(Vec::len), Some(1));
+    h.stop().await;
+}
+
+/// Client newer → client wins; older → server wins; same version, other content → SERVER_WINS
+/// reported; HQ's settlement and the forward-only status keep HQ's value when the client wins.
+async fn conflicts_in_every_direction<S: RecordStore>(h: Harness<S>) {
+    let local_id = Uuid::new_v4();
+    let v1 = order(local_id, "ORD-55", &[("tea", 1, 300)], "OPEN", "PENDING", 1, "pos-a");
+    let first = h.batch(&h.token_a, "pos-a", vec![v1.clone()], Vec::new()).await["syncedOrders"][0].clone();
+    let server_id: Uuid = first["serverId"].as_str().expect("id").parse().expect("uuid");
+
+    // Client newer: its change is stored.
+    let v2 = order(local_id, "ORD-55", &[("tea", 2, 300)], "SENT", "PENDING", 2, "pos-a");
+    let won = h.batch(&h.token_a, "pos-a", vec![v2.clone()], Vec::new()).await["syncedOrders"][0].clone();
+    assert_eq!((won["serverVersion"].clone(), won["conflicts"].clone()), (json!(2), Value::Null), "{won}");
+    let seen = h.updates(&h.token_b, "pos-b", None).await;
+    assert_eq!(seen["orders"][0]["order"]["items"][0]["quantity"], 2);
+    assert_eq!(seen["orders"][0]["order"]["orderStatus"], "SENT");
+    assert_eq!(seen["orders"][0]["syncVersion"], 2);
+
+    // Client older: the server's copy stands, the differences are reported.
+    let stale = order(local_id, "ORD-55", &[("tea", 5, 300)], "OPEN", "PENDING", 1, "pos-a");
+    let lost = h.batch(&h.token_a, "pos-a", vec![stale], Vec::new()).await["syncedOrders"][0].clone();
+    assert_eq!(lost["serverVersion"], 2);
+    assert_eq!(lost["serverHash"], won["serverHash"], "nothing changed");
+    let lost_fields = fields(&lost["conflicts"]);
+    assert!(lost_fields.contains(&("items".into(), "SERVER_WINS".into())), "{lost}");
+    let items = &lost["conflicts"]
+        .as_array()
+        .expect("conflicts")
+        .iter()
+        .find(|c| c["field"] == "items")
+        .expect("items")["serverValue"];
+    let server_items: Value =
+        serde_json::from_str(items.as_str().expect("JSON text")).expect("serverValue is JSON");
+    assert_eq!(server_items[0]["quantity"], 2);
+
+    // Same version, other content: SERVER_WINS, reported and logged.
+    let rival = order(local_id, "ORD-55", &[("tea", 7, 300)], "SENT", "PENDING", 2, "pos-a");
+    let tie = h.batch(&h.token_a, "pos-a", vec![rival], Vec::new()).await["syncedOrders"][0].clone();
+    assert_eq!(tie["serverVersion"], 2);
+    assert!(fields(&tie["conflicts"]).contains(&("items".into(), "SERVER_WINS".into())), "{tie}");
+    let report: Value = h
+        .http
+        .get(format!("{}/api/hq/conflicts", h.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("report")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        report.as_array().expect("list").iter().any(|entry| entry["localId"] == local_id.to_string()),
+        "{report}"
+    );
+
+    // HQ declines the payment: every device sees it as a new server version.
+    h.service.node().settle(server_id, PaymentStatus::Declined).await.expect("settle");
+    let settled = h
+        .wait_updates(&h.token_a, "pos-a", |u| {
+            u["orders"].get(0).is_some_and(|o| o["order"]["paymentStatus"] == "DECLINED")
+        })
+        .await;
+    assert_eq!(settled["orders"][0]["syncVersion"], 3);
+    assert_eq!(settled["orders"][0]["deviceId"], "pos-a", "the creator stays the creator");
+
+    // The client wins on version with a PAID claim and an older status: its item change is
+    // taken, HQ's settlement and the forward-only status are kept and reported.
+    let v4 = order(local_id, "ORD-55", &[("tea", 3, 300)], "OPEN", "PAID", 4, "pos-a");
+    let mixed = h.batch(&h.token_a, "pos-a", vec![v4], Vec::new()).await["syncedOrders"][0].clone();
+    assert_eq!(mixed["serverVersion"], 4, "{mixed}");
+    let mixed_fields = fields(&mixed["conflicts"]);
+    assert!(mixed_fields.contains(&("paymentStatus".into(), "SERVER_WINS".into())), "{mixed}");
+    assert!(mixed_fields.contains(&("orderStatus".into(), "SERVER_WINS".into())), "{mixed}");
+    assert!(!mixed_fields.iter().any(|(field, _)| field == "items"), "the item change was taken: {mixed}");
+    let now = h.updates(&h.token_b, "pos-b", None).await;
+    let order_now = &now["orders"][0]["order"];
+    assert_eq!(
+        (order_now["paymentStatus"].clone(), order_now["orderStatus"].clone()),
+        (json!("DECLINED"), json!("SENT"))
+    );
+    assert_eq!(order_now["items"][0]["quantity"], 3);
+    h.stop().await;
+}
+
+/// A number another device used already never loses the order: HQ assigns one and says so.
+async fn colliding_order_numbers<S: RecordStore>(h: Harness<S>) {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    h.batch(
+        &h.token_a,
+        "pos-a",
+        vec![order(a, "ORD-1", &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a")],
+        Vec::new(),
+    )
+    .await;
+    let answer = h
+        .batch(
+            &h.token_b,
+            "pos-b",
+            vec![order(b, "ORD-1", &[("y", 1, 200)], "OPEN", "PENDING", 1, "pos-b")],
+            Vec::new(),
+        )
+        .await;
+    let synced = &answer["syncedOrders"][0];
+    assert_eq!(
+        fields(&synced["conflicts"]),
+        [("orderNumber".to_string(), "SERVER_ASSIGNED".to_string())],
+        "{synced}"
+    );
+    let assigned: String =
+        serde_json::from_str(synced["conflicts"][0]["serverValue"].as_str().expect("text")).expect("JSON");
+    assert_eq!(assigned, "HQ-1");
+    assert_eq!(h.footprint().await.0, 2, "both orders are stored");
+    let updates = h.updates(&h.token_a, "pos-a", None).await;
+    assert_eq!(updates["orders"][0]["order"]["orderNumber"], "HQ-1");
+    h.stop().await;
+}
+
+/// `updates` across devices: only others' changes, resumable exactly with `nextSyncToken`,
+/// by time too, deletions and transactions included.
+async fn multi_device_updates<S: RecordStore>(h: Harness<S>) {
+    let a_orders: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let sent_a: Vec<Value> = a_orders
+        .iter()
+        .enumerate()
+        .map(|(n, id)| order(*id, &format!("A-{}", n + 1), &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a"))
+        .collect();
+    h.batch(&h.token_a, "pos-a", sent_a.clone(), Vec::new()).await;
+    let sent_b: Vec<Value> = (0..2)
+        .map(|n| {
+            order(Uuid::new_v4(), &format!("B-{}", n + 1), &[("y", 1, 100)], "OPEN", "PENDING", 1, "pos-b")
+        })
+        .collect();
+    h.batch(&h.token_b, "pos-b", sent_b, Vec::new()).await;
+
+    let for_a = h.updates(&h.token_a, "pos-a", None).await;
+    assert_eq!(for_a["orders"].as_array().map(Vec::len), Some(2), "B's two orders only: {for_a}");
+    assert_eq!(for_a["hasMore"], false);
+    let token = for_a["nextSyncToken"].as_str().expect("token").to_string();
+    let for_b = h.updates(&h.token_b, "pos-b", None).await;
+    assert_eq!(for_b["orders"].as_array().map(Vec::len), Some(3));
+
+    // Resume exactly: one new order from B, then nothing.
+    let later = order(Uuid::new_v4(), "B-3", &[("z", 1, 100)], "OPEN", "PENDING", 1, "pos-b");
+    h.batch(&h.token_b, "pos-b", vec![later], Vec::new()).await;
+    let next = h.updates(&h.token_a, "pos-a", Some(&token)).await;
+    assert_eq!(next["orders"].as_array().map(Vec::len), Some(1), "{next}");
+    assert_eq!(next["orders"][0]["order"]["orderNumber"], "B-3");
+    let token = next["nextSyncToken"].as_str().expect("token").to_string();
+    let nothing = h.updates(&h.token_a, "pos-a", Some(&token)).await;
+    assert_eq!(nothing["orders"].as_array().map(Vec::len), Some(0));
+    assert_eq!(nothing["nextSyncToken"], token.as_str(), "an empty page keeps the token");
+    // By time: everything is older than the far future, none older than the epoch.
+    let future = h.updates(&h.token_a, "pos-a", Some("99999999999999")).await;
+    assert_eq!(future["orders"].as_array().map(Vec::len), Some(0));
+    let all = h.updates(&h.token_a, "pos-a", Some("0")).await;
+    assert_eq!(all["orders"].as_array().map(Vec::len), Some(3));
+
+    // A deletes an order (a newer version marked DELETED): B is told.
+    let token_b = for_b["nextSyncToken"].as_str().expect("token").to_string();
+    let mut deleted = sent_a[0].clone();
+    deleted["syncStatus"] = json!("DELETED");
+    deleted["syncVersion"] = json!(2);
+    let answer = h.batch(&h.token_a, "pos-a", vec![deleted.clone()], Vec::new()).await;
+    assert_eq!(answer["syncedOrders"][0]["success"], true, "{answer}");
+    let told = h.updates(&h.token_b, "pos-b", Some(&token_b)).await;
+    assert_eq!(told["deletedOrderIds"], json!([deleted["order"]["id"]]), "{told}");
+
+    // Transactions travel the same way.
+    let (status, answer) = h
+        .post(
+            "/api/sync/transaction",
+            &h.token_a,
+            &transaction(Uuid::new_v4(), "order-1", "REF-1", 4599, "pos-a"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let paid = h.updates(&h.token_b, "pos-b", Some(&token_b)).await;
+    let transactions = paid["transactions"].as_array().expect("transactions");
+    assert_eq!(transactions.len(), 1, "{paid}");
+    assert_eq!(
+        keys(&transactions[0]["transaction"]),
+        ["amount", "createdAt", "id", "orderId", "paymentMethod", "referenceNumber", "status", "updatedAt"]
+    );
+    assert_eq!(transactions[0]["transaction"]["amount"].to_string(), "45.99");
+    assert_eq!(transactions[0]["transaction"]["orderId"], "order-1");
+    h.stop().await;
+}
+
+/// Bad input of every kind gets a clear 4xx and changes nothing.
+async fn bad_input_changes_nothing<S: RecordStore>(h: Harness<S>) {
+    let good = order(Uuid::new_v4(), "ORD-9", &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a");
+    h.batch(&h.token_a, "pos-a", vec![good.clone()], Vec::new()).await;
+    let before = h.footprint().await;
+    let batch = |orders: Vec<Value>| json!({"deviceId": "pos-a", "orders": orders, "transactions": []});
+    let with = |path: &str, value: Value| {
+        let mut changed = order(Uuid::new_v4(), "ORD-10", &[("x", 2, 100)], "OPEN", "PENDING", 1, "pos-a");
+        let mut target = &mut changed;
+        let parts: Vec<&str> = path.split('.').collect();
+        for part in &parts[..parts.len() - 1] {
+            target = match part.parse::<usize>() {
+                Ok(index) => &mut target[index],
+                Err(_) => &mut target[*part],
+            };
+        }
+        target[parts[parts.len() - 1]] = value;
+        batch(vec![changed])
+    };
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let cases: Vec<(&str, Option<&str>, String, StatusCode, &str)> = vec![
+        (
+            "malformed JSON",
+            Some(&h.token_a),
+            "{\"deviceId\": ".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "wrong type",
+            Some(&h.token_a),
+            with("order.items.0.quantity", json!("two")).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "negative money",
+            Some(&h.token_a),
+            with("order.items.0.unitPrice", json!(-1.00)).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "over-precise money",
+            Some(&h.token_a),
+            with("order.tax", Value::Number(serde_json::Number::from_str("0.165").expect("n"))).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "money as NaN text",
+            Some(&h.token_a),
+            with("order.total", json!("NaN")).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "totals do not add up",
+            Some(&h.token_a),
+            with("order.total", json!(99.99)).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "line total wrong",
+            Some(&h.token_a),
+            with("order.items.0.totalPrice", json!(3.00)).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "missing field",
+            Some(&h.token_a),
+            with("order.orderNumber", Value::Null).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "localId not a UUID",
+            Some(&h.token_a),
+            with("localId", json!("local-uuid-456")).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "unknown status",
+            Some(&h.token_a),
+            with("order.orderStatus", json!("EATEN")).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "quantity zero",
+            Some(&h.token_a),
+            with("order.items.0.quantity", json!(0)).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "negative version",
+            Some(&h.token_a),
+            with("syncVersion", json!(-1)).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "empty order number",
+            Some(&h.token_a),
+            with("order.orderNumber", json!("")).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            "record of another device",
+            Some(&h.token_a),
+            with("deviceId", json!("pos-b")).to_string(),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "batch as another device",
+            Some(&h.token_a),
+            json!({"deviceId": "pos-b", "orders": []}).to_string(),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        ("no token", None, batch(vec![good.clone()]).to_string(), StatusCode::UNAUTHORIZED, "unauthorized"),
+        (
+            "unknown token",
+            Some("tmd_0000"),
+            batch(vec![good.clone()]).to_string(),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            "oversized body",
+            Some(&h.token_a),
+            format!("{{\"deviceId\":\"pos-a\",\"pad\":\"{huge}\"}}"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+    ];
+    for (name, token, body, status, code) in cases {
+        let mut request = h
+            .http
+            .post(format!("{}/api/sync/batch", h.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        assert_eq!(response.status(), status, "{name}");
+        let answer: Value = response.json().await.expect("JSON error");
+        assert_eq!(answer["error"], code, "{name}: {answer}");
+        assert!(answer["detail"].as_str().is_some_and(|detail| !detail.is_empty()), "{name}: {answer}");
+        assert_eq!(h.footprint().await, before, "{name} changed the store");
+    }
+    // Wrong content type, a bad `since`, updates as another device.
+    let response = h
+        .http
+        .post(format!("{}/api/sync/order", h.base))
+        .bearer_auth(&h.token_a)
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    for (query, status) in [
+        ("deviceId=pos-a&since=yesterday", StatusCode::BAD_REQUEST),
+        ("deviceId=pos-b", StatusCode::FORBIDDEN),
+        ("since=0", StatusCode::BAD_REQUEST),
+    ] {
+        let response = h
+            .http
+            .get(format!("{}/api/sync/updates?{query}", h.base))
+            .bearer_auth(&h.token_a)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), status, "{query}");
+    }
+    assert_eq!(h.footprint().await, before);
+    h.stop().await;
+}
+
+macro_rules! on_both {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sled() {
+                    super::$test(super::on_sled().await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::common::on_pg_database(|url| async move { super::$test(super::on_pg(url).await).await }).await;
+                }
+            }
+        )+
+    };
+}
+
+on_both!(
+    offline_order_then_sync,
+    ten_sends_store_one,
+    conflicts_in_every_direction,
+    colliding_order_numbers,
+    multi_device_updates,
+    bad_input_changes_nothing,
+);
+
+/// OpenAPI, the admin endpoint for devices, `/metrics`, and orders made on HQ's node itself
+/// reaching legacy clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_admin_metrics_and_node_orders() {
+    let h = on_sled().await;
+    let openapi: Value = h
+        .http
+        .get(format!("{}/api/openapi.json", h.base))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    for path in [
+        "/api/sync/batch",
+        "/api/sync/order",
+        "/api/sync/transaction",
+        "/api/sync/updates",
+        "/api/hq/devices",
+    ] {
+        assert!(openapi["paths"].get(path).is_some(), "{path} documented");
+    }
+
+    let add = |token: &str| {
+        h.http
+            .post(format!("{}/api/hq/devices", h.base))
+            .bearer_auth(token)
+            .json(&json!({"deviceId": "pos-c"}))
+    };
+    assert_eq!(add("wrong").send().await.expect("request").status(), StatusCode::UNAUTHORIZED);
+    let issued = add(ADMIN_TOKEN).send().await.expect("request");
+    assert_eq!(issued.status(), StatusCode::CREATED);
+    let issued: Value = issued.json().await.expect("JSON");
+    let token_c = issued["token"].as_str().expect("token").to_string();
+    assert_eq!(add(ADMIN_TOKEN).send().await.expect("request").status(), StatusCode::CONFLICT);
+
+    let made = h
+        .service
+        .node()
+        .create_order(tillmesh_node::till::OrderInput {
+            local_id: None,
+            items: vec![tillmesh_node::till::ItemInput {
+                sku: "cola".into(),
+                name: "Cola".into(),
+                quantity: 2,
+                unit_price: "2.50".parse().expect("price"),
+            }],
+            notes: String::new(),
+        })
+        .await
+        .expect("order on HQ's node")
+        .0;
+    let seen =
+        h.wait_updates(&token_c, "pos-c", |u| u["orders"].as_array().is_some_and(|o| o.len() == 1)).await;
+    assert_eq!(seen["orders"][0]["order"]["id"], made.order.id.to_string());
+    assert_eq!(seen["orders"][0]["deviceId"], "hq");
+    assert_eq!(seen["orders"][0]["order"]["total"].to_string(), "5.41");
+
+    let metrics =
+        h.http.get(format!("{}/metrics", h.base)).send().await.expect("request").text().await.expect("text");
+    for line in [
+        "tillmesh_rest_requests_total{endpoint=\"updates\"}",
+        "tillmesh_rest_records{kind=\"order\"} 1",
+        "tillmesh_rest_devices 3",
+        "tillmesh_documents 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    h.stop().await;
+}
