@@ -33,6 +33,10 @@ impl TillProcess {
             .args(args)
             .args(["--http", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .env_remove("DATABASE_USER")
+            .env_remove("DATABASE_PASSWORD")
+            .env_remove("SERVER_PORT")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -126,7 +130,13 @@ pub fn shop(dir: &Path, codes: &[&str]) {
 
 /// Runs the `tillmesh` CLI and returns (success, stdout, stderr).
 pub fn cli(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_tillmesh")).args(args).output().expect("run tillmesh");
+    let output = Command::new(env!("CARGO_BIN_EXE_tillmesh"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("DATABASE_USER")
+        .env_remove("DATABASE_PASSWORD")
+        .output()
+        .expect("run tillmesh");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),

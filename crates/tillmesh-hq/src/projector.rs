@@ -51,11 +51,16 @@ pub async fn run<S: RecordStore>(service: Arc<LegacyService<S>>) {
             }
             Err(RecvError::Closed) => return,
         };
-        let mut ids = BTreeSet::from([first]);
+        let mut ids = BTreeSet::new();
+        if !service.just_recorded(first) {
+            ids.insert(first);
+        }
         while ids.len() < PROJECT_BATCH_MAX {
             match written.try_recv() {
                 Ok(id) => {
-                    ids.insert(id);
+                    if !service.just_recorded(id) {
+                        ids.insert(id);
+                    }
                 }
                 Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
                     full = true;
@@ -63,6 +68,9 @@ pub async fn run<S: RecordStore>(service: Arc<LegacyService<S>>) {
                 }
                 Err(_) => break,
             }
+        }
+        if ids.is_empty() {
+            continue;
         }
         if let Err(error) = project(records, node, clock.now(), ids).await {
             tracing::error!(%error, "legacy projection failed: reconciling");

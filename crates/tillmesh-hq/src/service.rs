@@ -14,9 +14,9 @@
 //! nothing changes, the differing fields are reported. Every reported conflict is also logged
 //! for HQ's report.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use automerge::ActorId;
 use sha2::{Digest, Sha256};
@@ -125,7 +125,13 @@ pub struct LegacyService<S> {
     actor: ActorId,
     /// Counters for `/metrics`.
     pub stats: RestStats,
+    /// Document versions just recorded by ingestion (doc id → heads hex), so the projector
+    /// skips them when the node announces them unchanged.
+    recorded: Mutex<HashMap<Uuid, String>>,
 }
+
+/// Most versions kept for the projector to skip; beyond, it checks them the slow way.
+const RECORDED_MAX: usize = 65_536;
 
 impl<S> std::fmt::Debug for LegacyService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,6 +155,7 @@ impl<S: RecordStore> LegacyService<S> {
             clock,
             actor: ActorId::from(Uuid::new_v4().into_bytes()),
             stats: RestStats::default(),
+            recorded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -319,6 +326,7 @@ impl<S: RecordStore> LegacyService<S> {
             batch.log_conflict(entry).await?;
         }
         batch.commit().await?;
+        self.note_recorded(&mut work.publish);
         if !work.publish.is_empty() {
             self.node.write_documents(work.publish).await?;
         }
@@ -355,6 +363,26 @@ impl<S: RecordStore> LegacyService<S> {
             server_version: outcome.record.as_ref().map_or(0, |record| record.sync_version),
             server_hash: outcome.record.map(|record| record.server_hash),
         }
+    }
+
+    fn note_recorded(&self, documents: &mut [Document]) {
+        if let Ok(mut recorded) = self.recorded.lock() {
+            if recorded.len() + documents.len() > RECORDED_MAX {
+                recorded.clear();
+            }
+            for document in documents {
+                recorded.insert(document.id(), heads_hex(document));
+            }
+        }
+    }
+
+    /// Whether the node's version of `id` is the one ingestion just recorded (then the record
+    /// is current). Forgets it either way.
+    pub(crate) fn just_recorded(&self, id: Uuid) -> bool {
+        let Some(heads) = self.recorded.lock().ok().and_then(|mut recorded| recorded.remove(&id)) else {
+            return false;
+        };
+        matches!(self.node.store().item_hash(id), Ok(Some(hash)) if hex::encode(hash.0) == heads)
     }
 
     /// The record of `local_id`, or one made from a document HQ's node holds without a record

@@ -212,6 +212,18 @@ impl Store {
         }
     }
 
+    /// The [`ItemHash`] (id and heads) of the stored version of a document, without loading it.
+    pub fn item_hash(&self, id: Uuid) -> Result<Option<ItemHash>, StoreError> {
+        match self.trees.item_hashes.get(id.as_bytes())? {
+            None => Ok(None),
+            Some(bytes) => {
+                let hash: [u8; 16] =
+                    bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt { what: "item hash" })?;
+                Ok(Some(ItemHash(hash)))
+            }
+        }
+    }
+
     /// The saved bytes of the document with this id.
     pub fn get_bytes(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.trees.docs.get(id.as_bytes())?.map(|bytes| bytes.to_vec()))

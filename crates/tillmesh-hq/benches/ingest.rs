@@ -1,0 +1,151 @@
+//! REST batch ingest: batches of 100 new orders over HTTP on 127.0.0.1 from 4 concurrent
+//! clients, acknowledged only once stored (records committed, documents durable on HQ's node).
+//! Prints orders/s and batch latency on sled and, with `TILLMESH_TEST_DATABASE_URL` set, on
+//! PostgreSQL (a fresh database, dropped afterwards). Targets: ≥ 5,000 orders/s on sled,
+//! ≥ 2,000 orders/s on PostgreSQL.
+//!
+//! `cargo bench -p tillmesh-hq --bench ingest`
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tillmesh_core::{HqSigningKey, TillCode};
+use tillmesh_hq::{Hq, PgRecords, RecordStore, SledRecords};
+use tillmesh_node::{SystemClock, Till, TillConfig};
+use uuid::Uuid;
+
+const BATCH_ORDERS: usize = 100;
+const CLIENTS: usize = 4;
+const BATCHES_PER_CLIENT: usize = 50;
+const WARMUP_BATCHES: usize = 5;
+
+fn order(device: &str, n: usize) -> Value {
+    let local_id = Uuid::new_v4();
+    json!({
+        "order": {
+            "id": local_id.to_string(), "orderNumber": format!("{}-{n}", device.to_uppercase().replace('-', "")),
+            "items": [
+                {"productId": "P1", "productName": "Pasta", "quantity": 2, "unitPrice": 10.00, "totalPrice": 20.00},
+                {"productId": "P2", "productName": "Wine", "quantity": 1, "unitPrice": 7.50, "totalPrice": 7.50}
+            ],
+            "subtotal": 27.50, "tax": 2.27, "total": 29.77, "paymentMethod": "CARD", "paymentStatus": "PAID",
+            "orderStatus": "OPEN", "createdAt": 1_704_067_200_000_i64, "updatedAt": 1_704_067_200_000_i64
+        },
+        "localId": local_id, "syncStatus": "PENDING", "syncVersion": 1, "deviceId": device
+    })
+}
+
+async fn run<S, F, Fut>(name: &str, make: F)
+where
+    S: RecordStore,
+    F: FnOnce(Till) -> Fut,
+    Fut: Future<Output = S>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = TillConfig::new(dir.path().join("hq"), TillCode::parse("HQ").expect("code"));
+    let key = HqSigningKey::from_bytes(&[7; 32]);
+    config.hq = Some(key.public_key());
+    config.hq_signing = Some(key);
+    config.tax_rate_bps = 825;
+    let till = Till::open(config, Arc::new(SystemClock)).expect("open HQ's node");
+    let records = make(till.clone()).await;
+    let hq = Hq::start(records, till, Arc::new(SystemClock), "admin");
+    let service = Arc::clone(&hq.service);
+    let mut tokens = Vec::new();
+    for client in 0..CLIENTS {
+        tokens.push(service.add_device(&format!("pos-{client}")).await.expect("device"));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(hq.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+
+    // Bodies are made before the clock starts: the figure is the server's.
+    let bodies: Vec<Vec<String>> = (0..CLIENTS)
+        .map(|client| {
+            let device = format!("pos-{client}");
+            (0..BATCHES_PER_CLIENT + WARMUP_BATCHES)
+                .map(|batch| {
+                    let orders: Vec<Value> =
+                        (0..BATCH_ORDERS).map(|n| order(&device, batch * BATCH_ORDERS + n + 1)).collect();
+                    json!({"deviceId": device, "orders": orders, "transactions": []}).to_string()
+                })
+                .collect()
+        })
+        .collect();
+    let send = |http: reqwest::Client, url: String, token: String, body: String| async move {
+        let started = Instant::now();
+        let response = http
+            .post(url)
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert!(response.status().is_success(), "{}", response.status());
+        let answer: Value = response.json().await.expect("JSON");
+        assert_eq!(answer["syncedOrders"].as_array().map(Vec::len), Some(BATCH_ORDERS));
+        started.elapsed()
+    };
+    let url = format!("{base}/api/sync/batch");
+    for (client, bodies) in bodies.iter().enumerate() {
+        for body in &bodies[..WARMUP_BATCHES] {
+            send(http.clone(), url.clone(), tokens[client].clone(), body.clone()).await;
+        }
+    }
+
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (client, bodies) in bodies.into_iter().enumerate() {
+        let (http, url, token, send) = (http.clone(), url.clone(), tokens[client].clone(), send);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for body in bodies.into_iter().skip(WARMUP_BATCHES) {
+                latencies.push(send(http.clone(), url.clone(), token.clone(), body).await);
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("client"));
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let orders = CLIENTS * BATCHES_PER_CLIENT * BATCH_ORDERS;
+    let at = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
+    println!(
+        "{name}: {orders} orders in {} batches of {BATCH_ORDERS} from {CLIENTS} clients: {:.0} orders/s; batch p50 {:.1} ms, p99 {:.1} ms",
+        latencies.len(),
+        orders as f64 / elapsed.as_secs_f64(),
+        at(0.50).as_secs_f64() * 1000.0,
+        at(0.99).as_secs_f64() * 1000.0,
+    );
+    let counts = service.records().counts().await.expect("counts");
+    assert_eq!(
+        counts.orders as usize,
+        orders + CLIENTS * WARMUP_BATCHES * BATCH_ORDERS,
+        "every order stored once"
+    );
+    let _ = stop.send(());
+    server.await.expect("server").expect("stopped");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    run("sled", |till| async move { SledRecords::open(till.store().clone()).expect("sled records") }).await;
+    common::on_pg_database(|url| async move {
+        run("PostgreSQL", |_| async move { PgRecords::connect(&url).await.expect("PostgreSQL records") })
+            .await;
+    })
+    .await;
+}

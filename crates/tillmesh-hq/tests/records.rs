@@ -1,0 +1,703 @@
+//! Conformance of the record stores: every test below is one function run against
+//! [`SledRecords`] and against [`PgRecords`], so that what HQ builds on [`RecordStore`] behaves
+//! the same on either.
+//!
+//! The PostgreSQL variants need a server: set `TILLMESH_TEST_DATABASE_URL`
+//! (`postgres://postgres@127.0.0.1:5432/test`). Each test creates a database of its own named
+//! `tillmesh_t_<unix seconds>_<random>` through that URL, and drops it at the end; databases of
+//! this form older than an hour (left by killed runs) are dropped by the next run. Without the
+//! variable the PostgreSQL variants print `SKIPPED` and pass.
+
+mod common;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tillmesh_core::legacy::{FieldConflict, LegacyItem, LegacyOrder, LegacyTransaction, Resolution, Since};
+use tillmesh_core::{Amount, OrderStatus, PaymentMethod, PaymentStatus, Timestamp};
+use tillmesh_hq::records::{ConflictEntry, RecordBody, RecordCounts, RecordVersion};
+use tillmesh_hq::{PgRecords, Record, RecordBatch, RecordError, RecordKind, RecordStore, SledRecords};
+use tillmesh_store::{Store, StoreOptions};
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------------
+// Records to store.
+
+fn item(product_id: &str, product_name: &str, quantity: i64, unit_price_cents: i64) -> LegacyItem {
+    LegacyItem {
+        product_id: product_id.into(),
+        product_name: product_name.into(),
+        quantity,
+        unit_price: Amount::from_minor(unit_price_cents),
+        total_price: Amount::from_minor(unit_price_cents * quantity),
+    }
+}
+
+/// An order record: its lines deliberately not in any sorted order, a name that needs quoting,
+/// a logged conflict and a document with every byte value that tends to get mangled.
+fn order_record(local_id: Uuid, number: &str, changed_at: i64) -> Record {
+    let items = vec![
+        item("P-9", "Soupe du jour", 2, 450),
+        item("P-1", "Crème brûlée 'maison' \"x\" \\ ✓", 1, 1_299),
+        item("P-5", "Bread", 3, 75),
+    ];
+    let subtotal: i64 = items.iter().map(|item| item.total_price.minor()).sum();
+    let order = LegacyOrder {
+        id: format!("order-{number}"),
+        order_number: number.into(),
+        items,
+        subtotal: Amount::from_minor(subtotal),
+        tax: Amount::from_minor(198),
+        total: Amount::from_minor(subtotal + 198),
+        payment_method: Some(PaymentMethod::Card),
+        payment_status: PaymentStatus::Paid,
+        order_status: OrderStatus::Sent,
+        created_at: Timestamp(1_704_067_200_000),
+        updated_at: Timestamp(1_704_067_260_123),
+    };
+    record(local_id, RecordBody::Order(order), changed_at)
+}
+
+/// An order with no lines, no payment method, deleted, without a logged conflict.
+fn bare_order_record(local_id: Uuid, number: &str, changed_at: i64) -> Record {
+    let order = LegacyOrder {
+        id: Uuid::new_v4().to_string(),
+        order_number: number.into(),
+        items: Vec::new(),
+        subtotal: Amount::ZERO,
+        tax: Amount::ZERO,
+        total: Amount::ZERO,
+        payment_method: None,
+        payment_status: PaymentStatus::Pending,
+        order_status: OrderStatus::Voided,
+        created_at: Timestamp(0),
+        updated_at: Timestamp(i64::MAX),
+    };
+    let mut record = record(local_id, RecordBody::Order(order), changed_at);
+    record.deleted = true;
+    record.logged_conflict = None;
+    record.document = Vec::new();
+    record
+}
+
+fn transaction_record(local_id: Uuid, reference: &str, changed_at: i64) -> Record {
+    let transaction = LegacyTransaction {
+        id: format!("txn-{reference}"),
+        reference_number: reference.into(),
+        amount: Amount::from_minor(92_233_720_368_547),
+        payment_method: PaymentMethod::Voucher,
+        status: PaymentStatus::Captured,
+        order_id: "order-ORD-1".into(),
+        created_at: Timestamp(1_704_067_200_001),
+        updated_at: Timestamp(1_704_067_200_002),
+    };
+    record(local_id, RecordBody::Transaction(transaction), changed_at)
+}
+
+fn record(local_id: Uuid, body: RecordBody, changed_at: i64) -> Record {
+    Record {
+        local_id,
+        doc_id: Uuid::new_v4(),
+        device_id: "device-abc-123".into(),
+        written_by: "till-A".into(),
+        sync_version: 7,
+        server_hash: body.content_hash(),
+        heads: "0123456789abcdef0123456789abcdef".into(),
+        deleted: false,
+        body,
+        logged_conflict: Some("paymentStatus".into()),
+        changed_at: Timestamp(changed_at),
+        position: 0,
+        document: vec![0, 1, 0x5c, 0x27, 0x80, 0xff, 0, b'x'],
+    }
+}
+
+fn conflict(field: &str, kind: RecordKind, resolution: Resolution, at: i64) -> ConflictEntry {
+    ConflictEntry {
+        at: Timestamp(at),
+        kind,
+        local_id: Uuid::new_v4(),
+        doc_id: Uuid::new_v4(),
+        device_id: "device-xyz".into(),
+        conflict: FieldConflict {
+            field: field.into(),
+            client_value: Some(format!("\"client {field}\"")),
+            server_value: (resolution != Resolution::ServerAssigned).then(|| "\"server\"".into()),
+            resolution,
+        },
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// What `changes` returns for a record: the same without its document.
+fn in_feed(record: &Record) -> Record {
+    Record { document: Vec::new(), ..record.clone() }
+}
+
+/// Puts `records` in one committed batch and returns them as stored.
+async fn put_committed<S: RecordStore>(store: &S, records: Vec<Record>) -> Vec<Record> {
+    let mut batch = store.begin().await.expect("begin");
+    let mut stored = Vec::with_capacity(records.len());
+    for record in records {
+        stored.push(batch.put(record).await.expect("put"));
+    }
+    batch.commit().await.expect("commit");
+    stored
+}
+
+/// Every record after `since`, `limit` at a time, resuming from each page's last position.
+async fn page_through<S: RecordStore>(store: &S, since: Since, limit: usize) -> Vec<Record> {
+    let mut since = since;
+    let mut all = Vec::new();
+    loop {
+        let page = store.changes(since, limit).await.expect("changes");
+        assert!(page.len() <= limit, "a page of {} for a limit of {limit}", page.len());
+        let Some(last) = page.last() else { return all };
+        since = Since::Token(last.position);
+        all.extend(page);
+    }
+}
+
+fn assert_strictly_increasing(records: &[Record]) {
+    for pair in records.windows(2) {
+        assert!(
+            pair[0].position < pair[1].position,
+            "positions {} then {}",
+            pair[0].position,
+            pair[1].position
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The conformance tests, each run on both stores.
+
+/// What is put is what is read back, by `get` (with the document) and by `changes` (without).
+async fn round_trip<S: RecordStore>(store: S) {
+    let records = vec![
+        order_record(Uuid::new_v4(), "ORD-1001", 1_000),
+        bare_order_record(Uuid::new_v4(), "ORD-1002", 1_001),
+        transaction_record(Uuid::new_v4(), "REF-1", 999),
+    ];
+    let stored = put_committed(&store, records.clone()).await;
+    assert_eq!(stored.len(), records.len());
+    assert!(stored[0].position > 0);
+    assert_strictly_increasing(&stored);
+    for (put, stored) in records.iter().zip(&stored) {
+        assert_eq!(stored, &Record { position: stored.position, ..put.clone() });
+        let read = store.get(stored.kind(), stored.local_id).await.expect("get");
+        assert_eq!(read.as_ref(), Some(stored));
+    }
+    // Kinds are separate: an order's localId names no transaction.
+    assert_eq!(store.get(RecordKind::Transaction, stored[0].local_id).await.expect("get"), None);
+    assert_eq!(store.get(RecordKind::Order, Uuid::new_v4()).await.expect("get"), None);
+
+    let feed = store.changes(Since::Token(0), 100).await.expect("changes");
+    assert_eq!(feed, stored.iter().map(in_feed).collect::<Vec<_>>());
+
+    let mut versions = store.versions().await.expect("versions");
+    versions.sort_by_key(|version| (version.kind, version.local_id));
+    let mut expected: Vec<RecordVersion> = stored
+        .iter()
+        .map(|record| RecordVersion {
+            kind: record.kind(),
+            local_id: record.local_id,
+            doc_id: record.doc_id,
+            heads: record.heads.clone(),
+        })
+        .collect();
+    expected.sort_by_key(|version| (version.kind, version.local_id));
+    assert_eq!(versions, expected);
+}
+
+/// A batch's writes are invisible outside it until commit; a dropped batch leaves nothing, not
+/// even the numbers it took.
+async fn batch_isolation<S: RecordStore>(store: S) {
+    let record = order_record(Uuid::new_v4(), "ORD-1", 10);
+    let mut batch = store.begin().await.expect("begin");
+    let stored = batch.put(record.clone()).await.expect("put");
+    assert_eq!(batch.get(RecordKind::Order, record.local_id).await.expect("get"), Some(stored.clone()));
+    assert_eq!(store.get(RecordKind::Order, record.local_id).await.expect("get"), None);
+    assert_eq!(store.changes(Since::Token(0), 10).await.expect("changes"), Vec::new());
+    assert_eq!(store.last_position().await.expect("last position"), 0);
+    assert_eq!(store.counts().await.expect("counts"), RecordCounts::default());
+    batch.commit().await.expect("commit");
+    assert_eq!(store.get(RecordKind::Order, record.local_id).await.expect("get"), Some(stored.clone()));
+    assert_eq!(store.last_position().await.expect("last position"), stored.position);
+
+    let dropped = transaction_record(Uuid::new_v4(), "REF-1", 11);
+    let mut batch = store.begin().await.expect("begin");
+    let assigned = batch.next_assigned_number().await.expect("assigned number");
+    assert_eq!(assigned, 1);
+    batch.put(dropped.clone()).await.expect("put");
+    batch.put(order_record(record.local_id, "ORD-2", 12)).await.expect("re-put");
+    batch
+        .log_conflict(conflict("orderNumber", RecordKind::Order, Resolution::ServerAssigned, 13))
+        .await
+        .expect("log");
+    drop(batch);
+
+    assert_eq!(store.get(RecordKind::Transaction, dropped.local_id).await.expect("get"), None);
+    assert_eq!(store.get(RecordKind::Order, record.local_id).await.expect("get"), Some(stored.clone()));
+    assert_eq!(store.changes(Since::Token(0), 10).await.expect("changes"), vec![in_feed(&stored)]);
+    assert_eq!(store.last_position().await.expect("last position"), stored.position);
+    assert_eq!(store.conflicts(10).await.expect("conflicts"), Vec::new());
+    assert_eq!(
+        store.counts().await.expect("counts"),
+        RecordCounts { orders: 1, transactions: 0, devices: 0, conflicts: 0 }
+    );
+
+    let mut batch = store.begin().await.expect("begin after a dropped batch");
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-2").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(RecordKind::Transaction, "REF-1").await.expect("owner"), None);
+    assert_eq!(batch.next_assigned_number().await.expect("assigned number"), assigned);
+    assert_eq!(batch.next_assigned_number().await.expect("assigned number"), assigned + 1);
+    batch.commit().await.expect("commit");
+    let mut batch = store.begin().await.expect("begin");
+    assert_eq!(batch.next_assigned_number().await.expect("assigned number"), assigned + 2);
+}
+
+/// `number_owner` sees the batch's own puts, per kind.
+async fn number_owner_sees_own_put<S: RecordStore>(store: S) {
+    let order = order_record(Uuid::new_v4(), "ORD-7", 1);
+    let transaction = transaction_record(Uuid::new_v4(), "REF-7", 2);
+    let mut batch = store.begin().await.expect("begin");
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-7").await.expect("owner"), None);
+    batch.put(order.clone()).await.expect("put");
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-7").await.expect("owner"), Some(order.local_id));
+    assert_eq!(batch.number_owner(RecordKind::Transaction, "ORD-7").await.expect("owner"), None);
+    batch.put(transaction.clone()).await.expect("put");
+    assert_eq!(
+        batch.number_owner(RecordKind::Transaction, "REF-7").await.expect("owner"),
+        Some(transaction.local_id)
+    );
+    assert_eq!(batch.number_owner(RecordKind::Order, "REF-7").await.expect("owner"), None);
+    batch.commit().await.expect("commit");
+
+    let mut batch = store.begin().await.expect("begin");
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-7").await.expect("owner"), Some(order.local_id));
+    assert_eq!(
+        batch.number_owner(RecordKind::Transaction, "REF-7").await.expect("owner"),
+        Some(transaction.local_id)
+    );
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-8").await.expect("owner"), None);
+}
+
+/// Positions strictly increase across batches and kinds; `changes(Since::Token(p))` is exactly
+/// what follows `p`, and paging with any limit resumes exactly.
+async fn feed_by_position<S: RecordStore>(store: S) {
+    assert_eq!(store.last_position().await.expect("last position"), 0);
+    assert_eq!(store.changes(Since::Token(0), 10).await.expect("changes"), Vec::new());
+    let mut stored = Vec::new();
+    for round in 0..3 {
+        stored.extend(
+            put_committed(
+                &store,
+                vec![
+                    order_record(Uuid::new_v4(), &format!("ORD-{round}"), 100 + round),
+                    transaction_record(Uuid::new_v4(), &format!("REF-{round}"), 100 + round),
+                    bare_order_record(Uuid::new_v4(), &format!("ORD-{round}-b"), 100 + round),
+                ],
+            )
+            .await,
+        );
+    }
+    assert_strictly_increasing(&stored);
+    let last = stored.last().expect("records").position;
+    assert_eq!(store.last_position().await.expect("last position"), last);
+
+    let expected: Vec<Record> = stored.iter().map(in_feed).collect();
+    assert_eq!(store.changes(Since::Token(0), 100).await.expect("changes"), expected);
+    for (index, record) in stored.iter().enumerate() {
+        let after = store.changes(Since::Token(record.position), 100).await.expect("changes");
+        assert_eq!(after, expected[index + 1..], "after position {}", record.position);
+    }
+    for limit in 1..=4 {
+        assert_eq!(page_through(&store, Since::Token(0), limit).await, expected, "limit {limit}");
+    }
+    assert_eq!(store.changes(Since::Token(0), 0).await.expect("changes"), Vec::new());
+    assert_eq!(store.changes(Since::Token(last), 10).await.expect("changes"), Vec::new());
+    assert_eq!(store.changes(Since::Token(u64::MAX), 10).await.expect("changes"), Vec::new());
+}
+
+/// `changes(Since::Time(t))`: records changed after `t`, still in position order, `limit` of
+/// them.
+async fn feed_by_time<S: RecordStore>(store: S) {
+    let stored = put_committed(
+        &store,
+        vec![
+            order_record(Uuid::new_v4(), "ORD-1", 300),
+            transaction_record(Uuid::new_v4(), "REF-1", 100),
+            order_record(Uuid::new_v4(), "ORD-2", 200),
+            transaction_record(Uuid::new_v4(), "REF-2", 200),
+        ],
+    )
+    .await;
+    let feed: Vec<Record> = stored.iter().map(in_feed).collect();
+    let changes = |time: i64, limit: usize| store.changes(Since::Time(Timestamp(time)), limit);
+    assert_eq!(changes(0, 10).await.expect("changes"), feed);
+    assert_eq!(
+        changes(150, 10).await.expect("changes"),
+        vec![feed[0].clone(), feed[2].clone(), feed[3].clone()]
+    );
+    assert_eq!(changes(150, 2).await.expect("changes"), vec![feed[0].clone(), feed[2].clone()]);
+    assert_eq!(changes(200, 10).await.expect("changes"), vec![feed[0].clone()]);
+    assert_eq!(changes(300, 10).await.expect("changes"), Vec::new());
+    // A token continues a time query exactly.
+    assert_eq!(
+        store.changes(Since::Token(feed[2].position), 10).await.expect("changes"),
+        vec![feed[3].clone()]
+    );
+}
+
+/// A record put again moves to the end of the feed, once; its lines are replaced.
+async fn re_put_moves_to_end<S: RecordStore>(store: S) {
+    let first = put_committed(
+        &store,
+        vec![
+            order_record(Uuid::new_v4(), "ORD-A", 1),
+            transaction_record(Uuid::new_v4(), "REF-B", 2),
+            order_record(Uuid::new_v4(), "ORD-C", 3),
+        ],
+    )
+    .await;
+    let (a, b, c) = (&first[0], &first[1], &first[2]);
+
+    let mut changed = a.clone();
+    if let RecordBody::Order(order) = &mut changed.body {
+        order.items = vec![item("P-2", "Tea", 4, 250)];
+        order.subtotal = Amount::from_minor(1_000);
+        order.tax = Amount::from_minor(0);
+        order.total = Amount::from_minor(1_000);
+        order.order_number = "ORD-A2".into();
+    }
+    changed.server_hash = changed.body.content_hash();
+    changed.sync_version += 1;
+    changed.deleted = true;
+    changed.logged_conflict = None;
+    changed.changed_at = Timestamp(4);
+    changed.document = vec![9; 4096];
+    let a2 = put_committed(&store, vec![changed.clone()]).await.remove(0);
+    assert!(a2.position > c.position);
+    assert_eq!(a2, Record { position: a2.position, ..changed });
+    assert_eq!(store.get(RecordKind::Order, a.local_id).await.expect("get"), Some(a2.clone()));
+    assert_eq!(
+        store.changes(Since::Token(0), 10).await.expect("changes"),
+        vec![in_feed(b), in_feed(c), in_feed(&a2)]
+    );
+
+    // Put twice in one batch: one entry, at the later position, with the later content.
+    let mut batch = store.begin().await.expect("begin");
+    let mut b1 = b.clone();
+    b1.sync_version = 8;
+    batch.put(b1).await.expect("put");
+    let mut b2 = b.clone();
+    b2.sync_version = 9;
+    let b2 = batch.put(b2).await.expect("put again");
+    batch.commit().await.expect("commit");
+    assert_eq!(store.get(RecordKind::Transaction, b.local_id).await.expect("get"), Some(b2.clone()));
+    assert_eq!(
+        store.changes(Since::Token(0), 10).await.expect("changes"),
+        vec![in_feed(c), in_feed(&a2), in_feed(&b2)]
+    );
+    assert_eq!(store.last_position().await.expect("last position"), b2.position);
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.orders, counts.transactions), (2, 1));
+}
+
+/// Devices: registered once, found by token.
+async fn devices<S: RecordStore>(store: S) {
+    let (token1, token2) = (sha256_hex("token-1"), sha256_hex("token-2"));
+    assert_eq!(store.device_of(&token1).await.expect("device"), None);
+    store.add_device("device-1", &token1, Timestamp(5)).await.expect("add");
+    assert_eq!(store.device_of(&token1).await.expect("device"), Some("device-1".into()));
+    match store.add_device("device-1", &token2, Timestamp(6)).await {
+        Err(RecordError::DeviceExists { device_id }) => assert_eq!(device_id, "device-1"),
+        other => panic!("a second token for device-1: {other:?}"),
+    }
+    assert_eq!(store.device_of(&token2).await.expect("device"), None);
+    assert_eq!(store.device_of(&token1).await.expect("device"), Some("device-1".into()));
+    store.add_device("device-2", &token2, Timestamp(7)).await.expect("add");
+    assert_eq!(store.device_of(&token2).await.expect("device"), Some("device-2".into()));
+    assert_eq!(store.counts().await.expect("counts").devices, 2);
+}
+
+/// Conflicts come back newest first; a dropped batch's are not logged.
+async fn conflicts_newest_first<S: RecordStore>(store: S) {
+    let logged = [
+        conflict("orderNumber", RecordKind::Order, Resolution::ServerAssigned, 10),
+        conflict("paymentStatus", RecordKind::Order, Resolution::ServerWins, 10),
+        conflict("amount", RecordKind::Transaction, Resolution::ClientWins, 5),
+    ];
+    let mut batch = store.begin().await.expect("begin");
+    batch.log_conflict(logged[0].clone()).await.expect("log");
+    batch.log_conflict(logged[1].clone()).await.expect("log");
+    batch.commit().await.expect("commit");
+    let mut batch = store.begin().await.expect("begin");
+    batch.log_conflict(logged[2].clone()).await.expect("log");
+    batch.commit().await.expect("commit");
+    let mut batch = store.begin().await.expect("begin");
+    batch.log_conflict(conflict("tax", RecordKind::Order, Resolution::ServerWins, 11)).await.expect("log");
+    drop(batch);
+
+    let newest_first: Vec<ConflictEntry> = logged.iter().rev().cloned().collect();
+    assert_eq!(store.conflicts(10).await.expect("conflicts"), newest_first);
+    assert_eq!(store.conflicts(2).await.expect("conflicts"), newest_first[..2]);
+    assert_eq!(store.conflicts(0).await.expect("conflicts"), Vec::new());
+    assert_eq!(store.counts().await.expect("counts").conflicts, 3);
+}
+
+/// `counts` counts records once however often they were put, devices and conflicts.
+async fn counts<S: RecordStore>(store: S) {
+    assert_eq!(store.counts().await.expect("counts"), RecordCounts::default());
+    let order = order_record(Uuid::new_v4(), "ORD-1", 1);
+    put_committed(
+        &store,
+        vec![
+            order.clone(),
+            bare_order_record(Uuid::new_v4(), "ORD-2", 1),
+            transaction_record(Uuid::new_v4(), "REF-1", 1),
+        ],
+    )
+    .await;
+    put_committed(&store, vec![order]).await;
+    store.add_device("device-1", &sha256_hex("t"), Timestamp(1)).await.expect("add");
+    let mut batch = store.begin().await.expect("begin");
+    batch.log_conflict(conflict("total", RecordKind::Order, Resolution::ServerWins, 1)).await.expect("log");
+    batch.commit().await.expect("commit");
+    assert_eq!(
+        store.counts().await.expect("counts"),
+        RecordCounts { orders: 2, transactions: 1, devices: 1, conflicts: 1 }
+    );
+}
+
+/// What each racing task did.
+#[derive(Debug)]
+enum Outcome {
+    Inserted(Record),
+    Found(Record),
+}
+
+/// Eight tasks over two handles (two processes, for PostgreSQL) race to insert the same
+/// `localId` if absent: it is inserted once and every other task finds the committed record.
+async fn insert_once<S: RecordStore>(stores: [Arc<S>; 2]) {
+    let record = order_record(Uuid::new_v4(), "ORD-ONCE", 42);
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let store = Arc::clone(&stores[task % 2]);
+        let record = record.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut batch = store.begin().await.expect("begin");
+            let seen = batch.get(RecordKind::Order, record.local_id).await.expect("get");
+            // Give the other tasks every chance to interleave.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let outcome = match seen {
+                None => Outcome::Inserted(batch.put(record).await.expect("put")),
+                Some(found) => Outcome::Found(found),
+            };
+            batch.commit().await.expect("commit");
+            outcome
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("task"));
+    }
+    let committed =
+        stores[0].get(RecordKind::Order, record.local_id).await.expect("get").expect("the record exists");
+    let inserted: Vec<&Record> = outcomes
+        .iter()
+        .filter_map(|outcome| if let Outcome::Inserted(r) = outcome { Some(r) } else { None })
+        .collect();
+    assert_eq!(inserted, vec![&committed], "{outcomes:?}");
+    for outcome in &outcomes {
+        if let Outcome::Found(found) = outcome {
+            assert_eq!(found, &committed);
+        }
+    }
+    let counts = stores[1].counts().await.expect("counts");
+    assert_eq!((counts.orders, counts.transactions), (1, 0));
+    assert_eq!(stores[1].changes(Since::Token(0), 10).await.expect("changes"), vec![in_feed(&committed)]);
+}
+
+/// A batch on one handle waits for a batch of the other to finish, then sees its writes.
+async fn batches_wait_for_each_other<S: RecordStore>(stores: [Arc<S>; 2]) {
+    let [first_store, second_store] = stores;
+    let record = transaction_record(Uuid::new_v4(), "REF-W", 1);
+    let mut first = first_store.begin().await.expect("begin");
+    let local_id = record.local_id;
+    let waiter = tokio::spawn(async move {
+        let mut second = second_store.begin().await.expect("begin second");
+        let seen = second.get(RecordKind::Transaction, local_id).await.expect("get");
+        second.commit().await.expect("commit second");
+        seen
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "a second batch ran while the first was open");
+    let stored = first.put(record).await.expect("put");
+    first.commit().await.expect("commit");
+    let seen = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the second batch starts once the first commits")
+        .expect("task");
+    assert_eq!(seen, Some(stored));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running them.
+
+async fn on_sled<F, Fut>(test: F)
+where
+    F: FnOnce(SledRecords) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), StoreOptions { cache_bytes: 8 << 20, hq: None }).expect("store");
+    test(SledRecords::open(store).expect("records")).await;
+}
+
+async fn on_sled_shared<F, Fut>(test: F)
+where
+    F: FnOnce([Arc<SledRecords>; 2]) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_sled(|records| {
+        let records = Arc::new(records);
+        test([Arc::clone(&records), records])
+    })
+    .await;
+}
+
+async fn on_pg<F, Fut>(test: F)
+where
+    F: FnOnce(PgRecords) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    common::on_pg_database(|url| async move {
+        test(PgRecords::connect(&url).await.expect("connect to the test database")).await;
+    })
+    .await;
+}
+
+/// Two [`PgRecords`] on one database, as two HQ processes have; they migrate it concurrently.
+async fn on_pg_shared<F, Fut>(test: F)
+where
+    F: FnOnce([Arc<PgRecords>; 2]) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    common::on_pg_database(|url| async move {
+        let (first, second) = tokio::join!(PgRecords::connect(&url), PgRecords::connect(&url));
+        let stores = [Arc::new(first.expect("connect")), Arc::new(second.expect("connect again"))];
+        test(stores).await;
+    })
+    .await;
+}
+
+macro_rules! on_both {
+    ($runner_sled:ident, $runner_pg:ident: $($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sled() {
+                    super::$runner_sled(super::$test).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$runner_pg(super::$test).await;
+                }
+            }
+        )+
+    };
+}
+
+on_both!(on_sled, on_pg:
+    round_trip,
+    batch_isolation,
+    number_owner_sees_own_put,
+    feed_by_position,
+    feed_by_time,
+    re_put_moves_to_end,
+    devices,
+    conflicts_newest_first,
+    counts,
+);
+
+on_both!(on_sled_shared, on_pg_shared: insert_once, batches_wait_for_each_other);
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL only.
+
+/// A status this build does not know is reported as corrupt, not guessed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unknown_status_is_corrupt() {
+    on_pg(|store: PgRecords| async move {
+        let stored = put_committed(&store, vec![order_record(Uuid::new_v4(), "ORD-1", 1)]).await.remove(0);
+        sqlx::query("UPDATE sync_orders SET order_status = 'SIDEWAYS'")
+            .execute(store.pool())
+            .await
+            .expect("update");
+        let read = store.get(RecordKind::Order, stored.local_id).await;
+        assert!(matches!(read, Err(RecordError::Corrupt { .. })), "{read:?}");
+        let feed = store.changes(Since::Token(0), 10).await;
+        assert!(matches!(feed, Err(RecordError::Corrupt { .. })), "{feed:?}");
+    })
+    .await;
+}
+
+/// Money is stored as exact integer cents, lines in their own rows in line order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stores_cents_and_lines() {
+    on_pg(|store: PgRecords| async move {
+        let stored = put_committed(&store, vec![order_record(Uuid::new_v4(), "ORD-1", 1)]).await.remove(0);
+        let (subtotal, total): (i64, i64) =
+            sqlx::query_as("SELECT subtotal_cents, total_cents FROM sync_orders")
+                .fetch_one(store.pool())
+                .await
+                .expect("row");
+        let RecordBody::Order(order) = &stored.body else { panic!("an order") };
+        assert_eq!((subtotal, total), (order.subtotal.minor(), order.total.minor()));
+        let lines: Vec<(i32, String)> =
+            sqlx::query_as("SELECT line, product_id FROM sync_order_items ORDER BY line")
+                .fetch_all(store.pool())
+                .await
+                .expect("lines");
+        assert_eq!(lines, vec![(0, "P-9".to_string()), (1, "P-1".to_string()), (2, "P-5".to_string())]);
+    })
+    .await;
+}
+
+/// Connecting again (an HQ restart, another process) migrates nothing and finds the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reconnect_keeps_records() {
+    common::on_pg_database(|url| async move {
+        let store = PgRecords::connect(&url).await.expect("connect");
+        let stored =
+            put_committed(&store, vec![transaction_record(Uuid::new_v4(), "REF-1", 1)]).await.remove(0);
+        store.pool().close().await;
+        drop(store);
+        let store = PgRecords::connect(&url).await.expect("connect again");
+        assert_eq!(
+            store.get(RecordKind::Transaction, stored.local_id).await.expect("get"),
+            Some(stored.clone())
+        );
+        assert_eq!(store.last_position().await.expect("last position"), stored.position);
+        let migrations: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(store.pool())
+            .await
+            .expect("migrations");
+        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .expect("migrations directory")
+            .filter(|entry| {
+                entry.as_ref().is_ok_and(|entry| entry.path().extension().is_some_and(|e| e == "sql"))
+            })
+            .count();
+        assert_eq!(usize::try_from(migrations).expect("count"), files);
+    })
+    .await;
+}
