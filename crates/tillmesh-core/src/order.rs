@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, ROOT};
+use automerge::{ActorId, ROOT, ReadDoc};
 use autosurgeon::{Counter, Hydrate, Reconcile};
 use serde::Serialize;
 use uuid::Uuid;
@@ -258,12 +258,7 @@ impl OrderDoc {
             .mul_ratio_round_half_up(i64::from(tax_rate_bps), 10_000)
             .map_err(|e| malformed(e.to_string()))?;
         let total = subtotal.checked_add(tax).map_err(|e| malformed(e.to_string()))?;
-        let status = record
-            .progress
-            .keys()
-            .filter_map(|name| name.parse::<OrderStatus>().ok())
-            .max()
-            .unwrap_or(OrderStatus::Open);
+        let status = most_advanced(record.progress.keys().map(String::as_str));
         let (payment, violations) = self.base.payment(DocKind::Order, hq)?;
 
         Ok(Order {
@@ -336,9 +331,17 @@ impl OrderDoc {
         Ok(self.base.finish(by, at)?)
     }
 
+    /// The most advanced status reached (what [`OrderDoc::view`] shows), read from the
+    /// `progress` map alone.
+    pub fn status(&self) -> Result<OrderStatus, DocumentError> {
+        let progress = self.base.child("progress")?;
+        let names: Vec<String> = self.base.doc.keys(&progress).collect();
+        Ok(most_advanced(names.iter().map(String::as_str)))
+    }
+
     /// Moves the order forward to `to`; backwards or out of a terminal state is refused.
     pub fn advance(&mut self, to: OrderStatus, by: &str, at: Timestamp) -> Result<(), EditError> {
-        let from = self.view(None)?.status;
+        let from = self.status()?;
         if !from.can_advance_to(to) {
             return Err(EditError::StatusTransition { from, to });
         }
@@ -359,9 +362,8 @@ impl OrderDoc {
         if status.is_settlement() {
             return Err(EditError::HqOnly { status });
         }
-        let order = self.view(None)?;
-        if order.status == OrderStatus::Voided {
-            return Err(EditError::Terminal { status: order.status });
+        if self.status()? == OrderStatus::Voided {
+            return Err(EditError::Terminal { status: OrderStatus::Voided });
         }
         let record = ClaimRecord {
             status: status.as_str().to_string(),
@@ -399,6 +401,11 @@ impl OrderDoc {
         }
         Ok(order)
     }
+}
+
+/// The most advanced of the statuses named (unknown names ignored), `OPEN` when none.
+fn most_advanced<'a>(names: impl Iterator<Item = &'a str>) -> OrderStatus {
+    names.filter_map(|name| name.parse::<OrderStatus>().ok()).max().unwrap_or(OrderStatus::Open)
 }
 
 impl Order {

@@ -68,7 +68,9 @@ where
     }));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
 
-    // Bodies are made before the clock starts: the figure is the server's.
+    // Orders are serialised before the clock starts: the figure is the server's. Each client
+    // passes the previous answer's `nextSyncToken`, as the seed's clients do, so every answer
+    // carries the other clients' new orders.
     let bodies: Vec<Vec<String>> = (0..CLIENTS)
         .map(|client| {
             let device = format!("pos-{client}");
@@ -76,12 +78,26 @@ where
                 .map(|batch| {
                     let orders: Vec<Value> =
                         (0..BATCH_ORDERS).map(|n| order(&device, batch * BATCH_ORDERS + n + 1)).collect();
-                    json!({"deviceId": device, "orders": orders, "transactions": []}).to_string()
+                    serde_json::to_string(&orders).expect("JSON")
                 })
                 .collect()
         })
         .collect();
-    let send = |http: reqwest::Client, url: String, token: String, body: String| async move {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Answer {
+        synced_orders: Vec<serde::de::IgnoredAny>,
+        next_sync_token: String,
+    }
+    let send = |http: reqwest::Client,
+                url: String,
+                token: String,
+                device: String,
+                orders: String,
+                since: String| async move {
+        let body = format!(
+            r#"{{"deviceId":"{device}","lastSyncTimestamp":"{since}","transactions":[],"orders":{orders}}}"#
+        );
         let started = Instant::now();
         let response = http
             .post(url)
@@ -92,25 +108,41 @@ where
             .await
             .expect("send");
         assert!(response.status().is_success(), "{}", response.status());
-        let answer: Value = response.json().await.expect("JSON");
-        assert_eq!(answer["syncedOrders"].as_array().map(Vec::len), Some(BATCH_ORDERS));
-        started.elapsed()
+        let answer: Answer = response.json().await.expect("JSON");
+        assert_eq!(answer.synced_orders.len(), BATCH_ORDERS);
+        (started.elapsed(), answer.next_sync_token)
     };
     let url = format!("{base}/api/sync/batch");
+    let mut since = vec!["c0".to_string(); CLIENTS];
     for (client, bodies) in bodies.iter().enumerate() {
-        for body in &bodies[..WARMUP_BATCHES] {
-            send(http.clone(), url.clone(), tokens[client].clone(), body.clone()).await;
+        for orders in &bodies[..WARMUP_BATCHES] {
+            let device = format!("pos-{client}");
+            let (_, next) = send(
+                http.clone(),
+                url.clone(),
+                tokens[client].clone(),
+                device,
+                orders.clone(),
+                since[client].clone(),
+            )
+            .await;
+            since[client] = next;
         }
     }
 
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (client, bodies) in bodies.into_iter().enumerate() {
-        let (http, url, token, send) = (http.clone(), url.clone(), tokens[client].clone(), send);
+        let (http, url, token) = (http.clone(), url.clone(), tokens[client].clone());
+        let mut since = since[client].clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            for body in bodies.into_iter().skip(WARMUP_BATCHES) {
-                latencies.push(send(http.clone(), url.clone(), token.clone(), body).await);
+            for orders in bodies.into_iter().skip(WARMUP_BATCHES) {
+                let (latency, next) =
+                    send(http.clone(), url.clone(), token.clone(), format!("pos-{client}"), orders, since)
+                        .await;
+                latencies.push(latency);
+                since = next;
             }
             latencies
         }));

@@ -111,7 +111,7 @@ pub async fn reconcile<S: RecordStore>(
     }
     let handed = missing.len();
     if !missing.is_empty() {
-        node.write_documents(missing).await?;
+        node.write_documents(missing.into_iter().map(|document| (document, None)).collect()).await?;
     }
     let projected = stale.len();
     for chunk in stale.chunks(PROJECT_BATCH_MAX) {
@@ -157,7 +157,7 @@ async fn project<S: RecordStore>(
     }
     batch.commit().await?;
     if !back_to_node.is_empty() {
-        node.write_documents(back_to_node).await?;
+        node.write_documents(back_to_node.into_iter().map(|document| (document, None)).collect()).await?;
     }
     Ok(())
 }

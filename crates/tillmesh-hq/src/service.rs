@@ -30,6 +30,7 @@ use tillmesh_core::{
     OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp, TransactionDoc,
 };
 use tillmesh_node::{Till, TillError};
+use tillmesh_store::{Prepared, View};
 use uuid::Uuid;
 
 use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody, RecordError, RecordKind, RecordStore};
@@ -301,12 +302,14 @@ impl<S: RecordStore> LegacyService<S> {
         }
 
         let now = self.clock.now();
+        let mut prebuilt = self.prebuild(device, &orders, now).await;
         let mut batch = self.records.begin().await?;
         let mut work = Work { publish: Vec::new(), new_doc_ids: HashSet::new(), conflicts: Vec::new() };
         let mut order_answers = Vec::with_capacity(orders.len());
-        for order in orders {
+        for (index, order) in orders.into_iter().enumerate() {
             let local_id = order.local_id;
-            let outcome = self.ingest_order(&mut batch, device, order, now, &mut work).await?;
+            let ready = prebuilt.get_mut(index).and_then(Option::take);
+            let outcome = self.ingest_order(&mut batch, device, order, now, &mut work, ready).await?;
             order_answers.push(self.answer(RecordKind::Order, local_id, device, outcome, now, &mut work));
         }
         let mut transaction_answers = Vec::with_capacity(transactions.len());
@@ -326,9 +329,11 @@ impl<S: RecordStore> LegacyService<S> {
             batch.log_conflict(entry).await?;
         }
         batch.commit().await?;
-        self.note_recorded(&mut work.publish);
+        self.note_recorded(&work.publish);
         if !work.publish.is_empty() {
-            self.node.write_documents(work.publish).await?;
+            let documents =
+                work.publish.into_iter().map(|(document, prepared, _)| (document, prepared)).collect();
+            self.node.write_documents(documents).await?;
         }
         Ok((order_answers, transaction_answers))
     }
@@ -365,15 +370,76 @@ impl<S: RecordStore> LegacyService<S> {
         }
     }
 
-    fn note_recorded(&self, documents: &mut [Document]) {
+    fn note_recorded(&self, documents: &[(Document, Option<Prepared>, String)]) {
         if let Ok(mut recorded) = self.recorded.lock() {
             if recorded.len() + documents.len() > RECORDED_MAX {
                 recorded.clear();
             }
-            for document in documents {
-                recorded.insert(document.id(), heads_hex(document));
+            for (document, _, heads) in documents {
+                recorded.insert(document.id(), heads.clone());
             }
         }
+    }
+
+    /// What building documents needs, owned, for worker threads.
+    fn build_context(&self, device: &str, now: Timestamp) -> BuildContext {
+        let config = self.node.config();
+        BuildContext {
+            store: self.node.store().clone(),
+            actor: self.actor.clone(),
+            device: device.to_string(),
+            currency: config.currency,
+            default_tax_bps: config.tax_rate_bps,
+            hq: config.hq,
+            now,
+        }
+    }
+
+    /// Builds, on worker threads and before the batch, the documents new orders will get if
+    /// their id and number are free (as they almost always are): the batch then only checks
+    /// and stores. Entry `i` is `None` when order `i` cannot be built ahead.
+    async fn prebuild(&self, device: &str, orders: &[SyncableOrder], now: Timestamp) -> Vec<Option<Built>> {
+        let wanted: Vec<(usize, Uuid, LegacyOrder)> = orders
+            .iter()
+            .enumerate()
+            .filter(|(_, order)| order.sync_status != SyncStatus::Deleted)
+            .map(|(index, order)| (index, order.local_id, order.order.clone()))
+            .collect();
+        let mut built: Vec<Option<Built>> = (0..orders.len()).map(|_| None).collect();
+        if wanted.len() < PREBUILD_MIN {
+            return built;
+        }
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).max(1);
+        let chunk = wanted.len().div_ceil(threads);
+        let mut workers = Vec::new();
+        let mut wanted = wanted;
+        while !wanted.is_empty() {
+            let rest = wanted.split_off(chunk.min(wanted.len()));
+            let part = std::mem::replace(&mut wanted, rest);
+            let context = self.build_context(device, now);
+            workers.push(tokio::task::spawn_blocking(move || {
+                part.into_iter()
+                    .map(|(index, local_id, client)| {
+                        let doc_id = legacy::document_id("order", &client.id);
+                        let number = client.order_number.parse::<OrderNumber>().ok()?;
+                        if number.to_string() != client.order_number {
+                            return None;
+                        }
+                        let built = build_order(&context, local_id, &client, doc_id, number, &[]).ok()?;
+                        Some((index, built))
+                    })
+                    .collect::<Vec<_>>()
+            }));
+        }
+        for worker in workers {
+            // A worker that failed leaves its orders to the batch, which builds them itself.
+            if let Ok(done) = worker.await {
+                for (index, one) in done.into_iter().flatten() {
+                    built[index] = Some(one);
+                }
+            }
+        }
+        built
     }
 
     /// Whether the node's version of `id` is the one ingestion just recorded (then the record
@@ -419,6 +485,7 @@ impl<S: RecordStore> LegacyService<S> {
         incoming: SyncableOrder,
         now: Timestamp,
         work: &mut Work,
+        prebuilt: Option<Built>,
     ) -> Result<Outcome, HqError> {
         match self.existing(batch, RecordKind::Order, incoming.local_id, now).await? {
             None if incoming.sync_status == SyncStatus::Deleted => Ok(Outcome {
@@ -426,7 +493,7 @@ impl<S: RecordStore> LegacyService<S> {
                 conflicts: Vec::new(),
                 message: Some("not on the server: nothing to delete".into()),
             }),
-            None => self.create_order(batch, device, incoming, now, work).await,
+            None => self.create_order(batch, device, incoming, now, work, prebuilt).await,
             Some(record) => self.update_order(batch, device, incoming, record, now, work).await,
         }
     }
@@ -438,6 +505,7 @@ impl<S: RecordStore> LegacyService<S> {
         incoming: SyncableOrder,
         now: Timestamp,
         work: &mut Work,
+        prebuilt: Option<Built>,
     ) -> Result<Outcome, HqError> {
         self.stats.created.fetch_add(1, Ordering::Relaxed);
         let client = incoming.order;
@@ -456,47 +524,15 @@ impl<S: RecordStore> LegacyService<S> {
                 number
             }
         };
-        let node = self.node.config();
-        let items = client
-            .items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| NewItem {
-                id: legacy::item_id(doc_id, 0, index),
-                sku: item.product_id.clone(),
-                name: item.product_name.clone(),
-                quantity: item.quantity,
-                unit_price: item.unit_price,
-            })
-            .collect();
-        let mut order = OrderDoc::create(
-            NewOrder {
-                id: doc_id,
-                local_id: incoming.local_id,
-                number,
-                device_id: device.to_string(),
-                currency: node.currency,
-                tax_rate_bps: client.tax_rate_bps(node.tax_rate_bps)?,
-                items,
-                notes: String::new(),
-                created_at: client.created_at,
-            },
-            self.actor.clone(),
-        )?;
-        if client.order_status != OrderStatus::Open {
-            tolerate(order.advance(client.order_status, device, now))?;
-        }
-        match (claim_of(client.payment_status), client.payment_method) {
-            (Some(PaymentStatus::Pending), None) | (None, _) => {}
-            (Some(status), method) => {
-                tolerate(order.claim_payment(method.unwrap_or(PaymentMethod::Other), status, device, now))?;
-            }
-        }
-        let mut document = Document::Order(order);
-        let (body, conflicts) = order_body(&mut document, &client, node.hq.as_ref(), &assigned)?;
-        let record = new_record(incoming.local_id, device, incoming.sync_version, body, &mut document, now);
+        let context = self.build_context(device, now);
+        let built = match prebuilt {
+            Some(built) if assigned.is_empty() && built.document.id() == doc_id => built,
+            _ => build_order(&context, incoming.local_id, &client, doc_id, number, &assigned)?,
+        };
+        let record = new_record(incoming.local_id, device, incoming.sync_version, &built, now);
         let record = batch.put(record).await?;
-        work.publish.push(document);
+        let conflicts = built.conflicts.clone();
+        work.publish(built);
         Ok(Outcome { record: Some(record), conflicts, message: None })
     }
 
@@ -541,7 +577,7 @@ impl<S: RecordStore> LegacyService<S> {
         let mut updated = next_version(record, device, incoming.sync_version, body, &mut document, now);
         updated.deleted = deleting && voided;
         let updated = batch.put(updated).await?;
-        work.publish.push(document);
+        work.publish_edited(document);
         let message = match (deleting, voided) {
             (true, true) => "deleted: the order is voided on every till",
             (true, false) => "not deleted: the order is closed on the server",
@@ -600,7 +636,7 @@ impl<S: RecordStore> LegacyService<S> {
         let mut updated = next_version(record, device, incoming.sync_version, body, &mut document, now);
         updated.deleted = deleting;
         let updated = batch.put(updated).await?;
-        work.publish.push(document);
+        work.publish_edited(document);
         Ok(Outcome {
             record: Some(updated),
             conflicts,
@@ -647,9 +683,15 @@ impl<S: RecordStore> LegacyService<S> {
         let mut document = Document::Transaction(transaction);
         let (body, conflicts) =
             transaction_body(&mut document, &client, self.node.config().hq.as_ref(), &assigned)?;
-        let record = new_record(incoming.local_id, device, incoming.sync_version, body, &mut document, now);
+        let saved = document.save();
+        let heads = heads_hex(&mut document);
+        let prepared =
+            self.node.store().prepare(&mut document, Some(saved.clone())).map_err(TillError::from)?;
+        let built = Built { document, body, conflicts, saved, heads, prepared };
+        let record = new_record(incoming.local_id, device, incoming.sync_version, &built, now);
         let record = batch.put(record).await?;
-        work.publish.push(document);
+        let conflicts = built.conflicts.clone();
+        work.publish(built);
         Ok(Outcome { record: Some(record), conflicts, message: None })
     }
 
@@ -751,12 +793,115 @@ impl<S: RecordStore> LegacyService<S> {
 
 /// What one ingestion batch collects.
 struct Work {
-    /// Documents to hand to the peer node after commit.
-    publish: Vec<Document>,
+    /// Documents to hand to the peer node after commit, with what writing them needs when
+    /// known, and their version.
+    publish: Vec<(Document, Option<Prepared>, String)>,
     /// Document ids made in this batch.
     new_doc_ids: HashSet<Uuid>,
     /// Conflicts to log.
     conflicts: Vec<ConflictEntry>,
+}
+
+impl Work {
+    fn publish(&mut self, built: Built) {
+        self.publish.push((built.document, Some(built.prepared), built.heads));
+    }
+
+    fn publish_edited(&mut self, mut document: Document) {
+        let heads = heads_hex(&mut document);
+        self.publish.push((document, None, heads));
+    }
+}
+
+/// Fewest new orders in a request for building their documents on worker threads.
+const PREBUILD_MIN: usize = 8;
+
+/// What building a document needs, owned (for worker threads).
+struct BuildContext {
+    store: tillmesh_store::Store,
+    actor: ActorId,
+    device: String,
+    currency: tillmesh_core::Currency,
+    default_tax_bps: u32,
+    hq: Option<tillmesh_core::HqPublicKey>,
+    now: Timestamp,
+}
+
+/// A new record's document, built: its legacy view, the differences from what the client sent,
+/// its saved bytes, version and what the node's store needs to write it.
+#[derive(Debug)]
+struct Built {
+    document: Document,
+    body: RecordBody,
+    conflicts: Vec<FieldConflict>,
+    saved: Vec<u8>,
+    heads: String,
+    prepared: Prepared,
+}
+
+/// Makes the document of a new legacy order: created on HQ as `context.device`, moved to the
+/// client's status, with its payment claim.
+fn build_order(
+    context: &BuildContext,
+    local_id: Uuid,
+    client: &LegacyOrder,
+    doc_id: Uuid,
+    number: OrderNumber,
+    assigned: &[&str],
+) -> Result<Built, HqError> {
+    let device = context.device.as_str();
+    let items = client
+        .items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| NewItem {
+            id: legacy::item_id(doc_id, 0, index),
+            sku: item.product_id.clone(),
+            name: item.product_name.clone(),
+            quantity: item.quantity,
+            unit_price: item.unit_price,
+        })
+        .collect();
+    let mut order = OrderDoc::create(
+        NewOrder {
+            id: doc_id,
+            local_id,
+            number,
+            device_id: device.to_string(),
+            currency: context.currency,
+            tax_rate_bps: client.tax_rate_bps(context.default_tax_bps)?,
+            items,
+            notes: String::new(),
+            created_at: client.created_at,
+        },
+        context.actor.clone(),
+    )?;
+    if client.order_status != OrderStatus::Open {
+        tolerate(order.advance(client.order_status, device, context.now))?;
+    }
+    match (claim_of(client.payment_status), client.payment_method) {
+        (Some(PaymentStatus::Pending), None) | (None, _) => {}
+        (Some(status), method) => {
+            tolerate(order.claim_payment(
+                method.unwrap_or(PaymentMethod::Other),
+                status,
+                device,
+                context.now,
+            ))?;
+        }
+    }
+    let view = order.view(context.hq.as_ref())?;
+    let mut body = LegacyOrder::from_view(&view);
+    if !assigned.contains(&"id") {
+        body.id.clone_from(&client.id);
+    }
+    let mut conflicts = client.differences(&body, Resolution::ServerWins);
+    mark_assigned(&mut conflicts, assigned, &client.id, &body.id);
+    let mut document = Document::Order(order);
+    let saved = document.save();
+    let heads = heads_hex(&mut document);
+    let prepared = context.store.prepare_viewed(&mut document, saved.clone(), &View::Order(view));
+    Ok(Built { document, body: RecordBody::Order(body), conflicts, saved, heads, prepared })
 }
 
 /// Registers a legacy device in `records` and returns its new bearer token.
@@ -983,28 +1128,21 @@ fn mark_assigned(conflicts: &mut Vec<FieldConflict>, assigned: &[&str], client_i
     }
 }
 
-fn new_record(
-    local_id: Uuid,
-    device: &str,
-    version: i64,
-    body: RecordBody,
-    document: &mut Document,
-    now: Timestamp,
-) -> Record {
+fn new_record(local_id: Uuid, device: &str, version: i64, built: &Built, now: Timestamp) -> Record {
     Record {
         local_id,
-        doc_id: document.id(),
+        doc_id: built.document.id(),
         device_id: device.to_string(),
         written_by: device.to_string(),
         sync_version: version.max(1),
-        server_hash: body.content_hash(),
-        heads: heads_hex(document),
+        server_hash: built.body.content_hash(),
+        heads: built.heads.clone(),
         deleted: false,
-        body,
+        body: built.body.clone(),
         logged_conflict: None,
         changed_at: now,
         position: 0,
-        document: document.save(),
+        document: built.saved.clone(),
     }
 }
 

@@ -35,7 +35,7 @@ impl<'c, 'a> StoreDocuments<'c, 'a> {
         if prepared.is_empty() {
             return Ok(Vec::new());
         }
-        self.context.put_prepared(&prepared, self.remote)
+        self.context.put_prepared(&prepared, Some(self.remote))
     }
 }
 

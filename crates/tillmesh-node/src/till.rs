@@ -10,7 +10,7 @@ use tillmesh_core::{
     Order, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp, Transaction,
     TransactionDoc, order_hash,
 };
-use tillmesh_store::{OrderPage, OrderQuery, RemoteCounts, Store, StoreOptions, TillIdentity};
+use tillmesh_store::{OrderPage, OrderQuery, Prepared, RemoteCounts, Store, StoreOptions, TillIdentity};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -258,33 +258,38 @@ impl Till {
 
     /// Writes documents made elsewhere (HQ's legacy REST ingest) as this node's own writes and
     /// hands them to the sync driver. A document the store already holds is merged into the
-    /// stored copy, so nothing either side has is lost. Returns the documents as stored.
-    pub async fn write_documents(&self, documents: Vec<Document>) -> Result<Vec<Document>, TillError> {
+    /// stored copy, so nothing either side has is lost; a new one is written with its
+    /// [`Prepared`] when the caller computed it (see [`Store::prepare_viewed`]). Returns the ids
+    /// written.
+    pub async fn write_documents(
+        &self,
+        documents: Vec<(Document, Option<Prepared>)>,
+    ) -> Result<Vec<Uuid>, TillError> {
         let job = move |context: &mut WriteContext<'_>| {
-            let mut stored = Vec::with_capacity(documents.len());
+            let store = context.store;
+            let mut prepared = Vec::with_capacity(documents.len());
             let mut created = Vec::with_capacity(documents.len());
-            for mut document in documents {
-                match context.store.get(document.id())? {
-                    Some(mut existing) => {
+            for (mut document, ready) in documents {
+                let existing = store.get(document.id())?;
+                created.push(existing.is_none());
+                prepared.push(match (existing, ready) {
+                    (Some(mut existing), _) => {
                         existing.merge(&mut document)?;
-                        stored.push(existing);
-                        created.push(false);
+                        store.prepare(&mut existing, None)?
                     }
-                    None => {
-                        stored.push(document);
-                        created.push(true);
-                    }
-                }
+                    (None, Some(ready)) => ready,
+                    (None, None) => store.prepare(&mut document, None)?,
+                });
             }
-            context.put(&mut stored)?;
-            Ok((stored, created))
+            context.put_prepared(&prepared, None)?;
+            Ok(prepared.iter().map(Prepared::id).zip(created).collect::<Vec<_>>())
         };
-        let (stored, created) = self.inner.writer.submit(job).await?;
-        for (document, created) in stored.iter().zip(created) {
+        let written = self.inner.writer.submit(job).await?;
+        for (id, created) in &written {
             // No receiver (no mesh) is fine.
-            let _ = self.inner.changes.send(LocalChange { id: document.id(), created });
+            let _ = self.inner.changes.send(LocalChange { id: *id, created: *created });
         }
-        Ok(stored)
+        Ok(written.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Connects the sync driver's controls (once).

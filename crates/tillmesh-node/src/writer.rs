@@ -44,10 +44,14 @@ impl WriteContext<'_> {
         Ok(self.index_all(hashes))
     }
 
-    /// Writes prepared documents that came from remote `from` (see
-    /// [`Store::put_prepared`]) and keeps the index current.
-    pub fn put_prepared(&mut self, prepared: &[Prepared], from: &str) -> Result<Vec<Uuid>, StoreError> {
-        let hashes = self.store.put_prepared(prepared, Some(from))?;
+    /// Writes prepared documents, from remote `from` or (`None`) made here (see
+    /// [`Store::put_prepared`]), and keeps the index current.
+    pub fn put_prepared(
+        &mut self,
+        prepared: &[Prepared],
+        from: Option<&str>,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let hashes = self.store.put_prepared(prepared, from)?;
         Ok(self.index_all(hashes))
     }
 

@@ -28,7 +28,7 @@ use tillmesh_sync::{Index, ItemHash};
 use uuid::Uuid;
 
 pub use error::StoreError;
-pub use summary::{OrderPage, OrderQuery, OrderSummary, PAGE_ROWS_MAX, Prepared};
+pub use summary::{OrderPage, OrderQuery, OrderSummary, PAGE_ROWS_MAX, Prepared, View};
 pub use sync::{REMOTE_NAME_BYTES_MAX, RemoteCounts, SyncStatus};
 
 /// The on-disk layout this build writes and the newest it opens.
@@ -283,6 +283,12 @@ impl Store {
     /// whose view cannot be computed is refused with [`StoreError::Document`].
     pub fn prepare(&self, document: &mut Document, saved: Option<Vec<u8>>) -> Result<Prepared, StoreError> {
         summary::Prepared::of(document, saved, self.hq.as_ref())
+    }
+
+    /// Like [`Store::prepare`] for a document whose saved bytes and view (computed with this
+    /// store's HQ key) the caller has already: nothing is computed twice.
+    pub fn prepare_viewed(&self, document: &mut Document, saved: Vec<u8>, view: &View) -> Prepared {
+        summary::Prepared::viewed(document, saved, view)
     }
 
     /// Writes documents as one atomic batch: their bytes, the order indexes and, for every

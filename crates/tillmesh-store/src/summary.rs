@@ -97,45 +97,58 @@ impl Prepared {
     ) -> Result<Prepared, StoreError> {
         let id = document.id();
         let invalid = |source| StoreError::Document { id, source };
+        let view = match document {
+            Document::Order(order) => View::Order(order.view(hq).map_err(invalid)?),
+            Document::Transaction(transaction) => View::Transaction(transaction.view(hq).map_err(invalid)?),
+        };
         let bytes = saved.unwrap_or_else(|| document.save());
+        Ok(Prepared::viewed(document, bytes, &view))
+    }
+
+    /// From a document's saved bytes and its view (computed with the store's HQ key).
+    pub(crate) fn viewed(document: &mut Document, bytes: Vec<u8>, view: &View) -> Prepared {
+        let id = document.id();
         let item_hash = ItemHash::of(id, &document.heads());
-        match document {
-            Document::Order(order) => {
-                let view = order.view(hq).map_err(invalid)?;
-                Ok(Prepared {
+        match view {
+            View::Order(view) => Prepared {
+                id,
+                item_hash,
+                local_id: view.local_id,
+                bytes,
+                paid_order: None,
+                order: Some(OrderSummary {
                     id,
-                    item_hash,
-                    local_id: view.local_id,
-                    bytes,
-                    paid_order: None,
-                    order: Some(OrderSummary {
-                        id,
-                        order_number: view.order_number,
-                        order_status: view.status,
-                        payment_status: view.payment.status,
-                        payment_confirmed: view.payment.confirmed,
-                        total: view.total,
-                        currency: view.currency,
-                        item_count: view.items.iter().filter(|item| !item.voided).count(),
-                        device_id: view.device_id,
-                        created_at: view.created_at,
-                        updated_at: view.updated_at,
-                    }),
-                })
-            }
-            Document::Transaction(transaction) => {
-                let view = transaction.view(hq).map_err(invalid)?;
-                Ok(Prepared {
-                    id,
-                    item_hash,
-                    local_id: view.local_id,
-                    bytes,
-                    order: None,
-                    paid_order: Some(view.order_id),
-                })
-            }
+                    order_number: view.order_number.clone(),
+                    order_status: view.status,
+                    payment_status: view.payment.status,
+                    payment_confirmed: view.payment.confirmed,
+                    total: view.total,
+                    currency: view.currency,
+                    item_count: view.items.iter().filter(|item| !item.voided).count(),
+                    device_id: view.device_id.clone(),
+                    created_at: view.created_at,
+                    updated_at: view.updated_at,
+                }),
+            },
+            View::Transaction(view) => Prepared {
+                id,
+                item_hash,
+                local_id: view.local_id,
+                bytes,
+                order: None,
+                paid_order: Some(view.order_id),
+            },
         }
     }
+}
+
+/// A document's effective view, as [`Store::prepare_viewed`](crate::Store::prepare_viewed) takes it.
+#[derive(Debug, Clone)]
+pub enum View {
+    /// An order's.
+    Order(tillmesh_core::Order),
+    /// A transaction's.
+    Transaction(tillmesh_core::Transaction),
 }
 
 pub(crate) fn get(summaries: &sled::Tree, id: Uuid) -> Result<Option<OrderSummary>, StoreError> {
