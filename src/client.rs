@@ -305,21 +305,6 @@ fn time(at: Timestamp) -> String {
     humantime::format_rfc3339_seconds(when).to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn item_specs_parse_exactly() {
-        let item = parse_item("SOUP:Tomato: the soup:2:4.50").expect("valid");
-        assert_eq!(item.name, "Tomato: the soup");
-        assert_eq!((item.quantity, item.unit_price), (2, Amount::from_minor(450)));
-        for bad in ["SOUP:Soup:2", "SOUP:Soup:two:4.50", "SOUP:Soup:2:4.505", "SOUP:Soup:2:abc"] {
-            assert!(parse_item(bad).is_err(), "{bad}");
-        }
-    }
-}
-
 /// `tillmesh hq conflicts`: HQ's conflict report, newest first.
 pub(crate) async fn conflicts(
     args: ClientArgs,
@@ -367,4 +352,19 @@ pub(crate) async fn conflicts(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_specs_parse_exactly() {
+        let item = parse_item("SOUP:Tomato: the soup:2:4.50").expect("valid");
+        assert_eq!(item.name, "Tomato: the soup");
+        assert_eq!((item.quantity, item.unit_price), (2, Amount::from_minor(450)));
+        for bad in ["SOUP:Soup:2", "SOUP:Soup:two:4.50", "SOUP:Soup:2:4.505", "SOUP:Soup:2:abc"] {
+            assert!(parse_item(bad).is_err(), "{bad}");
+        }
+    }
 }

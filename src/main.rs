@@ -4,6 +4,7 @@
 //! the HTTP API the client commands use.
 
 mod client;
+mod demo;
 mod run_till;
 mod shop;
 
@@ -27,6 +28,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole system here: HQ, three tills and a legacy REST client on 127.0.0.1.
+    ///
+    /// Real nodes in one process (real libp2p, real sled stores in a temporary directory, each
+    /// with its HTTP API): orders on every till, one till cut off the network while the same
+    /// order is edited on several tills and it takes a payment offline, the till back, HQ
+    /// settling payments (declining one), the legacy client sending orders and receiving the
+    /// tills'. Ends with a table of what every node holds and of the settlements as every node
+    /// sees them; exits non-zero with the reason if any check fails.
+    Demo(DemoArgs),
     /// Run a till: its durable store and its local HTTP API.
     Till(TillArgs),
     /// Run the HQ node (a peer that alone signs payment settlements), or settle a payment.
@@ -42,6 +52,15 @@ enum Command {
     /// Hand a running till a signed roster entry (e.g. a revocation); it passes it on.
     #[command(subcommand)]
     Roster(RosterCommand),
+}
+
+/// `tillmesh demo`.
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Leave the nodes running after the demo, print how to reach each (HTTP, CLI, the legacy
+    /// REST API) and stop them on ctrl-c.
+    #[arg(long)]
+    keep: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +342,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Demo(DemoArgs { keep }) => demo::run(keep).await,
             Command::Till(args) => run_till::till(args).await,
             Command::Hq(HqArgs { command: Some(HqCommand::Settle { hq, order, status, json }), .. }) => {
                 client::settle(ClientArgs { till: hq, json }, order, status).await

@@ -27,7 +27,7 @@ enum Role {
     /// A till: the till's API only.
     Till,
     /// HQ: the legacy REST API too, with its records in sled or PostgreSQL.
-    Hq(Option<tillmesh_hq::PgConnectOptions>),
+    Hq(Option<Box<tillmesh_hq::PgConnectOptions>>),
 }
 
 /// How a node in a shop joins the mesh.
@@ -103,7 +103,7 @@ pub(crate) async fn hq(args: HqArgs) -> anyhow::Result<()> {
     if let Some(port) = args.port {
         node.http.set_port(port);
     }
-    run(config, Some(membership), &node, Role::Hq(database)).await
+    run(config, Some(membership), &node, Role::Hq(database.map(Box::new))).await
 }
 
 /// `tillmesh hq device add`: registers a legacy device and prints its token.
@@ -217,7 +217,7 @@ async fn run(
             serve_hq(records, till, listener, &data_dir).await?;
         }
         Role::Hq(Some(options)) => {
-            let records = PgRecords::connect_with(options).await.context("cannot reach HQ's PostgreSQL")?;
+            let records = PgRecords::connect_with(*options).await.context("cannot reach HQ's PostgreSQL")?;
             serve_hq(records, till, listener, &data_dir).await?;
         }
     }
