@@ -410,6 +410,58 @@ async fn re_put_moves_to_end<S: RecordStore>(store: S) {
     assert_eq!((counts.orders, counts.transactions), (2, 1));
 }
 
+/// Each order keeps its own lines, however many orders a batch holds: lines replaced by a put
+/// in the same batch or a later one, moved with a new document id, added to an order that had
+/// none.
+async fn lines_follow_their_order<S: RecordStore>(store: S) {
+    let x = order_record(Uuid::new_v4(), "ORD-X", 1);
+    let mut y = order_record(Uuid::new_v4(), "ORD-Y", 2);
+    if let RecordBody::Order(order) = &mut y.body {
+        order.items = vec![item("P-7", "Tea", 1, 250)];
+    }
+    let z = bare_order_record(Uuid::new_v4(), "ORD-Z", 3);
+    let t = transaction_record(Uuid::new_v4(), "REF-T", 4);
+    let mut y_again = y.clone();
+    if let RecordBody::Order(order) = &mut y_again.body {
+        order.items = vec![item("P-8", "Coffee", 2, 300), item("P-9", "Cake", 1, 450)];
+    }
+    let stored = put_committed(&store, vec![x.clone(), y, z.clone(), t, y_again]).await;
+    let [x1, _, z1, t1, y2] = <[Record; 5]>::try_from(stored).expect("five records");
+    for record in [&x1, &y2, &z1, &t1] {
+        assert_eq!(store.get(record.kind(), record.local_id).await.expect("get").as_ref(), Some(record));
+    }
+    assert_eq!(
+        store.changes(Since::Token(0), 10).await.expect("changes"),
+        [&x1, &z1, &t1, &y2].map(in_feed).to_vec()
+    );
+
+    let mut x_moved = x.clone();
+    x_moved.doc_id = Uuid::new_v4();
+    if let RecordBody::Order(order) = &mut x_moved.body {
+        order.items = vec![item("P-1", "Bread", 5, 75)];
+        order.order_number = "ORD-X2".into();
+    }
+    let mut z_lines = z.clone();
+    if let RecordBody::Order(order) = &mut z_lines.body {
+        order.items = vec![item("P-2", "Soup", 1, 600), item("P-3", "Salad", 2, 700)];
+    }
+    let mut batch = store.begin().await.expect("begin");
+    let x2 = batch.put(x_moved).await.expect("put");
+    let z2 = batch.put(z_lines).await.expect("put");
+    // A number a record of an open batch held stays taken until the batch commits.
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-X").await.expect("owner"), Some(x.local_id));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-X2").await.expect("owner"), Some(x.local_id));
+    assert_eq!(batch.get(RecordKind::Order, x.local_id).await.expect("get"), Some(x2.clone()));
+    batch.commit().await.expect("commit");
+    for record in [&x2, &z2, &y2, &t1] {
+        assert_eq!(store.get(record.kind(), record.local_id).await.expect("get").as_ref(), Some(record));
+    }
+    assert_eq!(
+        store.changes(Since::Token(0), 10).await.expect("changes"),
+        [&t1, &y2, &x2, &z2].map(in_feed).to_vec()
+    );
+}
+
 /// Devices: registered once, found by token.
 async fn devices<S: RecordStore>(store: S) {
     let (token1, token2) = (sha256_hex("token-1"), sha256_hex("token-2"));
@@ -548,6 +600,69 @@ async fn batches_wait_for_each_other<S: RecordStore>(stores: [Arc<S>; 2]) {
     assert_eq!(seen, Some(stored));
 }
 
+/// A batch that waited for another one's lock continues that batch's positions and assigned
+/// numbers.
+async fn waiting_batch_continues_counters<S: RecordStore>(stores: [Arc<S>; 2]) {
+    let [first_store, second_store] = stores;
+    let mut first = first_store.begin().await.expect("begin");
+    let assigned = first.next_assigned_number().await.expect("assigned number");
+    let a = first.put(order_record(Uuid::new_v4(), "ORD-1", 1)).await.expect("put");
+    let waiter = tokio::spawn(async move {
+        let mut second = second_store.begin().await.expect("begin second");
+        let assigned = second.next_assigned_number().await.expect("assigned number");
+        let b = second.put(transaction_record(Uuid::new_v4(), "REF-2", 2)).await.expect("put");
+        let c = second.put(order_record(Uuid::new_v4(), "ORD-3", 3)).await.expect("put");
+        second.commit().await.expect("commit second");
+        (assigned, b, c)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "a second batch ran while the first was open");
+    first.commit().await.expect("commit");
+    let (second_assigned, b, c) = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the second batch starts once the first commits")
+        .expect("task");
+    assert_eq!(second_assigned, assigned + 1);
+    assert_strictly_increasing(&[a.clone(), b.clone(), c.clone()]);
+    assert_eq!(first_store.last_position().await.expect("last position"), c.position);
+    assert_eq!(
+        first_store.changes(Since::Token(0), 10).await.expect("changes"),
+        [&a, &b, &c].map(in_feed).to_vec()
+    );
+    let mut batch = first_store.begin().await.expect("begin");
+    assert_eq!(batch.next_assigned_number().await.expect("assigned number"), assigned + 2);
+}
+
+/// A batch on one handle finds what the other handle committed after both opened, by `localId`
+/// and by number, and the other way round.
+async fn batches_see_each_others_writes<S: RecordStore>(stores: [Arc<S>; 2]) {
+    let order = order_record(Uuid::new_v4(), "ORD-1", 1);
+    let transaction = transaction_record(Uuid::new_v4(), "REF-1", 2);
+    let [first, second] = put_committed(&*stores[0], vec![order.clone(), transaction.clone()])
+        .await
+        .try_into()
+        .expect("two records");
+    let mut batch = stores[1].begin().await.expect("begin");
+    assert_eq!(batch.get(RecordKind::Order, order.local_id).await.expect("get"), Some(first));
+    assert_eq!(batch.get(RecordKind::Transaction, transaction.local_id).await.expect("get"), Some(second));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-1").await.expect("owner"), Some(order.local_id));
+    assert_eq!(
+        batch.number_owner(RecordKind::Transaction, "REF-1").await.expect("owner"),
+        Some(transaction.local_id)
+    );
+    assert_eq!(batch.get(RecordKind::Order, transaction.local_id).await.expect("get"), None);
+    assert_eq!(batch.number_owner(RecordKind::Transaction, "ORD-1").await.expect("owner"), None);
+    let renumbered = batch.put(order_record(order.local_id, "ORD-2", 3)).await.expect("put");
+    let third = batch.put(order_record(Uuid::new_v4(), "ORD-3", 4)).await.expect("put");
+    batch.commit().await.expect("commit");
+
+    let mut batch = stores[0].begin().await.expect("begin");
+    assert_eq!(batch.get(RecordKind::Order, order.local_id).await.expect("get"), Some(renumbered));
+    assert_eq!(batch.get(RecordKind::Order, third.local_id).await.expect("get"), Some(third.clone()));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-2").await.expect("owner"), Some(order.local_id));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-3").await.expect("owner"), Some(third.local_id));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running them.
 
@@ -623,12 +738,18 @@ on_both!(on_sled, on_pg:
     feed_by_position,
     feed_by_time,
     re_put_moves_to_end,
+    lines_follow_their_order,
     devices,
     conflicts_newest_first,
     counts,
 );
 
-on_both!(on_sled_shared, on_pg_shared: insert_once, batches_wait_for_each_other);
+on_both!(on_sled_shared, on_pg_shared:
+    insert_once,
+    batches_wait_for_each_other,
+    waiting_batch_continues_counters,
+    batches_see_each_others_writes,
+);
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL only.
@@ -698,6 +819,71 @@ async fn postgres_reconnect_keeps_records() {
             })
             .count();
         assert_eq!(usize::try_from(migrations).expect("count"), files);
+    })
+    .await;
+}
+
+/// A handle connected to a database that holds records (more than one page of them) finds them
+/// in its batches, by `localId` and by number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_new_handle_finds_existing_records() {
+    common::on_pg_database(|url| async move {
+        let store = PgRecords::connect(&url).await.expect("connect");
+        let records: Vec<Record> = (0..12_345)
+            .map(|n| {
+                let mut record = bare_order_record(Uuid::new_v4(), &format!("ORD-{n}"), n);
+                record.document = vec![1];
+                record
+            })
+            .collect();
+        let stored = put_committed(&store, records).await;
+        let transaction =
+            put_committed(&store, vec![transaction_record(Uuid::new_v4(), "REF-1", 1)]).await.remove(0);
+
+        let other = PgRecords::connect(&url).await.expect("connect again");
+        let mut batch = other.begin().await.expect("begin");
+        for record in [&stored[0], &stored[9_999], &stored[10_000], &stored[12_344], &transaction] {
+            assert_eq!(batch.get(record.kind(), record.local_id).await.expect("get").as_ref(), Some(record));
+            assert_eq!(
+                batch.number_owner(record.kind(), record.body.number()).await.expect("owner"),
+                Some(record.local_id)
+            );
+        }
+        assert_eq!(batch.get(RecordKind::Order, Uuid::new_v4()).await.expect("get"), None);
+        assert_eq!(batch.number_owner(RecordKind::Order, "ORD-12345").await.expect("owner"), None);
+    })
+    .await;
+}
+
+/// A batch begins even when the connection the previous batch left for it was lost (the server
+/// restarted, an administrator ended it), and a batch dropped uncommitted lets the next one in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_batches_survive_lost_connections() {
+    on_pg(|store: PgRecords| async move {
+        let first = put_committed(&store, vec![order_record(Uuid::new_v4(), "ORD-1", 1)]).await.remove(0);
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("end the other connections");
+        assert!(ended.contains(&true), "the batches' connection was ended");
+        let mut batch = store.begin().await.expect("begin on a new connection");
+        assert_eq!(batch.get(RecordKind::Order, first.local_id).await.expect("get"), Some(first.clone()));
+        batch.put(order_record(Uuid::new_v4(), "ORD-2", 2)).await.expect("put");
+        drop(batch);
+        let second = tokio::time::timeout(
+            Duration::from_secs(10),
+            put_committed(&store, vec![order_record(Uuid::new_v4(), "ORD-3", 3)]),
+        )
+        .await
+        .expect("a batch after a dropped one")
+        .remove(0);
+        assert_eq!(
+            store.changes(Since::Token(0), 10).await.expect("changes"),
+            vec![in_feed(&first), in_feed(&second)]
+        );
     })
     .await;
 }
