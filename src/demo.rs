@@ -59,7 +59,7 @@ const TAX_BPS: i64 = 825;
 
 /// `tillmesh demo [--keep]`.
 pub(crate) async fn run(keep: bool) -> anyhow::Result<()> {
-    init_logging();
+    crate::run_till::init_logging("warn");
     let progress = Progress { started: Instant::now() };
     let mut shop = DemoShop::start(&progress).await?;
     let outcome = scenario(&mut shop, &progress).await;
@@ -75,13 +75,6 @@ pub(crate) async fn run(keep: bool) -> anyhow::Result<()> {
 }
 
 /// Logs warnings and errors only (`RUST_LOG` overrides), on stderr: stdout is the demo's.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // Fails only if a subscriber is already set: that one stays.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
-
 /// Prints one line per step with the time since the start.
 struct Progress {
     started: Instant,
@@ -934,28 +927,7 @@ async fn keep_running(shop: &mut DemoShop) -> anyhow::Result<()> {
     println!("  {exe} hq conflicts --hq {} --admin-token-file {}", hq.url, shop.admin_token_file.display());
     println!("  {exe} hq settle --hq {} --order <ID> --status CAPTURED", hq.url);
     println!("{CLIENT_NAME}: syncs with HQ every 5 s in this process (device token above).");
-    shutdown_signal().await;
+    crate::run_till::shutdown_signal().await;
     println!("stopping: flushing every node");
     Ok(())
-}
-
-/// Resolves on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => {
-            if let Err(error) = result {
-                eprintln!("warning: cannot listen for ctrl-c: {error}");
-                std::future::pending::<()>().await;
-            }
-        }
-        () = terminate => {}
-    }
 }

@@ -41,7 +41,7 @@ struct Membership {
 
 /// `tillmesh till`: standalone, or in a shop with credentials.
 pub(crate) async fn till(args: TillArgs) -> anyhow::Result<()> {
-    init_logging();
+    init_logging("info");
     let credentials = args.credentials.as_deref().map(TillCredentials::read).transpose()?;
     let code = match (&credentials, args.code.clone()) {
         (Some(credentials), Some(code)) if code != credentials.till_code => {
@@ -82,7 +82,7 @@ pub(crate) async fn till(args: TillArgs) -> anyhow::Result<()> {
 
 /// `tillmesh hq`: the HQ node, with HQ's signing key from the shop directory.
 pub(crate) async fn hq(args: HqArgs) -> anyhow::Result<()> {
-    init_logging();
+    init_logging("info");
     let (Some(shop_dir), Some(data_dir)) = (args.shop.as_deref(), args.data_dir.clone()) else {
         bail!("give --shop and --data-dir");
     };
@@ -183,11 +183,11 @@ fn own_entry(
         .with_context(|| format!("{}: the roster has no active entry for the HQ node", shop_dir.display()))
 }
 
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
+/// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise.
+pub(crate) fn init_logging(default_level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // Fails only if a subscriber is already set: that one stays.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 async fn run(
@@ -270,7 +270,7 @@ async fn join_mesh(till: &Till, membership: Membership, node: &NodeArgs) -> anyh
 }
 
 /// Resolves on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for ctrl-c");

@@ -950,9 +950,10 @@ impl RecordBatch for PgBatch<'_> {
     }
 
     async fn number_owner(&mut self, kind: RecordKind, number: &str) -> Result<Option<Uuid>, RecordError> {
-        // A number a record of this batch took stays taken until commit even if that record was
-        // put again with another, as one the database holds does: then the batch's rows can be
-        // written in any order without two holding one number.
+        // A number stays taken until commit even once the record holding it was put again with
+        // another (the batch remembers every number its puts took, and the database still has
+        // the record's old one), so no two of the batch's rows ever hold one number, whatever
+        // order they are written in.
         if let Some(owner) = self.numbers.get(&(kind, number.to_string())) {
             return Ok(Some(*owner));
         }
