@@ -462,11 +462,15 @@ impl LegacyOrder {
     }
 
     /// The tax rate in basis points that gives `tax` on `subtotal` with the documents' rounding
-    /// (half away from zero to the cent); `default_bps` when the subtotal is zero.
+    /// (half away from zero to the cent): the shop's `default_bps` whenever it does (so later
+    /// edits are taxed as the till would), else the rate nearest `tax / subtotal`.
     pub fn tax_rate_bps(&self, default_bps: u32) -> Result<u32, LegacyError> {
         let refused = || LegacyError::TaxRate { subtotal: self.subtotal, tax: self.tax };
+        if self.subtotal.mul_ratio_round_half_up(i64::from(default_bps), 10_000) == Ok(self.tax) {
+            return Ok(default_bps);
+        }
         if self.subtotal == Amount::ZERO {
-            return if self.tax == Amount::ZERO { Ok(default_bps) } else { Err(refused()) };
+            return Err(refused());
         }
         let estimate = i128::from(self.tax.minor()) * 10_000 / i128::from(self.subtotal.minor());
         // Rounding to the cent lets several rates give the same tax: take the one nearest the
@@ -708,6 +712,9 @@ mod tests {
         assert_eq!(order(vec![item(2, "4.50")], "0.74").tax_rate_bps(0), Ok(822));
         assert_eq!(order(vec![item(1, "100.00")], "8.25").tax_rate_bps(0), Ok(825));
         assert_eq!(order(vec![], "0").tax_rate_bps(700), Ok(700));
+        // 0.25 on 3.00 is 8.25 % as well as 8.33 %: the shop's rate is kept.
+        assert_eq!(order(vec![item(1, "3.00")], "0.25").tax_rate_bps(825), Ok(825));
+        assert_eq!(order(vec![item(1, "3.00")], "0.25").tax_rate_bps(0), Ok(833));
         assert!(order(vec![item(1, "1.00")], "5.00").tax_rate_bps(0).is_err());
     }
 
