@@ -26,7 +26,7 @@ use tillmesh_core::legacy::{
     Resolution, Since, SyncResponse, SyncStatus, SyncableOrder, SyncableTransaction, UpdatesResponse,
 };
 use tillmesh_core::{
-    Clock, DocKind, Document, EditError, NewItem, NewOrder, NewTransaction, OrderDoc, OrderNumber,
+    Clock, DocKind, Document, EditError, NewItem, NewOrder, NewTransaction, Order, OrderDoc, OrderNumber,
     OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp, TransactionDoc,
 };
 use tillmesh_node::{Till, TillError};
@@ -568,7 +568,7 @@ impl<S: RecordStore> LegacyService<S> {
         } else {
             apply_order_edits(order, &client, device, now, incoming.sync_version)?;
         }
-        let voided = order.view(None)?.status == OrderStatus::Voided;
+        let voided = order.status()? == OrderStatus::Voided;
         let (body, mut conflicts) = order_body(&mut document, &client, self.node.config().hq.as_ref(), &[])?;
         if deleting {
             // Only the status decides whether the deletion took.
@@ -891,17 +891,12 @@ fn build_order(
         }
     }
     let view = order.view(context.hq.as_ref())?;
-    let mut body = LegacyOrder::from_view(&view);
-    if !assigned.contains(&"id") {
-        body.id.clone_from(&client.id);
-    }
-    let mut conflicts = client.differences(&body, Resolution::ServerWins);
-    mark_assigned(&mut conflicts, assigned, &client.id, &body.id);
+    let (body, conflicts) = order_body_of(&view, client, assigned);
     let mut document = Document::Order(order);
     let saved = document.save();
     let heads = heads_hex(&mut document);
     let prepared = context.store.prepare_viewed(&mut document, saved.clone(), &View::Order(view));
-    Ok(Built { document, body: RecordBody::Order(body), conflicts, saved, heads, prepared })
+    Ok(Built { document, body, conflicts, saved, heads, prepared })
 }
 
 /// Registers a legacy device in `records` and returns its new bearer token.
@@ -1083,13 +1078,19 @@ fn order_body(
     let Document::Order(order) = document else {
         return Err(invalid("not an order"));
     };
-    let mut body = LegacyOrder::from_view(&order.view(hq)?);
+    Ok(order_body_of(&order.view(hq)?, client, assigned))
+}
+
+/// The legacy view of an order (with the client's `id` unless HQ assigned one) and its
+/// differences from what the client sent.
+fn order_body_of(view: &Order, client: &LegacyOrder, assigned: &[&str]) -> (RecordBody, Vec<FieldConflict>) {
+    let mut body = LegacyOrder::from_view(view);
     if !assigned.contains(&"id") {
         body.id.clone_from(&client.id);
     }
     let mut conflicts = client.differences(&body, Resolution::ServerWins);
     mark_assigned(&mut conflicts, assigned, &client.id, &body.id);
-    Ok((RecordBody::Order(body), conflicts))
+    (RecordBody::Order(body), conflicts)
 }
 
 /// Like [`order_body`] for a transaction.
