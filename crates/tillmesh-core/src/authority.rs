@@ -16,7 +16,7 @@ use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::document::{DocKind, DocumentError};
+use crate::document::DocKind;
 use crate::status::{PaymentMethod, PaymentStatus};
 use crate::time::Timestamp;
 
@@ -242,14 +242,27 @@ pub(crate) fn resolve_payment(
     claims: &ObjId,
     settlements: &ObjId,
     hq: Option<&HqPublicKey>,
-) -> Result<(PaymentView, Vec<AuthorityViolation>), DocumentError> {
+) -> (PaymentView, Vec<AuthorityViolation>) {
+    // An entry that is not a claim at all has nothing to show and nothing it could change.
+    let claim_entries = list_entries(doc, claims)
+        .filter_map(|(index, actor)| Some((autosurgeon::hydrate_prop(doc, claims, index).ok()?, actor)));
+    let settlement_entries = list_entries(doc, settlements)
+        .map(|(index, actor)| (autosurgeon::hydrate_prop(doc, settlements, index).ok(), actor));
+    resolve(kind, doc_id, claim_entries, settlement_entries, hq)
+}
+
+/// The payment view and the violations from claims and settlements as written, each with the
+/// actor (hex) that wrote it; `None` stands for a settlement entry that is not one.
+pub(crate) fn resolve(
+    kind: DocKind,
+    doc_id: Uuid,
+    claims: impl IntoIterator<Item = (ClaimRecord, String)>,
+    settlements: impl IntoIterator<Item = (Option<SettlementRecord>, String)>,
+    hq: Option<&HqPublicKey>,
+) -> (PaymentView, Vec<AuthorityViolation>) {
     let mut violations = Vec::new();
     let mut newest_claim: Option<(ClaimRecord, PaymentStatus, Option<PaymentMethod>)> = None;
-    for (index, actor) in list_entries(doc, claims) {
-        let record: ClaimRecord = match autosurgeon::hydrate_prop(doc, claims, index) {
-            Ok(record) => record,
-            Err(_) => continue, // not a claim at all: nothing to show, nothing it could change
-        };
+    for (record, actor) in claims {
         let Ok(status) = record.status.parse::<PaymentStatus>() else { continue };
         if status.is_settlement() {
             violations.push(AuthorityViolation {
@@ -270,9 +283,8 @@ pub(crate) fn resolve_payment(
     }
 
     let mut settlement: Option<SignedSettlement> = None;
-    for (index, actor) in list_entries(doc, settlements) {
-        let written = autosurgeon::hydrate_prop::<_, SettlementRecord, _, _>(doc, settlements, index);
-        let signed = written.as_ref().ok().and_then(|record| record.to_signed(kind, doc_id));
+    for (written, actor) in settlements {
+        let signed = written.as_ref().and_then(|record| record.to_signed(kind, doc_id));
         let valid = match (&signed, hq) {
             (Some(signed), Some(hq)) => signed.verify(hq),
             _ => false,
@@ -290,8 +302,8 @@ pub(crate) fn resolve_payment(
                 doc_id,
                 actor,
                 written: match written {
-                    Ok(record) => format!("settlement {} seq {}", record.status, record.seq),
-                    Err(_) => "malformed settlement".to_string(),
+                    Some(record) => format!("settlement {} seq {}", record.status, record.seq),
+                    None => "malformed settlement".to_string(),
                 },
                 reason: if hq.is_none() {
                     "no HQ key is configured to verify settlements"
@@ -330,7 +342,7 @@ pub(crate) fn resolve_payment(
         settlement,
         conflict,
     };
-    Ok((view, violations))
+    (view, violations)
 }
 
 /// The next settlement sequence number for a document: one above every entry written so far,

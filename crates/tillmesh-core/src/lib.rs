@@ -72,7 +72,7 @@ pub use edit::{EditError, limits};
 pub use hash::{order_hash, transaction_hash};
 pub use money::{Amount, Currency, Money, MoneyError};
 pub use numbering::{OrderNumber, TillCode};
-pub use order::{NewItem, NewOrder, Order, OrderDoc, OrderItem};
+pub use order::{NewItem, NewOrder, Order, OrderDoc, OrderItem, Reached};
 pub use payment::{NewTransaction, Transaction, TransactionDoc};
 pub use roster::{Roster, RosterEntry, RosterError, SignedRosterEntry};
 pub use status::{OrderStatus, PaymentMethod, PaymentStatus};

@@ -20,7 +20,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::authority::{
-    AuthorityViolation, ClaimRecord, HqPublicKey, HqSigningKey, PaymentView, SignedSettlement,
+    self, AuthorityViolation, ClaimRecord, HqPublicKey, HqSigningKey, PaymentView, SettlementRecord,
+    SignedSettlement,
 };
 use crate::document::{self, BaseDoc, DocKind, DocumentError, SCHEMA_VERSION};
 use crate::edit::{EditError, check_device_id, limits};
@@ -50,6 +51,17 @@ pub struct NewOrder {
     pub notes: String,
     /// When the order was taken.
     pub created_at: Timestamp,
+}
+
+/// Where an order taken on a device outside the mesh already stands when it is first recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reached {
+    /// The status reached (`OPEN` adds nothing).
+    pub status: OrderStatus,
+    /// The device's payment claim, if any: its method and `PENDING` or `PAID`.
+    pub claim: Option<(PaymentMethod, PaymentStatus)>,
+    /// When the status and the claim were recorded.
+    pub at: Timestamp,
 }
 
 /// An item to add to an order.
@@ -148,6 +160,12 @@ struct OrderRecord {
     items: BTreeMap<String, ItemRecord>,
     voids: BTreeMap<String, VoidRecord>,
     progress: BTreeMap<String, i64>,
+    /// Written at creation, so that the whole document is made in one batch; read entry by
+    /// entry by the payment view, never through this record (it hydrates empty).
+    #[autosurgeon(hydrate = "document::not_hydrated")]
+    claims: Vec<ClaimRecord>,
+    #[autosurgeon(hydrate = "document::not_hydrated")]
+    settlements: Vec<SettlementRecord>,
 }
 
 #[derive(Debug, Clone, Reconcile, Hydrate)]
@@ -181,6 +199,18 @@ impl OrderDoc {
     /// Creates the order's document. Call once, on the device that takes the order; every other
     /// peer gets it by sync, never by creating it again.
     pub fn create(new: NewOrder, actor: ActorId) -> Result<OrderDoc, EditError> {
+        Ok(OrderDoc::create_reached(new, None, actor)?.0)
+    }
+
+    /// Like [`OrderDoc::create`] for an order taken on a device outside the mesh that has
+    /// already `reached` a status and a payment claim (HQ recording a legacy device's order):
+    /// the same document as creating it and then advancing and claiming, made in one change.
+    /// Returns its view as well, computed without reading the document back.
+    pub fn create_reached(
+        new: NewOrder,
+        reached: Option<Reached>,
+        actor: ActorId,
+    ) -> Result<(OrderDoc, Order), EditError> {
         check_device_id(&new.device_id)?;
         if new.tax_rate_bps > limits::TAX_RATE_BPS_MAX {
             return Err(EditError::TaxRate { bps: new.tax_rate_bps });
@@ -193,6 +223,39 @@ impl OrderDoc {
         for item in &new.items {
             items.insert(item.id.to_string(), ItemRecord::new(item, &new.device_id, new.created_at)?);
         }
+        let mut progress = BTreeMap::from([(OrderStatus::Open.as_str().to_string(), new.created_at.0)]);
+        let mut claims = Vec::new();
+        let mut updated_at = new.created_at;
+        if let Some(reached) = reached {
+            if reached.status != OrderStatus::Open {
+                progress.insert(reached.status.as_str().to_string(), reached.at.0);
+            }
+            if let Some((method, status)) = reached.claim {
+                if status.is_settlement() {
+                    return Err(EditError::HqOnly { status });
+                }
+                if reached.status == OrderStatus::Voided {
+                    return Err(EditError::Terminal { status: OrderStatus::Voided });
+                }
+                claims.push(ClaimRecord {
+                    status: status.as_str().to_string(),
+                    method: Some(method.as_str().to_string()),
+                    by: new.device_id.clone(),
+                    at: reached.at.0,
+                });
+            }
+            if reached.status != OrderStatus::Open || reached.claim.is_some() {
+                updated_at = updated_at.max(reached.at);
+            }
+        }
+        let writer = actor.to_hex_string();
+        let payment = authority::resolve(
+            DocKind::Order,
+            new.id,
+            claims.iter().map(|claim| (claim.clone(), writer.clone())),
+            [],
+            None,
+        );
         let record = OrderRecord {
             schema: SCHEMA_VERSION,
             kind: DocKind::Order.as_str().to_string(),
@@ -204,81 +267,26 @@ impl OrderDoc {
             tax_rate_bps: u64::from(new.tax_rate_bps),
             notes: new.notes,
             created_at: new.created_at.0,
-            updated_at: new.created_at.0,
+            updated_at: updated_at.0,
             items,
             voids: BTreeMap::new(),
-            progress: BTreeMap::from([(OrderStatus::Open.as_str().to_string(), new.created_at.0)]),
+            progress,
+            claims,
+            settlements: Vec::new(),
         };
         let mut base = BaseDoc::new(new.id, actor);
         autosurgeon::reconcile(&mut base.doc, &record).map_err(DocumentError::from)?;
-        base.doc.put_object(ROOT, "claims", automerge::ObjType::List).map_err(DocumentError::from)?;
-        base.doc.put_object(ROOT, "settlements", automerge::ObjType::List).map_err(DocumentError::from)?;
-        base.commit(&new.device_id, new.created_at);
-        Ok(OrderDoc { base })
+        base.commit(&new.device_id, updated_at);
+        let view = Order::of(new.id, record, updated_at, payment)?;
+        Ok((OrderDoc { base }, view))
     }
 
     /// The effective order. `hq` verifies settlements; without it none is honoured.
     pub fn view(&self, hq: Option<&HqPublicKey>) -> Result<Order, DocumentError> {
         let record: OrderRecord = autosurgeon::hydrate(&self.base.doc)?;
-        let malformed = |problem: String| DocumentError::Malformed { id: self.base.id.to_string(), problem };
-        let parse_uuid = |text: &str, what: &str| {
-            Uuid::parse_str(text).map_err(|_| malformed(format!("{what} is not a UUID")))
-        };
-
-        let mut items = Vec::with_capacity(record.items.len());
-        let mut subtotal = Amount::ZERO;
-        for (id, item) in &record.items {
-            let voided = record.voids.contains_key(id);
-            let quantity = item.qty.value().clamp(0, limits::QUANTITY_MAX);
-            let unit_price = Amount::from_minor(item.unit_price);
-            let line_total = if voided {
-                Amount::ZERO
-            } else {
-                unit_price.checked_mul(quantity).map_err(|e| malformed(e.to_string()))?
-            };
-            subtotal = subtotal.checked_add(line_total).map_err(|e| malformed(e.to_string()))?;
-            items.push((
-                item.added_at,
-                OrderItem {
-                    id: parse_uuid(id, "item id")?,
-                    sku: item.sku.clone(),
-                    name: item.name.clone(),
-                    quantity,
-                    unit_price,
-                    line_total,
-                    voided,
-                },
-            ));
-        }
-        items.sort_by(|(a_at, a), (b_at, b)| (a_at, a.id).cmp(&(b_at, b.id)));
-
-        let tax_rate_bps =
-            u32::try_from(record.tax_rate_bps).map_err(|_| malformed("tax rate out of range".into()))?;
-        let tax = subtotal
-            .mul_ratio_round_half_up(i64::from(tax_rate_bps), 10_000)
-            .map_err(|e| malformed(e.to_string()))?;
-        let total = subtotal.checked_add(tax).map_err(|e| malformed(e.to_string()))?;
-        let status = most_advanced(record.progress.keys().map(String::as_str));
-        let (payment, violations) = self.base.payment(DocKind::Order, hq)?;
-
-        Ok(Order {
-            id: self.base.id,
-            local_id: parse_uuid(&record.local_id, "localId")?,
-            order_number: record.order_number,
-            device_id: record.device_id,
-            currency: Currency::parse(&record.currency).map_err(|e| malformed(e.to_string()))?,
-            tax_rate_bps,
-            items: items.into_iter().map(|(_, item)| item).collect(),
-            subtotal,
-            tax,
-            total,
-            payment,
-            status,
-            notes: record.notes,
-            created_at: Timestamp(record.created_at),
-            updated_at: self.base.updated_at(record.updated_at),
-            violations,
-        })
+        let updated_at = self.base.updated_at(record.updated_at);
+        let payment = self.base.payment(DocKind::Order, hq)?;
+        Order::of(self.base.id, record, updated_at, payment)
     }
 
     /// Adds an item. Refused once the order is closed or voided.
@@ -409,6 +417,73 @@ fn most_advanced<'a>(names: impl Iterator<Item = &'a str>) -> OrderStatus {
 }
 
 impl Order {
+    /// The view of a document's root record, latest `updatedAt` and payment.
+    fn of(
+        id: Uuid,
+        record: OrderRecord,
+        updated_at: Timestamp,
+        (payment, violations): (PaymentView, Vec<AuthorityViolation>),
+    ) -> Result<Order, DocumentError> {
+        let malformed = |problem: String| DocumentError::Malformed { id: id.to_string(), problem };
+        let parse_uuid = |text: &str, what: &str| {
+            Uuid::parse_str(text).map_err(|_| malformed(format!("{what} is not a UUID")))
+        };
+
+        let mut items = Vec::with_capacity(record.items.len());
+        let mut subtotal = Amount::ZERO;
+        for (item_id, item) in &record.items {
+            let voided = record.voids.contains_key(item_id);
+            let quantity = item.qty.value().clamp(0, limits::QUANTITY_MAX);
+            let unit_price = Amount::from_minor(item.unit_price);
+            let line_total = if voided {
+                Amount::ZERO
+            } else {
+                unit_price.checked_mul(quantity).map_err(|e| malformed(e.to_string()))?
+            };
+            subtotal = subtotal.checked_add(line_total).map_err(|e| malformed(e.to_string()))?;
+            items.push((
+                item.added_at,
+                OrderItem {
+                    id: parse_uuid(item_id, "item id")?,
+                    sku: item.sku.clone(),
+                    name: item.name.clone(),
+                    quantity,
+                    unit_price,
+                    line_total,
+                    voided,
+                },
+            ));
+        }
+        items.sort_by(|(a_at, a), (b_at, b)| (a_at, a.id).cmp(&(b_at, b.id)));
+
+        let tax_rate_bps =
+            u32::try_from(record.tax_rate_bps).map_err(|_| malformed("tax rate out of range".into()))?;
+        let tax = subtotal
+            .mul_ratio_round_half_up(i64::from(tax_rate_bps), 10_000)
+            .map_err(|e| malformed(e.to_string()))?;
+        let total = subtotal.checked_add(tax).map_err(|e| malformed(e.to_string()))?;
+        let status = most_advanced(record.progress.keys().map(String::as_str));
+
+        Ok(Order {
+            id,
+            local_id: parse_uuid(&record.local_id, "localId")?,
+            order_number: record.order_number,
+            device_id: record.device_id,
+            currency: Currency::parse(&record.currency).map_err(|e| malformed(e.to_string()))?,
+            tax_rate_bps,
+            items: items.into_iter().map(|(_, item)| item).collect(),
+            subtotal,
+            tax,
+            total,
+            payment,
+            status,
+            notes: record.notes,
+            created_at: Timestamp(record.created_at),
+            updated_at,
+            violations,
+        })
+    }
+
     /// An item that exists and is not voided.
     fn live_item(&self, item_id: Uuid) -> Result<&OrderItem, EditError> {
         match self.items.iter().find(|item| item.id == item_id) {

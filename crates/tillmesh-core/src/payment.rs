@@ -2,16 +2,16 @@
 //! processor's reference and the card's last four digits, never the card number) and HQ's signed
 //! settlement of it.
 
-use automerge::transaction::Transactable;
-use automerge::{ActorId, ROOT};
+use automerge::ActorId;
 use autosurgeon::{Hydrate, Reconcile};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::authority::{
-    AuthorityViolation, ClaimRecord, HqPublicKey, HqSigningKey, PaymentView, SignedSettlement,
+    AuthorityViolation, ClaimRecord, HqPublicKey, HqSigningKey, PaymentView, SettlementRecord,
+    SignedSettlement,
 };
-use crate::document::{BaseDoc, DocKind, DocumentError, SCHEMA_VERSION};
+use crate::document::{self, BaseDoc, DocKind, DocumentError, SCHEMA_VERSION};
 use crate::edit::{EditError, check_device_id, limits};
 use crate::money::{Amount, Currency};
 use crate::status::{PaymentMethod, PaymentStatus};
@@ -106,6 +106,12 @@ struct TransactionRecord {
     created_at: i64,
     #[autosurgeon(rename = "updatedAt")]
     updated_at: i64,
+    /// Written at creation, so that the whole document is made in one batch; read entry by
+    /// entry by the payment view, never through this record (it hydrates empty).
+    #[autosurgeon(hydrate = "document::not_hydrated")]
+    claims: Vec<ClaimRecord>,
+    #[autosurgeon(hydrate = "document::not_hydrated")]
+    settlements: Vec<SettlementRecord>,
 }
 
 /// A payment transaction document.
@@ -152,18 +158,16 @@ impl TransactionDoc {
             processor_reference: new.processor_reference,
             created_at: new.created_at.0,
             updated_at: new.created_at.0,
+            claims: vec![ClaimRecord {
+                status: new.status.as_str().to_string(),
+                method: Some(new.payment_method.as_str().to_string()),
+                by: new.device_id.clone(),
+                at: new.created_at.0,
+            }],
+            settlements: Vec::new(),
         };
         let mut base = BaseDoc::new(new.id, actor);
         autosurgeon::reconcile(&mut base.doc, &record).map_err(DocumentError::from)?;
-        base.doc.put_object(ROOT, "claims", automerge::ObjType::List).map_err(DocumentError::from)?;
-        base.doc.put_object(ROOT, "settlements", automerge::ObjType::List).map_err(DocumentError::from)?;
-        let claim = ClaimRecord {
-            status: new.status.as_str().to_string(),
-            method: Some(new.payment_method.as_str().to_string()),
-            by: new.device_id.clone(),
-            at: new.created_at.0,
-        };
-        base.append("claims", &claim)?;
         base.commit(&new.device_id, new.created_at);
         Ok(TransactionDoc { base })
     }

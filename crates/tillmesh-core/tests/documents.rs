@@ -7,7 +7,8 @@ use automerge::transaction::Transactable;
 use common::{actor, at, item, new_order, order_on_a};
 use tillmesh_core::{
     Amount, Currency, Document, DocumentError, EditError, HqSigningKey, NewTransaction, OrderDoc,
-    PaymentMethod, PaymentStatus, TextError, TransactionDoc, order_hash, transaction_hash,
+    OrderStatus, PaymentMethod, PaymentStatus, Reached, TextError, TransactionDoc, order_hash,
+    transaction_hash,
 };
 use uuid::Uuid;
 
@@ -71,6 +72,55 @@ fn order_validation_refuses_bad_input() {
     assert!(order.add_item(item(1, "SOUP", 1, "1.00"), "till-a", at(1)).is_err(), "duplicate item id");
     assert!(order.set_quantity(Uuid::from_u128(99), 2, "till-a", at(1)).is_err(), "unknown item");
     assert_eq!(order.save(), before, "refused edits change nothing");
+}
+
+#[test]
+fn an_order_created_as_reached_is_the_order_created_then_advanced_and_claimed() {
+    let claims = [
+        None,
+        Some((PaymentMethod::Cash, PaymentStatus::Pending)),
+        Some((PaymentMethod::Card, PaymentStatus::Paid)),
+    ];
+    let hq = HqSigningKey::from_bytes(&[9; 32]).public_key();
+    let mut checked = 0;
+    for &status in OrderStatus::ALL {
+        for claim in claims {
+            // Recorded after the order was taken, and (a device's clock) before it.
+            for when in [at(90_000), at(-5_000)] {
+                let new = new_order(vec![item(1, "SOUP", 2, "4.50"), item(2, "BREAD", 1, "2.25")]);
+                let mut stepwise = OrderDoc::create(new.clone(), actor(1)).expect("valid order");
+                if status != OrderStatus::Open {
+                    stepwise.advance(status, "till-a", when).expect("forward from OPEN");
+                }
+                let claimed =
+                    claim.map(|(method, paid)| stepwise.claim_payment(method, paid, "till-a", when));
+                let reached = Reached { status, claim, at: when };
+                let made = OrderDoc::create_reached(new, Some(reached), actor(1));
+                if let Some(Err(refused)) = claimed {
+                    assert_eq!(status, OrderStatus::Voided);
+                    let made = made.expect_err("a claim on a voided order is refused");
+                    assert_eq!(made.to_string(), refused.to_string());
+                    continue;
+                }
+                let (mut doc, view) = made.expect("valid order");
+                let expected = stepwise.view(Some(&hq)).expect("view");
+                assert_eq!(view, expected, "{status} {claim:?} {when:?}");
+                assert_eq!(doc.view(Some(&hq)).expect("view"), expected, "read back");
+                let reloaded = OrderDoc::load(&doc.save()).expect("load");
+                assert_eq!(reloaded.view(Some(&hq)).expect("view"), expected, "saved and loaded");
+                assert_eq!(doc.heads().len(), 1, "one change");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, OrderStatus::ALL.len() * 6 - 4);
+    let paid = Reached {
+        status: OrderStatus::Open,
+        claim: Some((PaymentMethod::Card, PaymentStatus::Captured)),
+        at: at(1),
+    };
+    let refused = OrderDoc::create_reached(new_order(Vec::new()), Some(paid), actor(1));
+    assert!(matches!(refused, Err(EditError::HqOnly { status: PaymentStatus::Captured })), "{refused:?}");
 }
 
 #[test]

@@ -27,7 +27,7 @@ use tillmesh_core::legacy::{
 };
 use tillmesh_core::{
     Clock, DocKind, Document, EditError, NewItem, NewOrder, NewTransaction, Order, OrderDoc, OrderNumber,
-    OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp, TransactionDoc,
+    OrderStatus, PaymentMethod, PaymentStatus, Reached, TillCode, Timestamp, TransactionDoc,
 };
 use tillmesh_node::{Till, TillError};
 use tillmesh_store::{Prepared, View};
@@ -390,7 +390,6 @@ impl<S: RecordStore> LegacyService<S> {
             device: device.to_string(),
             currency: config.currency,
             default_tax_bps: config.tax_rate_bps,
-            hq: config.hq,
             now,
         }
     }
@@ -823,7 +822,6 @@ struct BuildContext {
     device: String,
     currency: tillmesh_core::Currency,
     default_tax_bps: u32,
-    hq: Option<tillmesh_core::HqPublicKey>,
     now: Timestamp,
 }
 
@@ -839,8 +837,8 @@ struct Built {
     prepared: Prepared,
 }
 
-/// Makes the document of a new legacy order: created on HQ as `context.device`, moved to the
-/// client's status, with its payment claim.
+/// Makes the document of a new legacy order: created on HQ as `context.device` at the client's
+/// status, with its payment claim, in one change.
 fn build_order(
     context: &BuildContext,
     local_id: Uuid,
@@ -862,7 +860,18 @@ fn build_order(
             unit_price: item.unit_price,
         })
         .collect();
-    let mut order = OrderDoc::create(
+    // Where the client's order stands: its status and its payment claim (none on a voided
+    // order, which takes no claim).
+    let claim = match (claim_of(client.payment_status), client.payment_method) {
+        (Some(PaymentStatus::Pending), None) | (None, _) => None,
+        (Some(status), method) => Some((method.unwrap_or(PaymentMethod::Other), status)),
+    };
+    let reached = Reached {
+        status: client.order_status,
+        claim: claim.filter(|_| client.order_status != OrderStatus::Voided),
+        at: context.now,
+    };
+    let (order, view) = OrderDoc::create_reached(
         NewOrder {
             id: doc_id,
             local_id,
@@ -874,23 +883,9 @@ fn build_order(
             notes: String::new(),
             created_at: client.created_at,
         },
+        Some(reached),
         context.actor.clone(),
     )?;
-    if client.order_status != OrderStatus::Open {
-        tolerate(order.advance(client.order_status, device, context.now))?;
-    }
-    match (claim_of(client.payment_status), client.payment_method) {
-        (Some(PaymentStatus::Pending), None) | (None, _) => {}
-        (Some(status), method) => {
-            tolerate(order.claim_payment(
-                method.unwrap_or(PaymentMethod::Other),
-                status,
-                device,
-                context.now,
-            ))?;
-        }
-    }
-    let view = order.view(context.hq.as_ref())?;
     let (body, conflicts) = order_body_of(&view, client, assigned);
     let mut document = Document::Order(order);
     let saved = document.save();
