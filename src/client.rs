@@ -17,12 +17,22 @@ const REQUEST_TIMEOUT_MS: u64 = 10_000;
 struct TillClient {
     http: reqwest::Client,
     base: String,
+    /// HQ's admin token, sent with every request when given.
+    admin_token: Option<String>,
 }
 
 impl TillClient {
     fn new(args: &ClientArgs) -> anyhow::Result<TillClient> {
         let http = reqwest::Client::builder().timeout(Duration::from_millis(REQUEST_TIMEOUT_MS)).build()?;
-        Ok(TillClient { http, base: args.till.trim_end_matches('/').to_string() })
+        let admin_token = match &args.admin_token_file {
+            Some(file) => {
+                let token = std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read the admin token in {}", file.display()))?;
+                Some(token.trim().to_string())
+            }
+            None => None,
+        };
+        Ok(TillClient { http, base: args.till.trim_end_matches('/').to_string(), admin_token })
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
@@ -34,6 +44,10 @@ impl TillClient {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let request = match &self.admin_token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
         let response =
             request.send().await.with_context(|| format!("cannot reach the till at {}", self.base))?;
         let status = response.status();
@@ -41,7 +55,12 @@ impl TillClient {
             response.json().await.with_context(|| format!("the till answered {status} without JSON"))?;
         if !status.is_success() {
             let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or("?").to_string();
-            bail!("the till refused ({status}, {}): {}", field("error"), field("detail"));
+            let hint = if status == reqwest::StatusCode::UNAUTHORIZED && self.admin_token.is_none() {
+                " (for HQ, pass --admin-token-file with the admin-token file of HQ's data directory)"
+            } else {
+                ""
+            };
+            bail!("the till refused ({status}, {}): {}{hint}", field("error"), field("detail"));
         }
         Ok(body)
     }
@@ -306,20 +325,9 @@ fn time(at: Timestamp) -> String {
 }
 
 /// `tillmesh hq conflicts`: HQ's conflict report, newest first.
-pub(crate) async fn conflicts(
-    args: ClientArgs,
-    token_file: &std::path::Path,
-    limit: usize,
-) -> anyhow::Result<()> {
-    let token = std::fs::read_to_string(token_file)
-        .with_context(|| format!("cannot read the admin token in {}", token_file.display()))?;
+pub(crate) async fn conflicts(args: ClientArgs, limit: usize) -> anyhow::Result<()> {
     let hq = TillClient::new(&args)?;
-    let request = hq
-        .http
-        .get(format!("{}/api/hq/conflicts", hq.base))
-        .query(&[("limit", limit)])
-        .bearer_auth(token.trim());
-    let answer = hq.send(request).await?;
+    let answer = hq.get("/api/hq/conflicts", &[("limit", limit.to_string())]).await?;
     if args.json {
         return print_json(&answer);
     }

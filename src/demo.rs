@@ -908,13 +908,16 @@ async fn keep_running(shop: &mut DemoShop) -> anyhow::Result<()> {
     println!();
     println!("The nodes keep running (stores in {}); ctrl-c stops them.", shop.dir.path().display());
     println!("`{exe}` is this binary (`cargo run --release --` works too).");
-    for node in &shop.nodes {
+    let admin = format!(" --admin-token-file {}", shop.admin_token_file.display());
+    for (index, node) in shop.nodes.iter().enumerate() {
+        // HQ's node API takes its admin token; the tills' is local.
+        let auth = if index == 0 { admin.as_str() } else { "" };
         println!();
         println!("{:<7} {}", node.name, node.url);
         println!("  peer {}", node.peer);
-        println!("  {exe} order list --till {}", node.url);
-        println!("  {exe} status --till {}", node.url);
-        println!("  {exe} order new --till {} --item 'SOUP:Tomato soup:1:4.50'", node.url);
+        println!("  {exe} order list --till {}{auth}", node.url);
+        println!("  {exe} status --till {}{auth}", node.url);
+        println!("  {exe} order new --till {}{auth} --item 'SOUP:Tomato soup:1:4.50'", node.url);
     }
     println!();
     println!("HQ's legacy REST API ({CLIENT}'s token; HQ keeps only its SHA-256):");
@@ -924,8 +927,8 @@ async fn keep_running(shop: &mut DemoShop) -> anyhow::Result<()> {
     );
     println!("  curl {}/api/openapi.json", hq.url);
     println!("HQ's admin token: {}", shop.admin_token);
-    println!("  {exe} hq conflicts --hq {} --admin-token-file {}", hq.url, shop.admin_token_file.display());
-    println!("  {exe} hq settle --hq {} --order <ID> --status CAPTURED", hq.url);
+    println!("  {exe} hq conflicts --hq {}{admin}", hq.url);
+    println!("  {exe} hq settle --hq {}{admin} --order <ID> --status CAPTURED", hq.url);
     println!("{CLIENT_NAME}: syncs with HQ every 5 s in this process (device token above).");
     crate::run_till::shutdown_signal().await;
     println!("stopping: flushing every node");

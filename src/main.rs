@@ -213,6 +213,9 @@ enum HqCommand {
         /// CAPTURED, DECLINED or REFUNDED.
         #[arg(long)]
         status: PaymentStatus,
+        /// HQ's admin token file (`admin-token` in HQ's data directory).
+        #[arg(long, value_name = "FILE", env = "TILLMESH_ADMIN_TOKEN_FILE")]
+        admin_token_file: Option<PathBuf>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -258,6 +261,9 @@ struct ClientArgs {
     /// Base URL of the till's HTTP API.
     #[arg(long, value_name = "URL", env = "TILLMESH_TILL", default_value = "http://127.0.0.1:8080")]
     till: String,
+    /// HQ's admin token file (`admin-token` in HQ's data directory): HQ's node API needs it.
+    #[arg(long, value_name = "FILE", env = "TILLMESH_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -344,9 +350,10 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Demo(DemoArgs { keep }) => demo::run(keep).await,
             Command::Till(args) => run_till::till(args).await,
-            Command::Hq(HqArgs { command: Some(HqCommand::Settle { hq, order, status, json }), .. }) => {
-                client::settle(ClientArgs { till: hq, json }, order, status).await
-            }
+            Command::Hq(HqArgs {
+                command: Some(HqCommand::Settle { hq, order, status, admin_token_file, json }),
+                ..
+            }) => client::settle(ClientArgs { till: hq, admin_token_file, json }, order, status).await,
             Command::Hq(HqArgs {
                 command: Some(HqCommand::Device(DeviceCommand::Add { data_dir, database, device_id })),
                 ..
@@ -354,7 +361,10 @@ fn main() -> std::process::ExitCode {
             Command::Hq(HqArgs {
                 command: Some(HqCommand::Conflicts { hq, admin_token_file, limit, json }),
                 ..
-            }) => client::conflicts(ClientArgs { till: hq, json }, &admin_token_file, limit).await,
+            }) => {
+                let args = ClientArgs { till: hq, admin_token_file: Some(admin_token_file), json };
+                client::conflicts(args, limit).await
+            }
             Command::Hq(args) => run_till::hq(args).await,
             Command::Order(command) => client::order(command).await,
             Command::Status(args) => client::status(args).await,

@@ -207,18 +207,25 @@ async fn run(
         .await
         .with_context(|| format!("cannot listen on {}", node.http))?;
     let address = listener.local_addr()?;
-    // One line on stdout that scripts and tests read to find the node.
-    println!("till {} listening on http://{address}", till.device_id());
-    tracing::info!(%address, device = till.device_id(), "node started");
+    // One line on stdout that scripts and tests read to find the node, once it is ready (for
+    // HQ: records open, admin token written).
+    let device = till.device_id().to_string();
+    let announce = move || {
+        println!("till {device} listening on http://{address}");
+        tracing::info!(%address, device, "node started");
+    };
     match role {
-        Role::Till => tillmesh_node::http::serve(listener, till, shutdown_signal()).await?,
+        Role::Till => {
+            announce();
+            tillmesh_node::http::serve(listener, till, shutdown_signal()).await?;
+        }
         Role::Hq(None) => {
             let records = SledRecords::open(till.store().clone())?;
-            serve_hq(records, till, listener, &data_dir).await?;
+            serve_hq(records, till, listener, &data_dir, announce).await?;
         }
         Role::Hq(Some(options)) => {
             let records = PgRecords::connect_with(*options).await.context("cannot reach HQ's PostgreSQL")?;
-            serve_hq(records, till, listener, &data_dir).await?;
+            serve_hq(records, till, listener, &data_dir, announce).await?;
         }
     }
     if let Some(mesh) = mesh {
@@ -233,9 +240,11 @@ async fn serve_hq<S: RecordStore>(
     till: Till,
     listener: tokio::net::TcpListener,
     data_dir: &Path,
+    announce: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let token = admin_token(data_dir)?;
     let hq = Hq::start(records, till, Arc::new(SystemClock), &token);
+    announce();
     hq.serve(listener, shutdown_signal()).await?;
     Ok(())
 }

@@ -11,8 +11,10 @@ use support::{TillProcess, cli, shop};
 /// How long propagation may take before the test fails.
 const WAIT_MS: u64 = 30_000;
 
-async fn order(http: &reqwest::Client, url: &str, id: &str) -> Option<Value> {
-    let response = http.get(format!("{url}/api/orders/{id}")).send().await.ok()?;
+/// The order as the node at `url` shows it, asked with HQ's admin token (which HQ's node API
+/// requires and a till's ignores).
+async fn order(http: &reqwest::Client, url: &str, id: &str, admin_token: &str) -> Option<Value> {
+    let response = http.get(format!("{url}/api/orders/{id}")).bearer_auth(admin_token).send().await.ok()?;
     if !response.status().is_success() {
         return None;
     }
@@ -24,13 +26,14 @@ async fn wait_for(
     http: &reqwest::Client,
     urls: &[&str],
     id: &str,
+    admin_token: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Vec<Value> {
     let started = Instant::now();
     loop {
         let mut views = Vec::new();
         for url in urls {
-            views.push(order(http, url, id).await);
+            views.push(order(http, url, id, admin_token).await);
         }
         if views.iter().all(|view| view.as_ref().is_some_and(&check)) {
             return views.into_iter().flatten().collect();
@@ -58,6 +61,9 @@ async fn hq_settlement_wins_on_every_till() {
         "500",
     ]);
     let hq_peer = hq.peer.clone().expect("HQ listens");
+    let admin_token_file = dir.join("data-hq").join("admin-token");
+    let admin_token = std::fs::read_to_string(&admin_token_file).expect("HQ wrote its admin token");
+    let admin_token = admin_token.trim();
     let till = |code: &str| {
         TillProcess::spawn(&[
             "till",
@@ -92,7 +98,7 @@ async fn hq_settlement_wins_on_every_till() {
         .await
         .expect("pay");
     assert_eq!(paid.status(), reqwest::StatusCode::CREATED);
-    wait_for(&http, &[&hq.url, &b.url], &id, |order| order["payment"]["status"] == "PAID").await;
+    wait_for(&http, &[&hq.url, &b.url], &id, admin_token, |order| order["payment"]["status"] == "PAID").await;
 
     // A till cannot settle; HQ can, and every till shows HQ's decision, confirmed.
     let refused = http
@@ -102,9 +108,44 @@ async fn hq_settlement_wins_on_every_till() {
         .await
         .expect("send");
     assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
-    let (ok, out, err) = cli(&["hq", "settle", "--hq", &hq.url, "--order", &id, "--status", "DECLINED"]);
+    // HQ's node API faces the network: without HQ's admin token nobody settles or reads there.
+    for token in [None, Some("not-the-admin-token")] {
+        let mut settle =
+            http.post(format!("{}/api/orders/{id}/settle", hq.url)).json(&json!({ "status": "CAPTURED" }));
+        let mut read = http.get(format!("{}/api/orders/{id}", hq.url));
+        if let Some(token) = token {
+            settle = settle.bearer_auth(token);
+            read = read.bearer_auth(token);
+        }
+        for request in [settle, read] {
+            let answer = request.send().await.expect("send");
+            assert_eq!(answer.status(), reqwest::StatusCode::UNAUTHORIZED);
+            let body: Value = answer.json().await.expect("json");
+            assert_eq!(body["error"], "unauthorized", "{body}");
+        }
+    }
+    let health = http.get(format!("{}/api/health", hq.url)).send().await.expect("health");
+    assert_eq!(health.status(), reqwest::StatusCode::OK, "health stays open");
+    let (ok, out, err) = cli(&["hq", "settle", "--hq", &hq.url, "--order", &id, "--status", "CAPTURED"]);
+    assert!(!ok && err.contains("--admin-token-file"), "{out}{err}");
+    let unchanged = order(&http, &hq.url, &id, admin_token).await.expect("HQ's view");
+    assert_eq!(unchanged["payment"]["status"], "PAID", "refused settlements changed nothing");
+    assert_eq!(unchanged["payment"]["confirmed"], false);
+    let token_file = admin_token_file.to_str().expect("utf-8");
+    let (ok, out, err) = cli(&[
+        "hq",
+        "settle",
+        "--hq",
+        &hq.url,
+        "--admin-token-file",
+        token_file,
+        "--order",
+        &id,
+        "--status",
+        "DECLINED",
+    ]);
     assert!(ok && out.contains("DECLINED"), "{out}{err}");
-    wait_for(&http, &[&hq.url, &a.url, &b.url], &id, |order| {
+    wait_for(&http, &[&hq.url, &a.url, &b.url], &id, admin_token, |order| {
         order["payment"]["status"] == "DECLINED" && order["payment"]["confirmed"] == true
     })
     .await;
@@ -117,9 +158,10 @@ async fn hq_settlement_wins_on_every_till() {
         .await
         .expect("pay");
     assert_eq!(claimed.status(), reqwest::StatusCode::CREATED);
-    let views =
-        wait_for(&http, &[&hq.url, &a.url, &b.url], &id, |order| !order["payment"]["conflict"].is_null())
-            .await;
+    let views = wait_for(&http, &[&hq.url, &a.url, &b.url], &id, admin_token, |order| {
+        !order["payment"]["conflict"].is_null()
+    })
+    .await;
     for view in views {
         assert_eq!(view["payment"]["status"], "DECLINED", "SERVER_WINS");
         assert_eq!(view["payment"]["conflict"]["claimed"], "PAID");

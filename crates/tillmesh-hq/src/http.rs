@@ -8,14 +8,17 @@
 //! - `POST /api/hq/devices` `{"deviceId"}` → `{"deviceId","token"}` and `GET /api/hq/conflicts`:
 //!   HQ's admin endpoints, with `Authorization: Bearer <admin token>` (the file `admin-token` in
 //!   HQ's data directory).
+//! - The node's own API (orders, `POST /api/orders/{id}/settle`, roster, sync), with the admin
+//!   token too; `GET /api/health` and `GET /metrics` stay open.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -53,8 +56,10 @@ struct Shared<S> {
 type AppState<S> = State<Arc<Shared<S>>>;
 type Answer<T> = Result<Json<T>, ApiError>;
 
-/// The legacy routes and HQ's admin routes over `service`, and the figures they add to
-/// `/metrics`. `admin_token` guards the admin routes.
+/// The legacy routes, HQ's admin routes and the node's own routes (orders, settlement, roster,
+/// sync) over `service`, and the figures they add to `/metrics`. `admin_token` guards the
+/// admin routes and the node's: HQ's HTTP faces legacy clients on the network, so nobody else
+/// may settle a payment or edit an order there.
 pub fn routes<S: RecordStore>(
     service: Arc<LegacyService<S>>,
     admin_token: &str,
@@ -74,7 +79,9 @@ pub fn routes<S: RecordStore>(
         .route("/api/openapi.json", get(openapi))
         .with_state(Arc::clone(&shared))
         .layer(DefaultBodyLimit::max(REST_BODY_BYTES_MAX));
-    (router, Arc::new(RestMetrics(shared)))
+    let node = tillmesh_node::http::till_routes(shared.service.node().clone())
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_admin::<S>));
+    (router.merge(node), Arc::new(RestMetrics(shared)))
 }
 
 /// An [`HqError`] as an HTTP answer.
@@ -110,6 +117,14 @@ fn admin<S>(shared: &Shared<S>, headers: &HeaderMap) -> Result<(), ApiError> {
             error: "unauthorized",
             detail: "HQ's admin token is required (Authorization: Bearer <contents of admin-token>)".into(),
         }),
+    }
+}
+
+/// Lets a request through only with HQ's admin token.
+async fn require_admin<S>(State(shared): AppState<S>, request: Request, next: Next) -> Response {
+    match admin(&shared, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
     }
 }
 

@@ -64,7 +64,7 @@ pub struct Hq<S> {
 
 impl<S: RecordStore> Hq<S> {
     /// Starts the projection of `node`'s documents into `records` and builds the HTTP app.
-    /// `admin_token` guards the admin routes.
+    /// `admin_token` guards the admin routes and the node's own.
     pub fn start(records: S, node: Till, clock: Arc<dyn Clock>, admin_token: &str) -> Hq<S> {
         let service = Arc::new(LegacyService::new(records, node.clone(), clock));
         let projector = tokio::spawn(projector::run(Arc::clone(&service)));

@@ -36,28 +36,13 @@ pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
 /// The router of the till's API.
 pub fn app(till: Till) -> Router {
-    app_with(till, Router::new(), None)
+    app_with(till.clone(), till_routes(till), None)
 }
 
-/// Figures another layer adds to `GET /metrics` (HQ's legacy API), in the Prometheus text
-/// format.
-pub trait MetricsSource: Send + Sync + 'static {
-    /// The extra lines, each metric with its `# HELP` and `# TYPE`.
-    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>>;
-}
-
-/// The till's API plus `extra` routes (which bring their own body limits), with `extra_metrics`
-/// appended to `GET /metrics`. The till's fallback answers unknown paths.
-pub fn app_with(till: Till, extra: Router, extra_metrics: Option<Arc<dyn MetricsSource>>) -> Router {
-    let requests = Arc::new(metrics::RequestCounts::default());
-    let metrics_route =
-        Router::new().route("/metrics", get(metrics::metrics)).with_state(metrics::MetricsState {
-            till: till.clone(),
-            requests: Arc::clone(&requests),
-            extra_metrics,
-        });
-    let till_routes = Router::new()
-        .route("/api/health", get(routes::health))
+/// The till's own routes (orders, payments, settlement, sync, roster), with their body limit,
+/// for [`app_with`]; a caller may guard them first (HQ requires its admin token).
+pub fn till_routes(till: Till) -> Router {
+    Router::new()
         .route("/api/orders", post(routes::create_order).get(routes::list_orders))
         .route("/api/orders/{id}", get(routes::get_order).patch(routes::update_order))
         .route("/api/orders/{id}/items", post(routes::add_item))
@@ -71,10 +56,31 @@ pub fn app_with(till: Till, extra: Router, extra_metrics: Option<Arc<dyn Metrics
         .route("/api/sync/now", post(routes::sync_now))
         .route("/api/roster", post(routes::apply_roster))
         .with_state(till)
-        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX));
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+}
+
+/// Figures another layer adds to `GET /metrics` (HQ's legacy API), in the Prometheus text
+/// format.
+pub trait MetricsSource: Send + Sync + 'static {
+    /// The extra lines, each metric with its `# HELP` and `# TYPE`.
+    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>>;
+}
+
+/// `routes` (the till's own from [`till_routes`], plus any others, each with its body limit) with
+/// what every node serves openly — `GET /api/health` and `GET /metrics` (`extra_metrics`
+/// appended) — the fallback for unknown paths, request counting, the timeout and tracing.
+pub fn app_with(till: Till, routes: Router, extra_metrics: Option<Arc<dyn MetricsSource>>) -> Router {
+    let requests = Arc::new(metrics::RequestCounts::default());
+    let metrics_route =
+        Router::new().route("/metrics", get(metrics::metrics)).with_state(metrics::MetricsState {
+            till: till.clone(),
+            requests: Arc::clone(&requests),
+            extra_metrics,
+        });
+    let health_route = Router::new().route("/api/health", get(routes::health)).with_state(till);
     Router::new()
-        .merge(till_routes)
-        .merge(extra)
+        .merge(routes)
+        .merge(health_route)
         .merge(metrics_route)
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(requests, metrics::count_requests))
