@@ -10,7 +10,9 @@ use tillmesh_core::{
     Order, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp, Transaction,
     TransactionDoc, order_hash,
 };
-use tillmesh_store::{OrderPage, OrderQuery, Prepared, RemoteCounts, Store, StoreOptions, TillIdentity};
+use tillmesh_store::{
+    OrderPage, OrderQuery, Prepared, RemoteCounts, Store, StoreOptions, TillIdentity, View,
+};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -337,14 +339,20 @@ impl Till {
                 notes: input.notes,
                 created_at: inner.clock.now(),
             };
-            let mut documents = vec![Document::Order(OrderDoc::create(new, inner.actor.clone())?)];
-            context.put(&mut documents)?;
-            Ok(documents)
+            // The view comes with the new document: it is neither read back for the store's
+            // summary nor for the answer.
+            let (order, view) = OrderDoc::create_reached(new, None, inner.actor.clone())?;
+            let mut document = Document::Order(order);
+            let saved = document.save();
+            let prepared = store.prepare_viewed(&mut document, saved, &View::Order(view.clone()));
+            context.put_prepared(&[prepared], None)?;
+            Ok((document, view))
         };
         match self.inner.writer.submit(job).await {
-            Ok(documents) => {
-                self.announce(&documents, true);
-                Ok((self.detail_of(documents)?, true))
+            Ok((document, order)) => {
+                self.announce(&[document], true);
+                // A new order has no transactions yet.
+                Ok((OrderDetail { server_hash: order_hash(&order), order, transactions: Vec::new() }, true))
             }
             Err(TillError::AlreadyExists { id }) => Ok((self.order(id)?, false)),
             Err(error) => Err(error),

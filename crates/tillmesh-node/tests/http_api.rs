@@ -1,10 +1,11 @@
 //! The till's HTTP API end to end on a real socket (127.0.0.1:0) over a real sled store.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tillmesh_core::TillCode;
+use tillmesh_core::{Clock, TillCode, Timestamp};
 use tillmesh_node::{SystemClock, Till, TillConfig};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -18,6 +19,17 @@ struct Harness {
     dir: tempfile::TempDir,
 }
 
+/// Wall-clock time, one millisecond further on every reading: edits made within the same
+/// millisecond still order by time, however fast the machine.
+#[derive(Debug)]
+struct TickingClock(AtomicI64);
+
+impl Clock for TickingClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 impl Harness {
     async fn start() -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -27,7 +39,8 @@ impl Harness {
     async fn start_in(dir: tempfile::TempDir) -> Harness {
         let mut config = TillConfig::new(dir.path().join("till"), TillCode::parse("A").expect("code"));
         config.tax_rate_bps = 825;
-        let till = Till::open(config, Arc::new(SystemClock)).expect("open till");
+        let clock = TickingClock(AtomicI64::new(SystemClock.now().0));
+        let till = Till::open(config, Arc::new(clock)).expect("open till");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
