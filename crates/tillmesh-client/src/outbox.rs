@@ -237,21 +237,7 @@ impl Outbox {
             None => None,
         };
         let tracked = match existing {
-            None => Tracked {
-                local_id: local_id.unwrap_or_else(Uuid::new_v4),
-                record,
-                device_id: device_id.to_string(),
-                sync_status: SyncStatus::Pending,
-                sync_version: 1,
-                deleted: false,
-                server_id: None,
-                server_version: None,
-                server_hash: None,
-                attempts: 0,
-                last_error: None,
-                rejected: false,
-                former_ids: Vec::new(),
-            },
+            None => Tracked::new(local_id.unwrap_or_else(Uuid::new_v4), record, device_id.to_string()),
             Some(mut tracked) => {
                 let kind = T::KIND;
                 if tracked.device_id != device_id {
@@ -437,19 +423,11 @@ impl Outbox {
         let mut index = self.lock();
         let tracked = match self.get::<T>(remote.local_id)? {
             None => Tracked {
-                local_id: remote.local_id,
-                record: remote.record,
-                device_id: remote.device_id,
                 sync_status: SyncStatus::Synced,
                 sync_version: remote.sync_version,
-                deleted: false,
-                server_id: None,
                 server_version: Some(remote.sync_version),
                 server_hash: remote.server_hash,
-                attempts: 0,
-                last_error: None,
-                rejected: false,
-                former_ids: Vec::new(),
+                ..Tracked::new(remote.local_id, remote.record, remote.device_id)
             },
             Some(current) if current.deleted => return Ok(false),
             Some(mut current) if current.sync_status != SyncStatus::Synced => {

@@ -149,6 +149,25 @@ pub type TrackedOrder = Tracked<LegacyOrder>;
 pub type TrackedTransaction = Tracked<LegacyTransaction>;
 
 impl<T: LegacyRecord> Tracked<T> {
+    /// A record new on this device: `PENDING` at version 1, unknown to HQ.
+    pub(crate) fn new(local_id: Uuid, record: T, device_id: String) -> Tracked<T> {
+        Tracked {
+            local_id,
+            record,
+            device_id,
+            sync_status: SyncStatus::Pending,
+            sync_version: 1,
+            deleted: false,
+            server_id: None,
+            server_version: None,
+            server_hash: None,
+            attempts: 0,
+            last_error: None,
+            rejected: false,
+            former_ids: Vec::new(),
+        }
+    }
+
     /// Whether the record waits to be sent (`PENDING`, `MODIFIED`, `DELETED`, or `SYNCING`
     /// left over from an interrupted sync).
     pub fn is_pending(&self) -> bool {

@@ -613,23 +613,7 @@ mod tests {
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         };
-        (0..count)
-            .map(|_| Tracked {
-                local_id: Uuid::new_v4(),
-                record: order.clone(),
-                device_id: "pos".into(),
-                sync_status: tillmesh_core::legacy::SyncStatus::Pending,
-                sync_version: 1,
-                deleted: false,
-                server_id: None,
-                server_version: None,
-                server_hash: None,
-                attempts: 0,
-                last_error: None,
-                rejected: false,
-                former_ids: Vec::new(),
-            })
-            .collect()
+        (0..count).map(|_| Tracked::new(Uuid::new_v4(), order.clone(), "pos".into())).collect()
     }
 
     #[test]
