@@ -8,15 +8,17 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/common/served.rs"]
+mod served;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tillmesh_core::{HqSigningKey, TillCode};
-use tillmesh_hq::{Hq, PgRecords, RecordStore, SledRecords};
-use tillmesh_node::{SystemClock, Till, TillConfig};
+use served::Served;
+use tillmesh_hq::{PgRecords, RecordStore, SledRecords};
+use tillmesh_node::Till;
 use uuid::Uuid;
 
 const BATCH_ORDERS: usize = 100;
@@ -46,26 +48,12 @@ where
     F: FnOnce(Till) -> Fut,
     Fut: Future<Output = S>,
 {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = TillConfig::new(dir.path().join("hq"), TillCode::parse("HQ").expect("code"));
-    let key = HqSigningKey::from_bytes(&[7; 32]);
-    config.hq = Some(key.public_key());
-    config.hq_signing = Some(key);
-    config.tax_rate_bps = 825;
-    let till = Till::open(config, Arc::new(SystemClock)).expect("open HQ's node");
-    let records = make(till.clone()).await;
-    let hq = Hq::start(records, till, Arc::new(SystemClock), "admin");
-    let service = Arc::clone(&hq.service);
+    let served = Served::start(make, "admin").await;
+    let service = Arc::clone(&served.service);
     let mut tokens = Vec::new();
     for client in 0..CLIENTS {
         tokens.push(service.add_device(&format!("pos-{client}")).await.expect("device"));
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(hq.serve(listener, async move {
-        let _ = stopped.await;
-    }));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
 
     // Orders are serialised before the clock starts: the figure is the server's. Each client
@@ -112,7 +100,7 @@ where
         assert_eq!(answer.synced_orders.len(), BATCH_ORDERS);
         (started.elapsed(), answer.next_sync_token)
     };
-    let url = format!("{base}/api/sync/batch");
+    let url = format!("{}/api/sync/batch", served.base);
     let mut since = vec!["c0".to_string(); CLIENTS];
     for (client, bodies) in bodies.iter().enumerate() {
         for orders in &bodies[..WARMUP_BATCHES] {
@@ -168,8 +156,7 @@ where
         orders + CLIENTS * WARMUP_BATCHES * BATCH_ORDERS,
         "every order stored once"
     );
-    let _ = stop.send(());
-    server.await.expect("server").expect("stopped");
+    served.stop().await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

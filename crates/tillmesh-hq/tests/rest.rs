@@ -3,6 +3,8 @@
 //! without it the PostgreSQL variants print `SKIPPED`).
 
 mod common;
+#[path = "common/served.rs"]
+mod served;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -11,12 +13,11 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tillmesh_core::{HqSigningKey, PaymentStatus, TillCode};
+use served::Served;
+use tillmesh_core::PaymentStatus;
 use tillmesh_hq::records::RecordStore;
-use tillmesh_hq::{Hq, LegacyService, PgRecords, SledRecords};
-use tillmesh_node::{SystemClock, Till, TillConfig};
-use tokio::sync::oneshot;
+use tillmesh_hq::{LegacyService, PgRecords, SledRecords};
+use tillmesh_node::Till;
 use uuid::Uuid;
 
 const ADMIN_TOKEN: &str = "admin-secret-for-tests";
@@ -27,47 +28,21 @@ struct Harness<S> {
     service: Arc<LegacyService<S>>,
     token_a: String,
     token_b: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _dir: TempDir,
+    served: Served<S>,
 }
 
-/// HQ's node in a temporary directory, `make` its record store, served on a free port, with
-/// devices `pos-a` and `pos-b`.
+/// HQ served with `make` its record store (see [`Served`]), with devices `pos-a` and `pos-b`.
 async fn harness<S, F, Fut>(make: F) -> Harness<S>
 where
     S: RecordStore,
     F: FnOnce(Till) -> Fut,
     Fut: Future<Output = S>,
 {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let mut config = TillConfig::new(dir.path().join("hq"), TillCode::parse("HQ").expect("code"));
-    let key = HqSigningKey::from_bytes(&[7; 32]);
-    config.hq = Some(key.public_key());
-    config.hq_signing = Some(key);
-    config.tax_rate_bps = 825;
-    let till = Till::open(config, Arc::new(SystemClock)).expect("open HQ's node");
-    let records = make(till.clone()).await;
-    let hq = Hq::start(records, till, Arc::new(SystemClock), ADMIN_TOKEN);
-    let service = Arc::clone(&hq.service);
+    let served = Served::start(make, ADMIN_TOKEN).await;
+    let service = Arc::clone(&served.service);
     let token_a = service.add_device("pos-a").await.expect("device a");
     let token_b = service.add_device("pos-b").await.expect("device b");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(hq.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    Harness {
-        base,
-        http: reqwest::Client::new(),
-        service,
-        token_a,
-        token_b,
-        stop: Some(stop),
-        task: Some(task),
-        _dir: dir,
-    }
+    Harness { base: served.base.clone(), http: reqwest::Client::new(), service, token_a, token_b, served }
 }
 
 async fn on_sled() -> Harness<SledRecords> {
@@ -135,13 +110,8 @@ impl<S: RecordStore> Harness<S> {
         (counts.orders, counts.transactions, records.last_position().await.expect("position"))
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server stopped cleanly");
-        }
+    async fn stop(self) {
+        self.served.stop().await;
     }
 }
 
