@@ -199,7 +199,7 @@ impl OrderDoc {
     /// Creates the order's document. Call once, on the device that takes the order; every other
     /// peer gets it by sync, never by creating it again.
     pub fn create(new: NewOrder, actor: ActorId) -> Result<OrderDoc, EditError> {
-        Ok(OrderDoc::create_reached(new, None, actor)?.0)
+        Ok(OrderDoc::build(new, None, actor)?.0)
     }
 
     /// Like [`OrderDoc::create`] for an order taken on a device outside the mesh that has
@@ -211,6 +211,21 @@ impl OrderDoc {
         reached: Option<Reached>,
         actor: ActorId,
     ) -> Result<(OrderDoc, Order), EditError> {
+        let writer = actor.to_hex_string();
+        let (doc, record) = OrderDoc::build(new, reached, actor)?;
+        let claims = record.claims.iter().map(|claim| (claim.clone(), writer.clone()));
+        let payment = authority::resolve(DocKind::Order, doc.base.id, claims, [], None);
+        let updated_at = Timestamp(record.updated_at);
+        let view = Order::of(doc.base.id, record, updated_at, payment)?;
+        Ok((doc, view))
+    }
+
+    /// The document [`OrderDoc::create_reached`] makes, and the record it was made from.
+    fn build(
+        new: NewOrder,
+        reached: Option<Reached>,
+        actor: ActorId,
+    ) -> Result<(OrderDoc, OrderRecord), EditError> {
         check_device_id(&new.device_id)?;
         if new.tax_rate_bps > limits::TAX_RATE_BPS_MAX {
             return Err(EditError::TaxRate { bps: new.tax_rate_bps });
@@ -248,14 +263,6 @@ impl OrderDoc {
                 updated_at = updated_at.max(reached.at);
             }
         }
-        let writer = actor.to_hex_string();
-        let payment = authority::resolve(
-            DocKind::Order,
-            new.id,
-            claims.iter().map(|claim| (claim.clone(), writer.clone())),
-            [],
-            None,
-        );
         let record = OrderRecord {
             schema: SCHEMA_VERSION,
             kind: DocKind::Order.as_str().to_string(),
@@ -277,8 +284,7 @@ impl OrderDoc {
         let mut base = BaseDoc::new(new.id, actor);
         autosurgeon::reconcile(&mut base.doc, &record).map_err(DocumentError::from)?;
         base.commit(&new.device_id, updated_at);
-        let view = Order::of(new.id, record, updated_at, payment)?;
-        Ok((OrderDoc { base }, view))
+        Ok((OrderDoc { base }, record))
     }
 
     /// The effective order. `hq` verifies settlements; without it none is honoured.
