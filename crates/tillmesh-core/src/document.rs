@@ -26,7 +26,7 @@ macro_rules! document_plumbing {
 
             #[doc = concat!("Loads saved bytes, checking that they are ", $what, " of a known schema.")]
             pub fn load(bytes: &[u8]) -> Result<$doc, $crate::document::DocumentError> {
-                $doc::from_automerge(automerge::AutoCommit::load(bytes)?)
+                $doc::from_automerge(tillmesh_untrusted::load_document(bytes)?)
             }
 
             #[doc = concat!("Wraps an Automerge document, checking that it is ", $what, " of a known schema.")]
@@ -107,7 +107,10 @@ impl fmt::Display for DocKind {
 /// Why bytes or an Automerge document are not a readable tillmesh document.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
-    /// Automerge refused the bytes or an operation.
+    /// The bytes are not a loadable Automerge document (refused before or by automerge).
+    #[error("unloadable: {0}")]
+    Load(#[from] tillmesh_untrusted::LoadError),
+    /// Automerge refused an operation.
     #[error("automerge: {0}")]
     Automerge(#[source] Box<automerge::AutomergeError>),
     /// A value in the document does not have the expected type.
@@ -175,8 +178,9 @@ pub enum Document {
 
 impl Document {
     /// Loads saved bytes (as from [`Document::save`] or any Automerge peer) and checks the header.
+    /// The bytes are not trusted: see [`tillmesh_untrusted::load_document`].
     pub fn load(bytes: &[u8]) -> Result<Document, DocumentError> {
-        Document::from_automerge(AutoCommit::load(bytes)?)
+        Document::from_automerge(tillmesh_untrusted::load_document(bytes)?)
     }
 
     /// Wraps an Automerge document after checking its header.

@@ -73,6 +73,8 @@ pub struct SyncStats {
     pub bytes_received: AtomicU64,
     /// Requests sent: each is one round trip.
     pub requests_sent: AtomicU64,
+    /// Document messages from peers refused (not loadable or not valid), repeats included.
+    pub documents_refused: AtomicU64,
 }
 
 impl SyncStats {
@@ -425,6 +427,7 @@ impl Driver {
             return Ok(());
         }
         let now = self.till.clock().now();
+        let stats = Arc::clone(&self.stats);
         let sessions = self
             .step(move |context, sessions| {
                 let Some(at) = sessions.iter().position(|(id, _, _)| *id == peer) else {
@@ -435,9 +438,7 @@ impl Driver {
                 let received = session.receive(frame, &mut docs)?;
                 let changed = docs.write()?;
                 tracing::debug!(%peer, documents = changed.len(), "documents received");
-                for (id, reason) in &received.refused {
-                    tracing::warn!(%peer, %id, %reason, "document refused");
-                }
+                quarantine(context.store, &stats, &peer, received.refused, received.repeated.len(), now)?;
                 if let Some(agreed) = received.agreed
                     && context.index.fingerprint(&Bound::min(), &Bound::Max) == agreed
                 {
@@ -633,4 +634,28 @@ fn trace_frame(kind: &str, peer: PeerId, frame: &Frame, bytes: usize) {
 /// The remote name of a roster till code: `till-B`, or `hq` for HQ.
 fn remote_name(code: &str) -> String {
     if code == tillmesh_core::roster::HQ_CODE { "hq".to_string() } else { format!("till-{code}") }
+}
+
+/// Reports document messages a peer sent that were refused, and keeps each aside (once: the same
+/// bytes sent again are dropped unread, see [`tillmesh_sync::Documents::refused_before`]).
+fn quarantine(
+    store: &tillmesh_store::Store,
+    stats: &SyncStats,
+    peer: &PeerId,
+    refused: Vec<tillmesh_sync::Refusal>,
+    repeated: usize,
+    now: tillmesh_core::Timestamp,
+) -> Result<(), TillError> {
+    let count = refused.len() + repeated;
+    stats.documents_refused.fetch_add(count as u64, Ordering::Relaxed);
+    if repeated > 0 {
+        tracing::debug!(%peer, repeated, "documents refused before sent again: dropped unread");
+    }
+    for refusal in refused {
+        let tillmesh_sync::Refusal { id, reason, bytes } = refusal;
+        tracing::warn!(%peer, %id, %reason, bytes = bytes.len(), "document refused and kept aside");
+        let entry = tillmesh_store::Quarantined { id, from: peer.to_string(), reason, at_ms: now.0, bytes };
+        store.quarantine(&entry)?;
+    }
+    Ok(())
 }

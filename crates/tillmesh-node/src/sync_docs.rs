@@ -65,7 +65,7 @@ impl Documents for StoreDocuments<'_, '_> {
             return Ok(Some(document.automerge().clone()));
         }
         match self.context.store.get_bytes(id)? {
-            Some(bytes) => AutoCommit::load(&bytes)
+            Some(bytes) => tillmesh_untrusted::load_document(&bytes)
                 .map(Some)
                 .map_err(|error| StoreError::Document { id, source: error.into() }),
             None => Ok(None),
@@ -94,5 +94,9 @@ impl Documents for StoreDocuments<'_, '_> {
 
     fn sync_state(&mut self, id: DocId) -> Result<Option<sync::State>, StoreError> {
         Ok(self.context.store.sync_state(self.remote, id)?.and_then(|bytes| sync::State::decode(&bytes).ok()))
+    }
+
+    fn refused_before(&mut self, bytes: &[u8]) -> Result<bool, StoreError> {
+        self.context.store.is_quarantined(bytes)
     }
 }

@@ -8,6 +8,7 @@
 //! batch is durable, the ids of every document it wrote go out on a broadcast channel
 //! ([`Writer::subscribe_written`]) for whoever follows the store (HQ's REST projection).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
@@ -132,7 +133,11 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |context| Box::new(Typed { result: job(context), reply }));
         sender.send(job).await.map_err(|_| TillError::ShuttingDown)?;
-        answer.await.map_err(|_| TillError::ShuttingDown)?
+        // The thread answers every job it takes, even at shutdown; a reply dropped unanswered
+        // means the job panicked (and was contained).
+        answer
+            .await
+            .map_err(|_| TillError::Internal { detail: "the write failed unexpectedly and was not made" })?
     }
 
     /// Stops taking jobs, lets the thread finish the queued ones (flushed), and waits for it.
@@ -168,7 +173,20 @@ fn run(store: Store, mut index: Index, mut receiver: mpsc::Receiver<Job>, announ
         let mut written = Vec::new();
         for job in batch {
             let mut context = WriteContext { store: &store, index: &mut index, written: &mut written };
-            pending.push(job(&mut context));
+            // A panic is a bug, but it must not end the thread every write goes through: the job
+            // is answered with an error (its reply is dropped), the index read again from the
+            // store (the job may have stopped between a write and its index update), and the
+            // thread goes on.
+            match catch_unwind(AssertUnwindSafe(|| job(&mut context))) {
+                Ok(done) => pending.push(done),
+                Err(_) => {
+                    tracing::error!("a write job panicked: it is not acknowledged; reloading the sync index");
+                    match store.load_index() {
+                        Ok(reloaded) => index = reloaded,
+                        Err(error) => tracing::error!(%error, "cannot reload the sync index"),
+                    }
+                }
+            }
         }
         let flushed = store.flush();
         match &flushed {

@@ -260,13 +260,13 @@ impl Simulation {
             };
             self.stats.delivered += 1;
             self.stats.synced_docs += received.changed.len() as u64;
-            if let Some((doc_id, reason)) = received.refused.into_iter().next() {
+            if let Some(refusal) = received.refused.into_iter().next() {
                 return Err(SimError::Refused {
                     seed: self.config.seed,
                     node: self.nodes[to].device_id.clone(),
                     from: self.nodes[from].device_id.clone(),
-                    doc_id,
-                    reason,
+                    doc_id: refusal.id,
+                    reason: refusal.reason,
                 });
             }
             self.flush(to, now);

@@ -12,14 +12,18 @@
 //! - `keys`: how keys are encoded (big-endian, so sled's order is time order).
 //! - `summary`: the [`OrderSummary`] kept per order for listing.
 //! - `sync`: per-remote [`SyncStatus`] and Automerge sync states.
+//! - `quarantine`: refused documents kept aside ([`Quarantined`]).
 //! - `error`: [`StoreError`].
 
 mod error;
 mod keys;
+mod quarantine;
 mod summary;
 mod sync;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -28,6 +32,7 @@ use tillmesh_sync::{Index, ItemHash};
 use uuid::Uuid;
 
 pub use error::StoreError;
+pub use quarantine::{QUARANTINE_ENTRIES_MAX, Quarantined};
 pub use summary::{OrderPage, OrderQuery, OrderSummary, PAGE_ROWS_MAX, Prepared, View};
 pub use sync::{REMOTE_NAME_BYTES_MAX, RemoteCounts, SyncStatus};
 
@@ -67,6 +72,8 @@ pub struct Store {
     db: sled::Db,
     trees: Trees,
     hq: Option<HqPublicKey>,
+    /// Entries in the quarantine tree (counted at open: the tree is bounded).
+    quarantined: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +100,8 @@ struct Trees {
     sync_states: sled::Tree,
     /// remote → last successful sync time (i64 BE).
     remotes: sled::Tree,
+    /// SHA-256 of refused bytes → [`Quarantined`] as JSON.
+    quarantine: sled::Tree,
 }
 
 mod meta_keys {
@@ -132,8 +141,10 @@ impl Store {
             sync_counts: tree("sync_counts")?,
             sync_states: tree("sync_states")?,
             remotes: tree("remotes")?,
+            quarantine: tree("quarantine")?,
         };
-        let store = Store { db, trees, hq: options.hq };
+        let quarantined = Arc::new(AtomicU64::new(trees.quarantine.len() as u64));
+        let store = Store { db, trees, hq: options.hq, quarantined };
         store.migrate()?;
         Ok(store)
     }
@@ -188,6 +199,50 @@ impl Store {
     pub fn set_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.db.insert(format!("{}{name}", meta_keys::SETTING_PREFIX), value)?;
         Ok(())
+    }
+
+    /// Keeps refused bytes aside (durable with the next flush). Returns false when these bytes
+    /// are already kept or [`QUARANTINE_ENTRIES_MAX`] entries are.
+    pub fn quarantine(&self, entry: &Quarantined) -> Result<bool, StoreError> {
+        if self.quarantined.load(Ordering::Relaxed) >= QUARANTINE_ENTRIES_MAX {
+            return Ok(false);
+        }
+        let value =
+            serde_json::to_vec(entry).map_err(|_| StoreError::Corrupt { what: "quarantine entry" })?;
+        let kept = self
+            .trees
+            .quarantine
+            .compare_and_swap(quarantine::key(&entry.bytes), None as Option<&[u8]>, Some(value))?
+            .is_ok();
+        if kept {
+            self.quarantined.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(kept)
+    }
+
+    /// Whether exactly these bytes were kept aside as refused.
+    pub fn is_quarantined(&self, bytes: &[u8]) -> Result<bool, StoreError> {
+        if self.quarantined.load(Ordering::Relaxed) == 0 {
+            return Ok(false);
+        }
+        Ok(self.trees.quarantine.contains_key(quarantine::key(bytes))?)
+    }
+
+    /// How many refused documents are kept aside.
+    pub fn quarantined_count(&self) -> u64 {
+        self.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// Every refused document kept aside (at most [`QUARANTINE_ENTRIES_MAX`]).
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        self.trees
+            .quarantine
+            .iter()
+            .values()
+            .map(|value| {
+                serde_json::from_slice(&value?).map_err(|_| StoreError::Corrupt { what: "quarantine entry" })
+            })
+            .collect()
     }
 
     /// A named tree for a layer built on this store (HQ's legacy REST records), in the same

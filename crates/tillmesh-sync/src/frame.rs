@@ -37,7 +37,7 @@ pub const HEADS_MAX: usize = 64;
 /// Most document messages in one frame.
 pub const DOCS_MAX: usize = 20_000;
 /// Largest document message.
-pub const DOC_BYTES_MAX: usize = 8 * 1024 * 1024;
+pub const DOC_BYTES_MAX: usize = tillmesh_untrusted::DOCUMENT_BYTES_MAX;
 /// Largest credentials payload.
 pub const CREDENTIALS_BYTES_MAX: usize = 64 * 1024;
 

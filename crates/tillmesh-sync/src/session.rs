@@ -47,6 +47,25 @@ pub trait Documents {
 
     /// The Automerge sync state kept from an earlier session with this peer.
     fn sync_state(&mut self, id: DocId) -> Result<Option<sync::State>, Self::Error>;
+
+    /// Whether exactly these bytes were refused before (and kept aside): they are then dropped
+    /// without being loaded again. Nothing is kept aside by default.
+    fn refused_before(&mut self, bytes: &[u8]) -> Result<bool, Self::Error> {
+        let _ = bytes;
+        Ok(false)
+    }
+}
+
+/// A document message refused: what it claimed to be, why, and its bytes (to keep aside for
+/// inspection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The document it was sent as.
+    pub id: DocId,
+    /// Why it was refused.
+    pub reason: String,
+    /// The message's bytes: a whole document or a sync message.
+    pub bytes: Vec<u8>,
 }
 
 /// What receiving a frame did.
@@ -54,8 +73,11 @@ pub trait Documents {
 pub struct Received {
     /// Documents created or changed here.
     pub changed: Vec<DocId>,
-    /// Document messages refused, with the reason (the peer sent something invalid).
-    pub refused: Vec<(DocId, String)>,
+    /// Document messages refused (the peer sent something invalid).
+    pub refused: Vec<Refusal>,
+    /// Document messages refused earlier and sent again: dropped unread
+    /// (see [`Documents::refused_before`]).
+    pub repeated: Vec<DocId>,
     /// Set when this frame showed that both peers hold exactly the same documents: the
     /// whole-set fingerprint both agreed on. (Compare it with the index now: local writes since
     /// may have changed it.)
@@ -196,13 +218,21 @@ impl Session {
         received: &mut Received,
     ) -> Result<(), D::Error> {
         let id = message.id;
-        let mut refuse = |reason: String| received.refused.push((id, reason));
+        let bytes = match &message.body {
+            DocBody::Sync(bytes) | DocBody::Whole(bytes) => bytes,
+        };
+        if docs.refused_before(bytes)? {
+            received.repeated.push(id);
+            return Ok(());
+        }
+        let mut refuse =
+            |reason: String, bytes: Vec<u8>| received.refused.push(Refusal { id, reason, bytes });
         match message.body {
             DocBody::Sync(bytes) => {
-                let message = match sync::Message::decode(&bytes) {
+                let message = match tillmesh_untrusted::decode_sync_message(&bytes) {
                     Ok(message) => message,
                     Err(error) => {
-                        refuse(format!("undecodable sync message: {error}"));
+                        refuse(format!("undecodable sync message: {error}"), bytes);
                         return Ok(());
                     }
                 };
@@ -212,8 +242,8 @@ impl Session {
                     docs.load(id)?.unwrap_or_else(|| AutoCommit::new().with_actor(ActorId::from([0u8; 16])));
                 let before = doc.get_heads();
                 let state = self.state(id, docs)?;
-                if let Err(error) = doc.sync().receive_sync_message(state, message) {
-                    refuse(format!("sync message refused by automerge: {error}"));
+                if let Err(error) = tillmesh_untrusted::receive_sync_message(&mut doc, state, message) {
+                    refuse(format!("sync message refused: {error}"), bytes);
                     // Nothing was applied: forget what this exchange said.
                     self.states.remove(&id);
                     return Ok(());
@@ -224,7 +254,7 @@ impl Session {
                     match docs.store(id, doc, None)? {
                         Ok(()) => received.changed.push(id),
                         Err(reason) => {
-                            received.refused.push((id, reason));
+                            refuse(reason, bytes);
                             self.states.remove(&id);
                             self.outbox_docs.retain(|queued| queued.id != id);
                         }
@@ -232,10 +262,10 @@ impl Session {
                 }
             }
             DocBody::Whole(bytes) => {
-                let mut theirs = match AutoCommit::load(&bytes) {
+                let mut theirs = match tillmesh_untrusted::load_document(&bytes) {
                     Ok(doc) => doc,
                     Err(error) => {
-                        refuse(format!("undecodable document: {error}"));
+                        refuse(format!("undecodable document: {error}"), bytes);
                         return Ok(());
                     }
                 };
@@ -243,14 +273,14 @@ impl Session {
                 let (doc, before, saved) = match docs.load(id)? {
                     Some(mut mine) => {
                         let before = mine.get_heads();
-                        if let Err(error) = mine.merge(&mut theirs) {
-                            refuse(format!("document does not merge: {error}"));
+                        if let Err(error) = tillmesh_untrusted::merge(&mut mine, &mut theirs) {
+                            refuse(format!("document does not merge: {error}"), bytes);
                             return Ok(());
                         }
                         (mine, before, None)
                     }
                     // Kept as received: its bytes are already the saved form.
-                    None => (theirs, Vec::new(), Some(bytes)),
+                    None => (theirs, Vec::new(), Some(bytes.clone())),
                 };
                 let mut doc = doc;
                 let after = doc.get_heads();
@@ -259,7 +289,7 @@ impl Session {
                     match docs.store(id, doc, saved)? {
                         Ok(()) => received.changed.push(id),
                         Err(reason) => {
-                            received.refused.push((id, reason));
+                            refuse(reason, bytes);
                             return Ok(());
                         }
                     }

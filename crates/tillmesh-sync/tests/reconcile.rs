@@ -215,3 +215,32 @@ fn refused_documents_change_nothing() {
     converse(&mut a, &mut b);
     assert!(b.index().is_empty());
 }
+
+/// Bytes that crash or exhaust automerge's own loader, sent as a whole document or as a sync
+/// message, are refused one by one with their bytes (to keep aside); the session goes on.
+#[test]
+fn documents_that_crash_automerge_are_refused_not_loaded() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/crashers/document_receive");
+    let mut crashers: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .expect("crashers folder")
+        .map(|entry| std::fs::read(entry.expect("entry").path()).expect("read"))
+        .collect();
+    crashers.sort();
+    assert!(crashers.len() >= 3);
+    let mut docs = MemoryDocuments::new();
+    let mut session = Session::new();
+    let mut messages = Vec::new();
+    for (n, bytes) in crashers.iter().enumerate() {
+        let id = uuid::Uuid::from_u128(n as u128 + 1);
+        messages.push(tillmesh_sync::DocMsg { id, body: tillmesh_sync::DocBody::Whole(bytes.clone()) });
+        messages.push(tillmesh_sync::DocMsg { id, body: tillmesh_sync::DocBody::Sync(bytes.clone()) });
+    }
+    let frame = tillmesh_sync::Frame { credentials: None, ranges: None, docs: messages };
+    let received = session.receive(frame, &mut docs).expect("memory documents never fail");
+    assert!(received.changed.is_empty());
+    assert_eq!(received.refused.len(), crashers.len() * 2, "{:?}", received.refused);
+    for refusal in &received.refused {
+        assert!(crashers.contains(&refusal.bytes), "the refused bytes are reported as sent");
+    }
+    assert!(docs.index().is_empty(), "nothing was stored");
+}

@@ -61,6 +61,13 @@ pub(super) async fn metrics(
         "Documents held.",
         &[(String::new(), store.document_count() as u64)],
     );
+    metric(
+        &mut out,
+        "tillmesh_documents_quarantined",
+        "gauge",
+        "Refused documents kept aside for inspection.",
+        &[(String::new(), store.quarantined_count())],
+    );
     let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
     let answered: Vec<(String, u64)> = classes
         .iter()
@@ -84,6 +91,11 @@ pub(super) async fn metrics(
             ("tillmesh_sync_frames_received_total", "Sync frames received.", &stats.frames_received),
             ("tillmesh_sync_bytes_received_total", "Bytes of sync frames received.", &stats.bytes_received),
             ("tillmesh_sync_requests_total", "Sync requests sent (round trips).", &stats.requests_sent),
+            (
+                "tillmesh_documents_refused_total",
+                "Document messages from peers refused (not loadable or not valid), repeats included.",
+                &stats.documents_refused,
+            ),
         ] {
             metric(&mut out, name, "counter", help, &[(String::new(), counter.load(Ordering::Relaxed))]);
         }
