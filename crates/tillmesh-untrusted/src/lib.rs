@@ -8,7 +8,7 @@
 //!
 //! 1. bounds the size: at most [`DOCUMENT_BYTES_MAX`] bytes;
 //! 2. checks the shape before automerge sees the bytes: only the chunk kinds tillmesh peers write
-//!    (document chunks; in sync messages also change chunks), every column's declared rows at
+//!    (documents and changes: never bundles), every column's declared rows at
 //!    most [`COLUMN_ROWS_MAX`], deflated columns inflated only up to [`DOCUMENT_BYTES_MAX`] — so
 //!    the memory one load can take is bounded before automerge allocates anything;
 //! 3. runs automerge under `catch_unwind`, so a panic left in it becomes [`LoadError::Panicked`]
@@ -81,19 +81,18 @@ pub enum LoadError {
     Panicked(String),
 }
 
-/// Loads a whole document: one or more document chunks, nothing else.
+/// Loads a whole document (document chunks, and changes whose dependencies it lacks).
 pub fn load_document(bytes: &[u8]) -> Result<AutoCommit, LoadError> {
-    shape::check(bytes, shape::Accept::Documents)?;
+    shape::check(bytes)?;
     contain(|| AutoCommit::load(bytes))
 }
 
-/// Decodes a sync message and checks every chunk of changes it carries (documents, changes,
-/// deflated changes).
+/// Decodes a sync message and checks every chunk of changes it carries.
 pub fn decode_sync_message(bytes: &[u8]) -> Result<sync::Message, LoadError> {
     shape::check_size(bytes.len())?;
     let message = contain(|| sync::Message::decode(bytes))?;
     for chunks in message.changes.iter() {
-        shape::check(chunks, shape::Accept::Changes)?;
+        shape::check(chunks)?;
     }
     Ok(message)
 }

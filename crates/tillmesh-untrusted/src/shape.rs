@@ -18,15 +18,6 @@ use crate::{COLUMN_ROWS_MAX, DOCUMENT_BYTES_MAX, LoadError};
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const HASH_BYTES: u64 = 32;
 
-/// Which chunk kinds a place takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Accept {
-    /// A saved document: document chunks only.
-    Documents,
-    /// The changes of a sync message: documents, changes and deflated changes.
-    Changes,
-}
-
 /// Refuses more than [`DOCUMENT_BYTES_MAX`] bytes.
 pub(crate) fn check_size(bytes: usize) -> Result<(), LoadError> {
     if bytes > DOCUMENT_BYTES_MAX {
@@ -35,9 +26,11 @@ pub(crate) fn check_size(bytes: usize) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Checks that `bytes` are whole chunks of the kinds `accept` takes, with every column's rows
-/// within [`COLUMN_ROWS_MAX`].
-pub(crate) fn check(bytes: &[u8], accept: Accept) -> Result<(), LoadError> {
+/// Checks that `bytes` are whole chunks of the kinds tillmesh peers write — documents, changes and
+/// deflated changes (a saved document may end with changes whose dependencies it lacks) — with
+/// every column's rows within [`COLUMN_ROWS_MAX`]. Bundles, which tillmesh never writes, and
+/// unknown kinds are refused.
+pub(crate) fn check(bytes: &[u8]) -> Result<(), LoadError> {
     check_size(bytes.len())?;
     let mut reader = Reader::new(bytes);
     if reader.is_empty() {
@@ -51,11 +44,11 @@ pub(crate) fn check(bytes: &[u8], accept: Accept) -> Result<(), LoadError> {
         let kind = reader.byte()?;
         let length = reader.uleb()?;
         let body = reader.take_u64(length)?;
-        match (kind, accept) {
-            (0, _) => document(body)?,
-            (1, Accept::Changes) => change(body)?,
-            (2, Accept::Changes) => change(&inflate(body)?)?,
-            (kind, _) => return Err(LoadError::ChunkKind { kind, name: chunk_name(kind) }),
+        match kind {
+            0 => document(body)?,
+            1 => change(body)?,
+            2 => change(&inflate(body)?)?,
+            kind => return Err(LoadError::ChunkKind { kind, name: chunk_name(kind) }),
         }
     }
     Ok(())

@@ -80,12 +80,22 @@ proptest! {
 }
 
 #[test]
-fn changes_alone_are_not_a_document_but_are_taken_in_sync_messages() {
-    let mut doc = AutoCommit::new();
-    doc.put(ROOT, "a", 1).expect("put");
-    doc.commit();
-    let changes = doc.save_incremental();
-    assert!(matches!(load_document(&changes), Err(LoadError::ChunkKind { kind: 1, .. })));
+fn a_document_followed_by_changes_it_cannot_apply_yet_loads() {
+    let mut base = AutoCommit::new().with_actor(ActorId::from([1u8; 16]));
+    base.put(ROOT, "a", 1).expect("put");
+    base.commit();
+    let mut later = base.fork().with_actor(ActorId::from([2u8; 16]));
+    later.put(ROOT, "b", 2).expect("put");
+    later.commit();
+    let heads = later.get_heads();
+    later.put(ROOT, "c", 3).expect("put");
+    later.commit();
+    // The last change alone, whose dependency the document below lacks: saved as an orphan.
+    let orphan = later.save_after(&heads);
+    let mut bytes = base.save();
+    bytes.extend_from_slice(&orphan);
+    let mut loaded = load_document(&bytes).expect("loads");
+    assert_eq!(loaded.get(ROOT, "a").expect("read").map(|(value, _)| value.to_string()), Some("1".into()));
 }
 
 #[test]
