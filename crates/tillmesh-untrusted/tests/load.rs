@@ -94,7 +94,7 @@ fn a_document_followed_by_changes_it_cannot_apply_yet_loads() {
     let orphan = later.save_after(&heads);
     let mut bytes = base.save();
     bytes.extend_from_slice(&orphan);
-    let mut loaded = load_document(&bytes).expect("loads");
+    let loaded = load_document(&bytes).expect("loads");
     assert_eq!(loaded.get(ROOT, "a").expect("read").map(|(value, _)| value.to_string()), Some("1".into()));
 }
 
