@@ -29,4 +29,4 @@ pub use clock::SystemClock;
 pub use error::TillError;
 pub use local_shop::LocalShop;
 pub use mesh::{Mesh, MeshConfig, MeshError, SyncStats};
-pub use till::{OrderDetail, PaymentInput, Till, TillConfig};
+pub use till::{OrderDetail, PaymentInput, ScrubReport, Till, TillConfig};

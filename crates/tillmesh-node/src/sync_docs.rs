@@ -50,7 +50,7 @@ impl Documents for StoreDocuments<'_, '_> {
         if let Some((document, _)) = self.batch.get_mut(&id) {
             return Ok(Some(document.heads()));
         }
-        Ok(self.context.store.get(id)?.map(|mut document| document.heads()))
+        Ok(self.load(id)?.map(|mut doc| doc.get_heads()))
     }
 
     fn saved(&mut self, id: DocId) -> Result<Option<Vec<u8>>, StoreError> {
@@ -64,28 +64,22 @@ impl Documents for StoreDocuments<'_, '_> {
         if let Some((document, _)) = self.batch.get_mut(&id) {
             return Ok(Some(document.automerge().clone()));
         }
-        match self.context.store.get_bytes(id)? {
-            Some(bytes) => tillmesh_untrusted::load_document(&bytes)
-                .map(Some)
-                .map_err(|error| StoreError::Document { id, source: error.into() }),
-            None => Ok(None),
+        let Some(bytes) = self.context.store.get_bytes(id)? else { return Ok(None) };
+        match tillmesh_untrusted::load_document(&bytes) {
+            Ok(doc) => Ok(Some(doc)),
+            // Held here but no longer loadable: set aside, so that sync goes on without it (and
+            // a peer's copy can take its place).
+            Err(error) => {
+                self.context.set_aside(id, &error.to_string())?;
+                Ok(None)
+            }
         }
     }
 
     fn store(&mut self, id: DocId, doc: AutoCommit, saved: Option<Vec<u8>>) -> Result<Verdict, StoreError> {
-        let mut document = match Document::from_automerge(doc) {
-            Ok(document) => document,
-            Err(error) => return Ok(Err(format!("not a tillmesh document: {error}"))),
-        };
-        if document.id() != id {
-            return Ok(Err(format!("document {} sent as {id}", document.id())));
-        }
-        let prepared = match self.context.store.prepare(&mut document, saved) {
-            Ok(prepared) => prepared,
-            Err(StoreError::Document { source, .. }) => {
-                return Ok(Err(format!("unreadable document: {source}")));
-            }
-            Err(error) => return Err(error),
+        let (document, prepared) = match self.context.store.receive(id, doc, saved) {
+            Ok(accepted) => accepted,
+            Err(reason) => return Ok(Err(reason)),
         };
         self.context.index.insert(id, prepared.item_hash());
         self.batch.insert(id, (document, prepared));

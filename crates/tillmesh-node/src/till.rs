@@ -208,13 +208,62 @@ impl Till {
         let device_id = config.device_id();
         store.bind_till(&TillIdentity { code: config.code.clone(), device_id: device_id.clone() })?;
         let index = store.load_index()?;
-        let writer = Writer::spawn(store.clone(), index, config.writer_queue_max).map_err(|error| {
-            TillError::NotDurable { detail: format!("cannot start the writer thread: {error}") }
-        })?;
+        let writer = Writer::spawn(store.clone(), index, config.writer_queue_max, Arc::clone(&clock))
+            .map_err(|error| TillError::NotDurable {
+                detail: format!("cannot start the writer thread: {error}"),
+            })?;
         let actor = ActorId::from(Uuid::new_v4().into_bytes());
         let (changes, _) = broadcast::channel(CHANGES_QUEUE_MAX);
         let inner = Inner { store, writer, config, device_id, actor, clock, changes, sync: OnceLock::new() };
-        Ok(Till { inner: Arc::new(inner) })
+        let till = Till { inner: Arc::new(inner) };
+        let scrubbed = Arc::downgrade(&till.inner);
+        // Started here so that no till runs unchecked; in the background so that opening stays
+        // fast whatever the number of documents.
+        std::thread::Builder::new()
+            .name("tillmesh-scrub".into())
+            .spawn(move || scrub_in_background(&scrubbed))
+            .map_err(|error| TillError::NotDurable {
+                detail: format!("cannot start the scrub thread: {error}"),
+            })?;
+        Ok(till)
+    }
+
+    /// Checks every stored document as a document received from a peer is checked (contained
+    /// load, header, view) and sets aside those that fail (bit rot, or written by a faulty
+    /// build), so that they stop neither reads nor sync. [`Till::open`] runs it once on a thread
+    /// of its own; this runs it on the caller's, which it blocks (not an async task's).
+    pub fn scrub(&self) -> Result<ScrubReport, TillError> {
+        let mut report = ScrubReport::default();
+        let mut after = None;
+        while let Some(last) = self.scrub_chunk(after, &mut report)? {
+            after = Some(last);
+        }
+        Ok(report)
+    }
+
+    /// Checks the next chunk of documents after `after`; returns the last id checked, `None` at
+    /// the end.
+    fn scrub_chunk(&self, after: Option<Uuid>, report: &mut ScrubReport) -> Result<Option<Uuid>, TillError> {
+        let chunk = self.inner.store.documents_after(after, SCRUB_CHUNK_DOCUMENTS)?;
+        let last = chunk.last().map(|(id, _)| *id);
+        for (id, bytes) in chunk {
+            report.checked += 1;
+            let verdict = tillmesh_untrusted::load_document(&bytes)
+                .map_err(|error| error.to_string())
+                .and_then(|doc| self.inner.store.receive(id, doc, Some(bytes.clone())).map(|_| ()));
+            if let Err(reason) = verdict {
+                let set_aside = self.inner.writer.submit_blocking(move |context| {
+                    // Only the bytes found wanting: the document may have been rewritten since.
+                    let unchanged = context.store.get_bytes(id)?.is_some_and(|now| now == bytes);
+                    if unchanged {
+                        context.set_aside(id, &reason)?;
+                    }
+                    Ok(unchanged)
+                })?;
+                report.set_aside += u64::from(set_aside);
+            }
+        }
+        Ok(last)
     }
 
     /// The device id this till writes as.
@@ -533,5 +582,47 @@ fn load_order(store: &Store, id: Uuid, actor: &ActorId) -> Result<OrderDoc, Till
             Ok(order)
         }
         _ => Err(TillError::NotFound { kind: DocKind::Order, id }),
+    }
+}
+
+/// Documents checked between two looks at whether the till is still open.
+const SCRUB_CHUNK_DOCUMENTS: usize = 512;
+
+/// What checking every stored document found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScrubReport {
+    /// Documents checked.
+    pub checked: u64,
+    /// Documents set aside as unloadable.
+    pub set_aside: u64,
+}
+
+/// [`Till::scrub`] for as long as the till is open.
+fn scrub_in_background(till: &std::sync::Weak<Inner>) {
+    let started = std::time::Instant::now();
+    let mut report = ScrubReport::default();
+    let mut after = None;
+    loop {
+        let Some(inner) = till.upgrade() else { return };
+        match (Till { inner }).scrub_chunk(after, &mut report) {
+            Ok(Some(last)) => after = Some(last),
+            Ok(None) => break,
+            Err(TillError::ShuttingDown) => return,
+            Err(error) => {
+                tracing::error!(%error, "checking the stored documents stopped");
+                return;
+            }
+        }
+    }
+    let elapsed_ms = started.elapsed().as_millis();
+    if report.set_aside > 0 {
+        tracing::warn!(
+            checked = report.checked,
+            set_aside = report.set_aside,
+            elapsed_ms,
+            "stored documents checked: some no longer load and were set aside"
+        );
+    } else {
+        tracing::info!(checked = report.checked, elapsed_ms, "stored documents checked");
     }
 }

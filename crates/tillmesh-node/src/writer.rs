@@ -9,10 +9,10 @@
 //! ([`Writer::subscribe_written`]) for whoever follows the store (HQ's REST projection).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use tillmesh_core::Document;
+use tillmesh_core::{Clock, Document, Timestamp};
 use tillmesh_store::{Prepared, Store, StoreError};
 use tillmesh_sync::Index;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -35,6 +35,8 @@ pub struct WriteContext<'a> {
     pub index: &'a mut Index,
     /// Ids written by this batch so far, announced once it is durable.
     written: &'a mut Vec<Uuid>,
+    /// When the batch started.
+    now: Timestamp,
 }
 
 impl WriteContext<'_> {
@@ -56,6 +58,14 @@ impl WriteContext<'_> {
         Ok(self.index_all(hashes))
     }
 
+    /// Sets aside a stored document that no longer loads (see [`Store::set_aside`]) and drops
+    /// it from the sync index.
+    pub fn set_aside(&mut self, id: Uuid, reason: &str) -> Result<(), StoreError> {
+        self.store.set_aside(id, reason, self.now.0)?;
+        self.index.remove(&id);
+        Ok(())
+    }
+
     fn index_all(&mut self, hashes: Vec<(Uuid, tillmesh_sync::ItemHash)>) -> Vec<Uuid> {
         let ids: Vec<Uuid> = hashes.iter().map(|(id, _)| *id).collect();
         self.written.extend_from_slice(&ids);
@@ -65,6 +75,11 @@ impl WriteContext<'_> {
         ids
     }
 }
+
+/// What a job whose reply was dropped unanswered gets. The thread answers every job it takes,
+/// even at shutdown; a dropped reply means the job panicked (and was contained).
+const UNANSWERED: TillError =
+    TillError::Internal { detail: "the write failed unexpectedly and was not made" };
 
 /// A job's result, held until its batch is flushed.
 trait Pending: Send {
@@ -102,13 +117,18 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread over `store` and its `index`, with room for `queue_max` jobs.
-    pub fn spawn(store: Store, index: Index, queue_max: usize) -> std::io::Result<Writer> {
+    pub fn spawn(
+        store: Store,
+        index: Index,
+        queue_max: usize,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Writer> {
         let (sender, receiver) = mpsc::channel(queue_max);
         let (written, _) = broadcast::channel(WRITTEN_QUEUE_MAX);
         let announce = written.clone();
         let thread = std::thread::Builder::new()
             .name("tillmesh-writer".into())
-            .spawn(move || run(store, index, receiver, announce))?;
+            .spawn(move || run(store, index, receiver, announce, clock.as_ref()))?;
         Ok(Writer { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), written })
     }
 
@@ -124,6 +144,27 @@ impl Writer {
         &self,
         job: impl FnOnce(&mut WriteContext<'_>) -> Result<T, TillError> + Send + 'static,
     ) -> Result<T, TillError> {
+        let (sender, job, answer) = self.prepare(job)?;
+        sender.send(job).await.map_err(|_| TillError::ShuttingDown)?;
+        answer.await.map_err(|_| UNANSWERED)?
+    }
+
+    /// [`Writer::submit`] for a thread outside the async runtime: blocks until durable.
+    pub fn submit_blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WriteContext<'_>) -> Result<T, TillError> + Send + 'static,
+    ) -> Result<T, TillError> {
+        let (sender, job, answer) = self.prepare(job)?;
+        sender.blocking_send(job).map_err(|_| TillError::ShuttingDown)?;
+        answer.blocking_recv().map_err(|_| UNANSWERED)?
+    }
+
+    /// The queue, the job boxed with its reply, and where the answer comes.
+    #[allow(clippy::type_complexity)]
+    fn prepare<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WriteContext<'_>) -> Result<T, TillError> + Send + 'static,
+    ) -> Result<(mpsc::Sender<Job>, Job, oneshot::Receiver<Result<T, TillError>>), TillError> {
         let sender = self
             .sender
             .lock()
@@ -132,12 +173,7 @@ impl Writer {
             .ok_or(TillError::ShuttingDown)?;
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |context| Box::new(Typed { result: job(context), reply }));
-        sender.send(job).await.map_err(|_| TillError::ShuttingDown)?;
-        // The thread answers every job it takes, even at shutdown; a reply dropped unanswered
-        // means the job panicked (and was contained).
-        answer
-            .await
-            .map_err(|_| TillError::Internal { detail: "the write failed unexpectedly and was not made" })?
+        Ok((sender, job, answer))
     }
 
     /// Stops taking jobs, lets the thread finish the queued ones (flushed), and waits for it.
@@ -160,7 +196,13 @@ impl Drop for Writer {
     }
 }
 
-fn run(store: Store, mut index: Index, mut receiver: mpsc::Receiver<Job>, announce: broadcast::Sender<Uuid>) {
+fn run(
+    store: Store,
+    mut index: Index,
+    mut receiver: mpsc::Receiver<Job>,
+    announce: broadcast::Sender<Uuid>,
+    clock: &dyn Clock,
+) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_JOBS_MAX {
@@ -171,8 +213,9 @@ fn run(store: Store, mut index: Index, mut receiver: mpsc::Receiver<Job>, announ
         }
         let mut pending = Vec::with_capacity(batch.len());
         let mut written = Vec::new();
+        let now = clock.now();
         for job in batch {
-            let mut context = WriteContext { store: &store, index: &mut index, written: &mut written };
+            let mut context = WriteContext { store: &store, index: &mut index, written: &mut written, now };
             // A panic is a bug, but it must not end the thread every write goes through: the job
             // is answered with an error (its reply is dropped), the index read again from the
             // store (the job may have stopped between a write and its index update), and the

@@ -440,3 +440,64 @@ async fn graceful_shutdown_keeps_every_acknowledged_order() {
     assert_eq!(order["orderNumber"], "A-21", "numbering continues after a restart");
     till.stop().await;
 }
+
+/// Documents on the till's own disk that no longer load (bit rot; here one replaced by bytes
+/// that crash Automerge's loader, one cut short) are set aside when the till opens: the till
+/// serves and lists the rest, finds nothing at the bad ids, keeps the bytes for inspection and
+/// takes new orders — no crash, no crash loop.
+#[tokio::test]
+async fn stored_documents_that_no_longer_load_are_set_aside_at_open() {
+    let till = Harness::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (status, order) =
+            till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(1), json!(3))] }))).await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(Uuid::parse_str(order["id"].as_str().expect("id")).expect("uuid"));
+    }
+    let dir = till.stop().await;
+    let crasher = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/crashers/document_receive/document-load-oom.bin"),
+    )
+    .expect("crasher");
+    {
+        let db = sled::open(dir.path().join("till")).expect("sled");
+        let docs = db.open_tree("docs").expect("docs");
+        docs.insert(ids[1].as_bytes(), crasher.as_slice()).expect("plant");
+        let whole = docs.get(ids[2].as_bytes()).expect("read").expect("present");
+        docs.insert(ids[2].as_bytes(), &whole[..whole.len() / 2]).expect("cut");
+        db.flush().expect("flush");
+    }
+    let till = Harness::start_in(dir).await;
+    let scrubbed = till.till.clone();
+    tokio::task::spawn_blocking(move || scrubbed.scrub()).await.expect("join").expect("scrub");
+    assert_eq!(till.till.store().quarantined_count(), 2, "both set aside, once");
+    let (status, page) = till.call("GET", "/api/orders", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<&str> =
+        page["orders"].as_array().expect("orders").iter().map(|o| o["id"].as_str().expect("id")).collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    for (n, id) in ids.iter().enumerate() {
+        let (status, _) = till.call("GET", &format!("/api/orders/{id}"), None).await;
+        let expected = if n == 1 || n == 2 { StatusCode::NOT_FOUND } else { StatusCode::OK };
+        assert_eq!(status, expected, "order {n}");
+    }
+    let kept = till.till.store().quarantined().expect("quarantine");
+    assert!(kept.iter().all(|entry| entry.from == "disk" && (entry.id == ids[1] || entry.id == ids[2])));
+    assert!(kept.iter().any(|entry| entry.bytes == crasher));
+    let (status, _) =
+        till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(1), json!(3))] }))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let metrics = till
+        .client
+        .get(format!("{}/metrics", till.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("tillmesh_documents_quarantined 2"), "{metrics}");
+    till.stop().await;
+}

@@ -220,6 +220,43 @@ impl Store {
         Ok(kept)
     }
 
+    /// Sets aside a stored document that no longer loads (bit rot, or written by a faulty
+    /// build): in one transaction its bytes move to the quarantine tree (from `disk`) and it
+    /// leaves the documents, the sync hashes and the order listing, so that reads, listings and
+    /// sync go on without it. Lookups that still lead to it (by `localId`, an order's
+    /// transactions) find nothing. Returns false when it was not stored.
+    pub fn set_aside(&self, id: Uuid, reason: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let Some(bytes) = self.trees.docs.get(id.as_bytes())? else { return Ok(false) };
+        let entry = Quarantined {
+            id,
+            from: "disk".to_string(),
+            reason: reason.to_string(),
+            at_ms,
+            bytes: bytes.to_vec(),
+        };
+        let value =
+            serde_json::to_vec(&entry).map_err(|_| StoreError::Corrupt { what: "quarantine entry" })?;
+        let t = &self.trees;
+        let kept = (&t.docs, &t.item_hashes, &t.summaries, &t.by_updated, &t.by_status, &t.quarantine)
+            .transaction(|(docs, hashes, summaries, by_updated, by_status, quarantine)| {
+                docs.remove(id.as_bytes())?;
+                hashes.remove(id.as_bytes())?;
+                if let Some(old) = summaries.remove(id.as_bytes())?
+                    && let Ok(old) = serde_json::from_slice::<OrderSummary>(&old)
+                {
+                    by_updated.remove(keys::updated(old.updated_at.0, id))?;
+                    by_status.remove(keys::status_updated(old.order_status, old.updated_at.0, id))?;
+                }
+                Ok(quarantine.insert(&quarantine::key(&entry.bytes), value.as_slice())?.is_none())
+            })
+            .map_err(StoreError::from_transaction)?;
+        if kept {
+            self.quarantined.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::warn!(%id, reason, "a stored document no longer loads: set aside");
+        Ok(true)
+    }
+
     /// Whether exactly these bytes were kept aside as refused.
     pub fn is_quarantined(&self, bytes: &[u8]) -> Result<bool, StoreError> {
         if self.quarantined.load(Ordering::Relaxed) == 0 {
@@ -284,14 +321,36 @@ impl Store {
         Ok(self.trees.docs.get(id.as_bytes())?.map(|bytes| bytes.to_vec()))
     }
 
+    /// Up to `limit` stored documents' saved bytes, in id order, after `after` (from the start
+    /// when `None`): for walking every document in chunks.
+    pub fn documents_after(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
+        let range = match after {
+            Some(after) => self
+                .trees
+                .docs
+                .range((std::ops::Bound::Excluded(after.as_bytes().to_vec()), std::ops::Bound::Unbounded)),
+            None => self.trees.docs.iter(),
+        };
+        range
+            .take(limit)
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                let id = keys::decode_uuid(&key).ok_or(StoreError::Corrupt { what: "document key" })?;
+                Ok((id, bytes.to_vec()))
+            })
+            .collect()
+    }
+
     /// The document created with this `localId`, if any.
     pub fn find_local_id(&self, local_id: Uuid) -> Result<Option<Uuid>, StoreError> {
-        match self.trees.by_local_id.get(local_id.as_bytes())? {
-            Some(bytes) => {
-                keys::decode_uuid(&bytes).map(Some).ok_or(StoreError::Corrupt { what: "localId index" })
-            }
-            None => Ok(None),
-        }
+        let Some(bytes) = self.trees.by_local_id.get(local_id.as_bytes())? else { return Ok(None) };
+        let id = keys::decode_uuid(&bytes).ok_or(StoreError::Corrupt { what: "localId index" })?;
+        // A document set aside leaves its localId behind.
+        Ok(self.trees.docs.contains_key(id.as_bytes())?.then_some(id))
     }
 
     /// The transactions recorded for an order.
@@ -302,6 +361,10 @@ impl Store {
             .map(|entry| {
                 let (key, _) = entry?;
                 keys::decode_uuid(&key[16..]).ok_or(StoreError::Corrupt { what: "transaction index" })
+            })
+            // A transaction set aside leaves its entry behind.
+            .filter(|id| {
+                id.as_ref().map_or(true, |id| self.trees.docs.contains_key(id.as_bytes()).unwrap_or(true))
             })
             .collect()
     }
@@ -338,6 +401,16 @@ impl Store {
     /// whose view cannot be computed is refused with [`StoreError::Document`].
     pub fn prepare(&self, document: &mut Document, saved: Option<Vec<u8>>) -> Result<Prepared, StoreError> {
         summary::Prepared::of(document, saved, self.hq.as_ref())
+    }
+
+    /// Checks a document a peer sent, with this store's HQ key (see [`Prepared::received`]).
+    pub fn receive(
+        &self,
+        id: Uuid,
+        doc: automerge::AutoCommit,
+        saved: Option<Vec<u8>>,
+    ) -> Result<(Document, Prepared), String> {
+        Prepared::received(id, doc, saved, self.hq.as_ref())
     }
 
     /// Like [`Store::prepare`] for a document whose saved bytes and view (computed with this

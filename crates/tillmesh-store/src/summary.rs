@@ -105,6 +105,27 @@ impl Prepared {
         Ok(Prepared::viewed(document, bytes, &view))
     }
 
+    /// A document a peer sent (or that sync brought into being), checked as every node checks
+    /// one before keeping it: a tillmesh document of a known schema, sent under its own id, whose
+    /// view computes (honouring HQ's key, when given). Refused with the reason otherwise.
+    pub fn received(
+        id: Uuid,
+        doc: automerge::AutoCommit,
+        saved: Option<Vec<u8>>,
+        hq: Option<&HqPublicKey>,
+    ) -> Result<(Document, Prepared), String> {
+        let mut document =
+            Document::from_automerge(doc).map_err(|error| format!("not a tillmesh document: {error}"))?;
+        if document.id() != id {
+            return Err(format!("document {} sent as {id}", document.id()));
+        }
+        let prepared = Prepared::of(&mut document, saved, hq).map_err(|error| match error {
+            StoreError::Document { source, .. } => format!("unreadable document: {source}"),
+            other => other.to_string(),
+        })?;
+        Ok((document, prepared))
+    }
+
     /// From a document's saved bytes and its view (computed with the store's HQ key).
     pub(crate) fn viewed(document: &mut Document, bytes: Vec<u8>, view: &View) -> Prepared {
         let id = document.id();

@@ -136,6 +136,11 @@ impl Index {
         self.items.insert(id, hash);
     }
 
+    /// Forgets a document (set aside as unreadable).
+    pub fn remove(&mut self, id: &DocId) {
+        self.items.remove(id);
+    }
+
     /// A document's hash.
     pub fn get(&self, id: &DocId) -> Option<&ItemHash> {
         self.items.get(id)

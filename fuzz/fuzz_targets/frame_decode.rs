@@ -1,0 +1,4 @@
+//! Fuzzes `tillmesh_fuzz::frame_decode`: see that function for what is checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: tillmesh_fuzz::init(), |data: &[u8]| tillmesh_fuzz::frame_decode(data));
