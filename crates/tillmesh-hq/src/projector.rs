@@ -102,12 +102,25 @@ pub async fn reconcile<S: RecordStore>(
     }
     // Records whose document the node does not hold (or holds an older version of).
     let mut missing = Vec::new();
+    let mut unloadable = 0usize;
     for (kind, local_id, _) in by_doc.into_values() {
         if let Some(record) = records.get(kind, local_id).await?
             && !record.document.is_empty()
         {
-            missing.push(Document::load(&record.document)?);
+            // A record whose stored document no longer loads (bit rot, a faulty writer) keeps its
+            // legacy JSON for REST clients; it is reported and not handed to the mesh, rather
+            // than stopping HQ at every start.
+            match Document::load(&record.document) {
+                Ok(document) => missing.push(document),
+                Err(error) => {
+                    unloadable += 1;
+                    tracing::error!(%local_id, %error, "a record's document does not load: not handed to the mesh");
+                }
+            }
         }
+    }
+    if unloadable > 0 {
+        tracing::warn!(unloadable, "records whose document does not load (kept as they are, see the log)");
     }
     let handed = missing.len();
     if !missing.is_empty() {
@@ -145,11 +158,18 @@ async fn project<S: RecordStore>(
         if let Some(previous) = &previous
             && !previous.document.is_empty()
         {
-            let mut theirs = Document::load(&previous.document)?;
-            let before = heads_hex(&mut document);
-            document.merge(&mut theirs)?;
-            if heads_hex(&mut document) != before {
-                back_to_node.push(document.clone());
+            match Document::load(&previous.document) {
+                Ok(mut theirs) => {
+                    let before = heads_hex(&mut document);
+                    document.merge(&mut theirs)?;
+                    if heads_hex(&mut document) != before {
+                        back_to_node.push(document.clone());
+                    }
+                }
+                // The node's copy replaces a stored document that no longer loads.
+                Err(error) => {
+                    tracing::error!(%local_id, %error, "a record's document does not load: replaced by the node's")
+                }
             }
         }
         let record = record_of(&mut batch, previous, &mut document, hq.as_ref(), now).await?;
