@@ -116,6 +116,19 @@ pub enum DocumentError {
     /// A value in the document does not have the expected type.
     #[error("document layout: {0}")]
     Hydrate(#[source] Box<autosurgeon::HydrateError>),
+    /// A field does not have the type tillmesh writes (e.g. a JS client wrote a string as
+    /// collaborative text, or money as a float).
+    #[error("document {id}: field {field} should be {expected}, found {found}")]
+    Layout {
+        /// The document's id.
+        id: Uuid,
+        /// The field's path (`items.<item id>.qty`).
+        field: String,
+        /// The type expected.
+        expected: &'static str,
+        /// What was found.
+        found: String,
+    },
     /// Writing a value into the document failed.
     #[error("document write: {0}")]
     Reconcile(#[source] Box<autosurgeon::ReconcileError>),

@@ -13,7 +13,8 @@
 //! - [`authority`]: HQ's ed25519-signed settlements and how views resolve them (SERVER_WINS).
 //! - [`roster`]: HQ-signed roster entries that admit devices to the shop's mesh.
 //! - [`order`] and [`payment`]: the two document kinds and their effective views.
-//! - [`document`]: what both kinds share (schema header, loading).
+//! - [`document`]: what both kinds share (schema header, loading); `layout`: the type of every
+//!   field, to name the field a document made elsewhere gets wrong.
 //! - [`edit`]: edit errors and limits.
 //! - [`hash`]: the canonical hash (`serverHash`).
 //! - [`legacy`]: the JSON shapes and conflict rules of the legacy REST sync API.
@@ -54,6 +55,7 @@ pub mod authority;
 pub mod document;
 pub mod edit;
 pub mod hash;
+mod layout;
 pub mod legacy;
 pub mod money;
 pub mod numbering;

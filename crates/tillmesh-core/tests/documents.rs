@@ -193,3 +193,74 @@ fn golden_hash_vectors() {
         "6ce863d48bec34925535ec91adee068a01d3448d1879723ad6b77461caaf2599"
     );
 }
+
+/// A document written as a JS client writes by default (strings as collaborative text, a
+/// quantity as a plain integer, a price as a float) is refused naming the field and the type
+/// tillmesh expects, not with a bare "unexpected Text".
+#[test]
+fn a_field_of_the_wrong_type_is_named_with_the_type_expected() {
+    use automerge::{ObjType, ROOT, ReadDoc, ScalarValue};
+    type Write = fn(&mut automerge::AutoCommit, &automerge::ObjId);
+    let item_id = Uuid::from_u128(1).to_string();
+    let cases: [(&str, Write, &str, &str); 4] = [
+        (
+            "notes",
+            |doc, _| {
+                let text = doc.put_object(ROOT, "notes", ObjType::Text).expect("text");
+                doc.splice_text(&text, 0, 0, "no onions").expect("splice");
+            },
+            "ImmutableString",
+            "collaborative text",
+        ),
+        (
+            "items.*.qty",
+            |doc, item| {
+                doc.put(item, "qty", 2i64).expect("put");
+            },
+            "Counter",
+            "an integer",
+        ),
+        (
+            "items.*.unitPrice",
+            |doc, item| {
+                doc.put(item, "unitPrice", ScalarValue::F64(4.5)).expect("put");
+            },
+            "integer",
+            "a float",
+        ),
+        (
+            "schema",
+            |doc, _| {
+                doc.put(ROOT, "schema", 1i64).expect("put");
+            },
+            "Uint",
+            "an integer",
+        ),
+    ];
+    for (field, write, expected, found) in cases {
+        let mut order = order_on_a();
+        let doc = order.automerge();
+        let items = match doc.get(ROOT, "items").expect("items") {
+            Some((_, items)) => items,
+            None => panic!("no items"),
+        };
+        let item = match doc.get(&items, item_id.as_str()).expect("item") {
+            Some((_, item)) => item,
+            None => panic!("no item"),
+        };
+        write(doc, &item);
+        let error = match order.view(None) {
+            Err(error) => error,
+            Ok(_) => panic!("{field}: read"),
+        };
+        let field_path = field.replace('*', &item_id);
+        match &error {
+            DocumentError::Layout { field: named, expected: wanted, found: seen, .. } => {
+                assert_eq!(named, &field_path);
+                assert!(wanted.contains(expected), "{error}");
+                assert!(seen.contains(found), "{error}");
+            }
+            other => panic!("{field}: {other}"),
+        }
+    }
+}
