@@ -118,17 +118,8 @@ pub enum DocumentError {
     Hydrate(#[source] Box<autosurgeon::HydrateError>),
     /// A field does not have the type tillmesh writes (e.g. a JS client wrote a string as
     /// collaborative text, or money as a float).
-    #[error("document {id}: field {field} should be {expected}, found {found}")]
-    Layout {
-        /// The document's id.
-        id: Uuid,
-        /// The field's path (`items.<item id>.qty`).
-        field: String,
-        /// The type expected.
-        expected: &'static str,
-        /// What was found.
-        found: String,
-    },
+    #[error(transparent)]
+    Layout(Box<LayoutError>),
     /// Writing a value into the document failed.
     #[error("document write: {0}")]
     Reconcile(#[source] Box<autosurgeon::ReconcileError>),
@@ -178,6 +169,20 @@ impl From<autosurgeon::ReconcileError> for DocumentError {
     fn from(error: autosurgeon::ReconcileError) -> Self {
         DocumentError::Reconcile(Box::new(error))
     }
+}
+
+/// A field of a document whose type is not the one tillmesh writes.
+#[derive(Debug, thiserror::Error)]
+#[error("document {id}: field {field} should be {expected}, found {found}")]
+pub struct LayoutError {
+    /// The document's id.
+    pub id: Uuid,
+    /// The field's path (`items.<item id>.qty`).
+    pub field: String,
+    /// The type expected.
+    pub expected: &'static str,
+    /// What was found.
+    pub found: String,
 }
 
 /// A loaded document of either kind.

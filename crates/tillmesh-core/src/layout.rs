@@ -9,7 +9,7 @@
 
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
-use crate::document::{DocKind, DocumentError};
+use crate::document::{DocKind, DocumentError, LayoutError};
 
 /// What a field must hold.
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +125,9 @@ pub(crate) fn explain(
         DocKind::Transaction => TRANSACTION,
     };
     match first_mismatch(doc, &ROOT, "", layout) {
-        Some((field, expected, found)) => DocumentError::Layout { id, field, expected, found },
+        Some((field, expected, found)) => {
+            DocumentError::Layout(Box::new(LayoutError { id, field, expected, found }))
+        }
         None => DocumentError::from(error),
     }
 }

@@ -69,7 +69,7 @@ pub mod time;
 pub use authority::{
     AuthorityViolation, HqPublicKey, HqSigningKey, PaymentConflict, PaymentView, SignedSettlement,
 };
-pub use document::{DocKind, Document, DocumentError, SCHEMA_VERSION};
+pub use document::{DocKind, Document, DocumentError, LayoutError, SCHEMA_VERSION};
 pub use edit::{EditError, limits};
 pub use hash::{order_hash, transaction_hash};
 pub use money::{Amount, Currency, Money, MoneyError};

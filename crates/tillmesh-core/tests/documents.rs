@@ -255,10 +255,10 @@ fn a_field_of_the_wrong_type_is_named_with_the_type_expected() {
         };
         let field_path = field.replace('*', &item_id);
         match &error {
-            DocumentError::Layout { field: named, expected: wanted, found: seen, .. } => {
-                assert_eq!(named, &field_path);
-                assert!(wanted.contains(expected), "{error}");
-                assert!(seen.contains(found), "{error}");
+            DocumentError::Layout(layout) => {
+                assert_eq!(layout.field, field_path);
+                assert!(layout.expected.contains(expected), "{error}");
+                assert!(layout.found.contains(found), "{error}");
             }
             other => panic!("{field}: {other}"),
         }
