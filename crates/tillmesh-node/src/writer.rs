@@ -249,3 +249,27 @@ fn run(
         tracing::error!(%error, "final flush failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SystemClock;
+    use tillmesh_store::StoreOptions;
+
+    /// A job that panics (a bug) is answered with an error and writes nothing acknowledged; the
+    /// thread every write goes through keeps taking jobs.
+    #[tokio::test]
+    async fn a_panicking_job_is_answered_with_an_error_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let index = store.load_index().expect("index");
+        let writer = Writer::spawn(store, index, 8, Arc::new(SystemClock)).expect("writer");
+        let panicked = writer.submit::<()>(|_| panic!("a bug in a job")).await;
+        assert!(matches!(panicked, Err(TillError::Internal { .. })), "{panicked:?}");
+        for n in 0..3 {
+            let answer = writer.submit(move |context| Ok(context.index.len() + n)).await;
+            assert_eq!(answer.expect("the writer goes on"), n);
+        }
+        writer.close();
+    }
+}
