@@ -74,6 +74,9 @@ pub struct Store {
     hq: Option<HqPublicKey>,
     /// Entries in the quarantine tree (counted at open: the tree is bounded).
     quarantined: Arc<AtomicU64>,
+    /// Documents held: counted once at open, then kept by every write, so that health and
+    /// metrics never walk the tree.
+    documents: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Clone)]
@@ -144,7 +147,8 @@ impl Store {
             quarantine: tree("quarantine")?,
         };
         let quarantined = Arc::new(AtomicU64::new(trees.quarantine.len() as u64));
-        let store = Store { db, trees, hq: options.hq, quarantined };
+        let documents = Arc::new(AtomicU64::new(trees.docs.len() as u64));
+        let store = Store { db, trees, hq: options.hq, quarantined, documents };
         store.migrate()?;
         Ok(store)
     }
@@ -253,6 +257,7 @@ impl Store {
         if kept {
             self.quarantined.fetch_add(1, Ordering::Relaxed);
         }
+        self.documents.fetch_sub(1, Ordering::Relaxed);
         tracing::warn!(%id, reason, "a stored document no longer loads: set aside");
         Ok(true)
     }
@@ -371,7 +376,7 @@ impl Store {
 
     /// How many documents the store holds.
     pub fn document_count(&self) -> usize {
-        self.trees.docs.len()
+        self.documents.load(Ordering::Relaxed) as usize
     }
 
     /// Every document id, in id order.
@@ -448,7 +453,7 @@ impl Store {
             })
             .collect::<Result<_, _>>()?;
         let t = &self.trees;
-        (
+        let added = (
             &t.docs,
             &t.item_hashes,
             &t.summaries,
@@ -461,9 +466,11 @@ impl Store {
         )
             .transaction(
                 |(docs, hashes, summaries, by_updated, by_status, by_local_id, by_order, status, counts)| {
+                    let mut added = 0;
                     for entry in prepared {
                         let id = entry.id.as_bytes();
                         let is_new = docs.insert(id, entry.bytes.as_slice())?.is_none();
+                        added += u64::from(is_new);
                         hashes.insert(id, &entry.item_hash.0)?;
                         by_local_id.insert(entry.local_id.as_bytes(), id)?;
                         if let Some(order) = &entry.order {
@@ -476,10 +483,11 @@ impl Store {
                             sync::note_local_change(status, counts, remote, entry.id, is_new)?;
                         }
                     }
-                    Ok(())
+                    Ok(added)
                 },
             )
             .map_err(StoreError::from_transaction)?;
+        self.documents.fetch_add(added, Ordering::Relaxed);
         Ok(prepared.iter().map(|entry| (entry.id, entry.item_hash)).collect())
     }
 
