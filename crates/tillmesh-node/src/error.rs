@@ -43,6 +43,10 @@ pub enum TillError {
     /// Only the HQ node, which holds HQ's signing key, settles payments.
     #[error("only HQ settles payments: this node does not hold HQ's signing key")]
     NotHq,
+    /// The store refuses writes after an I/O error (a full disk): nothing was written. It tries
+    /// again by itself every second and resumes once the disk takes writes.
+    #[error("storage unavailable, nothing was written: {}", .0.reason)]
+    StorageFailed(tillmesh_store::StorageFailure),
     /// The writer thread has stopped (the till is shutting down).
     #[error("the till is shutting down")]
     ShuttingDown,

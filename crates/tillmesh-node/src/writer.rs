@@ -9,6 +9,7 @@
 //! ([`Writer::subscribe_written`]) for whoever follows the store (HQ's REST projection).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -43,7 +44,9 @@ impl WriteContext<'_> {
     /// Writes documents as one atomic batch (durable once the job's batch is flushed) and keeps
     /// the index current.
     pub fn put(&mut self, documents: &mut [Document]) -> Result<Vec<Uuid>, StoreError> {
-        let hashes = self.store.put(documents)?;
+        let hashes = self.store.put(documents).inspect_err(|error| {
+            self.store.note_failure(error);
+        })?;
         Ok(self.index_all(hashes))
     }
 
@@ -54,7 +57,9 @@ impl WriteContext<'_> {
         prepared: &[Prepared],
         from: Option<&str>,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let hashes = self.store.put_prepared(prepared, from)?;
+        let hashes = self.store.put_prepared(prepared, from).inspect_err(|error| {
+            self.store.note_failure(error);
+        })?;
         Ok(self.index_all(hashes))
     }
 
@@ -102,7 +107,18 @@ impl<T: Send> Pending for Typed<T> {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut WriteContext<'_>) -> Box<dyn Pending> + Send>;
+/// A job: run against the store (`Ok`), or answered with the error at once (`Err`).
+type Job = Box<dyn FnOnce(Result<&mut WriteContext<'_>, TillError>) -> Box<dyn Pending> + Send>;
+
+/// A job whose result nobody waits for (the storage probe).
+struct Nothing;
+
+impl Pending for Nothing {
+    fn finish(self: Box<Self>, _: &Result<(), StoreError>) {}
+}
+
+/// While the store refuses writes, how often the writer tries to open it again.
+const RECOVER_EVERY_MS: u64 = 1_000;
 
 /// Handle to the writer thread.
 #[derive(Debug)]
@@ -123,12 +139,28 @@ impl Writer {
         queue_max: usize,
         clock: Arc<dyn Clock>,
     ) -> std::io::Result<Writer> {
-        let (sender, receiver) = mpsc::channel(queue_max);
+        let (sender, receiver) = mpsc::channel::<Job>(queue_max);
         let (written, _) = broadcast::channel(WRITTEN_QUEUE_MAX);
         let announce = written.clone();
+        let failing = Arc::new(AtomicBool::new(false));
+        let probe = (sender.downgrade(), Arc::clone(&failing));
+        // While the store refuses writes, an empty job every second lets the writer try to
+        // recover with no write waiting. The thread holds neither the queue nor the store (so
+        // closing is not delayed by it) and ends with the queue.
+        std::thread::Builder::new().name("tillmesh-storage-probe".into()).spawn(move || {
+            let (queue, failing) = probe;
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(RECOVER_EVERY_MS));
+                let Some(sender) = queue.upgrade() else { return };
+                if failing.load(Ordering::Relaxed) {
+                    let probe: Job = Box::new(|_| Box::new(Nothing));
+                    let _ = sender.try_send(probe);
+                }
+            }
+        })?;
         let thread = std::thread::Builder::new()
             .name("tillmesh-writer".into())
-            .spawn(move || run(store, index, receiver, announce, clock.as_ref()))?;
+            .spawn(move || run(store, index, receiver, announce, clock.as_ref(), &failing))?;
         Ok(Writer { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), written })
     }
 
@@ -172,7 +204,7 @@ impl Writer {
             .clone()
             .ok_or(TillError::ShuttingDown)?;
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |context| Box::new(Typed { result: job(context), reply }));
+        let job: Job = Box::new(move |context| Box::new(Typed { result: context.and_then(job), reply }));
         Ok((sender, job, answer))
     }
 
@@ -202,7 +234,9 @@ fn run(
     mut receiver: mpsc::Receiver<Job>,
     announce: broadcast::Sender<Uuid>,
     clock: &dyn Clock,
+    failing: &AtomicBool,
 ) {
+    let mut recovered_at: Option<std::time::Instant> = None;
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_JOBS_MAX {
@@ -210,6 +244,26 @@ fn run(
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        if store.failure().is_some()
+            && recovered_at.is_none_or(|at| at.elapsed().as_millis() >= u128::from(RECOVER_EVERY_MS))
+        {
+            recovered_at = Some(std::time::Instant::now());
+            // Between batches: no write in flight. The index is read again from what the disk
+            // kept (writes not flushed before the failure may be gone).
+            match store.recover().and_then(|()| store.load_index()) {
+                Ok(reloaded) => index = reloaded,
+                Err(error) => tracing::debug!(%error, "storage still failing"),
+            }
+        }
+        let failure = store.failure();
+        failing.store(failure.is_some(), Ordering::Relaxed);
+        if let Some(failure) = failure {
+            // Refused at once, without touching the store: nothing is written, nothing waits.
+            for job in batch {
+                job(Err(TillError::StorageFailed(failure.clone()))).finish(&Ok(()));
+            }
+            continue;
         }
         let mut pending = Vec::with_capacity(batch.len());
         let mut written = Vec::new();
@@ -220,7 +274,7 @@ fn run(
             // is answered with an error (its reply is dropped), the index read again from the
             // store (the job may have stopped between a write and its index update), and the
             // thread goes on.
-            match catch_unwind(AssertUnwindSafe(|| job(&mut context))) {
+            match catch_unwind(AssertUnwindSafe(|| job(Ok(&mut context)))) {
                 Ok(done) => pending.push(done),
                 Err(_) => {
                     tracing::error!("a write job panicked: it is not acknowledged; reloading the sync index");
@@ -233,7 +287,10 @@ fn run(
         }
         let flushed = store.flush();
         match &flushed {
-            Err(error) => tracing::error!(%error, "flush failed: the batch is not acknowledged"),
+            Err(error) => {
+                store.note_failure(error);
+                tracing::error!(%error, "flush failed: the batch is not acknowledged");
+            }
             Ok(()) => {
                 for id in written {
                     // Nobody following the store is fine.
@@ -241,11 +298,15 @@ fn run(
                 }
             }
         }
+        // A job's write may have failed too (noted by the store): the probe starts either way.
+        failing.store(store.failure().is_some(), Ordering::Relaxed);
         for job in pending {
             job.finish(&flushed);
         }
     }
-    if let Err(error) = store.flush() {
+    if store.failure().is_some() {
+        tracing::warn!("stopping with the storage failing: nothing more is flushed");
+    } else if let Err(error) = store.flush() {
         tracing::error!(%error, "final flush failed");
     }
 }

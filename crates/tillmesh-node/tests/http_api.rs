@@ -93,10 +93,9 @@ impl Harness {
         let store = self.till.store();
         store
             .document_ids()
-            .map(|id| {
-                let id = id.expect("id");
-                (id, store.get_bytes(id).expect("read").expect("present"))
-            })
+            .expect("ids")
+            .into_iter()
+            .map(|id| (id, store.get_bytes(id).expect("read").expect("present")))
             .collect()
     }
 }

@@ -38,6 +38,9 @@ pub enum StoreError {
         /// The till asked for.
         given: String,
     },
+    /// The store is being opened again after a storage failure: try again shortly.
+    #[error("the store is reopening after a storage failure")]
+    Reopening,
     /// A stored document does not load.
     #[error("document {id}: {source}")]
     Document {
@@ -65,6 +68,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the disk or the device failed (a full disk, an I/O error), as opposed to a bad
+    /// input or a bug: what puts a store in the failed state.
+    pub fn is_io(&self) -> bool {
+        matches!(self, StoreError::Sled(sled::Error::Io(_)))
+    }
+
+    /// Whether the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sled(sled::Error::Io(error)) => {
+                error.kind() == std::io::ErrorKind::StorageFull || error.raw_os_error() == Some(28)
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn from_transaction(error: TransactionError<StoreError>) -> StoreError {
         match error {
             TransactionError::Abort(error) => error,

@@ -57,6 +57,18 @@ impl Default for StoreOptions {
     }
 }
 
+/// Why a store refuses writes: its first I/O error since it last worked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageFailure {
+    /// The error.
+    pub reason: String,
+    /// Whether the disk is full (as opposed to another I/O error).
+    pub disk_full: bool,
+}
+
+/// Free space a full disk must have again before the store is reopened.
+const RECOVER_SPACE_MIN_BYTES: u64 = 1024 * 1024;
+
 /// The till a store belongs to, fixed when the store is first used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TillIdentity {
@@ -67,16 +79,72 @@ pub struct TillIdentity {
 }
 
 /// A peer's durable local storage. Cheap to clone; clones share the same database.
+///
+/// sled poisons itself after an I/O error (a full disk): every later write fails until the
+/// database is opened again. So the database sits behind a handle that [`Store::recover`] can
+/// swap for a freshly opened one, and the store records the failure ([`Store::failure`]) for
+/// the node to report and to refuse writes meanwhile.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: sled::Db,
-    trees: Trees,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: std::path::PathBuf,
+    cache_bytes: u64,
     hq: Option<HqPublicKey>,
+    /// The open database; `None` only while [`Store::recover`] reopens it.
+    open: std::sync::RwLock<Option<Arc<Open>>>,
+    /// Why writes are failing, from the first I/O error until [`Store::recover`] succeeds.
+    failure: std::sync::Mutex<Option<StorageFailure>>,
     /// Entries in the quarantine tree (counted at open: the tree is bounded).
-    quarantined: Arc<AtomicU64>,
+    quarantined: AtomicU64,
     /// Documents held: counted once at open, then kept by every write, so that health and
     /// metrics never walk the tree.
-    documents: Arc<AtomicU64>,
+    documents: AtomicU64,
+}
+
+/// One opening of the sled database.
+#[derive(Debug)]
+struct Open {
+    db: sled::Db,
+    trees: Trees,
+}
+
+impl Open {
+    /// Opens the database in `dir`, waiting up to `lock_wait_ms` for another holder of its
+    /// lock to let go.
+    fn at(dir: &Path, cache_bytes: u64, lock_wait_ms: u64) -> Result<Open, StoreError> {
+        let db = open_db(dir, cache_bytes, lock_wait_ms)?;
+        let found = match db.get(meta_keys::SCHEMA)? {
+            Some(bytes) => keys::decode_u64(&bytes).ok_or(StoreError::Corrupt { what: "schema version" })?,
+            None => 0,
+        };
+        if found > STORE_SCHEMA_VERSION {
+            return Err(StoreError::NewerStore {
+                dir: dir.to_path_buf(),
+                found,
+                supported: STORE_SCHEMA_VERSION,
+            });
+        }
+        let tree = |name: &str| db.open_tree(name);
+        let trees = Trees {
+            docs: tree("docs")?,
+            item_hashes: tree("item_hashes")?,
+            summaries: tree("summaries")?,
+            by_updated: tree("by_updated")?,
+            by_status: tree("by_status")?,
+            by_local_id: tree("by_local_id")?,
+            transactions_by_order: tree("transactions_by_order")?,
+            sync_status: tree("sync_status")?,
+            sync_counts: tree("sync_counts")?,
+            sync_states: tree("sync_states")?,
+            remotes: tree("remotes")?,
+            quarantine: tree("quarantine")?,
+        };
+        Ok(Open { db, trees })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -114,66 +182,109 @@ mod meta_keys {
     pub(crate) const DEVICE_ID: &[u8] = b"device_id";
     pub(crate) const ORDER_SEQUENCE: &[u8] = b"order_sequence";
     pub(crate) const SETTING_PREFIX: &str = "setting/";
+    /// Written (and flushed) to check that a reopened store takes writes.
+    pub(crate) const PROBE: &[u8] = b"probe";
 }
 
 impl Store {
     /// Opens (or creates) the store in `dir`. A store written by a newer tillmesh is refused.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        let db = open_db(dir, options.cache_bytes)?;
-        let found = match db.get(meta_keys::SCHEMA)? {
-            Some(bytes) => keys::decode_u64(&bytes).ok_or(StoreError::Corrupt { what: "schema version" })?,
-            None => 0,
+        let open = Open::at(dir, options.cache_bytes, LOCK_WAIT_MS)?;
+        let shared = Shared {
+            dir: dir.to_path_buf(),
+            cache_bytes: options.cache_bytes,
+            hq: options.hq,
+            quarantined: AtomicU64::new(open.trees.quarantine.len() as u64),
+            documents: AtomicU64::new(open.trees.docs.len() as u64),
+            open: std::sync::RwLock::new(Some(Arc::new(open))),
+            failure: std::sync::Mutex::new(None),
         };
-        if found > STORE_SCHEMA_VERSION {
-            return Err(StoreError::NewerStore {
-                dir: dir.to_path_buf(),
-                found,
-                supported: STORE_SCHEMA_VERSION,
-            });
-        }
-        let tree = |name: &str| db.open_tree(name);
-        let trees = Trees {
-            docs: tree("docs")?,
-            item_hashes: tree("item_hashes")?,
-            summaries: tree("summaries")?,
-            by_updated: tree("by_updated")?,
-            by_status: tree("by_status")?,
-            by_local_id: tree("by_local_id")?,
-            transactions_by_order: tree("transactions_by_order")?,
-            sync_status: tree("sync_status")?,
-            sync_counts: tree("sync_counts")?,
-            sync_states: tree("sync_states")?,
-            remotes: tree("remotes")?,
-            quarantine: tree("quarantine")?,
-        };
-        let quarantined = Arc::new(AtomicU64::new(trees.quarantine.len() as u64));
-        let documents = Arc::new(AtomicU64::new(trees.docs.len() as u64));
-        let store = Store { db, trees, hq: options.hq, quarantined, documents };
+        let store = Store { shared: Arc::new(shared) };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The open database.
+    fn open_db(&self) -> Result<Arc<Open>, StoreError> {
+        let open = self.shared.open.read().map_err(|_| StoreError::Reopening)?;
+        open.clone().ok_or(StoreError::Reopening)
+    }
+
+    /// Why writes are failing (the first I/O error since the store last worked), if they are.
+    pub fn failure(&self) -> Option<StorageFailure> {
+        self.shared.failure.lock().ok().and_then(|failure| failure.clone())
+    }
+
+    /// Records that a write met `error`; an I/O error (a full disk, a failing device) puts the
+    /// store in the failed state until [`Store::recover`]. Returns whether it did.
+    pub fn note_failure(&self, error: &StoreError) -> bool {
+        if !error.is_io() {
+            return false;
+        }
+        if let Ok(mut failure) = self.shared.failure.lock()
+            && failure.is_none()
+        {
+            tracing::error!(%error, "storage failed: writes are refused until it works again");
+            *failure = Some(StorageFailure { reason: error.to_string(), disk_full: error.is_disk_full() });
+        }
+        true
+    }
+
+    /// Opens the database again after a failure and checks that it takes a durable write; on
+    /// success the store is writable again. Writes that were not flushed before the failure may
+    /// or may not be there (as after a crash); counts are taken afresh. Call only with no write
+    /// in flight (the node's writer thread does, between batches).
+    pub fn recover(&self) -> Result<(), StoreError> {
+        // A full disk: reopen only once space is back, so that reads go on meanwhile.
+        if self.failure().is_some_and(|failure| failure.disk_full) {
+            let available =
+                fs2::available_space(&self.shared.dir).map_err(|error| StoreError::Sled(error.into()))?;
+            if available < RECOVER_SPACE_MIN_BYTES {
+                return Err(StoreError::Sled(sled::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!("{available} bytes free, waiting for {RECOVER_SPACE_MIN_BYTES}"),
+                ))));
+            }
+        }
+        let mut open = self.shared.open.write().map_err(|_| StoreError::Reopening)?;
+        // Dropping the poisoned database releases its file lock (once readers let go of it).
+        *open = None;
+        // One try: the writer calls this between batches and must not stall; a reader still
+        // holding the old database only delays recovery to the next attempt.
+        let fresh = Open::at(&self.shared.dir, self.shared.cache_bytes, 0)?;
+        fresh.db.insert(meta_keys::PROBE, &[1u8])?;
+        fresh.db.flush()?;
+        self.shared.documents.store(fresh.trees.docs.len() as u64, Ordering::Relaxed);
+        self.shared.quarantined.store(fresh.trees.quarantine.len() as u64, Ordering::Relaxed);
+        *open = Some(Arc::new(fresh));
+        if let Ok(mut failure) = self.shared.failure.lock() {
+            *failure = None;
+        }
+        tracing::info!("storage works again: writes resume");
+        Ok(())
     }
 
     /// Applies the migrations this store has not seen, then records the schema version.
     fn migrate(&self) -> Result<(), StoreError> {
         for name in MIGRATIONS {
             let key = format!("{}{name}", meta_keys::MIGRATION_PREFIX);
-            if self.db.get(&key)?.is_none() {
+            if self.open_db()?.db.get(&key)?.is_none() {
                 // 0001 creates the trees opened above; later migrations rewrite data here.
                 tracing::info!(migration = name, "applying store migration");
-                self.db.insert(key, &[1u8])?;
+                self.open_db()?.db.insert(key, &[1u8])?;
             }
         }
-        self.db.insert(meta_keys::SCHEMA, &STORE_SCHEMA_VERSION.to_be_bytes())?;
+        self.open_db()?.db.insert(meta_keys::SCHEMA, &STORE_SCHEMA_VERSION.to_be_bytes())?;
         self.flush()
     }
 
     /// Binds the store to a till on first use; later opens must name the same till.
     pub fn bind_till(&self, identity: &TillIdentity) -> Result<(), StoreError> {
-        let stored_code = self.db.get(meta_keys::TILL_CODE)?;
+        let stored_code = self.open_db()?.db.get(meta_keys::TILL_CODE)?;
         match stored_code {
             None => {
-                self.db.insert(meta_keys::TILL_CODE, identity.code.as_str())?;
-                self.db.insert(meta_keys::DEVICE_ID, identity.device_id.as_str())?;
+                self.open_db()?.db.insert(meta_keys::TILL_CODE, identity.code.as_str())?;
+                self.open_db()?.db.insert(meta_keys::DEVICE_ID, identity.device_id.as_str())?;
                 self.flush()
             }
             Some(code) if code == identity.code.as_str().as_bytes() => Ok(()),
@@ -187,7 +298,7 @@ impl Store {
     /// Reserves the next order sequence number of this till (1, 2, …). Durable with the next
     /// flush; a crash before it may leave a gap, never a repeat of an acknowledged number.
     pub fn next_order_sequence(&self) -> Result<u64, StoreError> {
-        let next = self.db.update_and_fetch(meta_keys::ORDER_SEQUENCE, |old| {
+        let next = self.open_db()?.db.update_and_fetch(meta_keys::ORDER_SEQUENCE, |old| {
             let current = old.and_then(keys::decode_u64).unwrap_or(0);
             Some((current + 1).to_be_bytes().to_vec())
         })?;
@@ -196,30 +307,35 @@ impl Store {
 
     /// A small runtime setting (the roster, …) by name.
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(format!("{}{name}", meta_keys::SETTING_PREFIX))?.map(|bytes| bytes.to_vec()))
+        Ok(self
+            .open_db()?
+            .db
+            .get(format!("{}{name}", meta_keys::SETTING_PREFIX))?
+            .map(|bytes| bytes.to_vec()))
     }
 
     /// Stores a small runtime setting (durable with the next flush).
     pub fn set_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.db.insert(format!("{}{name}", meta_keys::SETTING_PREFIX), value)?;
+        self.open_db()?.db.insert(format!("{}{name}", meta_keys::SETTING_PREFIX), value)?;
         Ok(())
     }
 
     /// Keeps refused bytes aside (durable with the next flush). Returns false when these bytes
     /// are already kept or [`QUARANTINE_ENTRIES_MAX`] entries are.
     pub fn quarantine(&self, entry: &Quarantined) -> Result<bool, StoreError> {
-        if self.quarantined.load(Ordering::Relaxed) >= QUARANTINE_ENTRIES_MAX {
+        if self.shared.quarantined.load(Ordering::Relaxed) >= QUARANTINE_ENTRIES_MAX {
             return Ok(false);
         }
         let value =
             serde_json::to_vec(entry).map_err(|_| StoreError::Corrupt { what: "quarantine entry" })?;
         let kept = self
+            .open_db()?
             .trees
             .quarantine
             .compare_and_swap(quarantine::key(&entry.bytes), None as Option<&[u8]>, Some(value))?
             .is_ok();
         if kept {
-            self.quarantined.fetch_add(1, Ordering::Relaxed);
+            self.shared.quarantined.fetch_add(1, Ordering::Relaxed);
         }
         Ok(kept)
     }
@@ -230,7 +346,7 @@ impl Store {
     /// sync go on without it. Lookups that still lead to it (by `localId`, an order's
     /// transactions) find nothing. Returns false when it was not stored.
     pub fn set_aside(&self, id: Uuid, reason: &str, at_ms: i64) -> Result<bool, StoreError> {
-        let Some(bytes) = self.trees.docs.get(id.as_bytes())? else { return Ok(false) };
+        let Some(bytes) = self.open_db()?.trees.docs.get(id.as_bytes())? else { return Ok(false) };
         let entry = Quarantined {
             id,
             from: "disk".to_string(),
@@ -240,7 +356,8 @@ impl Store {
         };
         let value =
             serde_json::to_vec(&entry).map_err(|_| StoreError::Corrupt { what: "quarantine entry" })?;
-        let t = &self.trees;
+        let open = self.open_db()?;
+        let t = &open.trees;
         let kept = (&t.docs, &t.item_hashes, &t.summaries, &t.by_updated, &t.by_status, &t.quarantine)
             .transaction(|(docs, hashes, summaries, by_updated, by_status, quarantine)| {
                 docs.remove(id.as_bytes())?;
@@ -255,29 +372,30 @@ impl Store {
             })
             .map_err(StoreError::from_transaction)?;
         if kept {
-            self.quarantined.fetch_add(1, Ordering::Relaxed);
+            self.shared.quarantined.fetch_add(1, Ordering::Relaxed);
         }
-        self.documents.fetch_sub(1, Ordering::Relaxed);
+        self.shared.documents.fetch_sub(1, Ordering::Relaxed);
         tracing::warn!(%id, reason, "a stored document no longer loads: set aside");
         Ok(true)
     }
 
     /// Whether exactly these bytes were kept aside as refused.
     pub fn is_quarantined(&self, bytes: &[u8]) -> Result<bool, StoreError> {
-        if self.quarantined.load(Ordering::Relaxed) == 0 {
+        if self.shared.quarantined.load(Ordering::Relaxed) == 0 {
             return Ok(false);
         }
-        Ok(self.trees.quarantine.contains_key(quarantine::key(bytes))?)
+        Ok(self.open_db()?.trees.quarantine.contains_key(quarantine::key(bytes))?)
     }
 
     /// How many refused documents are kept aside.
     pub fn quarantined_count(&self) -> u64 {
-        self.quarantined.load(Ordering::Relaxed)
+        self.shared.quarantined.load(Ordering::Relaxed)
     }
 
     /// Every refused document kept aside (at most [`QUARANTINE_ENTRIES_MAX`]).
     pub fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
-        self.trees
+        self.open_db()?
+            .trees
             .quarantine
             .iter()
             .values()
@@ -288,20 +406,21 @@ impl Store {
     }
 
     /// A named tree for a layer built on this store (HQ's legacy REST records), in the same
-    /// database: made durable by the same [`Store::flush`].
+    /// database: made durable by the same [`Store::flush`]. The tree belongs to the current
+    /// opening: while a layer holds one, [`Store::recover`] cannot reopen the database.
     pub fn extra_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(format!("ext/{name}"))?)
+        Ok(self.open_db()?.db.open_tree(format!("ext/{name}"))?)
     }
 
     /// Makes every write so far durable (fsync).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.open_db()?.db.flush()?;
         Ok(())
     }
 
     /// The document with this id.
     pub fn get(&self, id: Uuid) -> Result<Option<Document>, StoreError> {
-        match self.trees.docs.get(id.as_bytes())? {
+        match self.open_db()?.trees.docs.get(id.as_bytes())? {
             Some(bytes) => {
                 Document::load(&bytes).map(Some).map_err(|source| StoreError::Document { id, source })
             }
@@ -311,7 +430,7 @@ impl Store {
 
     /// The [`ItemHash`] (id and heads) of the stored version of a document, without loading it.
     pub fn item_hash(&self, id: Uuid) -> Result<Option<ItemHash>, StoreError> {
-        match self.trees.item_hashes.get(id.as_bytes())? {
+        match self.open_db()?.trees.item_hashes.get(id.as_bytes())? {
             None => Ok(None),
             Some(bytes) => {
                 let hash: [u8; 16] =
@@ -323,7 +442,7 @@ impl Store {
 
     /// The saved bytes of the document with this id.
     pub fn get_bytes(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.trees.docs.get(id.as_bytes())?.map(|bytes| bytes.to_vec()))
+        Ok(self.open_db()?.trees.docs.get(id.as_bytes())?.map(|bytes| bytes.to_vec()))
     }
 
     /// Up to `limit` stored documents' saved bytes, in id order, after `after` (from the start
@@ -335,10 +454,11 @@ impl Store {
     ) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
         let range = match after {
             Some(after) => self
+                .open_db()?
                 .trees
                 .docs
                 .range((std::ops::Bound::Excluded(after.as_bytes().to_vec()), std::ops::Bound::Unbounded)),
-            None => self.trees.docs.iter(),
+            None => self.open_db()?.trees.docs.iter(),
         };
         range
             .take(limit)
@@ -352,46 +472,51 @@ impl Store {
 
     /// The document created with this `localId`, if any.
     pub fn find_local_id(&self, local_id: Uuid) -> Result<Option<Uuid>, StoreError> {
-        let Some(bytes) = self.trees.by_local_id.get(local_id.as_bytes())? else { return Ok(None) };
+        let Some(bytes) = self.open_db()?.trees.by_local_id.get(local_id.as_bytes())? else {
+            return Ok(None);
+        };
         let id = keys::decode_uuid(&bytes).ok_or(StoreError::Corrupt { what: "localId index" })?;
         // A document set aside leaves its localId behind.
-        Ok(self.trees.docs.contains_key(id.as_bytes())?.then_some(id))
+        Ok(self.open_db()?.trees.docs.contains_key(id.as_bytes())?.then_some(id))
     }
 
     /// The transactions recorded for an order.
     pub fn transactions_of(&self, order_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
-        self.trees
-            .transactions_by_order
-            .scan_prefix(order_id.as_bytes())
-            .map(|entry| {
-                let (key, _) = entry?;
-                keys::decode_uuid(&key[16..]).ok_or(StoreError::Corrupt { what: "transaction index" })
-            })
+        let open = self.open_db()?;
+        let mut ids = Vec::new();
+        for entry in open.trees.transactions_by_order.scan_prefix(order_id.as_bytes()) {
+            let (key, _) = entry?;
+            let id =
+                keys::decode_uuid(&key[16..]).ok_or(StoreError::Corrupt { what: "transaction index" })?;
             // A transaction set aside leaves its entry behind.
-            .filter(|id| {
-                id.as_ref().map_or(true, |id| self.trees.docs.contains_key(id.as_bytes()).unwrap_or(true))
-            })
-            .collect()
+            if open.trees.docs.contains_key(id.as_bytes())? {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
     }
 
     /// How many documents the store holds.
     pub fn document_count(&self) -> usize {
-        self.documents.load(Ordering::Relaxed) as usize
+        self.shared.documents.load(Ordering::Relaxed) as usize
     }
 
     /// Every document id, in id order.
-    pub fn document_ids(&self) -> impl Iterator<Item = Result<Uuid, StoreError>> + '_ {
-        self.trees.docs.iter().keys().map(|key| {
-            let key = key?;
-            keys::decode_uuid(&key).ok_or(StoreError::Corrupt { what: "document key" })
-        })
+    pub fn document_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        self.open_db()?
+            .trees
+            .docs
+            .iter()
+            .keys()
+            .map(|key| keys::decode_uuid(&key?).ok_or(StoreError::Corrupt { what: "document key" }))
+            .collect()
     }
 
     /// The sync index: every document's [`ItemHash`], read once at start-up (the writer keeps
     /// it current from what [`Store::put`] returns).
     pub fn load_index(&self) -> Result<Index, StoreError> {
         let mut index = Index::new();
-        for entry in self.trees.item_hashes.iter() {
+        for entry in self.open_db()?.trees.item_hashes.iter() {
             let (key, value) = entry?;
             let id = keys::decode_uuid(&key).ok_or(StoreError::Corrupt { what: "item hash key" })?;
             let hash: [u8; 16] =
@@ -405,7 +530,7 @@ impl Store {
     /// hash). `saved` are its bytes when the caller has them already (as received). A document
     /// whose view cannot be computed is refused with [`StoreError::Document`].
     pub fn prepare(&self, document: &mut Document, saved: Option<Vec<u8>>) -> Result<Prepared, StoreError> {
-        summary::Prepared::of(document, saved, self.hq.as_ref())
+        summary::Prepared::of(document, saved, self.shared.hq.as_ref())
     }
 
     /// Checks a document a peer sent, with this store's HQ key (see [`Prepared::received`]).
@@ -415,7 +540,7 @@ impl Store {
         doc: automerge::AutoCommit,
         saved: Option<Vec<u8>>,
     ) -> Result<(Document, Prepared), String> {
-        Prepared::received(id, doc, saved, self.hq.as_ref())
+        Prepared::received(id, doc, saved, self.shared.hq.as_ref())
     }
 
     /// Like [`Store::prepare`] for a document whose saved bytes and view (computed with this
@@ -444,6 +569,7 @@ impl Store {
         from: Option<&str>,
     ) -> Result<Vec<(Uuid, ItemHash)>, StoreError> {
         let remotes: Vec<sled::IVec> = self
+            .open_db()?
             .trees
             .remotes
             .iter()
@@ -452,7 +578,8 @@ impl Store {
                 remote.as_ref().map_or(true, |name| Some(name.as_ref()) != from.map(str::as_bytes))
             })
             .collect::<Result<_, _>>()?;
-        let t = &self.trees;
+        let open = self.open_db()?;
+        let t = &open.trees;
         let added = (
             &t.docs,
             &t.item_hashes,
@@ -487,18 +614,23 @@ impl Store {
                 },
             )
             .map_err(StoreError::from_transaction)?;
-        self.documents.fetch_add(added, Ordering::Relaxed);
+        self.shared.documents.fetch_add(added, Ordering::Relaxed);
         Ok(prepared.iter().map(|entry| (entry.id, entry.item_hash)).collect())
     }
 
     /// A page of order summaries, most recently updated first.
     pub fn list_orders(&self, query: &OrderQuery) -> Result<OrderPage, StoreError> {
-        summary::list(&self.trees.summaries, &self.trees.by_updated, &self.trees.by_status, query)
+        summary::list(
+            &self.open_db()?.trees.summaries,
+            &self.open_db()?.trees.by_updated,
+            &self.open_db()?.trees.by_status,
+            query,
+        )
     }
 
     /// The summary of one order.
     pub fn order_summary(&self, id: Uuid) -> Result<Option<OrderSummary>, StoreError> {
-        summary::get(&self.trees.summaries, id)
+        summary::get(&self.open_db()?.trees.summaries, id)
     }
 
     /// Counts of orders by status, over the whole store.
@@ -506,7 +638,10 @@ impl Store {
         OrderStatus::ALL
             .iter()
             .map(|status| {
-                Ok((*status, self.trees.by_status.scan_prefix([keys::status_tag(*status)]).count() as u64))
+                Ok((
+                    *status,
+                    self.open_db()?.trees.by_status.scan_prefix([keys::status_tag(*status)]).count() as u64,
+                ))
             })
             .collect()
     }
@@ -516,7 +651,7 @@ impl Store {
 /// milliseconds after the previous `Store` in this process is dropped.
 const LOCK_WAIT_MS: u64 = 2_000;
 
-fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+fn open_db(dir: &Path, cache_bytes: u64, lock_wait_ms: u64) -> Result<sled::Db, StoreError> {
     let started = std::time::Instant::now();
     loop {
         let opened = sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None).open();
@@ -524,7 +659,7 @@ fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(error))
                 if error.to_string().contains("could not acquire lock")
-                    && started.elapsed() < std::time::Duration::from_millis(LOCK_WAIT_MS) =>
+                    && started.elapsed() < std::time::Duration::from_millis(lock_wait_ms) =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }

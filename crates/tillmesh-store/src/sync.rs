@@ -153,25 +153,36 @@ impl Store {
     pub fn register_remote(&self, remote: &str) -> Result<(), StoreError> {
         let name = check_remote(remote)?;
         // Refused only when the remote is known already: then nothing changes.
-        let _known = self.trees.remotes.compare_and_swap(name, None as Option<&[u8]>, Some(&[] as &[u8]))?;
+        let _known = self.open_db()?.trees.remotes.compare_and_swap(
+            name,
+            None as Option<&[u8]>,
+            Some(&[] as &[u8]),
+        )?;
         Ok(())
     }
 
     /// Whether a remote was registered but never agreed with: documents without an entry are
     /// then PENDING for it, not SYNCED.
     fn never_synced(&self, name: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.trees.remotes.get(name)?.is_some_and(|value| value.is_empty()))
+        Ok(self.open_db()?.trees.remotes.get(name)?.is_some_and(|value| value.is_empty()))
     }
 
     /// The remotes known to this store.
     pub fn remotes(&self) -> Result<Vec<String>, StoreError> {
-        self.trees.remotes.iter().keys().map(|key| Ok(String::from_utf8_lossy(&key?).into_owned())).collect()
+        self.open_db()?
+            .trees
+            .remotes
+            .iter()
+            .keys()
+            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+            .collect()
     }
 
     /// Sets where a document stands with a remote.
     pub fn set_sync_status(&self, remote: &str, doc: Uuid, new: SyncStatus) -> Result<(), StoreError> {
         let name = check_remote(remote)?;
-        let t = &self.trees;
+        let open = self.open_db()?;
+        let t = &open.trees;
         (&t.sync_status, &t.sync_counts)
             .transaction(|(status, counts)| set_status(status, counts, name, doc, new))
             .map_err(StoreError::from_transaction)
@@ -180,15 +191,15 @@ impl Store {
     /// Where a document stands with a remote (`None` for an unknown remote or document).
     pub fn sync_status(&self, remote: &str, doc: Uuid) -> Result<Option<SyncStatus>, StoreError> {
         let name = check_remote(remote)?;
-        match self.trees.sync_status.get(keys::remote(name, doc.as_bytes()))? {
+        match self.open_db()?.trees.sync_status.get(keys::remote(name, doc.as_bytes()))? {
             Some(tag) => tag
                 .first()
                 .copied()
                 .and_then(SyncStatus::from_tag)
                 .map(Some)
                 .ok_or(StoreError::Corrupt { what: "sync status" }),
-            None if self.trees.remotes.contains_key(name)?
-                && self.trees.docs.contains_key(doc.as_bytes())? =>
+            None if self.open_db()?.trees.remotes.contains_key(name)?
+                && self.open_db()?.trees.docs.contains_key(doc.as_bytes())? =>
             {
                 Ok(Some(if self.never_synced(name)? { SyncStatus::Pending } else { SyncStatus::Synced }))
             }
@@ -201,8 +212,9 @@ impl Store {
         let name = check_remote(remote)?;
         let prefix = keys::remote(name, &[]);
         let keys: Vec<sled::IVec> =
-            self.trees.sync_status.scan_prefix(&prefix).keys().collect::<Result<_, _>>()?;
-        let t = &self.trees;
+            self.open_db()?.trees.sync_status.scan_prefix(&prefix).keys().collect::<Result<_, _>>()?;
+        let open = self.open_db()?;
+        let t = &open.trees;
         (&t.sync_status, &t.sync_counts)
             .transaction(|(status, counts)| {
                 for key in &keys {
@@ -219,7 +231,7 @@ impl Store {
     /// Records a successful sync with a remote at `at`.
     pub fn record_sync(&self, remote: &str, at: Timestamp) -> Result<(), StoreError> {
         let name = check_remote(remote)?;
-        self.trees.remotes.insert(name, &at.0.to_be_bytes())?;
+        self.open_db()?.trees.remotes.insert(name, &at.0.to_be_bytes())?;
         Ok(())
     }
 
@@ -228,7 +240,7 @@ impl Store {
         let name = check_remote(remote)?;
         let mut counts = [0u64; 6];
         for (index, status) in SyncStatus::ALL.iter().enumerate() {
-            if let Some(bytes) = self.trees.sync_counts.get(keys::remote(name, &[status.tag()]))? {
+            if let Some(bytes) = self.open_db()?.trees.sync_counts.get(keys::remote(name, &[status.tag()]))? {
                 counts[index] = keys::decode_u64(&bytes).ok_or(StoreError::Corrupt { what: "sync count" })?;
             }
         }
@@ -246,7 +258,7 @@ impl Store {
             let unsynced: u64 = counts.iter().sum();
             counts[SyncStatus::Synced as usize] = documents.saturating_sub(unsynced);
         }
-        let last_sync_at = match self.trees.remotes.get(name)? {
+        let last_sync_at = match self.open_db()?.trees.remotes.get(name)? {
             Some(bytes) if bytes.len() == 8 => keys::decode_u64(&bytes).map(|at| Timestamp(at as i64)),
             _ => None,
         };
@@ -266,13 +278,18 @@ impl Store {
     /// The saved Automerge sync state for one document with one remote.
     pub fn sync_state(&self, remote: &str, doc: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
         let name = check_remote(remote)?;
-        Ok(self.trees.sync_states.get(keys::remote(name, doc.as_bytes()))?.map(|bytes| bytes.to_vec()))
+        Ok(self
+            .open_db()?
+            .trees
+            .sync_states
+            .get(keys::remote(name, doc.as_bytes()))?
+            .map(|bytes| bytes.to_vec()))
     }
 
     /// Saves the Automerge sync state (`sync::State::encode`) for one document with one remote.
     pub fn put_sync_state(&self, remote: &str, doc: Uuid, state: &[u8]) -> Result<(), StoreError> {
         let name = check_remote(remote)?;
-        self.trees.sync_states.insert(keys::remote(name, doc.as_bytes()), state)?;
+        self.open_db()?.trees.sync_states.insert(keys::remote(name, doc.as_bytes()), state)?;
         Ok(())
     }
 }

@@ -93,6 +93,12 @@ impl From<TillError> for ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_query")
             }
             TillError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            TillError::StorageFailed(failure) if failure.disk_full => {
+                (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
+            }
+            TillError::StorageFailed(_) | TillError::Store(tillmesh_store::StoreError::Reopening) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            }
             TillError::NotHq => (StatusCode::FORBIDDEN, "not_hq"),
             TillError::AlreadyExists { .. }
             | TillError::Store(_)

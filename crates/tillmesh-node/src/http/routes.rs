@@ -26,6 +26,11 @@ fn ids(path: Result<Path<(Uuid, Uuid)>, PathRejection>) -> Result<(Uuid, Uuid), 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Health {
+    /// `ok`, or `degraded: …` while the store refuses writes.
+    status: &'static str,
+    /// The storage error behind a degraded status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage_error: Option<String>,
     till_code: String,
     device_id: String,
     documents: usize,
@@ -33,7 +38,15 @@ pub(super) struct Health {
 }
 
 pub(super) async fn health(State(till): State<Till>) -> Json<Health> {
+    let failure = till.store().failure();
+    let status = match &failure {
+        None => "ok",
+        Some(failure) if failure.disk_full => "degraded: disk full",
+        Some(_) => "degraded: storage failing",
+    };
     Json(Health {
+        status,
+        storage_error: failure.map(|failure| failure.reason),
         till_code: till.config().code.to_string(),
         device_id: till.device_id().to_string(),
         documents: till.store().document_count(),
