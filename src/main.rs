@@ -88,6 +88,10 @@ enum ShopCommand {
         /// Where to write the credentials (refuses to overwrite).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Give a code used before (revoked) to a new till: it continues that code's numbering
+        /// past the highest number it sees from the shop.
+        #[arg(long)]
+        reuse: bool,
     },
     /// Revoke a till: a newer, revoked roster entry; apply it to any running till with `tillmesh
     /// roster apply` and every peer disconnects the till.
@@ -371,7 +375,9 @@ fn main() -> std::process::ExitCode {
             Command::Shop(ShopCommand::Init { dir, currency, tax_rate_bps }) => {
                 shop::init(&dir, currency, tax_rate_bps)
             }
-            Command::Shop(ShopCommand::AddTill { dir, code, out }) => shop::add_till(&dir, code, &out),
+            Command::Shop(ShopCommand::AddTill { dir, code, out, reuse }) => {
+                shop::add_till(&dir, code, &out, reuse)
+            }
             Command::Shop(ShopCommand::RevokeTill { dir, code, out }) => shop::revoke_till(&dir, code, out),
             Command::Roster(RosterCommand::Apply { file, client }) => {
                 client::apply_roster(&file, client).await

@@ -161,12 +161,29 @@ pub(crate) fn init(dir: &Path, currency: Currency, tax_rate_bps: u32) -> anyhow:
 
 /// `tillmesh shop add-till`: a new identity for the till, its signed roster entry, and its
 /// credentials file.
-pub(crate) fn add_till(dir: &Path, code: TillCode, out: &Path) -> anyhow::Result<()> {
+pub(crate) fn add_till(dir: &Path, code: TillCode, out: &Path, reuse: bool) -> anyhow::Result<()> {
     let (shop, entries) = read_shop(dir)?;
     let hq = shop.hq();
     let mut roster = Roster::new();
     for entry in entries {
         roster.merge(entry, &hq.public_key())?;
+    }
+    // A code is never reissued by accident: orders numbered by its earlier till (revoked or
+    // not) exist, and a new till counting from 1 would number orders the same.
+    if let Some(earlier) = roster.entries().map(|signed| &signed.entry).find(|entry| entry.till_code == code)
+    {
+        if !reuse {
+            anyhow::bail!(
+                "till code {code} was used before (peer {}{}); codes are never reissued: pick another \
+                 code, or pass --reuse to give it to a new till that continues {code}'s numbering",
+                earlier.peer_id,
+                if earlier.revoked { ", revoked" } else { "" }
+            );
+        }
+        eprintln!(
+            "warning: reusing till code {code}: start the new till connected to the shop before it takes \
+             orders, so that it continues past the last {code} number it sees"
+        );
     }
     let identity = random_key()?;
     let peer_id = Keypair::ed25519_from_bytes(identity)?.public().to_peer_id().to_string();

@@ -305,6 +305,27 @@ impl Store {
         next.as_deref().and_then(keys::decode_u64).ok_or(StoreError::Corrupt { what: "order sequence" })
     }
 
+    /// Keeps this till's order sequence above every number of its own code among `prepared`:
+    /// a till that took over a reused code (`shop add-till --reuse`) continues past the numbers
+    /// it sees from its predecessor instead of issuing them again.
+    fn raise_order_sequence(&self, prepared: &[Prepared]) -> Result<(), StoreError> {
+        let open = self.open_db()?;
+        let Some(code) = open.db.get(meta_keys::TILL_CODE)? else { return Ok(()) };
+        let seen = prepared
+            .iter()
+            .filter_map(|entry| entry.order.as_ref()?.order_number.parse::<tillmesh_core::OrderNumber>().ok())
+            .filter(|number| number.till.as_str().as_bytes() == code.as_ref())
+            .map(|number| number.sequence)
+            .max();
+        if let Some(seen) = seen {
+            open.db.update_and_fetch(meta_keys::ORDER_SEQUENCE, |old| {
+                let current = old.and_then(keys::decode_u64).unwrap_or(0);
+                Some(current.max(seen).to_be_bytes().to_vec())
+            })?;
+        }
+        Ok(())
+    }
+
     /// A small runtime setting (the roster, …) by name.
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -615,6 +636,7 @@ impl Store {
             )
             .map_err(StoreError::from_transaction)?;
         self.shared.documents.fetch_add(added, Ordering::Relaxed);
+        self.raise_order_sequence(prepared)?;
         Ok(prepared.iter().map(|entry| (entry.id, entry.item_hash)).collect())
     }
 
