@@ -126,9 +126,14 @@ pub(crate) fn read_shop(dir: &Path) -> anyhow::Result<(ShopFile, Vec<SignedRoste
 }
 
 fn write_roster(dir: &Path, roster: &[SignedRosterEntry]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("roster.json");
     let temporary = dir.join("roster.json.tmp");
-    std::fs::write(&temporary, serde_json::to_string_pretty(roster)?)?;
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
+    file.write_all(serde_json::to_string_pretty(roster)?.as_bytes())?;
+    file.sync_all()?;
     std::fs::rename(&temporary, &path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
@@ -136,7 +141,9 @@ fn write_roster(dir: &Path, roster: &[SignedRosterEntry]) -> anyhow::Result<()> 
 /// `tillmesh shop init`: the shop key, HQ's signing key, HQ's node identity and a roster holding
 /// the HQ node.
 pub(crate) fn init(dir: &Path, currency: Currency, tax_rate_bps: u32) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let shop = ShopFile {
         format: SHOP_FORMAT.into(),
         shop_key: random_key()?,

@@ -53,3 +53,17 @@ fn the_cli_creates_lists_and_shows_orders() {
 
     assert!(till.terminate().success(), "SIGTERM stops the till cleanly");
 }
+
+/// The shop's secrets and roster, and a till's credentials, are the owner's only.
+#[test]
+fn shop_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    support::shop(dir.path(), &["A"]);
+    let mode =
+        |path: std::path::PathBuf| std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(dir.path().join("shop")), 0o700);
+    for file in ["shop/shop.json", "shop/roster.json", "A.till"] {
+        assert_eq!(mode(dir.path().join(file)), 0o600, "{file}");
+    }
+}

@@ -66,6 +66,26 @@ pub struct StorageFailure {
     pub disk_full: bool,
 }
 
+/// Creates the store's directory readable by its owner only (0700), or makes an existing one so:
+/// every order is in there.
+fn restrict(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Makes the files sled created in the store's directory the owner's only (0600; directories
+/// 0700). Files sled creates later sit behind the 0700 directory.
+fn restrict_files(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let mode = if entry.file_type()?.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 /// Free space a full disk must have again before the store is reopened.
 const RECOVER_SPACE_MIN_BYTES: u64 = 1024 * 1024;
 
@@ -189,7 +209,10 @@ mod meta_keys {
 impl Store {
     /// Opens (or creates) the store in `dir`. A store written by a newer tillmesh is refused.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        restrict(dir).map_err(|error| StoreError::Open { dir: dir.to_path_buf(), source: error.into() })?;
         let open = Open::at(dir, options.cache_bytes, LOCK_WAIT_MS)?;
+        restrict_files(dir)
+            .map_err(|error| StoreError::Open { dir: dir.to_path_buf(), source: error.into() })?;
         let shared = Shared {
             dir: dir.to_path_buf(),
             cache_bytes: options.cache_bytes,

@@ -164,3 +164,23 @@ fn a_store_belongs_to_one_till_and_one_layout() {
     let error = Store::open(dir.path(), StoreOptions::default()).expect_err("newer layout");
     assert!(error.to_string().contains("upgrade tillmesh"), "{error}");
 }
+
+/// Every order is in the store's directory: it and the files in it are the owner's only.
+#[test]
+fn the_store_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("till");
+    std::fs::create_dir_all(&path).expect("mkdir");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let store = Store::open(&path, StoreOptions::default()).expect("open");
+    store.flush().expect("flush");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o700);
+    for entry in std::fs::read_dir(&path).expect("read dir") {
+        let entry = entry.expect("entry");
+        let expected = if entry.file_type().expect("type").is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&entry.path()), expected, "{}", entry.path().display());
+    }
+}
