@@ -138,6 +138,10 @@ struct TillArgs {
     /// The shop's tax rate in basis points (825 = 8.25 %; taken from the credentials when given).
     #[arg(long, default_value_t = 0, conflicts_with = "credentials")]
     tax_rate_bps: u32,
+    /// A host name the till's HTTP API answers for besides localhost and its IP addresses
+    /// (`till-a.shop.lan`); repeatable. Other names are refused (DNS rebinding).
+    #[arg(long, value_name = "NAME")]
+    allow_host: Vec<String>,
     #[command(flatten)]
     node: NodeArgs,
 }

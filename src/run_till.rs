@@ -54,6 +54,7 @@ pub(crate) async fn till(args: TillArgs) -> anyhow::Result<()> {
     let mut config = TillConfig::new(args.data_dir.clone(), code);
     config.currency = args.currency;
     config.tax_rate_bps = args.tax_rate_bps;
+    config.allowed_hosts = args.allow_host.clone();
     let membership = match credentials {
         Some(credentials) => {
             config.currency = credentials.currency;

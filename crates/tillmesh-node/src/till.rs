@@ -63,6 +63,9 @@ pub struct TillConfig {
     pub writer_queue_max: usize,
     /// sled's page cache in bytes.
     pub cache_bytes: u64,
+    /// Host names (besides `localhost` and IP addresses) the till's HTTP API answers for; any
+    /// other `Host` is refused, so that a web page cannot reach the API by DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl TillConfig {
@@ -77,6 +80,7 @@ impl TillConfig {
             hq_signing: None,
             writer_queue_max: 1024,
             cache_bytes: 32 * 1024 * 1024,
+            allowed_hosts: Vec::new(),
         }
     }
 

@@ -500,3 +500,52 @@ async fn stored_documents_that_no_longer_load_are_set_aside_at_open() {
     assert!(metrics.contains("tillmesh_documents_quarantined 2"), "{metrics}");
     till.stop().await;
 }
+
+/// The till's API answers for localhost, IP addresses and the names it was given, and refuses
+/// any other `Host` (a web page reaching it by DNS rebinding) without doing anything.
+#[tokio::test]
+async fn only_allowed_hosts_reach_the_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = TillConfig::new(dir.path().join("till"), TillCode::parse("A").expect("code"));
+    config.allowed_hosts = vec!["Till-A.shop.lan".to_string()];
+    let till = Till::open(config, Arc::new(SystemClock)).expect("open till");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(tillmesh_node::http::serve(listener, till.clone(), async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let order = json!({ "items": [soup(json!(1), json!(3))] });
+    let port = address.port();
+    for (host, allowed) in [
+        (format!("127.0.0.1:{port}"), true),
+        (format!("localhost:{port}"), true),
+        ("localhost".to_string(), true),
+        (format!("[::1]:{port}"), true),
+        (format!("192.168.1.20:{port}"), true),
+        (format!("till-a.shop.lan:{port}"), true),
+        (format!("evil.example:{port}"), false),
+        ("till-a.shop.lan.evil.example".to_string(), false),
+        (format!("localhost.evil.example:{port}"), false),
+    ] {
+        let before = till.store().document_count();
+        let response = client
+            .post(format!("http://{address}/api/orders"))
+            .header(reqwest::header::HOST, host.as_str())
+            .json(&order)
+            .send()
+            .await
+            .expect("send");
+        if allowed {
+            assert_eq!(response.status(), StatusCode::CREATED, "{host}");
+        } else {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{host}");
+            let body: Value = response.json().await.expect("json");
+            assert_eq!(body["error"], "host_not_allowed");
+            assert_eq!(till.store().document_count(), before, "{host}: nothing written");
+        }
+    }
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+}

@@ -34,9 +34,51 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// Longest a request may take before it is answered 408.
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
-/// The router of the till's API.
+/// The router of the till's API: only for the host names it may be reached by (see
+/// [`allowed_host`]).
 pub fn app(till: Till) -> Router {
+    let allowed: Arc<[String]> =
+        till.config().allowed_hosts.iter().map(|host| host.to_ascii_lowercase()).collect();
     app_with(till.clone(), till_routes(till), None)
+        .layer(axum::middleware::from_fn_with_state(allowed, check_host))
+}
+
+/// Whether a request's `Host` may reach a till: `localhost`, an IP address (a page loaded from a
+/// web site never sends one: DNS rebinding needs a name), or a name in `allowed` (lower case).
+/// A request without a `Host` (not from a browser) passes.
+fn allowed_host(host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(host) = host else { return true };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => {
+            return bracketed.split_once(']').is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok() || allowed.contains(&name)
+}
+
+async fn check_host(
+    axum::extract::State(allowed): axum::extract::State<Arc<[String]>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let host = request.headers().get(axum::http::header::HOST).and_then(|value| value.to_str().ok());
+    if allowed_host(host, &allowed) {
+        return next.run(request).await;
+    }
+    let detail = format!(
+        "this till answers for localhost, its IP addresses and the names given with --allow-host, not {:?}",
+        host.unwrap_or_default()
+    );
+    axum::response::IntoResponse::into_response(ApiError {
+        status: StatusCode::FORBIDDEN,
+        error: "host_not_allowed",
+        detail,
+    })
 }
 
 /// The till's own routes (orders, payments, settlement, sync, roster), with their body limit,
