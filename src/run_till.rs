@@ -42,6 +42,7 @@ struct Membership {
 /// `tillmesh till`: standalone, or in a shop with credentials.
 pub(crate) async fn till(args: TillArgs) -> anyhow::Result<()> {
     init_logging("info");
+    raise_descriptor_limit();
     let credentials = args.credentials.as_deref().map(TillCredentials::read).transpose()?;
     let code = match (&credentials, args.code.clone()) {
         (Some(credentials), Some(code)) if code != credentials.till_code => {
@@ -84,6 +85,7 @@ pub(crate) async fn till(args: TillArgs) -> anyhow::Result<()> {
 /// `tillmesh hq`: the HQ node, with HQ's signing key from the shop directory.
 pub(crate) async fn hq(args: HqArgs) -> anyhow::Result<()> {
     init_logging("info");
+    raise_descriptor_limit();
     let (Some(shop_dir), Some(data_dir)) = (args.shop.as_deref(), args.data_dir.clone()) else {
         bail!("give --shop and --data-dir");
     };
@@ -185,6 +187,15 @@ fn own_entry(
 }
 
 /// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise.
+/// Every connection costs a file descriptor: a node takes the hard limit the system allows
+/// (raise it with `LimitNOFILE` in the service unit; see docs/OPERATIONS.md).
+fn raise_descriptor_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(descriptors) => tracing::info!(descriptors, "file descriptor limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the file descriptor limit"),
+    }
+}
+
 pub(crate) fn init_logging(default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     // Fails only if a subscriber is already set: that one stays.

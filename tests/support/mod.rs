@@ -29,7 +29,12 @@ impl TillProcess {
     /// Starts `tillmesh <args>` (`till …` or `hq …`, plus `--http 127.0.0.1:0`) and waits
     /// until it prints its HTTP address (and its peer address before that, when it listens).
     pub fn spawn(args: &[&str]) -> TillProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_tillmesh"))
+        TillProcess::spawn_program(env!("CARGO_BIN_EXE_tillmesh"), args)
+    }
+
+    /// [`TillProcess::spawn`] through another program (`sh -c 'ulimit …; exec "$@"' sh tillmesh …`).
+    pub fn spawn_program(program: &str, args: &[&str]) -> TillProcess {
+        let child = Command::new(program)
             .args(args)
             .args(["--http", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use axum::Router;
 use tillmesh_core::Clock;
 use tillmesh_node::Till;
+use tillmesh_node::http::ConnectionLimits;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -85,7 +86,7 @@ impl<S: RecordStore> Hq<S> {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.app).with_graceful_shutdown(shutdown).await?;
+        tillmesh_node::http::serve_router(listener, self.app, ConnectionLimits::default(), shutdown).await?;
         self.projector.abort();
         let node = self.service.node().clone();
         tokio::task::spawn_blocking(move || node.close()).await.map_err(std::io::Error::other)

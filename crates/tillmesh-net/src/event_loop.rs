@@ -11,7 +11,9 @@ use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, Transport, allow_block_list, mdns, noise, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, Transport, allow_block_list, connection_limits, mdns, noise, tcp, yamux,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -34,8 +36,16 @@ pub struct NetConfig {
     pub frame_bytes_max: usize,
     /// How long a request may wait for its response.
     pub request_timeout_ms: u64,
-    /// How long a dial may take (a wrong shop key does not fail fast: it hangs until this).
+    /// How long a connection's handshake (shop key, noise, yamux) may take, either way: a wrong
+    /// shop key does not fail fast, and a stranger's half-open connection holds a slot until this.
     pub connection_timeout_ms: u64,
+    /// Incoming connections still in their handshake at once; more are refused at once, so that
+    /// a stranger's flood cannot take every descriptor.
+    pub pending_incoming_max: u32,
+    /// Established connections to one peer.
+    pub established_per_peer_max: u32,
+    /// Established connections in all.
+    pub established_max: u32,
     /// First re-dial delay; it doubles up to `redial_backoff_max_ms`.
     pub redial_backoff_ms: u64,
     /// Longest re-dial delay.
@@ -45,7 +55,8 @@ pub struct NetConfig {
 }
 
 impl NetConfig {
-    /// Defaults for a shop LAN: 16 MiB frames, 30 s requests, 5 s dials, re-dial 0.5 s to 30 s.
+    /// Defaults for a shop LAN: 16 MiB frames, 30 s requests, 3 s handshakes, 32 handshakes
+    /// pending, 4 connections per peer and 256 in all, re-dial 0.5 s to 30 s.
     pub fn new(keypair: Keypair, shop_key: [u8; 32]) -> NetConfig {
         NetConfig {
             keypair,
@@ -55,7 +66,10 @@ impl NetConfig {
             mdns: false,
             frame_bytes_max: 16 * 1024 * 1024,
             request_timeout_ms: 30_000,
-            connection_timeout_ms: 5_000,
+            connection_timeout_ms: 3_000,
+            pending_incoming_max: 32,
+            established_per_peer_max: 4,
+            established_max: 256,
             redial_backoff_ms: 500,
             redial_backoff_max_ms: 30_000,
             events_max: 1024,
@@ -187,6 +201,7 @@ impl NetClient {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     frames: request_response::Behaviour<FrameCodec>,
     mdns: Toggle<mdns::tokio::Behaviour>,
@@ -214,6 +229,10 @@ pub fn spawn(
     let codec = FrameCodec { frame_bytes_max: config.frame_bytes_max };
     let mdns_enabled = config.mdns;
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(config.pending_incoming_max))
+        .with_max_established_per_peer(Some(config.established_per_peer_max))
+        .with_max_established(Some(config.established_max));
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
         .with_other_transport(|keypair| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
@@ -233,6 +252,7 @@ pub fn spawn(
                 None
             };
             Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
                 blocked: allow_block_list::Behaviour::default(),
                 frames: request_response::Behaviour::with_codec(
                     codec,

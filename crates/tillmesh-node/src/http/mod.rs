@@ -8,6 +8,7 @@
 mod error;
 mod metrics;
 mod routes;
+mod server;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ use tracing::Level;
 
 pub use error::ApiError;
 pub use metrics::metric;
+pub use server::{ConnectionLimits, serve_router};
 
 use crate::Till;
 
@@ -144,6 +146,6 @@ pub async fn serve(
     till: Till,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(till.clone())).with_graceful_shutdown(shutdown).await?;
+    serve_router(listener, app(till.clone()), ConnectionLimits::default(), shutdown).await?;
     tokio::task::spawn_blocking(move || till.close()).await.map_err(std::io::Error::other)
 }
