@@ -235,7 +235,18 @@ async fn strangers_and_revoked_tills_get_no_document() {
     assert!(ok, "{err}");
     let (ok, _, err) = cli(&["roster", "apply", revocation.to_str().expect("utf-8"), "--till", &a.url]);
     assert!(ok, "{err}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The revocation is in force once A has dropped B as a remote (nothing pending for it).
+    let started = Instant::now();
+    loop {
+        let status: Value =
+            http.get(format!("{}/api/sync/status", a.url)).send().await.expect("status").json().await.expect("json");
+        let remotes = status["remotes"].as_array().expect("remotes");
+        if !remotes.iter().any(|remote| remote["remote"] == "till-B") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_millis(CONVERGE_TIMEOUT_MS), "A kept till-B: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     create_order(&http, &a.url, "A2").await;
     tokio::time::sleep(Duration::from_millis(3_000)).await;
     assert_eq!(orders(&http, &b.url).await.len(), 1, "the revoked till gets no new document");

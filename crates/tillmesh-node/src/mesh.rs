@@ -392,10 +392,46 @@ impl Driver {
             tracing::warn!(%peer, "peer revoked: disconnected");
             self.block(peer).await;
         }
+        self.forget_revoked().await;
         for state in self.peers.values_mut() {
             state.send_roster = true;
         }
         self.pump_all().await;
+    }
+
+    /// Drops the sync bookkeeping of every revoked till whose code no active device holds: it
+    /// is no remote any more, and nothing is pending for it.
+    async fn forget_revoked(&self) {
+        let remotes: Vec<String> = self
+            .roster
+            .entries()
+            .map(|signed| &signed.entry)
+            .filter(|entry| entry.revoked && self.roster.holder_of(&entry.till_code).is_none())
+            .map(|entry| remote_name(entry.till_code.as_str()))
+            .collect();
+        if remotes.is_empty() {
+            return;
+        }
+        let forgotten = self
+            .till
+            .writer()
+            .submit(move |context| {
+                let mut forgotten = Vec::new();
+                for remote in remotes {
+                    if context.store.forget_remote(&remote)? {
+                        forgotten.push(remote);
+                    }
+                }
+                Ok(forgotten)
+            })
+            .await;
+        match forgotten {
+            Ok(forgotten) if !forgotten.is_empty() => {
+                tracing::info!(?forgotten, "revoked tills forgotten as remotes")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "cannot forget revoked tills"),
+        }
     }
 
     fn save_roster(&self) {

@@ -161,6 +161,24 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets a remote (a revoked till): its registration, sync status, counts and Automerge
+    /// sync states, so that it no longer shows as a remote with documents pending. Returns
+    /// whether it was known.
+    pub fn forget_remote(&self, remote: &str) -> Result<bool, StoreError> {
+        let name = check_remote(remote)?;
+        let open = self.open_db()?;
+        let known = open.trees.remotes.remove(name)?.is_some();
+        let prefix = keys::remote(name, &[]);
+        for tree in [&open.trees.sync_status, &open.trees.sync_counts, &open.trees.sync_states] {
+            let mut batch = sled::Batch::default();
+            for key in tree.scan_prefix(&prefix).keys() {
+                batch.remove(key?);
+            }
+            tree.apply_batch(batch)?;
+        }
+        Ok(known)
+    }
+
     /// Whether a remote was registered but never agreed with: documents without an entry are
     /// then PENDING for it, not SYNCED.
     fn never_synced(&self, name: &[u8]) -> Result<bool, StoreError> {
