@@ -118,7 +118,9 @@ async fn legacy_clients_and_tills_see_each_others_orders() {
 
     // A legacy order reaches the till over peer-to-peer sync.
     let local_id = Uuid::new_v4();
-    let answer = batch(&http, &hq.url, &token, "pos-1", vec![legacy_order(local_id, "ORD-1", "pos-1")]).await;
+    let answer =
+        batch(&http, &hq.url, &token, "pos-1", vec![legacy_order(local_id, "ORD-20250115-0001", "pos-1")])
+            .await;
     let server_id = answer["syncedOrders"][0]["serverId"].as_str().expect("serverId").to_string();
     let on_till = eventually("the REST order on the till", async || {
         let response = http.get(format!("{}/api/orders/{server_id}", till.url)).send().await.ok()?;
@@ -126,7 +128,7 @@ async fn legacy_clients_and_tills_see_each_others_orders() {
         response.json::<Value>().await.ok()
     })
     .await;
-    assert_eq!(on_till["orderNumber"], "ORD-1");
+    assert_eq!(on_till["orderNumber"], "ORD-20250115-0001", "the client's own number, on the till too");
     assert_eq!(on_till["total"].to_string(), "10.83");
     assert_eq!(on_till["payment"]["status"], "PAID");
     assert_eq!(on_till["localId"], local_id.to_string());

@@ -26,7 +26,6 @@ use crate::authority::{
 use crate::document::{self, BaseDoc, DocKind, DocumentError, SCHEMA_VERSION};
 use crate::edit::{EditError, check_device_id, limits};
 use crate::money::{Amount, Currency};
-use crate::numbering::OrderNumber;
 use crate::status::{OrderStatus, PaymentMethod, PaymentStatus};
 use crate::time::Timestamp;
 
@@ -37,8 +36,10 @@ pub struct NewOrder {
     pub id: Uuid,
     /// The device-made idempotency key of the legacy API.
     pub local_id: Uuid,
-    /// `<till code>-<sequence>`.
-    pub number: OrderNumber,
+    /// The order number: `<till code>-<sequence>` ([`crate::OrderNumber`]) when a till takes the
+    /// order; a legacy device's own number (`1001`, `ORD-20250115-0001`, never shaped like a
+    /// till's) when HQ records one. 1 to [`limits::ORDER_NUMBER_CHARS_MAX`] characters.
+    pub number: String,
     /// The device that takes the order.
     pub device_id: String,
     /// The order's currency.
@@ -227,6 +228,7 @@ impl OrderDoc {
         actor: ActorId,
     ) -> Result<(OrderDoc, OrderRecord), EditError> {
         check_device_id(&new.device_id)?;
+        limits::ORDER_NUMBER.check(&new.number)?;
         if new.tax_rate_bps > limits::TAX_RATE_BPS_MAX {
             return Err(EditError::TaxRate { bps: new.tax_rate_bps });
         }
@@ -268,7 +270,7 @@ impl OrderDoc {
             kind: DocKind::Order.as_str().to_string(),
             id: new.id.to_string(),
             local_id: new.local_id.to_string(),
-            order_number: new.number.to_string(),
+            order_number: new.number,
             device_id: new.device_id.clone(),
             currency: new.currency.to_string(),
             tax_rate_bps: u64::from(new.tax_rate_bps),

@@ -23,14 +23,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tillmesh_core::legacy::{
-    BatchSyncRequest, BatchSyncResponse, Since, SyncResponse, SyncableOrder, SyncableTransaction,
-    UpdatesResponse,
-};
+use tillmesh_core::legacy::{BatchSyncResponse, Since, SyncResponse, UpdatesResponse};
 use tillmesh_node::http::{ApiError, MetricsSource, metric};
 
 use crate::records::{ConflictEntry, RecordStore};
-use crate::service::{HqError, LegacyService, token_sha256};
+use crate::service::{HqError, IncomingBatch, LegacyService, token_sha256};
 
 /// Largest legacy request body: a batch of 1,000 records fits.
 pub const REST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -131,7 +128,7 @@ async fn require_admin<S>(State(shared): AppState<S>, request: Request, next: Ne
 async fn batch<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
-    body: Result<Json<BatchSyncRequest>, JsonRejection>,
+    body: Result<Json<IncomingBatch>, JsonRejection>,
 ) -> Answer<BatchSyncResponse> {
     shared.requests.batch.fetch_add(1, Ordering::Relaxed);
     let device = device(&shared, &headers).await?;
@@ -142,7 +139,7 @@ async fn batch<S: RecordStore>(
 async fn order<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
-    body: Result<Json<SyncableOrder>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Answer<SyncResponse> {
     shared.requests.order.fetch_add(1, Ordering::Relaxed);
     let device = device(&shared, &headers).await?;
@@ -153,7 +150,7 @@ async fn order<S: RecordStore>(
 async fn transaction<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
-    body: Result<Json<SyncableTransaction>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Answer<SyncResponse> {
     shared.requests.transaction.fetch_add(1, Ordering::Relaxed);
     let device = device(&shared, &headers).await?;
