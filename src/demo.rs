@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use tillmesh_client::{ClientConfig, SyncHandle, SyncService, TrackedOrder};
 use tillmesh_core::legacy::{LegacyItem, LegacyOrder};
 use tillmesh_core::{Amount, Clock, OrderStatus, PaymentMethod, PaymentStatus, TillCode};
-use tillmesh_hq::{Hq, SledRecords};
+use tillmesh_hq::{Access, Hq, SledRecords};
 use tillmesh_net::{Multiaddr, PeerId, multiaddr::Protocol};
 use tillmesh_node::till::{ItemInput, OrderInput};
 use tillmesh_node::{LocalShop, Mesh, OrderDetail, PaymentInput, SystemClock, Till, TillConfig};
@@ -154,7 +154,8 @@ impl DemoShop {
         let admin_token_file = dir.path().join("admin-token");
         std::fs::write(&admin_token_file, format!("{admin_token}\n"))?;
         let records = SledRecords::open(hq_till.store().clone())?;
-        let hq = Hq::start(records, hq_till.clone(), Arc::new(SystemClock), &admin_token);
+        let hq =
+            Hq::start(records, hq_till.clone(), Arc::new(SystemClock), &Access::new(admin_token.as_str()));
         let client_token = hq.service.add_device(CLIENT).await?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let url = format!("http://{}", listener.local_addr()?);

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use served::Served;
 use tillmesh_core::PaymentStatus;
 use tillmesh_hq::records::RecordStore;
-use tillmesh_hq::{LegacyService, PgRecords, SledRecords};
+use tillmesh_hq::{Access, LegacyAuth, LegacyService, PgRecords, SledRecords};
 use tillmesh_node::Till;
 use uuid::Uuid;
 
@@ -31,14 +31,29 @@ struct Harness<S> {
     served: Served<S>,
 }
 
-/// HQ served with `make` its record store (see [`Served`]), with devices `pos-a` and `pos-b`.
+/// The web origin the tests' HQ lets call the legacy API.
+const ORIGIN: &str = "http://pos.example";
+
+/// HQ served with `make` its record store (see [`Served`]), with devices `pos-a` and `pos-b`,
+/// device tokens required, [`ORIGIN`] allowed.
 async fn harness<S, F, Fut>(make: F) -> Harness<S>
 where
     S: RecordStore,
     F: FnOnce(Till) -> Fut,
     Fut: Future<Output = S>,
 {
-    let served = Served::start(make, ADMIN_TOKEN).await;
+    let mut access = Access::new(ADMIN_TOKEN);
+    access.cors_origins = vec![ORIGIN.parse().expect("origin")];
+    harness_with(make, &access).await
+}
+
+async fn harness_with<S, F, Fut>(make: F, access: &Access) -> Harness<S>
+where
+    S: RecordStore,
+    F: FnOnce(Till) -> Fut,
+    Fut: Future<Output = S>,
+{
+    let served = Served::start(make, access).await;
     let service = Arc::clone(&served.service);
     let token_a = service.add_device("pos-a").await.expect("device a");
     let token_b = service.add_device("pos-b").await.expect("device b");
@@ -985,6 +1000,110 @@ on_both!(
     deletions_and_versions_are_never_silent,
     updates_by_time_are_complete,
 );
+
+/// HTTP for clients as they are: a browser's CORS preflight from an allowed origin, and a
+/// body far over the limit answered with a 413 the client can read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_and_a_readable_413() {
+    let h = on_sled().await;
+    for (origin, allowed) in [(ORIGIN, true), ("http://elsewhere.example", false)] {
+        let response = h
+            .http
+            .request(reqwest::Method::OPTIONS, format!("{}/api/sync/batch", h.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+            .await
+            .expect("preflight");
+        assert!(response.status().is_success(), "{origin}: {}", response.status());
+        let allow = response.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok());
+        assert_eq!(allow, allowed.then_some(origin), "{origin}");
+    }
+    // 20 MiB, five times the limit: HQ reads it to the end and answers.
+    let body = format!(r#"{{"deviceId":"pos-a","pad":"{}"}}"#, "x".repeat(20 * 1024 * 1024));
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+    let response = http
+        .post(format!("{}/api/sync/batch", h.base))
+        .bearer_auth(&h.token_a)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("an answer, not a reset");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(answer["error"], "too_large");
+    let health: Value = h
+        .http
+        .get(format!("{}/api/health", h.base))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["legacyAuth"], "token");
+    h.stop().await;
+}
+
+/// `--legacy-auth open`: a client without a token (the seed's has none) is admitted by the
+/// `deviceId` it names and listed among HQ's devices; health and metrics say the mode; a wrong
+/// token is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_legacy_auth_admits_clients_without_a_token() {
+    let mut access = Access::new(ADMIN_TOKEN);
+    access.legacy_auth = LegacyAuth::Open;
+    let h = harness_with(
+        |till| async move { SledRecords::open(till.store().clone()).expect("sled records") },
+        &access,
+    )
+    .await;
+    let devices_before = h.service.records().counts().await.expect("counts").devices;
+    let sent = order(Uuid::new_v4(), "1001", &[("tea", 1, 300)], "COMPLETED", "PAID", 1, "register-A");
+    let response = h
+        .http
+        .post(format!("{}/api/sync/batch", h.base))
+        .json(&json!({"deviceId": "register-A", "orders": [sent]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(answer["syncedOrders"][0]["success"], true, "{answer}");
+    assert_eq!(h.service.records().counts().await.expect("counts").devices, devices_before + 1);
+    let response = h
+        .http
+        .get(format!("{}/api/sync/updates?deviceId=register-B&since=0", h.base))
+        .send()
+        .await
+        .expect("request");
+    let updates: Value = response.json().await.expect("JSON");
+    assert_eq!(updates["orders"][0]["order"]["orderNumber"], "1001", "{updates}");
+    let wrong = h
+        .http
+        .post(format!("{}/api/sync/batch", h.base))
+        .bearer_auth("tmd_wrong")
+        .json(&json!({"deviceId": "register-A"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let health: Value = h
+        .http
+        .get(format!("{}/api/health", h.base))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["legacyAuth"], "open");
+    let metrics =
+        h.http.get(format!("{}/metrics", h.base)).send().await.expect("request").text().await.expect("text");
+    assert!(metrics.contains("tillmesh_rest_legacy_auth_open 1"), "{metrics}");
+    h.stop().await;
+}
 
 /// OpenAPI, the admin endpoint for devices, `/metrics`, and orders made on HQ's node itself
 /// reaching legacy clients.

@@ -13,7 +13,7 @@ use tillmesh_client::{ClientConfig, SyncService, SyncState, SystemClock};
 use tillmesh_core::legacy::{LegacyItem, LegacyOrder, LegacyTransaction};
 use tillmesh_core::{Amount, HqSigningKey, OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp};
 use tillmesh_hq::records::{Record, RecordKind, RecordStore};
-use tillmesh_hq::{Hq, LegacyService, SledRecords};
+use tillmesh_hq::{Access, Hq, LegacyService, SledRecords};
 use tillmesh_node::{Till, TillConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -53,7 +53,7 @@ impl HqNode {
         config.tax_rate_bps = u32::try_from(TAX_BPS).expect("rate");
         let till = Till::open(config, Arc::new(SystemClock)).expect("open HQ's node");
         let records = SledRecords::open(till.store().clone()).expect("HQ's records");
-        let hq = Hq::start(records, till, Arc::new(SystemClock), "admin-secret");
+        let hq = Hq::start(records, till, Arc::new(SystemClock), &Access::new("admin-secret"));
         let service = Arc::clone(&hq.service);
         HqNode { hq, service }
     }
