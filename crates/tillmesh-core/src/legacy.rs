@@ -615,8 +615,9 @@ pub fn check_identifier(field: &'static str, text: &str) -> Result<(), LegacyErr
 }
 
 impl LegacyOrder {
-    /// Checks that the amounts are non-negative and add up: every `totalPrice` is
-    /// `quantity × unitPrice`, `subtotal` their sum, `total` is `subtotal + tax`.
+    /// Checks that the amounts are non-negative, within `DECIMAL(10,2)`, and add up: every
+    /// `totalPrice` is `quantity × unitPrice` and `subtotal` their sum. A `total` other than
+    /// `subtotal + tax` is the order's [`LegacyOrder::adjustment`].
     pub fn check(&self) -> Result<(), LegacyError> {
         check_identifier("id", &self.id)?;
         check_identifier("orderNumber", &self.order_number)?;
@@ -652,18 +653,13 @@ impl LegacyOrder {
                 rule: "sum of the items' totalPrice",
             });
         }
-        let total = subtotal
-            .checked_add(self.tax)
-            .map_err(|source| LegacyError::Money { field: "total".into(), source })?;
-        if total != self.total {
-            return Err(LegacyError::Arithmetic {
-                field: "total".into(),
-                given: self.total,
-                expected: total,
-                rule: "subtotal + tax",
-            });
-        }
         Ok(())
+    }
+
+    /// What the client's total adds to `subtotal + tax`: a discount (below zero), a service
+    /// charge or surcharge (above), the tax a VAT-inclusive total already holds (below).
+    pub fn adjustment(&self) -> Amount {
+        Amount::from_minor(self.total.minor() - self.subtotal.minor() - self.tax.minor())
     }
 
     /// The tax rate in basis points that gives `tax` on `subtotal` with the documents' rounding
@@ -999,9 +995,11 @@ mod tests {
         let mut bad = order(vec![item(2, "4.50")], "0.74");
         bad.items[0].total_price = Amount::from_minor(901);
         assert!(matches!(bad.check(), Err(LegacyError::Arithmetic { .. })));
-        let mut bad = order(vec![item(2, "4.50")], "0.74");
-        bad.total = Amount::from_minor(1);
-        assert!(matches!(bad.check(), Err(LegacyError::Arithmetic { .. })));
+        // A total other than subtotal + tax is an adjustment, not an error.
+        let mut discounted = order(vec![item(2, "4.50")], "0.74");
+        discounted.total = Amount::from_minor(874);
+        discounted.check().expect("a discount");
+        assert_eq!(discounted.adjustment(), Amount::from_minor(-100));
         let bad = order(vec![item(1, "-1.00")], "0");
         assert!(matches!(bad.check(), Err(LegacyError::Money { .. })));
     }

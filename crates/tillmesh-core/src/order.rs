@@ -10,6 +10,10 @@
 //!   reached, so a stale till can never move an order back.
 //! - payments are the till's append-only `claims` and HQ's signed `settlements`
 //!   (see [`crate::authority`]).
+//! - `adjustment` (cents, last writer wins) is a discount (below zero) or a surcharge (above) on
+//!   top of the items and tax: how an order taken on a legacy device keeps the total it was
+//!   sold at (a discount, a service charge, a VAT-inclusive price). Documents made before it
+//!   existed read as zero.
 
 use std::collections::BTreeMap;
 
@@ -61,6 +65,8 @@ pub struct Reached {
     pub status: OrderStatus,
     /// The device's payment claim, if any: its method and `PENDING` or `PAID`.
     pub claim: Option<(PaymentMethod, PaymentStatus)>,
+    /// The device's total minus the items and tax: a discount (below zero) or a surcharge.
+    pub adjustment: Amount,
     /// When the status and the claim were recorded.
     pub at: Timestamp,
 }
@@ -102,7 +108,9 @@ pub struct Order {
     pub subtotal: Amount,
     /// `subtotal × tax_rate_bps / 10 000`, rounded half away from zero to the cent.
     pub tax: Amount,
-    /// `subtotal + tax`.
+    /// A discount (below zero) or surcharge (above zero) on top of items and tax.
+    pub adjustment: Amount,
+    /// `subtotal + tax + adjustment`, never below zero.
     pub total: Amount,
     /// Payment: HQ's settlement or the till's claim.
     pub payment: PaymentView,
@@ -161,6 +169,9 @@ struct OrderRecord {
     items: BTreeMap<String, ItemRecord>,
     voids: BTreeMap<String, VoidRecord>,
     progress: BTreeMap<String, i64>,
+    /// Cents; missing in documents made before adjustments existed.
+    #[autosurgeon(missing = "Default::default")]
+    adjustment: i64,
     /// Written at creation, so that the whole document is made in one batch; read entry by
     /// entry by the payment view, never through this record (it hydrates empty).
     #[autosurgeon(hydrate = "document::not_hydrated")]
@@ -243,6 +254,7 @@ impl OrderDoc {
         let mut progress = BTreeMap::from([(OrderStatus::Open.as_str().to_string(), new.created_at.0)]);
         let mut claims = Vec::new();
         let mut updated_at = new.created_at;
+        let adjustment = reached.map_or(Amount::ZERO, |reached| reached.adjustment);
         if let Some(reached) = reached {
             if reached.status != OrderStatus::Open {
                 progress.insert(reached.status.as_str().to_string(), reached.at.0);
@@ -280,6 +292,7 @@ impl OrderDoc {
             items,
             voids: BTreeMap::new(),
             progress,
+            adjustment: adjustment.minor(),
             claims,
             settlements: Vec::new(),
         };
@@ -363,6 +376,21 @@ impl OrderDoc {
         }
         let progress = self.base.child("progress")?;
         self.base.doc.put(&progress, to.as_str(), at.0).map_err(DocumentError::from)?;
+        Ok(self.base.finish(by, at)?)
+    }
+
+    /// Sets the order's adjustment: a discount (below zero) or a surcharge (above zero) on top
+    /// of items and tax. Refused once the order is closed or voided, or when it would take the
+    /// total below zero.
+    pub fn set_adjustment(&mut self, adjustment: Amount, by: &str, at: Timestamp) -> Result<(), EditError> {
+        let order = self.editable()?;
+        order
+            .subtotal
+            .checked_add(order.tax)
+            .and_then(|before| before.checked_add(adjustment))
+            .and_then(Amount::non_negative)
+            .map_err(|source| EditError::Money { field: "adjustment", source })?;
+        self.base.doc.put(ROOT, "adjustment", adjustment.minor()).map_err(DocumentError::from)?;
         Ok(self.base.finish(by, at)?)
     }
 
@@ -469,7 +497,13 @@ impl Order {
         let tax = subtotal
             .mul_ratio_round_half_up(i64::from(tax_rate_bps), 10_000)
             .map_err(|e| malformed(e.to_string()))?;
-        let total = subtotal.checked_add(tax).map_err(|e| malformed(e.to_string()))?;
+        let adjustment = Amount::from_minor(record.adjustment);
+        // A merge may void items under a discount: the total stops at zero.
+        let total = subtotal
+            .checked_add(tax)
+            .and_then(|total| total.checked_add(adjustment))
+            .map_err(|e| malformed(e.to_string()))?
+            .max(Amount::ZERO);
         let status = most_advanced(record.progress.keys().map(String::as_str));
 
         Ok(Order {
@@ -482,6 +516,7 @@ impl Order {
             items: items.into_iter().map(|(_, item)| item).collect(),
             subtotal,
             tax,
+            adjustment,
             total,
             payment,
             status,

@@ -35,8 +35,8 @@ use tillmesh_core::legacy::{
     Since, SyncResponse, SyncStatus, SyncableOrder, SyncableTransaction, UpdatesResponse,
 };
 use tillmesh_core::{
-    Clock, DocKind, Document, EditError, NewItem, NewOrder, NewTransaction, Order, OrderDoc, OrderNumber,
-    OrderStatus, PaymentMethod, PaymentStatus, Reached, Timestamp, TransactionDoc,
+    Amount, Clock, DocKind, Document, EditError, NewItem, NewOrder, NewTransaction, Order, OrderDoc,
+    OrderNumber, OrderStatus, PaymentMethod, PaymentStatus, Reached, Timestamp, TransactionDoc,
 };
 use tillmesh_node::{Till, TillError};
 use tillmesh_store::{Prepared, View};
@@ -1038,7 +1038,12 @@ fn build_order(
         (Some(PaymentStatus::Pending), None) | (None, _) => None,
         (Some(status), method) => Some((method.unwrap_or(PaymentMethod::Other), status)),
     };
-    let reached = Reached { status, claim: claim.filter(|_| status != OrderStatus::Voided), at: context.now };
+    let reached = Reached {
+        status,
+        claim: claim.filter(|_| status != OrderStatus::Voided),
+        adjustment: client.adjustment(),
+        at: context.now,
+    };
     let (order, view) = OrderDoc::create_reached(
         NewOrder {
             id: doc_id,
@@ -1277,6 +1282,14 @@ fn apply_order_edits(
             if !used {
                 tolerate(order.void_item(item.id, by, at))?;
             }
+        }
+    }
+    // The client's total stands: what it adds to the items and tax is the adjustment.
+    let now = order.view(None)?;
+    if !now.status.is_terminal() {
+        let adjustment = Amount::from_minor(client.total.minor() - now.subtotal.minor() - now.tax.minor());
+        if adjustment != now.adjustment {
+            tolerate(order.set_adjustment(adjustment, by, at))?;
         }
     }
     let status = client.order_status.value();
