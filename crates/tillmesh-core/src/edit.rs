@@ -33,6 +33,8 @@ pub mod limits {
     pub const ORDER_NUMBER_CHARS_MAX: usize = 50;
     /// An order number.
     pub const ORDER_NUMBER: TextRule = TextRule::required("orderNumber", ORDER_NUMBER_CHARS_MAX);
+    /// A legacy device's name of a status or method (the seed's `VARCHAR(50)`).
+    pub const LEGACY_NAME: TextRule = TextRule::required("legacyName", 50);
     /// A transaction's reference number.
     pub const REFERENCE: TextRule = TextRule::required("referenceNumber", 50);
     /// A payment processor's reference.

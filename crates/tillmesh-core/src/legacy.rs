@@ -14,6 +14,7 @@
 //! `createdAt`, `updatedAt`, `syncedAt` and `lastSyncTimestamp` are milliseconds since the Unix
 //! epoch.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -685,7 +686,8 @@ impl LegacyOrder {
     }
 
     /// The order as a legacy client sees it: lines not voided; `id` is the document's id
-    /// unless the record keeps a client's own.
+    /// unless the record keeps a client's own; a status or method under the legacy device's
+    /// own name where the document keeps one that still means its value.
     pub fn from_view(order: &Order) -> LegacyOrder {
         LegacyOrder {
             id: order.id.to_string(),
@@ -705,26 +707,28 @@ impl LegacyOrder {
             subtotal: order.subtotal,
             tax: order.tax,
             total: order.total,
-            payment_method: order.payment.method.map(Named::from),
-            payment_status: order.payment.status.into(),
-            order_status: order.status.into(),
+            payment_method: legacy_name(order, "paymentMethod", order.payment.method)
+                .or_else(|| order.payment.method.map(Named::from)),
+            payment_status: legacy_name(order, "paymentStatus", Some(order.payment.status))
+                .unwrap_or_else(|| order.payment.status.into()),
+            order_status: legacy_name(order, "orderStatus", Some(order.status))
+                .unwrap_or_else(|| order.status.into()),
             created_at: order.created_at,
             updated_at: order.updated_at,
         }
     }
 
-    /// Takes the client's names of the statuses and the method where they mean what the
-    /// server's view holds, so a client gets back the words it sent (`COMPLETED`, not
-    /// `CLOSED`); where the meaning differs, the server's word stands. A method the order's
-    /// document does not record (no payment claim: a cancelled order) is kept as sent.
-    pub fn keep_names_of(&mut self, client: &LegacyOrder) {
-        keep_name(&mut self.order_status, &client.order_status);
-        keep_name(&mut self.payment_status, &client.payment_status);
-        match (&mut self.payment_method, &client.payment_method) {
-            (Some(server), Some(client)) => keep_name(server, client),
-            (None, Some(client)) => self.payment_method = Some(client.clone()),
-            _ => {}
+    /// The legacy device's names of the status and payment (by legacy field), as an order
+    /// document keeps them.
+    pub fn names(&self) -> BTreeMap<String, String> {
+        let mut names = BTreeMap::from([
+            ("orderStatus".to_string(), self.order_status.name().to_string()),
+            ("paymentStatus".to_string(), self.payment_status.name().to_string()),
+        ]);
+        if let Some(method) = &self.payment_method {
+            names.insert("paymentMethod".to_string(), method.name().to_string());
         }
+        names
     }
 
     /// The content hash the REST API reports as `serverHash` and compares for "same hash → in
@@ -832,6 +836,13 @@ impl LegacyTransaction {
         field("orderId", json_text(&self.order_id), json_text(&server.order_id));
         conflicts
     }
+}
+
+/// The legacy device's name the order keeps for `field`, where it still means `value` (or where
+/// the order records no value: a method without a payment claim).
+fn legacy_name<T: LegacyNames>(order: &Order, field: &'static str, value: Option<T>) -> Option<Named<T>> {
+    let named = Named::<T>::parse(field, order.legacy_names.get(field)?).ok()?;
+    value.is_none_or(|value| named.value() == value).then_some(named)
 }
 
 fn keep_name<T: LegacyNames>(server: &mut Named<T>, client: &Named<T>) {

@@ -14,6 +14,9 @@
 //!   top of the items and tax: how an order taken on a legacy device keeps the total it was
 //!   sold at (a discount, a service charge, a VAT-inclusive price). Documents made before it
 //!   existed read as zero.
+//! - `legacyNames` keeps the names a legacy device gave the status and payment (`orderStatus`
+//!   → `COMPLETED`) exactly as sent, next to tillmesh's own model; made (empty) with every
+//!   document, written by HQ only.
 
 use std::collections::BTreeMap;
 
@@ -59,7 +62,7 @@ pub struct NewOrder {
 }
 
 /// Where an order taken on a device outside the mesh already stands when it is first recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reached {
     /// The status reached (`OPEN` adds nothing).
     pub status: OrderStatus,
@@ -67,6 +70,9 @@ pub struct Reached {
     pub claim: Option<(PaymentMethod, PaymentStatus)>,
     /// The device's total minus the items and tax: a discount (below zero) or a surcharge.
     pub adjustment: Amount,
+    /// The device's own names of the status and payment, by legacy field (`orderStatus`,
+    /// `paymentStatus`, `paymentMethod`), as sent.
+    pub names: BTreeMap<String, String>,
     /// When the status and the claim were recorded.
     pub at: Timestamp,
 }
@@ -112,6 +118,8 @@ pub struct Order {
     pub adjustment: Amount,
     /// `subtotal + tax + adjustment`, never below zero.
     pub total: Amount,
+    /// A legacy device's names of the status and payment, by legacy field, as sent.
+    pub legacy_names: BTreeMap<String, String>,
     /// Payment: HQ's settlement or the till's claim.
     pub payment: PaymentView,
     /// The most advanced status reached.
@@ -172,6 +180,9 @@ struct OrderRecord {
     /// Cents; missing in documents made before adjustments existed.
     #[autosurgeon(missing = "Default::default")]
     adjustment: i64,
+    /// Missing in documents made before legacy names were kept.
+    #[autosurgeon(rename = "legacyNames", missing = "Default::default")]
+    legacy_names: BTreeMap<String, String>,
     /// Written at creation, so that the whole document is made in one batch; read entry by
     /// entry by the payment view, never through this record (it hydrates empty).
     #[autosurgeon(hydrate = "document::not_hydrated")]
@@ -254,7 +265,12 @@ impl OrderDoc {
         let mut progress = BTreeMap::from([(OrderStatus::Open.as_str().to_string(), new.created_at.0)]);
         let mut claims = Vec::new();
         let mut updated_at = new.created_at;
-        let adjustment = reached.map_or(Amount::ZERO, |reached| reached.adjustment);
+        let (adjustment, legacy_names) = reached
+            .as_ref()
+            .map_or((Amount::ZERO, BTreeMap::new()), |reached| (reached.adjustment, reached.names.clone()));
+        for name in legacy_names.values() {
+            crate::edit::limits::LEGACY_NAME.check(name)?;
+        }
         if let Some(reached) = reached {
             if reached.status != OrderStatus::Open {
                 progress.insert(reached.status.as_str().to_string(), reached.at.0);
@@ -293,6 +309,7 @@ impl OrderDoc {
             voids: BTreeMap::new(),
             progress,
             adjustment: adjustment.minor(),
+            legacy_names,
             claims,
             settlements: Vec::new(),
         };
@@ -391,6 +408,29 @@ impl OrderDoc {
             .and_then(Amount::non_negative)
             .map_err(|source| EditError::Money { field: "adjustment", source })?;
         self.base.doc.put(ROOT, "adjustment", adjustment.minor()).map_err(DocumentError::from)?;
+        Ok(self.base.finish(by, at)?)
+    }
+
+    /// Keeps a legacy device's names of the status and payment (by legacy field) as sent,
+    /// replacing those it names. A document made before legacy names were kept has no map for
+    /// them and keeps none (it is never added later, by two peers at once).
+    pub fn set_legacy_names(
+        &mut self,
+        names: &BTreeMap<String, String>,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<(), EditError> {
+        for name in names.values() {
+            limits::LEGACY_NAME.check(name)?;
+        }
+        let Some((automerge::Value::Object(automerge::ObjType::Map), map)) =
+            self.base.doc.get(ROOT, "legacyNames").map_err(DocumentError::from)?
+        else {
+            return Ok(());
+        };
+        for (field, name) in names {
+            self.base.doc.put(&map, field.as_str(), name.as_str()).map_err(DocumentError::from)?;
+        }
         Ok(self.base.finish(by, at)?)
     }
 
@@ -518,6 +558,7 @@ impl Order {
             tax,
             adjustment,
             total,
+            legacy_names: record.legacy_names,
             payment,
             status,
             notes: record.notes,

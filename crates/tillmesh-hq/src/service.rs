@@ -1042,6 +1042,7 @@ fn build_order(
         status,
         claim: claim.filter(|_| status != OrderStatus::Voided),
         adjustment: client.adjustment(),
+        names: client.names(),
         at: context.now,
     };
     let (order, view) = OrderDoc::create_reached(
@@ -1284,6 +1285,11 @@ fn apply_order_edits(
             }
         }
     }
+    // The client's own names, kept as sent (shown where they still mean the order's values).
+    let names = client.names();
+    if names != view.legacy_names {
+        order.set_legacy_names(&names, by, at)?;
+    }
     // The client's total stands: what it adds to the items and tax is the adjustment.
     let now = order.view(None)?;
     if !now.status.is_terminal() {
@@ -1337,7 +1343,6 @@ fn order_body_of(
     if !assigned.contains(&"id") {
         body.id.clone_from(&client.id);
     }
-    body.keep_names_of(client);
     let mut conflicts = client.differences(&body, Resolution::ServerWins);
     mark_assigned(&mut conflicts, assigned, &client.id, &body.id);
     (RecordBody::Order(body), conflicts)

@@ -746,6 +746,28 @@ async fn kotlin_client_corpus<S: RecordStore>(h: Harness<S>) {
     }
     assert_eq!(h.footprint().await.0, before.0);
 
+    // HQ settles the first order: legacy clients see HQ's word for the payment, the client's
+    // own names for the rest (kept in the order's document).
+    let first: Uuid = answer["syncedOrders"][0]["serverId"].as_str().expect("id").parse().expect("uuid");
+    h.service.node().settle(first, PaymentStatus::Captured).await.expect("settle");
+    let settled = h
+        .wait_updates(&h.token_b, "pos-b", |u| {
+            u["orders"].as_array().is_some_and(|orders| {
+                orders
+                    .iter()
+                    .any(|o| o["order"]["orderNumber"] == "1001" && o["order"]["paymentStatus"] == "CAPTURED")
+            })
+        })
+        .await;
+    let order = &settled["orders"]
+        .as_array()
+        .and_then(|orders| orders.iter().find(|o| o["order"]["orderNumber"] == "1001"))
+        .expect("1001")["order"];
+    assert_eq!(
+        (order["orderStatus"].as_str(), order["paymentMethod"].as_str()),
+        (Some("COMPLETED"), Some("CREDIT_CARD"))
+    );
+
     // The client changes the discount (a newer version): every till follows its total.
     let mut changed = answer_record(&sent, "ORD-20250115-0004");
     changed["syncVersion"] = json!(2);
