@@ -80,6 +80,41 @@ fn device_add(data_dir: &str, device: &str, database_url: Option<&str>) -> Strin
     token
 }
 
+/// The seed's `SERVER_PORT` alone: HQ listens on every interface, as the original server did,
+/// so registers on the LAN reach it; `--legacy-auth open` shows in `/api/health`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_port_alone_listens_on_every_interface() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    shop(dir, &["A"]);
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("port").port();
+    let port = port.to_string();
+    let hq = TillProcess::spawn_with(
+        &[
+            "hq",
+            "--shop",
+            dir.join("shop").to_str().expect("utf-8"),
+            "--data-dir",
+            dir.join("data-hq").to_str().expect("utf-8"),
+            "--legacy-auth",
+            "open",
+        ],
+        &[],
+        &[("SERVER_PORT", port.as_str())],
+    );
+    assert_eq!(hq.url, format!("http://0.0.0.0:{port}"));
+    let health: Value = client()
+        .get(format!("http://127.0.0.1:{port}/api/health"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["legacyAuth"], "open");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_clients_and_tills_see_each_others_orders() {
     let dir = tempfile::tempdir().expect("tempdir");

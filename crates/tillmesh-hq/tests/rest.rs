@@ -18,6 +18,7 @@ use tillmesh_core::PaymentStatus;
 use tillmesh_hq::records::RecordStore;
 use tillmesh_hq::{Access, LegacyAuth, LegacyService, PgRecords, SledRecords};
 use tillmesh_node::Till;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 const ADMIN_TOKEN: &str = "admin-secret-for-tests";
@@ -1102,6 +1103,24 @@ async fn cors_and_a_readable_413() {
         .await
         .expect("JSON");
     assert_eq!(health["legacyAuth"], "token");
+
+    // A client that writes its whole body before it reads (as a simple HTTP client does):
+    // HQ must not close the connection under it.
+    let address = h.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let body = vec![b'x'; 20 * 1024 * 1024];
+    let head = format!(
+        "POST /api/sync/batch HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        h.token_a,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body).await.expect("the whole body is read, not cut off");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("the answer");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("too_large"), "{answer}");
     h.stop().await;
 }
 
