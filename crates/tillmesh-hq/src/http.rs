@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -29,13 +29,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
-use tillmesh_core::legacy::{BatchSyncResponse, Since, SyncResponse, UpdatesResponse};
+use tillmesh_core::legacy::{BatchSyncResponse, Since, SyncResponse};
 use tillmesh_node::http::{ApiError, MetricsSource, metric};
 use tokio::sync::Mutex;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::records::{ConflictEntry, RecordStore};
-use crate::service::{HqError, IncomingBatch, LegacyService, token_sha256};
+use crate::service::{FeedCursor, HqError, IncomingBatch, LegacyService, Listed, token_sha256};
 
 /// Largest legacy request body: a batch of 1,000 records fits.
 pub const REST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -324,7 +324,7 @@ async fn updates<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
     query: Result<Query<UpdatesQuery>, QueryRejection>,
-) -> Answer<UpdatesResponse> {
+) -> Result<Response, ApiError> {
     shared.requests.updates.fetch_add(1, Ordering::Relaxed);
     let by_token = token_device(&shared, &headers).await?;
     let Query(query) = query?;
@@ -340,7 +340,95 @@ async fn updates<S: RecordStore>(
         .map(|since| since.parse::<Since>())
         .transpose()
         .map_err(|error| ApiError::bad_request("invalid_query", error.to_string()))?;
-    Ok(Json(shared.service.updates(&device, since).await.map_err(api_error)?))
+    match since {
+        Some(since @ Since::Time(_)) => Ok(stream_updates(Arc::clone(&shared.service), device, since).await),
+        _ => Ok(Json(shared.service.updates(&device, since).await.map_err(api_error)?).into_response()),
+    }
+}
+
+/// `updates` after a time, complete however large: written page by page as it is read (two
+/// passes over the change feed up to its end when called: orders, then transactions), so HQ
+/// never holds it whole. A fault midway cuts the body: the client gets no valid JSON, so it
+/// never takes part of the answer for the whole, and asks again.
+async fn stream_updates<S: RecordStore>(
+    service: Arc<LegacyService<S>>,
+    device: String,
+    since: Since,
+) -> Response {
+    service.stats.update_calls.fetch_add(1, Ordering::Relaxed);
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(UPDATES_CHUNKS_QUEUED);
+    tokio::spawn(async move {
+        if let Err(error) = write_updates(&service, &device, since, &sender).await {
+            tracing::warn!(%error, device, "updates answer cut short");
+            let _ = sender.send(Err(std::io::Error::other(error))).await;
+        }
+    });
+    let chunks = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(chunks)).into_response()
+}
+
+/// Pages of a streamed `updates` answer waiting for the client.
+const UPDATES_CHUNKS_QUEUED: usize = 2;
+
+/// Writes the `updates` answer after `since` to `sender` as JSON text, a page at a time.
+async fn write_updates<S: RecordStore>(
+    service: &LegacyService<S>,
+    device: &str,
+    since: Since,
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), String> {
+    let send = |text: String| async move {
+        sender.send(Ok(Bytes::from(text))).await.map_err(|_| "the client went away".to_string())
+    };
+    let end = service.records().last_position().await.map_err(|error| error.to_string())?;
+    let mut deleted_orders = Vec::new();
+    let mut deleted_transactions = Vec::new();
+    let mut last = None;
+    for (opening, wanted_orders) in [(r#"{"orders":["#, true), (r#"],"transactions":["#, false)] {
+        send(opening.to_string()).await?;
+        let mut cursor = FeedCursor::new(since, end);
+        let mut first = true;
+        while let Some(page) =
+            service.feed_page(device, &mut cursor).await.map_err(|error| error.to_string())?
+        {
+            let mut chunk = String::new();
+            for listed in page {
+                let json = match listed {
+                    Listed::Order(order) if wanted_orders => serde_json::to_string(&order),
+                    Listed::Transaction(transaction) if !wanted_orders => serde_json::to_string(&transaction),
+                    Listed::DeletedOrder(id) if wanted_orders => {
+                        deleted_orders.push(id);
+                        continue;
+                    }
+                    Listed::DeletedTransaction(id) if !wanted_orders => {
+                        deleted_transactions.push(id);
+                        continue;
+                    }
+                    _ => continue,
+                }
+                .map_err(|error| error.to_string())?;
+                if !first {
+                    chunk.push(',');
+                }
+                first = false;
+                chunk.push_str(&json);
+            }
+            if !chunk.is_empty() {
+                send(chunk).await?;
+            }
+        }
+        last = cursor.position();
+    }
+    let tail = serde_json::json!({
+        "deletedOrderIds": deleted_orders,
+        "deletedTransactionIds": deleted_transactions,
+        "nextSyncToken": Since::token(last.unwrap_or(end)),
+        "hasMore": false,
+    });
+    send(format!("],{}", tail.to_string().trim_start_matches('{'))).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -73,6 +73,72 @@ pub struct IncomingBatch {
     pub last_sync_timestamp: Option<Since>,
 }
 
+/// A record as `updates` lists it.
+#[derive(Debug, Clone)]
+pub enum Listed {
+    /// An order created or changed.
+    Order(SyncableOrder),
+    /// A transaction created or changed.
+    Transaction(SyncableTransaction),
+    /// The client's `id` of a deleted order.
+    DeletedOrder(String),
+    /// The client's `id` of a deleted transaction.
+    DeletedTransaction(String),
+}
+
+impl Listed {
+    fn of(record: Record) -> Listed {
+        let sync_status = if record.deleted { SyncStatus::Deleted } else { SyncStatus::Synced };
+        match record.body {
+            RecordBody::Order(order) if record.deleted => Listed::DeletedOrder(order.id),
+            RecordBody::Transaction(transaction) if record.deleted => {
+                Listed::DeletedTransaction(transaction.id)
+            }
+            RecordBody::Order(order) => Listed::Order(SyncableOrder {
+                order,
+                local_id: record.local_id,
+                sync_status,
+                sync_version: record.sync_version,
+                device_id: record.device_id,
+                server_hash: Some(record.server_hash),
+            }),
+            RecordBody::Transaction(transaction) => Listed::Transaction(SyncableTransaction {
+                transaction,
+                local_id: record.local_id,
+                sync_status,
+                sync_version: record.sync_version,
+                device_id: record.device_id,
+                server_hash: Some(record.server_hash),
+            }),
+        }
+    }
+}
+
+/// Where a pass over the change feed is: after `after`, up to position `end` (changes
+/// committed later wait for the next call).
+#[derive(Debug, Clone, Copy)]
+pub struct FeedCursor {
+    after: Since,
+    end: u64,
+    done: bool,
+}
+
+impl FeedCursor {
+    /// A pass over the changes after `after` up to position `end`.
+    pub const fn new(after: Since, end: u64) -> FeedCursor {
+        FeedCursor { after, end, done: false }
+    }
+
+    /// The position of the last change read, or the token it started from; `None` when it
+    /// started from a time and read nothing.
+    pub const fn position(&self) -> Option<u64> {
+        match self.after {
+            Since::Token(position) => Some(position),
+            Since::Time(_) => None,
+        }
+    }
+}
+
 /// A record as read from its JSON, or why it cannot be (the field and what is wrong).
 type Judged<T> = Result<T, String>;
 
@@ -280,66 +346,66 @@ impl<S: RecordStore> LegacyService<S> {
     /// `GET /api/sync/updates`: what other devices (tills, HQ, other legacy clients) changed
     /// since `since`. After a `nextSyncToken` (or none), at most [`UPDATES_PAGE_MAX`] records
     /// and `hasMore`; after a time (the seed's `since`, from clients that never page), every
-    /// change, whatever the count; `nextSyncToken` continues exactly.
+    /// change up to the end of the feed when called, whatever the count (`GET` streams that
+    /// answer instead, [`LegacyService::feed_page`]); `nextSyncToken` continues exactly.
     pub async fn updates(&self, device: &str, since: Option<Since>) -> Result<UpdatesResponse, HqError> {
         self.stats.update_calls.fetch_add(1, Ordering::Relaxed);
         let since = since.unwrap_or(Since::Token(0));
-        // Read before the page: a record committed after it has a later position.
-        let last_before = self.records.last_position().await?;
-        let mut page = self.records.changes(since, UPDATES_PAGE_MAX).await?;
-        let mut has_more = page.len() == UPDATES_PAGE_MAX;
-        if let Since::Time(_) = since {
-            // Complete: a client that sends a time takes the answer as whole.
-            let mut last = page.last().map(|record| record.position);
-            while has_more && let Some(after) = last {
-                let more = self.records.changes(Since::Token(after), UPDATES_PAGE_MAX).await?;
-                has_more = more.len() == UPDATES_PAGE_MAX;
-                last = more.last().map(|record| record.position);
-                page.extend(more);
-            }
-        }
-        let next = match (page.last(), since) {
-            (Some(last), _) => last.position,
-            (None, Since::Token(position)) => position,
-            (None, Since::Time(_)) => last_before,
-        };
+        // Read before the pages: a record committed after it has a later position.
+        let end = self.records.last_position().await?;
+        let complete = matches!(since, Since::Time(_));
+        let mut cursor = FeedCursor::new(since, if complete { end } else { u64::MAX });
         let mut answer = UpdatesResponse {
             orders: Vec::new(),
             transactions: Vec::new(),
             deleted_order_ids: Vec::new(),
             deleted_transaction_ids: Vec::new(),
-            next_sync_token: Since::token(next),
-            has_more,
+            next_sync_token: String::new(),
+            has_more: false,
         };
-        for record in page {
-            if record.written_by == device {
-                continue;
-            }
-            let sync_status = if record.deleted { SyncStatus::Deleted } else { SyncStatus::Synced };
-            match record.body {
-                RecordBody::Order(order) if record.deleted => answer.deleted_order_ids.push(order.id),
-                RecordBody::Transaction(transaction) if record.deleted => {
-                    answer.deleted_transaction_ids.push(transaction.id);
+        while let Some(page) = self.feed_page(device, &mut cursor).await? {
+            for listed in page {
+                match listed {
+                    Listed::Order(order) => answer.orders.push(order),
+                    Listed::Transaction(transaction) => answer.transactions.push(transaction),
+                    Listed::DeletedOrder(id) => answer.deleted_order_ids.push(id),
+                    Listed::DeletedTransaction(id) => answer.deleted_transaction_ids.push(id),
                 }
-                RecordBody::Order(order) => answer.orders.push(SyncableOrder {
-                    order,
-                    local_id: record.local_id,
-                    sync_status,
-                    sync_version: record.sync_version,
-                    device_id: record.device_id,
-                    server_hash: Some(record.server_hash),
-                }),
-                RecordBody::Transaction(transaction) => answer.transactions.push(SyncableTransaction {
-                    transaction,
-                    local_id: record.local_id,
-                    sync_status,
-                    sync_version: record.sync_version,
-                    device_id: record.device_id,
-                    server_hash: Some(record.server_hash),
-                }),
+            }
+            if !complete {
+                break;
             }
         }
+        answer.has_more = !cursor.done;
+        answer.next_sync_token = Since::token(cursor.position().unwrap_or(end));
         Ok(answer)
+    }
+
+    /// The next page of a pass over the change feed: at most [`UPDATES_PAGE_MAX`] records up to
+    /// the cursor's end, as `updates` lists them for `device` (never its own writes); `None`
+    /// once the pass is done.
+    pub async fn feed_page(
+        &self,
+        device: &str,
+        cursor: &mut FeedCursor,
+    ) -> Result<Option<Vec<Listed>>, HqError> {
+        if cursor.done {
+            return Ok(None);
+        }
+        let page = self.records.changes(cursor.after, UPDATES_PAGE_MAX).await?;
+        cursor.done = page.len() < UPDATES_PAGE_MAX;
+        let mut listed = Vec::with_capacity(page.len());
+        for record in page {
+            if record.position > cursor.end {
+                cursor.done = true;
+                break;
+            }
+            cursor.after = Since::Token(record.position);
+            if record.written_by != device {
+                listed.push(Listed::of(record));
+            }
+        }
+        Ok(Some(listed))
     }
 
     /// Judges every record on its own, stores the good ones in one batch and hands their
