@@ -8,8 +8,10 @@
 //!   `DECIMAL(10,2)` columns stored it; inside it is an exact [`Amount`];
 //! - status and method names are any 1–50 characters, kept as sent ([`Named`]) and mapped onto
 //!   tillmesh's model by a case-insensitive table ([`LegacyNames`]);
-//! - `syncStatus` (`PENDING`) and `syncVersion` (1) may be left out, as kotlinx.serialization
-//!   leaves out default values; unknown fields are ignored.
+//! - what kotlinx.serialization leaves out as a default value may be left out: `syncStatus`
+//!   (`PENDING`), `syncVersion` (1), a record's `deviceId` (the sending device), an order's
+//!   `items` (none), `tax` (0), `paymentMethod` (none), `paymentStatus` (`PENDING`) and
+//!   `orderStatus` (`OPEN`); unknown fields are ignored.
 //!
 //! `createdAt`, `updatedAt`, `syncedAt` and `lastSyncTimestamp` are milliseconds since the Unix
 //! epoch.
@@ -84,13 +86,14 @@ pub struct LegacyOrder {
     pub id: String,
     /// The order number, unique across all devices.
     pub order_number: String,
-    /// The lines.
+    /// The lines (none when left out).
+    #[serde(default)]
     pub items: Vec<LegacyItem>,
     /// Sum of the lines.
     #[serde(deserialize_with = "rounded_money")]
     pub subtotal: Amount,
-    /// Tax on the subtotal.
-    #[serde(deserialize_with = "rounded_money")]
+    /// Tax on the subtotal (zero when left out).
+    #[serde(default, deserialize_with = "rounded_money")]
     pub tax: Amount,
     /// `subtotal + tax`.
     #[serde(deserialize_with = "rounded_money")]
@@ -98,10 +101,12 @@ pub struct LegacyOrder {
     /// How the guest pays (`null` before any payment).
     #[serde(default)]
     pub payment_method: Option<Named<PaymentMethod>>,
-    /// The client's payment status (`PENDING`, `PAID`, `COMPLETED`, …); HQ's settlement
-    /// (`CAPTURED`, `DECLINED`, `REFUNDED`) from the server.
+    /// The client's payment status (`PENDING`, `PAID`, `COMPLETED`, …; `PENDING` when left
+    /// out); HQ's settlement (`CAPTURED`, `DECLINED`, `REFUNDED`) from the server.
+    #[serde(default = "unpaid")]
     pub payment_status: Named<PaymentStatus>,
-    /// Where the order is (`OPEN`, `COMPLETED`, `CANCELLED`, …).
+    /// Where the order is (`OPEN`, `COMPLETED`, `CANCELLED`, …; `OPEN` when left out).
+    #[serde(default = "just_opened")]
     pub order_status: Named<OrderStatus>,
     /// When it was taken.
     pub created_at: Timestamp,
@@ -148,7 +153,8 @@ pub struct SyncableOrder {
     /// Incremented by the client on each change; 1 when left out.
     #[serde(default = "first_version")]
     pub sync_version: i64,
-    /// The device that created it.
+    /// The device that created it; left out, the device that sends it.
+    #[serde(default)]
     pub device_id: String,
     /// The server's content hash (in what the server sends; ignored in what it receives).
     #[serde(default)]
@@ -169,7 +175,8 @@ pub struct SyncableTransaction {
     /// Incremented by the client on each change; 1 when left out.
     #[serde(default = "first_version")]
     pub sync_version: i64,
-    /// The device that created it.
+    /// The device that created it; left out, the device that sends it.
+    #[serde(default)]
     pub device_id: String,
     /// The server's content hash (in what the server sends).
     #[serde(default)]
@@ -418,6 +425,14 @@ fn pending() -> SyncStatus {
 
 const fn first_version() -> i64 {
     1
+}
+
+fn unpaid() -> Named<PaymentStatus> {
+    PaymentStatus::Pending.into()
+}
+
+fn just_opened() -> Named<OrderStatus> {
+    OrderStatus::Open.into()
 }
 
 /// A model value (status or method) that legacy clients name in their own words. The table
@@ -956,6 +971,18 @@ mod tests {
         let written = serde_json::to_string(order).expect("json");
         assert!(written.contains(r#""orderStatus":"Completed""#), "names go back as sent: {written}");
         assert!(written.contains(r#""total":3.60"#), "the stored value goes back: {written}");
+    }
+
+    #[test]
+    fn what_kotlinx_leaves_out_has_its_default() {
+        let text = r#"{"order":{"id":"o-2","orderNumber":"1002","subtotal":0,"total":0,
+            "createdAt":1736899200000,"updatedAt":1736899200000},
+            "localId":"4b0c5f8e-3c1d-4e56-9a0b-1c2d3e4f5a6b"}"#;
+        let record: SyncableOrder = serde_json::from_str(text).expect("defaults left out");
+        assert_eq!(record.device_id, "", "the sender's, filled in by HQ");
+        let order = &record.order;
+        assert_eq!((order.items.len(), order.tax, order.payment_method.is_none()), (0, Amount::ZERO, true));
+        assert_eq!((order.order_status.name(), order.payment_status.name()), ("OPEN", "PENDING"));
     }
 
     #[test]

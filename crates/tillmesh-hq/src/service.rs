@@ -421,14 +421,28 @@ impl<S: RecordStore> LegacyService<S> {
             return Err(too_many_records());
         }
         let default_tax = self.node.config().tax_rate_bps;
+        // A record that leaves its creator out was created by the device sending it.
+        let creator = |record_device: &mut String| {
+            if record_device.is_empty() {
+                device.clone_into(record_device);
+            }
+        };
         let orders: Vec<Judged<SyncableOrder>> = orders
             .into_iter()
-            .map(|order| order.and_then(|order| check_order(&order, default_tax).map(|()| order)))
+            .map(|order| {
+                order.and_then(|mut order| {
+                    creator(&mut order.device_id);
+                    check_order(&order, default_tax).map(|()| order)
+                })
+            })
             .collect();
         let transactions: Vec<Judged<SyncableTransaction>> = transactions
             .into_iter()
             .map(|transaction| {
-                transaction.and_then(|transaction| check_transaction(&transaction).map(|()| transaction))
+                transaction.and_then(|mut transaction| {
+                    creator(&mut transaction.device_id);
+                    check_transaction(&transaction).map(|()| transaction)
+                })
             })
             .collect();
 

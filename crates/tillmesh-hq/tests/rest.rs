@@ -506,7 +506,7 @@ async fn bad_input_changes_nothing<S: RecordStore>(h: Harness<S>) {
         ("quantity zero", with("order.items.0.quantity", json!(0)), "quantity"),
         ("negative version", with("syncVersion", json!(-1)), "syncVersion"),
         ("empty order number", with("order.orderNumber", json!("")), "orderNumber"),
-        ("creator not a device id", with("deviceId", json!("")), "deviceId"),
+        ("creator not a device id", with("deviceId", json!("x".repeat(100))), "deviceId"),
         (
             "card number in a name",
             with("order.items.0.productName", json!("4111 1111 1111 1111")),
@@ -768,6 +768,19 @@ async fn kotlin_client_corpus<S: RecordStore>(h: Harness<S>) {
         (order["orderStatus"].as_str(), order["paymentMethod"].as_str()),
         (Some("COMPLETED"), Some("CREDIT_CARD"))
     );
+
+    // What kotlinx leaves out as defaults: the creator (the sender), tax, statuses, method.
+    let bare_id = Uuid::new_v4();
+    let bare = format!(
+        r#"{{"order":{{"id":"bare-1","orderNumber":"B-0001x","items":[{}],"subtotal":2.5,"total":2.5,"createdAt":1736899200000,"updatedAt":1736899200000}},"localId":"{bare_id}"}}"#,
+        kotlin_line("tea", 1, "2.5", "2.5")
+    );
+    let answer =
+        h.batch(&h.token_a, "pos-a", vec![serde_json::from_str(&bare).expect("JSON")], Vec::new()).await;
+    assert_eq!(answer["syncedOrders"][0]["success"], true, "{answer}");
+    let record =
+        h.service.records().get(tillmesh_hq::RecordKind::Order, bare_id).await.expect("get").expect("stored");
+    assert_eq!(record.device_id, "pos-a");
 
     // The client changes the discount (a newer version): every till follows its total.
     let mut changed = answer_record(&sent, "ORD-20250115-0004");
