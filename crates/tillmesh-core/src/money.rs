@@ -2,7 +2,9 @@
 //!
 //! JSON carries amounts as decimal numbers (`45.99`) or decimal strings (`"45.99"`). Both are
 //! parsed from their text, digit by digit (serde_json's `arbitrary_precision` keeps a number's
-//! text), so `0.1` is exactly ten cents and `45.999` is an error, not `46.00`.
+//! text), so `0.1` is exactly ten cents and `45.999` is an error, not `46.00` — except at the
+//! legacy edge, where a client's doubles are rounded once to the cent from those digits
+//! ([`Amount::parse_rounded`]).
 //! Every currency tillmesh handles has two decimal places.
 
 use std::fmt;
