@@ -1261,6 +1261,11 @@ fn check_common(creator: &str, version: i64) -> Judged<()> {
 fn check_order(order: &SyncableOrder, default_tax_bps: u32) -> Judged<()> {
     check_common(&order.device_id, order.sync_version)?;
     let client = &order.order;
+    // What the order's document keeps as text is held to the documents' rules (no card number).
+    limits::ORDER_NUMBER.check(&client.order_number).map_err(|error| format!("order.{error}"))?;
+    for (field, name) in client.names() {
+        limits::LEGACY_NAME.check(&name).map_err(|error| format!("order.{field}: {error}"))?;
+    }
     if client.items.len() > limits::ITEMS_MAX {
         return Err(format!("order.items: at most {}", limits::ITEMS_MAX));
     }
@@ -1288,6 +1293,9 @@ fn check_order(order: &SyncableOrder, default_tax_bps: u32) -> Judged<()> {
 fn check_transaction(transaction: &SyncableTransaction) -> Judged<()> {
     check_common(&transaction.device_id, transaction.sync_version)?;
     transaction.transaction.check().map_err(|error| format!("transaction.{error}"))?;
+    limits::REFERENCE
+        .check(&transaction.transaction.reference_number)
+        .map_err(|error| format!("transaction.{error}"))?;
     if transaction.transaction.amount > limits::TRANSACTION_AMOUNT_MAX {
         return Err(format!("transaction.amount: at most {}", limits::TRANSACTION_AMOUNT_MAX));
     }

@@ -512,6 +512,8 @@ async fn bad_input_changes_nothing<S: RecordStore>(h: Harness<S>) {
             with("order.items.0.productName", json!("4111 1111 1111 1111")),
             "productName",
         ),
+        ("card number as order number", with("order.orderNumber", json!("4111111111111111")), "orderNumber"),
+        ("card number as a status", with("order.orderStatus", json!("4111-1111-1111-1111")), "orderStatus"),
     ];
     for (name, record, field) in records {
         let (status, answer) = h.post("/api/sync/batch", &h.token_a, &batch(vec![record.clone()])).await;
