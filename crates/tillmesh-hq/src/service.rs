@@ -18,8 +18,8 @@
 //! and a message naming the field, at its own place in the answer, and the others are stored.
 //! The writer of a change is the authenticated device; a record's own `deviceId` names its
 //! creator, which may be another device of the shop (a register editing another's order).
-//! Besides `localId`, the client's `id` from the same creator identifies an order: sent again
-//! under a fresh `localId` it is the same order, edited.
+//! Besides `localId`, the client's `id` from the same creator identifies an order or a
+//! transaction: sent again under a fresh `localId` it is the same record, edited.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -656,8 +656,9 @@ impl<S: RecordStore> LegacyService<S> {
     ) -> Result<Outcome, HqError> {
         let mut record = self.existing(batch, RecordKind::Order, incoming.local_id, now).await?;
         let mut resent = false;
+        let key = (incoming.order.id.as_str(), incoming.device_id.as_str(), incoming.local_id);
         if record.is_none()
-            && let Some(same) = self.same_order(batch, &incoming, now, work).await?
+            && let Some(same) = self.same_record(batch, RecordKind::Order, key, now, work).await?
         {
             // The client's own key for the order, under a fresh localId (the seed's
             // `saveOrderForSync` makes one per call): the latest state of the same order.
@@ -686,30 +687,35 @@ impl<S: RecordStore> LegacyService<S> {
         }
     }
 
-    /// The record of the order a client's `id` names when `incoming` has a `localId` HQ does not
-    /// know: the same `id` from the same creating device is the same order (the seed's primary
-    /// key).
-    async fn same_order<B: RecordBatch>(
+    /// The record a client's `id` names when a record comes with a `localId` HQ does not know:
+    /// the same `id` of the same kind from the same creating device is the same record (the
+    /// seed's primary key).
+    async fn same_record<B: RecordBatch>(
         &self,
         batch: &mut B,
-        incoming: &SyncableOrder,
+        kind: RecordKind,
+        (client_id, creator, local_id): (&str, &str, Uuid),
         now: Timestamp,
         work: &Work,
     ) -> Result<Option<Record>, HqError> {
-        let doc_id = legacy::document_id("order", &incoming.order.id);
+        let doc_id = legacy::document_id(kind.as_str(), client_id);
         let owner = match work.new_docs.get(&doc_id) {
             Some(made) => Some(made.clone()),
             None => match self.node.store().get(doc_id).map_err(TillError::from)? {
-                Some(Document::Order(order)) => {
+                Some(Document::Order(order)) if kind == RecordKind::Order => {
                     let view = order.view(None)?;
+                    Some((view.local_id, view.device_id))
+                }
+                Some(Document::Transaction(transaction)) if kind == RecordKind::Transaction => {
+                    let view = transaction.view(None)?;
                     Some((view.local_id, view.device_id))
                 }
                 _ => None,
             },
         };
         match owner {
-            Some((local_id, creator)) if creator == incoming.device_id && local_id != incoming.local_id => {
-                self.existing(batch, RecordKind::Order, local_id, now).await
+            Some((owner_local_id, owner)) if owner == creator && owner_local_id != local_id => {
+                self.existing(batch, kind, owner_local_id, now).await
             }
             _ => Ok(None),
         }
@@ -832,7 +838,17 @@ impl<S: RecordStore> LegacyService<S> {
         now: Timestamp,
         work: &mut Work,
     ) -> Result<Outcome, HqError> {
-        let record = match self.existing(batch, RecordKind::Transaction, incoming.local_id, now).await? {
+        let mut incoming = incoming;
+        let mut record = self.existing(batch, RecordKind::Transaction, incoming.local_id, now).await?;
+        let key = (incoming.transaction.id.as_str(), incoming.device_id.as_str(), incoming.local_id);
+        if record.is_none()
+            && let Some(same) = self.same_record(batch, RecordKind::Transaction, key, now, work).await?
+        {
+            // The same payment queued again under a fresh localId: never a second payment.
+            incoming.sync_version = incoming.sync_version.max(same.sync_version.saturating_add(1));
+            record = Some(same);
+        }
+        let record = match record {
             None if incoming.sync_status == SyncStatus::Deleted => {
                 return Ok(Outcome {
                     record: None,

@@ -899,6 +899,20 @@ async fn same_id_under_fresh_local_ids<S: RecordStore>(h: Harness<S>) {
     let answer = h.batch(&h.token_b, "pos-b", vec![other], Vec::new()).await;
     assert_ne!(answer["syncedOrders"][0]["serverId"], server_ids[0]);
     assert_eq!(h.footprint().await.0, 2);
+    // The same payment queued again under fresh localIds is one payment.
+    let payment = transaction(Uuid::new_v4(), "order-x", "REF-77", 450, "pos-a");
+    let transactions_before = h.footprint().await.1;
+    let mut payment_ids = Vec::new();
+    for _ in 0..5 {
+        let mut resent = payment.clone();
+        resent["localId"] = json!(Uuid::new_v4());
+        let answer = h.batch(&h.token_a, "pos-a", Vec::new(), vec![resent]).await;
+        assert_eq!(answer["syncedTransactions"][0]["success"], true, "{answer}");
+        payment_ids.push(answer["syncedTransactions"][0]["serverId"].clone());
+    }
+    payment_ids.dedup();
+    assert_eq!(payment_ids.len(), 1, "five sends, one payment");
+    assert_eq!(h.footprint().await.1, transactions_before + 1);
     h.stop().await;
 }
 
