@@ -338,7 +338,7 @@ pub(crate) async fn conflicts(args: ClientArgs, limit: usize) -> anyhow::Result<
     }
     println!(
         "{:<20}  {:<11}  {:<36}  {:<14}  {:<15}  {:<16}  {:<16}  resolution",
-        "at", "kind", "localId", "device", "field", "client", "server"
+        "at", "kind", "localId", "written by", "field", "client", "server"
     );
     for entry in entries {
         let text = |name: &str| match entry.get(name) {

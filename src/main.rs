@@ -11,7 +11,7 @@ mod shop;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tillmesh_core::{Currency, OrderStatus, PaymentMethod, PaymentStatus, TillCode};
 use uuid::Uuid;
 
@@ -150,8 +150,9 @@ struct TillArgs {
 #[derive(Debug, Args)]
 struct NodeArgs {
     /// Address of the local HTTP API (port 0 picks a free port; the chosen one is printed).
-    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
-    http: SocketAddr,
+    /// Default 127.0.0.1:8080; for `tillmesh hq` with SERVER_PORT alone, 0.0.0.0:SERVER_PORT.
+    #[arg(long, value_name = "IP:PORT")]
+    http: Option<SocketAddr>,
     /// Where to listen for peers (libp2p multiaddr); repeatable. Needs a shop (credentials).
     #[arg(long, value_name = "MULTIADDR")]
     listen: Vec<tillmesh_net::Multiaddr>,
@@ -180,11 +181,31 @@ struct HqArgs {
     data_dir: Option<PathBuf>,
     #[command(flatten)]
     database: DatabaseArgs,
-    /// Port of the HTTP API, replacing --http's port (the seed's SERVER_PORT).
+    /// Port of the HTTP API, replacing --http's port (the seed's SERVER_PORT). Without --http,
+    /// HQ listens on every interface (0.0.0.0), as the original server did, so registers on
+    /// the LAN reach it.
     #[arg(long, value_name = "PORT", env = "SERVER_PORT")]
     port: Option<u16>,
+    /// A web origin (`https://pos.example.com`) whose pages may call the legacy REST API from a
+    /// browser (CORS); repeatable. None by default.
+    #[arg(long, value_name = "ORIGIN")]
+    cors_origin: Vec<String>,
+    /// How legacy REST clients authenticate: `token` (a device token on every request) or
+    /// `open` (a LAN-only migration mode for clients without a token: a request without one is
+    /// admitted as the deviceId it names — anyone reaching HQ can write as any device).
+    #[arg(long, value_enum, default_value_t = LegacyAuthArg::Token)]
+    legacy_auth: LegacyAuthArg,
     #[command(flatten)]
     node: NodeArgs,
+}
+
+/// `--legacy-auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LegacyAuthArg {
+    /// Device tokens required.
+    Token,
+    /// Clients without a token admitted by deviceId (LAN only).
+    Open,
 }
 
 /// Where HQ keeps its legacy records: sled in its data directory, or PostgreSQL.

@@ -1,20 +1,21 @@
 //! `tillmesh till` and `tillmesh hq`: open the store, join the shop's mesh (in a shop), serve the
 //! HTTP API, stop cleanly on SIGTERM or ctrl-c.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tillmesh_core::{HqPublicKey, SignedRosterEntry, TillCode};
-use tillmesh_hq::{Hq, PgRecords, RecordStore, SledRecords};
+use tillmesh_hq::{Access, Hq, LegacyAuth, PgRecords, RecordStore, SledRecords};
 use tillmesh_net::{Keypair, NetConfig};
 use tillmesh_node::{Mesh, MeshConfig, SystemClock, Till, TillConfig};
 use tillmesh_store::{Store, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
 use crate::shop::{TillCredentials, read_shop};
-use crate::{DatabaseArgs, HqArgs, NodeArgs, TillArgs};
+use crate::{DatabaseArgs, HqArgs, LegacyAuthArg, NodeArgs, TillArgs};
 
 /// How long to wait for the peer listener's address before starting anyway.
 const LISTEN_WAIT_MS: u64 = 5_000;
@@ -27,8 +28,18 @@ enum Role {
     /// A till: the till's API only.
     Till,
     /// HQ: the legacy REST API too, with its records in sled or PostgreSQL.
-    Hq(Option<Box<tillmesh_hq::PgConnectOptions>>),
+    Hq {
+        /// PostgreSQL for the records; sled without it.
+        database: Option<Box<tillmesh_hq::PgConnectOptions>>,
+        /// How legacy clients authenticate.
+        legacy_auth: LegacyAuth,
+        /// Web origins allowed to call the legacy API (CORS).
+        cors_origins: Vec<reqwest::header::HeaderValue>,
+    },
 }
+
+/// Where the HTTP API listens unless told otherwise.
+const DEFAULT_HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
 /// How a node in a shop joins the mesh.
 struct Membership {
@@ -103,10 +114,30 @@ pub(crate) async fn hq(args: HqArgs) -> anyhow::Result<()> {
         Membership { keypair, shop_key: shop.shop_key, hq: signing.public_key(), own_entry, roster };
     let database = database_options(&args.database)?;
     let mut node = args.node;
-    if let Some(port) = args.port {
-        node.http.set_port(port);
-    }
-    run(config, Some(membership), &node, Role::Hq(database.map(Box::new))).await
+    node.http = Some(match (node.http, args.port) {
+        (Some(mut http), Some(port)) => {
+            http.set_port(port);
+            http
+        }
+        // SERVER_PORT alone: every interface, like the original server, so registers on the
+        // LAN reach HQ.
+        (None, Some(port)) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        (http, None) => http.unwrap_or(DEFAULT_HTTP),
+    });
+    let cors_origins = args
+        .cors_origin
+        .iter()
+        .map(|origin| {
+            reqwest::header::HeaderValue::from_str(origin)
+                .with_context(|| format!("--cors-origin {origin:?} is not a header value"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let legacy_auth = match args.legacy_auth {
+        LegacyAuthArg::Token => LegacyAuth::Token,
+        LegacyAuthArg::Open => LegacyAuth::Open,
+    };
+    let role = Role::Hq { database: database.map(Box::new), legacy_auth, cors_origins };
+    run(config, Some(membership), &node, role).await
 }
 
 /// `tillmesh hq device add`: registers a legacy device and prints its token.
@@ -215,9 +246,9 @@ async fn run(
         Some(membership) => Some(join_mesh(&till, membership, node).await?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(node.http)
-        .await
-        .with_context(|| format!("cannot listen on {}", node.http))?;
+    let http = node.http.unwrap_or(DEFAULT_HTTP);
+    let listener =
+        tokio::net::TcpListener::bind(http).await.with_context(|| format!("cannot listen on {http}"))?;
     let address = listener.local_addr()?;
     // One line on stdout that scripts and tests read to find the node, once it is ready (for
     // HQ: records open, admin token written).
@@ -231,13 +262,29 @@ async fn run(
             announce();
             tillmesh_node::http::serve(listener, till, shutdown_signal()).await?;
         }
-        Role::Hq(None) => {
-            let records = SledRecords::open(till.store().clone())?;
-            serve_hq(records, till, listener, &data_dir, announce).await?;
-        }
-        Role::Hq(Some(options)) => {
-            let records = PgRecords::connect_with(*options).await.context("cannot reach HQ's PostgreSQL")?;
-            serve_hq(records, till, listener, &data_dir, announce).await?;
+        Role::Hq { database, legacy_auth, cors_origins } => {
+            let mut access = Access::new(admin_token(&data_dir)?);
+            access.legacy_auth = legacy_auth;
+            access.cors_origins = cors_origins;
+            if legacy_auth == LegacyAuth::Open {
+                println!(
+                    "hq legacy auth: open (LAN only: REST clients without a token are admitted by the deviceId they name)"
+                );
+                tracing::warn!(
+                    "legacy auth is open: anyone reaching HQ can write as any device; keep HQ on the LAN"
+                );
+            }
+            match database {
+                None => {
+                    let records = SledRecords::open(till.store().clone())?;
+                    serve_hq(records, till, listener, &access, announce).await?;
+                }
+                Some(options) => {
+                    let records =
+                        PgRecords::connect_with(*options).await.context("cannot reach HQ's PostgreSQL")?;
+                    serve_hq(records, till, listener, &access, announce).await?;
+                }
+            }
         }
     }
     if let Some(mesh) = mesh {
@@ -251,11 +298,10 @@ async fn serve_hq<S: RecordStore>(
     records: S,
     till: Till,
     listener: tokio::net::TcpListener,
-    data_dir: &Path,
+    access: &Access,
     announce: impl FnOnce(),
 ) -> anyhow::Result<()> {
-    let token = admin_token(data_dir)?;
-    let hq = Hq::start(records, till, Arc::new(SystemClock), &token);
+    let hq = Hq::start(records, till, Arc::new(SystemClock), access);
     announce();
     hq.serve(listener, shutdown_signal()).await?;
     Ok(())

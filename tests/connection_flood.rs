@@ -21,7 +21,7 @@ fn spawn_with_descriptors(max: u64, args: &[&str]) -> TillProcess {
     let command = format!("ulimit -n {max} && exec \"$@\"");
     let mut all = vec!["-c", command.as_str(), "sh", env!("CARGO_BIN_EXE_tillmesh")];
     all.extend_from_slice(args);
-    TillProcess::spawn_program("sh", &all)
+    TillProcess::spawn_program("sh", &all, &["--http", "127.0.0.1:0"], &[])
 }
 
 async fn create_order(http: &reqwest::Client, url: &str) -> Duration {

@@ -121,7 +121,11 @@ fn the_demo_with_keep_leaves_reachable_nodes_until_sigterm() {
     assert!(ok, "{err}");
     let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
     let orders = listed["orders"].as_array().expect("orders");
-    assert!(orders.iter().any(|order| order["orderNumber"] == "POS-1001"), "{listed}");
+    assert!(orders.iter().any(|order| order["orderNumber"] == "1001"), "{listed}");
+    // The Kotlin register's order, at the total its client sold it at (10 % off).
+    let kotlin =
+        orders.iter().find(|order| order["orderNumber"] == "ORD-20250115-0001").expect("the Kotlin order");
+    assert_eq!(kotlin["total"].to_string(), "22.70", "{kotlin}");
 
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());

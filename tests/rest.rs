@@ -80,6 +80,41 @@ fn device_add(data_dir: &str, device: &str, database_url: Option<&str>) -> Strin
     token
 }
 
+/// The seed's `SERVER_PORT` alone: HQ listens on every interface, as the original server did,
+/// so registers on the LAN reach it; `--legacy-auth open` shows in `/api/health`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_port_alone_listens_on_every_interface() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    shop(dir, &["A"]);
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("port").port();
+    let port = port.to_string();
+    let hq = TillProcess::spawn_with(
+        &[
+            "hq",
+            "--shop",
+            dir.join("shop").to_str().expect("utf-8"),
+            "--data-dir",
+            dir.join("data-hq").to_str().expect("utf-8"),
+            "--legacy-auth",
+            "open",
+        ],
+        &[],
+        &[("SERVER_PORT", port.as_str())],
+    );
+    assert_eq!(hq.url, format!("http://0.0.0.0:{port}"));
+    let health: Value = client()
+        .get(format!("http://127.0.0.1:{port}/api/health"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["legacyAuth"], "open");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_clients_and_tills_see_each_others_orders() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -118,7 +153,9 @@ async fn legacy_clients_and_tills_see_each_others_orders() {
 
     // A legacy order reaches the till over peer-to-peer sync.
     let local_id = Uuid::new_v4();
-    let answer = batch(&http, &hq.url, &token, "pos-1", vec![legacy_order(local_id, "ORD-1", "pos-1")]).await;
+    let answer =
+        batch(&http, &hq.url, &token, "pos-1", vec![legacy_order(local_id, "ORD-20250115-0001", "pos-1")])
+            .await;
     let server_id = answer["syncedOrders"][0]["serverId"].as_str().expect("serverId").to_string();
     let on_till = eventually("the REST order on the till", async || {
         let response = http.get(format!("{}/api/orders/{server_id}", till.url)).send().await.ok()?;
@@ -126,7 +163,7 @@ async fn legacy_clients_and_tills_see_each_others_orders() {
         response.json::<Value>().await.ok()
     })
     .await;
-    assert_eq!(on_till["orderNumber"], "ORD-1");
+    assert_eq!(on_till["orderNumber"], "ORD-20250115-0001", "the client's own number, on the till too");
     assert_eq!(on_till["total"].to_string(), "10.83");
     assert_eq!(on_till["payment"]["status"], "PAID");
     assert_eq!(on_till["localId"], local_id.to_string());

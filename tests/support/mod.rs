@@ -29,19 +29,32 @@ impl TillProcess {
     /// Starts `tillmesh <args>` (`till …` or `hq …`, plus `--http 127.0.0.1:0`) and waits
     /// until it prints its HTTP address (and its peer address before that, when it listens).
     pub fn spawn(args: &[&str]) -> TillProcess {
-        TillProcess::spawn_program(env!("CARGO_BIN_EXE_tillmesh"), args)
+        TillProcess::spawn_with(args, &["--http", "127.0.0.1:0"], &[])
     }
 
-    /// [`TillProcess::spawn`] through another program (`sh -c 'ulimit …; exec "$@"' sh tillmesh …`).
-    pub fn spawn_program(program: &str, args: &[&str]) -> TillProcess {
+    /// Like [`TillProcess::spawn`] with `http_args` instead of `--http 127.0.0.1:0` and the
+    /// seed's environment variables in `seed_env` (none else are passed on).
+    pub fn spawn_with(args: &[&str], http_args: &[&str], seed_env: &[(&str, &str)]) -> TillProcess {
+        TillProcess::spawn_program(env!("CARGO_BIN_EXE_tillmesh"), args, http_args, seed_env)
+    }
+
+    /// Like [`TillProcess::spawn_with`] through another program
+    /// (`sh -c 'ulimit …; exec "$@"' sh tillmesh …`).
+    pub fn spawn_program(
+        program: &str,
+        args: &[&str],
+        http_args: &[&str],
+        seed_env: &[(&str, &str)],
+    ) -> TillProcess {
         let child = Command::new(program)
             .args(args)
-            .args(["--http", "127.0.0.1:0"])
+            .args(http_args)
             .env("RUST_LOG", "warn")
             .env_remove("DATABASE_URL")
             .env_remove("DATABASE_USER")
             .env_remove("DATABASE_PASSWORD")
             .env_remove("SERVER_PORT")
+            .envs(seed_env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -53,8 +53,9 @@ pub(crate) enum Applied {
     Synced,
     /// HQ's values were taken for this many fields.
     Resolved(usize),
-    /// HQ answered `success: false`.
-    Failed,
+    /// HQ answered `success: false`: it judged the record and refused it (a fault of HQ fails
+    /// the whole request instead), so it waits until it is saved with changes.
+    Rejected,
     /// It changed here while in flight: the newer change stays queued.
     Superseded,
     /// It is no longer in the outbox.
@@ -348,10 +349,11 @@ impl Outbox {
         }
         if !answer.success {
             current.sync_status = SyncStatus::Failed;
+            current.rejected = true;
             current.attempts = current.attempts.saturating_add(1);
             current.last_error = Some(answer.message.clone().unwrap_or_else(|| "HQ did not store it".into()));
             self.put(&current)?;
-            return Ok(Applied::Failed);
+            return Ok(Applied::Rejected);
         }
         let conflicts = answer.conflicts.as_deref().unwrap_or_default();
         let mut applied = Applied::Synced;
@@ -557,9 +559,9 @@ mod tests {
             subtotal: total,
             tax: Amount::ZERO,
             total,
-            payment_method: Some(PaymentMethod::Cash),
-            payment_status: PaymentStatus::Pending,
-            order_status: OrderStatus::Open,
+            payment_method: Some(PaymentMethod::Cash.into()),
+            payment_status: PaymentStatus::Pending.into(),
+            order_status: OrderStatus::Open.into(),
             created_at: Timestamp(1),
             updated_at: Timestamp(1),
         }
@@ -651,7 +653,7 @@ mod tests {
         // HQ's copy stands: its values are taken and its version becomes ours.
         let sent = outbox.mark_syncing(&[current]).expect("mark").remove(0);
         let mut server = sent.record.clone();
-        server.payment_status = PaymentStatus::Declined;
+        server.payment_status = PaymentStatus::Declined.into();
         let mut response = answer(4, Some(server.content_hash()));
         response.conflicts = Some(sent.record.differences(&server, Resolution::ServerWins));
         assert_eq!(outbox.answered(&sent, &response).expect("answer"), Applied::Resolved(1));

@@ -70,7 +70,7 @@ impl LegacyRecord for LegacyOrder {
         LegacyOrder::check(self)
     }
     fn mark_deleted(&mut self, at: Timestamp) {
-        self.order_status = OrderStatus::Voided;
+        self.order_status = OrderStatus::Voided.into();
         self.updated_at = at;
     }
     fn deletion_taken(&self) -> bool {

@@ -92,9 +92,9 @@ mod tests {
             subtotal: Amount::from_minor(300),
             tax: Amount::ZERO,
             total: Amount::from_minor(300),
-            payment_method: Some(PaymentMethod::Card),
-            payment_status: PaymentStatus::Paid,
-            order_status: OrderStatus::Open,
+            payment_method: Some(PaymentMethod::Card.into()),
+            payment_status: PaymentStatus::Paid.into(),
+            order_status: OrderStatus::Open.into(),
             created_at: Timestamp(1),
             updated_at: Timestamp(2),
         }
@@ -108,7 +108,7 @@ mod tests {
     fn server_values_replace_the_fields_and_the_hashes_meet() {
         let local = order();
         let mut server = order();
-        server.payment_status = PaymentStatus::Declined;
+        server.payment_status = PaymentStatus::Declined.into();
         server.order_number = "HQ-1".into();
         server.items[0].quantity = 2;
         server.items[0].total_price = Amount::from_minor(600);
@@ -129,7 +129,7 @@ mod tests {
         let local = order();
         let conflicts = vec![
             conflict("paymentStatus", json_text(&PaymentStatus::Declined), Resolution::ServerWins),
-            conflict("orderStatus", "\"EATEN\"".into(), Resolution::ServerWins),
+            conflict("orderStatus", "\"\"".into(), Resolution::ServerWins),
             conflict("tax", "not json".into(), Resolution::ServerWins),
             conflict("colour", "\"red\"".into(), Resolution::ServerWins),
             conflict("total", "\"1.00\"".into(), Resolution::ClientWins),

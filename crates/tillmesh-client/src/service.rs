@@ -80,9 +80,8 @@ pub struct SyncReport {
     pub synced_transactions: usize,
     /// Fields of local copies that took HQ's value (SERVER_WINS, SERVER_ASSIGNED).
     pub conflicts_resolved: usize,
-    /// Records HQ answered `success: false` for (retried next time).
-    pub failed: usize,
-    /// Records HQ refused as invalid (kept `FAILED` until saved with changes).
+    /// Records HQ refused as invalid, as a whole batch or one by one with `success: false`
+    /// (kept `FAILED` until saved with changes).
     pub rejected: usize,
     /// Records saved again while in flight (their newer change waits for the next sync).
     pub superseded: usize,
@@ -499,8 +498,8 @@ impl SyncService {
                 report.conflicts_resolved += fields;
                 true
             }
-            Applied::Failed => {
-                report.failed += 1;
+            Applied::Rejected => {
+                report.rejected += 1;
                 false
             }
             Applied::Superseded => {
@@ -524,8 +523,7 @@ impl SyncService {
         for _ in 0..self.inner.config.update_pages_max {
             let since = outbox.token()?;
             let page = self.inner.api.updates(since.as_deref()).await?;
-            let has_more = page.has_more;
-            let (updates, token) = page.into_parts();
+            let (updates, token, has_more) = page.into_parts();
             let moved = since.as_deref() != Some(token.as_str());
             self.apply_updates(updates, &token, report)?;
             if !has_more {
@@ -608,8 +606,8 @@ mod tests {
             tax: tillmesh_core::Amount::ZERO,
             total: tillmesh_core::Amount::ZERO,
             payment_method: None,
-            payment_status: tillmesh_core::PaymentStatus::Pending,
-            order_status: tillmesh_core::OrderStatus::Open,
+            payment_status: tillmesh_core::PaymentStatus::Pending.into(),
+            order_status: tillmesh_core::OrderStatus::Open.into(),
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         };

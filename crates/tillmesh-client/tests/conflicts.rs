@@ -50,7 +50,7 @@ async fn hqs_decline_stands_against_a_newer_paid_claim() {
     let more = with_item(&first, "cake", 1, 450);
     assert_eq!(sync.save_order_for_sync(more.clone()).await.expect("save").sync_status, SyncStatus::Modified);
     let mut paid = more.clone();
-    paid.payment_status = PaymentStatus::Paid;
+    paid.payment_status = PaymentStatus::Paid.into();
     let claimed = sync.save_order_for_sync(paid).await.expect("save");
     assert_eq!((claimed.sync_status, claimed.sync_version), (SyncStatus::Modified, 3));
 
@@ -102,7 +102,7 @@ async fn a_settlement_reaches_an_idle_client_through_updates() {
     assert_eq!(more.sync_version, 3);
     sync.sync_now().await.expect("sync");
     let local = sync.order(synced.local_id).expect("read").expect("order");
-    assert_eq!((local.record.items.len(), local.record.payment_status), (2, PaymentStatus::Declined));
+    assert_eq!((local.record.items.len(), local.record.payment_status.value()), (2, PaymentStatus::Declined));
     matches_hq(&hq, &local).await;
     hq.stop().await;
 }

@@ -51,7 +51,10 @@ async fn orders_of_one_device_are_listed_by_another() {
     assert_eq!((deleted.sync_status, deleted.deleted), (SyncStatus::Deleted, true));
     a.sync_now().await.expect("sync A");
     let gone = a.order(from_a[2].local_id).expect("read").expect("kept as deleted");
-    assert_eq!((gone.sync_status, gone.record.order_status), (SyncStatus::Synced, OrderStatus::Voided));
+    assert_eq!(
+        (gone.sync_status, gone.record.order_status.value()),
+        (SyncStatus::Synced, OrderStatus::Voided)
+    );
     assert!(gone.deleted, "HQ voided it");
 
     let report = b.sync_now().await.expect("sync B");

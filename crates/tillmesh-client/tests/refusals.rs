@@ -68,7 +68,7 @@ async fn orders_that_do_not_add_up_are_refused_before_saving() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let sync = client(dir.path().join("pos-1"), "http://127.0.0.1:9", "pos-1", "tmd_x");
     let mut wrong = order("POS-1", &[("tea", 2, 300)]);
-    wrong.total = Amount::from_minor(1);
+    wrong.items[0].total_price = Amount::from_minor(1);
     let error = sync.save_order_for_sync(wrong).await.expect_err("refused");
     assert!(matches!(error, ClientError::Invalid { .. }), "{error}");
     assert_eq!(sync.stats().expect("stats").unsent(), 0);

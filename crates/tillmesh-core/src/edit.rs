@@ -23,17 +23,28 @@ pub mod limits {
     pub const TRANSACTION_AMOUNT_MAX: Amount = Amount::from_minor(1_000_000_000);
     /// Tax rate: 100 %.
     pub const TAX_RATE_BPS_MAX: u32 = 10_000;
-    /// Product code.
-    pub const SKU: TextRule = TextRule::required("productId", 64);
+    /// Product code (often a barcode: no card-number guard).
+    pub const SKU: TextRule = TextRule::code("productId", 64);
     /// Product name.
     pub const ITEM_NAME: TextRule = TextRule::required("productName", 120);
     /// Order notes.
     pub const NOTES: TextRule = TextRule::notes("notes", 1_000);
+    /// Longest order number (the seed's `VARCHAR(50)`).
+    pub const ORDER_NUMBER_CHARS_MAX: usize = 50;
+    /// An order number.
+    pub const ORDER_NUMBER: TextRule = TextRule::required("orderNumber", ORDER_NUMBER_CHARS_MAX);
+    /// A legacy device's name of a status or method (the seed's `VARCHAR(50)`).
+    pub const LEGACY_NAME: TextRule = TextRule::required("legacyName", 50);
     /// A transaction's reference number.
     pub const REFERENCE: TextRule = TextRule::required("referenceNumber", 50);
     /// A payment processor's reference.
-    pub const PROCESSOR_REFERENCE: TextRule =
-        TextRule { field: "processorReference", chars_max: 100, may_be_empty: true, multi_line: false };
+    pub const PROCESSOR_REFERENCE: TextRule = TextRule {
+        field: "processorReference",
+        chars_max: 100,
+        may_be_empty: true,
+        multi_line: false,
+        card_guard: true,
+    };
     /// Longest device id.
     pub const DEVICE_ID_CHARS_MAX: usize = 64;
 }

@@ -2,11 +2,21 @@
 //! JSON shapes with the seed's camelCase names, the content hash used for its conflict rules,
 //! and the mapping between a legacy order and an order document.
 //!
-//! Money is [`Amount`]: a JSON number with at most two decimals, parsed exactly. `createdAt`,
-//! `updatedAt`, `syncedAt` and `lastSyncTimestamp` are milliseconds since the Unix epoch.
-//! Unknown JSON fields are ignored (legacy clients may send more than the seed lists); missing
-//! or mistyped ones are refused.
+//! The edge is liberal, the inside strict, as `docs/API.md` ("Existing clients") describes:
+//! - money is a JSON number (the client's double, `3.3000000000000003`) rounded once to the
+//!   cent, half away from zero, from its exact digits ([`rounded_money`]) — how the original
+//!   `DECIMAL(10,2)` columns stored it; inside it is an exact [`Amount`];
+//! - status and method names are any 1–50 characters, kept as sent ([`Named`]) and mapped onto
+//!   tillmesh's model by a case-insensitive table ([`LegacyNames`]);
+//! - what kotlinx.serialization leaves out as a default value may be left out: `syncStatus`
+//!   (`PENDING`), `syncVersion` (1), a record's `deviceId` (the sending device), an order's
+//!   `items` (none), `tax` (0), `paymentMethod` (none), `paymentStatus` (`PENDING`) and
+//!   `orderStatus` (`OPEN`); unknown fields are ignored.
+//!
+//! `createdAt`, `updatedAt`, `syncedAt` and `lastSyncTimestamp` are milliseconds since the Unix
+//! epoch.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -61,8 +71,10 @@ pub struct LegacyItem {
     /// How many.
     pub quantity: i64,
     /// Price of one.
+    #[serde(deserialize_with = "rounded_money")]
     pub unit_price: Amount,
     /// `quantity × unitPrice`.
+    #[serde(deserialize_with = "rounded_money")]
     pub total_price: Amount,
 }
 
@@ -74,22 +86,28 @@ pub struct LegacyOrder {
     pub id: String,
     /// The order number, unique across all devices.
     pub order_number: String,
-    /// The lines.
+    /// The lines (none when left out).
+    #[serde(default)]
     pub items: Vec<LegacyItem>,
     /// Sum of the lines.
+    #[serde(deserialize_with = "rounded_money")]
     pub subtotal: Amount,
-    /// Tax on the subtotal.
+    /// Tax on the subtotal (zero when left out).
+    #[serde(default, deserialize_with = "rounded_money")]
     pub tax: Amount,
     /// `subtotal + tax`.
+    #[serde(deserialize_with = "rounded_money")]
     pub total: Amount,
     /// How the guest pays (`null` before any payment).
     #[serde(default)]
-    pub payment_method: Option<PaymentMethod>,
-    /// `PENDING` or `PAID` from a client; HQ's settlement (`CAPTURED`, `DECLINED`, `REFUNDED`)
-    /// from the server.
-    pub payment_status: PaymentStatus,
-    /// Where the order is.
-    pub order_status: OrderStatus,
+    pub payment_method: Option<Named<PaymentMethod>>,
+    /// The client's payment status (`PENDING`, `PAID`, `COMPLETED`, …; `PENDING` when left
+    /// out); HQ's settlement (`CAPTURED`, `DECLINED`, `REFUNDED`) from the server.
+    #[serde(default = "unpaid")]
+    pub payment_status: Named<PaymentStatus>,
+    /// Where the order is (`OPEN`, `COMPLETED`, `CANCELLED`, …; `OPEN` when left out).
+    #[serde(default = "just_opened")]
+    pub order_status: Named<OrderStatus>,
     /// When it was taken.
     pub created_at: Timestamp,
     /// Its latest change.
@@ -105,11 +123,13 @@ pub struct LegacyTransaction {
     /// The payment's reference number, unique across all devices.
     pub reference_number: String,
     /// How much.
+    #[serde(deserialize_with = "rounded_money")]
     pub amount: Amount,
     /// How.
-    pub payment_method: PaymentMethod,
-    /// `PENDING` or `PAID` from a client; HQ's settlement from the server.
-    pub status: PaymentStatus,
+    pub payment_method: Named<PaymentMethod>,
+    /// The client's status (`PAID`, `COMPLETED`, `SUCCESS`, …); HQ's settlement from the
+    /// server.
+    pub status: Named<PaymentStatus>,
     /// The order paid: its `id` as the client knows it (or the server's id).
     pub order_id: String,
     /// When it was taken.
@@ -127,10 +147,14 @@ pub struct SyncableOrder {
     /// The device-made idempotency key (a UUID): the same order sent ten times is stored once.
     pub local_id: Uuid,
     /// Where it stands in the client's outbox; `DELETED` asks the server to delete it.
+    /// `PENDING` when left out.
+    #[serde(default = "pending")]
     pub sync_status: SyncStatus,
-    /// Incremented by the client on each change.
+    /// Incremented by the client on each change; 1 when left out.
+    #[serde(default = "first_version")]
     pub sync_version: i64,
-    /// The device that created it.
+    /// The device that created it; left out, the device that sends it.
+    #[serde(default)]
     pub device_id: String,
     /// The server's content hash (in what the server sends; ignored in what it receives).
     #[serde(default)]
@@ -145,11 +169,14 @@ pub struct SyncableTransaction {
     pub transaction: LegacyTransaction,
     /// The device-made idempotency key (a UUID).
     pub local_id: Uuid,
-    /// Where it stands in the client's outbox.
+    /// Where it stands in the client's outbox; `PENDING` when left out.
+    #[serde(default = "pending")]
     pub sync_status: SyncStatus,
-    /// Incremented by the client on each change.
+    /// Incremented by the client on each change; 1 when left out.
+    #[serde(default = "first_version")]
     pub sync_version: i64,
-    /// The device that created it.
+    /// The device that created it; left out, the device that sends it.
+    #[serde(default)]
     pub device_id: String,
     /// The server's content hash (in what the server sends).
     #[serde(default)]
@@ -232,10 +259,15 @@ pub struct BatchSyncResponse {
     pub synced_orders: Vec<SyncResponse>,
     /// One answer per transaction, in request order.
     pub synced_transactions: Vec<SyncResponse>,
-    /// What other devices changed since `lastSyncTimestamp`.
+    /// What other devices changed since `lastSyncTimestamp`: everything when that is a time
+    /// (or absent), one page when it is a `nextSyncToken`.
     pub server_updates: ServerUpdates,
     /// Pass as the next `lastSyncTimestamp` / `since` to continue exactly here.
     pub next_sync_token: String,
+    /// Whether more changes wait after `serverUpdates` (only after a token: ask `updates`
+    /// with `nextSyncToken`).
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 /// `GET /api/sync/updates`'s answer: the seed's four lists, plus where to continue.
@@ -257,20 +289,25 @@ pub struct UpdatesResponse {
 }
 
 impl UpdatesResponse {
-    /// Splits into the seed's four lists and the token.
-    pub fn into_parts(self) -> (ServerUpdates, String) {
+    /// Splits into the seed's four lists, the token and whether more wait.
+    pub fn into_parts(self) -> (ServerUpdates, String, bool) {
         let updates = ServerUpdates {
             orders: self.orders,
             transactions: self.transactions,
             deleted_order_ids: self.deleted_order_ids,
             deleted_transaction_ids: self.deleted_transaction_ids,
         };
-        (updates, self.next_sync_token)
+        (updates, self.next_sync_token, self.has_more)
     }
 }
 
 /// Where a client's view of the server's changes ends: a time (milliseconds since the epoch,
 /// the seed's `since`) or a `nextSyncToken` the server gave (exact).
+///
+/// A token is a decimal number, so a client that keeps it in a `Long` (as the seed's client
+/// keeps its timestamps) can send it back as `since` or `lastSyncTimestamp`: the change-feed
+/// position plus [`TOKEN_BASE`], far beyond any time in milliseconds. The older form `c42` is
+/// still read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Since {
     /// Changes made after this time.
@@ -279,13 +316,17 @@ pub enum Since {
     Token(u64),
 }
 
-/// The prefix of sync tokens: `c` and the change feed position (`c1042`).
+/// Where sync tokens start: 4·10¹⁸, a time in milliseconds some 126 million years away, still
+/// well inside a signed 64-bit `Long`.
+pub const TOKEN_BASE: u64 = 4_000_000_000_000_000_000;
+
+/// The prefix of the older sync tokens: `c` and the change feed position (`c1042`).
 const TOKEN_PREFIX: char = 'c';
 
 impl Since {
-    /// The token for position `position` of the change feed.
+    /// The token for position `position` of the change feed: its decimal text.
     pub fn token(position: u64) -> String {
-        format!("{TOKEN_PREFIX}{position}")
+        TOKEN_BASE.saturating_add(position).to_string()
     }
 }
 
@@ -300,7 +341,7 @@ impl fmt::Display for Since {
 
 /// A `since` that is neither a time nor a token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("since: expected milliseconds since the epoch or a nextSyncToken such as c42, got {text:?}")]
+#[error("since: expected milliseconds since the epoch or a nextSyncToken, got {text:?}")]
 pub struct BadSince {
     /// The rejected text, cut to 40 characters.
     pub text: String,
@@ -310,33 +351,38 @@ impl FromStr for Since {
     type Err = BadSince;
     fn from_str(text: &str) -> Result<Since, BadSince> {
         let bad = || BadSince { text: text.chars().take(40).collect() };
-        let digits = |digits: &str| {
-            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(()).ok_or_else(bad)
+        let number = |digits: &str| -> Result<u64, BadSince> {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            digits.parse().map_err(|_| bad())
         };
         match text.strip_prefix(TOKEN_PREFIX) {
-            Some(position) => {
-                digits(position)?;
-                position.parse().map(Since::Token).map_err(|_| bad())
-            }
+            Some(position) => number(position).map(Since::Token),
             None => {
-                digits(text)?;
-                text.parse().map(|ms| Since::Time(Timestamp(ms))).map_err(|_| bad())
+                let value = number(text)?;
+                if value >= TOKEN_BASE {
+                    Ok(Since::Token(value - TOKEN_BASE))
+                } else {
+                    i64::try_from(value).map(|ms| Since::Time(Timestamp(ms))).map_err(|_| bad())
+                }
             }
         }
     }
 }
 
 impl Serialize for Since {
+    /// A JSON number: the time, or the token's number.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             Since::Time(time) => serializer.serialize_i64(time.0),
-            Since::Token(_) => serializer.serialize_str(&self.to_string()),
+            Since::Token(position) => serializer.serialize_u64(TOKEN_BASE.saturating_add(*position)),
         }
     }
 }
 
 impl<'de> Deserialize<'de> for Since {
-    /// A JSON number (a time) or a string (a time or a token).
+    /// A JSON number or a string: a time or a token.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match serde_json::Value::deserialize(deserializer)? {
             serde_json::Value::Number(number) => number.as_str().parse(),
@@ -344,6 +390,176 @@ impl<'de> Deserialize<'de> for Since {
             other => Err(BadSince { text: other.to_string().chars().take(40).collect() }),
         }
         .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The largest amount a legacy field holds: the original server's `DECIMAL(10,2)` columns.
+pub const LEGACY_AMOUNT_MAX: Amount = Amount::from_minor(9_999_999_999);
+
+/// Reads a legacy money field: a JSON number (or decimal string) rounded to the cent, half away
+/// from zero, from its exact digits ([`Amount::parse_rounded`]); what is not a finite number is
+/// refused. Sign and range ([`LEGACY_AMOUNT_MAX`]) are checked by the record's rules, which
+/// name the field.
+pub fn rounded_money<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Amount, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Number(number) => Amount::parse_rounded(number.as_str()),
+        serde_json::Value::String(text) => Amount::parse_rounded(&text),
+        other => Err(MoneyError::Invalid { text: other.to_string().chars().take(40).collect() }),
+    }
+    .map_err(serde::de::Error::custom)
+}
+
+/// An amount a legacy field may hold: not negative, at most [`LEGACY_AMOUNT_MAX`].
+fn legacy_amount(field: &str, amount: Amount) -> Result<Amount, LegacyError> {
+    let refused = |source| LegacyError::Money { field: field.to_string(), source };
+    amount.non_negative().map_err(refused)?;
+    if amount > LEGACY_AMOUNT_MAX {
+        return Err(LegacyError::Range { field: field.to_string(), amount });
+    }
+    Ok(amount)
+}
+
+fn pending() -> SyncStatus {
+    SyncStatus::Pending
+}
+
+const fn first_version() -> i64 {
+    1
+}
+
+fn unpaid() -> Named<PaymentStatus> {
+    PaymentStatus::Pending.into()
+}
+
+fn just_opened() -> Named<OrderStatus> {
+    OrderStatus::Open.into()
+}
+
+/// A model value (status or method) that legacy clients name in their own words. The table
+/// is case-insensitive and reads `-` and spaces as `_` (`Credit card` is `CREDIT_CARD`); a name
+/// it does not know maps to [`LegacyNames::UNKNOWN`]. `docs/API.md` lists it.
+pub trait LegacyNames: Copy + PartialEq + Serialize {
+    /// What an unknown name means.
+    const UNKNOWN: Self;
+    /// The model value for a normalised (upper-case, `_`-separated) name, if the table knows it.
+    fn from_normal_name(name: &str) -> Option<Self>;
+    /// tillmesh's own name of the value (`CLOSED`).
+    fn model_name(self) -> &'static str;
+}
+
+impl LegacyNames for OrderStatus {
+    const UNKNOWN: Self = OrderStatus::Open;
+    fn from_normal_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "OPEN" | "NEW" | "PENDING" | "CREATED" | "DRAFT" | "ON_HOLD" => OrderStatus::Open,
+            "SENT" | "IN_PROGRESS" | "PROCESSING" | "PREPARING" | "CONFIRMED" | "ACCEPTED" => {
+                OrderStatus::Sent
+            }
+            "READY" => OrderStatus::Ready,
+            "SERVED" | "DELIVERED" => OrderStatus::Served,
+            "CLOSED" | "COMPLETED" | "COMPLETE" | "DONE" | "FINISHED" | "PAID" => OrderStatus::Closed,
+            "VOIDED" | "VOID" | "CANCELLED" | "CANCELED" | "DELETED" => OrderStatus::Voided,
+            _ => return None,
+        })
+    }
+    fn model_name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl LegacyNames for PaymentStatus {
+    const UNKNOWN: Self = PaymentStatus::Pending;
+    fn from_normal_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "PENDING" | "UNPAID" | "NEW" | "PROCESSING" | "FAILED" | "ERROR" | "REJECTED" => {
+                PaymentStatus::Pending
+            }
+            "PAID" | "COMPLETED" | "COMPLETE" | "SUCCESS" | "SUCCEEDED" | "APPROVED" => PaymentStatus::Paid,
+            "CAPTURED" => PaymentStatus::Captured,
+            "DECLINED" => PaymentStatus::Declined,
+            "REFUNDED" => PaymentStatus::Refunded,
+            _ => return None,
+        })
+    }
+    fn model_name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl LegacyNames for PaymentMethod {
+    const UNKNOWN: Self = PaymentMethod::Other;
+    fn from_normal_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "CASH" => PaymentMethod::Cash,
+            "CARD" | "CREDIT_CARD" | "DEBIT_CARD" | "CREDIT" | "DEBIT" | "CONTACTLESS" => PaymentMethod::Card,
+            "MOBILE" | "MOBILE_PAYMENT" | "WALLET" | "APPLE_PAY" | "GOOGLE_PAY" | "QR" => {
+                PaymentMethod::Mobile
+            }
+            "VOUCHER" | "GIFT_CARD" | "COUPON" => PaymentMethod::Voucher,
+            "OTHER" => PaymentMethod::Other,
+            _ => return None,
+        })
+    }
+    fn model_name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// A status or method as a legacy client named it: the name exactly as sent (1 to
+/// [`IDENTIFIER_CHARS_MAX`] characters, what the seed's `VARCHAR(50)` columns hold) and the
+/// model value it maps to. Written back as sent; equal when the names are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Named<T> {
+    name: String,
+    value: T,
+}
+
+impl<T: LegacyNames> Named<T> {
+    /// Reads a client's name; refused only when empty, too long or holding control characters.
+    pub fn parse(field: &'static str, name: &str) -> Result<Named<T>, LegacyError> {
+        check_identifier(field, name)?;
+        let normal: String = name
+            .trim()
+            .chars()
+            .map(|c| if c == '-' || c == ' ' { '_' } else { c.to_ascii_uppercase() })
+            .collect();
+        Ok(Named { name: name.to_string(), value: T::from_normal_name(&normal).unwrap_or(T::UNKNOWN) })
+    }
+
+    /// The model value.
+    pub fn value(&self) -> T {
+        self.value
+    }
+
+    /// The name as the client sent it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<T: LegacyNames> From<T> for Named<T> {
+    /// A model value under tillmesh's own name.
+    fn from(value: T) -> Named<T> {
+        Named { name: value.model_name().to_string(), value }
+    }
+}
+
+impl<T: LegacyNames> PartialEq<T> for Named<T> {
+    fn eq(&self, other: &T) -> bool {
+        self.value == *other
+    }
+}
+
+impl<T> Serialize for Named<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name)
+    }
+}
+
+impl<'de, T: LegacyNames> Deserialize<'de> for Named<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Named::parse("name", &name).map_err(serde::de::Error::custom)
     }
 }
 
@@ -357,6 +573,14 @@ pub enum LegacyError {
         field: String,
         /// What is wrong.
         source: MoneyError,
+    },
+    /// Beyond what the original `DECIMAL(10,2)` columns hold.
+    #[error("{field}: {amount} is beyond DECIMAL(10,2) (at most {max})", max = LEGACY_AMOUNT_MAX)]
+    Range {
+        /// The field.
+        field: String,
+        /// The amount sent.
+        amount: Amount,
     },
     /// The amounts do not add up.
     #[error("{field} is {given} but the {rule} gives {expected}")]
@@ -407,19 +631,17 @@ pub fn check_identifier(field: &'static str, text: &str) -> Result<(), LegacyErr
 }
 
 impl LegacyOrder {
-    /// Checks that the amounts are non-negative and add up: every `totalPrice` is
-    /// `quantity × unitPrice`, `subtotal` their sum, `total` is `subtotal + tax`.
+    /// Checks that the amounts are non-negative, within `DECIMAL(10,2)`, and add up: every
+    /// `totalPrice` is `quantity × unitPrice` and `subtotal` their sum. A `total` other than
+    /// `subtotal + tax` is the order's [`LegacyOrder::adjustment`].
     pub fn check(&self) -> Result<(), LegacyError> {
         check_identifier("id", &self.id)?;
         check_identifier("orderNumber", &self.order_number)?;
-        let money = |field: &str, amount: Amount| {
-            amount.non_negative().map_err(|source| LegacyError::Money { field: field.to_string(), source })
-        };
         let mut subtotal = Amount::ZERO;
         for (index, item) in self.items.iter().enumerate() {
-            money(&format!("items[{index}].unitPrice"), item.unit_price)?;
+            legacy_amount(&format!("items[{index}].unitPrice"), item.unit_price)?;
             let field = format!("items[{index}].totalPrice");
-            money(&field, item.total_price)?;
+            legacy_amount(&field, item.total_price)?;
             let expected = item
                 .unit_price
                 .checked_mul(item.quantity)
@@ -436,9 +658,9 @@ impl LegacyOrder {
                 .checked_add(expected)
                 .map_err(|source| LegacyError::Money { field: "subtotal".into(), source })?;
         }
-        money("subtotal", self.subtotal)?;
-        money("tax", self.tax)?;
-        money("total", self.total)?;
+        legacy_amount("subtotal", self.subtotal)?;
+        legacy_amount("tax", self.tax)?;
+        legacy_amount("total", self.total)?;
         if subtotal != self.subtotal {
             return Err(LegacyError::Arithmetic {
                 field: "subtotal".into(),
@@ -447,18 +669,13 @@ impl LegacyOrder {
                 rule: "sum of the items' totalPrice",
             });
         }
-        let total = subtotal
-            .checked_add(self.tax)
-            .map_err(|source| LegacyError::Money { field: "total".into(), source })?;
-        if total != self.total {
-            return Err(LegacyError::Arithmetic {
-                field: "total".into(),
-                given: self.total,
-                expected: total,
-                rule: "subtotal + tax",
-            });
-        }
         Ok(())
+    }
+
+    /// What the client's total adds to `subtotal + tax`: a discount (below zero), a service
+    /// charge or surcharge (above), the tax a VAT-inclusive total already holds (below).
+    pub fn adjustment(&self) -> Amount {
+        Amount::from_minor(self.total.minor() - self.subtotal.minor() - self.tax.minor())
     }
 
     /// The tax rate in basis points that gives `tax` on `subtotal` with the documents' rounding
@@ -484,7 +701,8 @@ impl LegacyOrder {
     }
 
     /// The order as a legacy client sees it: lines not voided; `id` is the document's id
-    /// unless the record keeps a client's own.
+    /// unless the record keeps a client's own; a status or method under the legacy device's
+    /// own name where the document keeps one that still means its value.
     pub fn from_view(order: &Order) -> LegacyOrder {
         LegacyOrder {
             id: order.id.to_string(),
@@ -504,12 +722,28 @@ impl LegacyOrder {
             subtotal: order.subtotal,
             tax: order.tax,
             total: order.total,
-            payment_method: order.payment.method,
-            payment_status: order.payment.status,
-            order_status: order.status,
+            payment_method: legacy_name(order, "paymentMethod", order.payment.method)
+                .or_else(|| order.payment.method.map(Named::from)),
+            payment_status: legacy_name(order, "paymentStatus", Some(order.payment.status))
+                .unwrap_or_else(|| order.payment.status.into()),
+            order_status: legacy_name(order, "orderStatus", Some(order.status))
+                .unwrap_or_else(|| order.status.into()),
             created_at: order.created_at,
             updated_at: order.updated_at,
         }
+    }
+
+    /// The legacy device's names of the status and payment (by legacy field), as an order
+    /// document keeps them.
+    pub fn names(&self) -> BTreeMap<String, String> {
+        let mut names = BTreeMap::from([
+            ("orderStatus".to_string(), self.order_status.name().to_string()),
+            ("paymentStatus".to_string(), self.payment_status.name().to_string()),
+        ]);
+        if let Some(method) = &self.payment_method {
+            names.insert("paymentMethod".to_string(), method.name().to_string());
+        }
+        names
     }
 
     /// The content hash the REST API reports as `serverHash` and compares for "same hash → in
@@ -565,7 +799,7 @@ impl LegacyTransaction {
         check_identifier("id", &self.id)?;
         check_identifier("referenceNumber", &self.reference_number)?;
         check_identifier("orderId", &self.order_id)?;
-        self.amount.non_negative().map_err(|source| LegacyError::Money { field: "amount".into(), source })?;
+        legacy_amount("amount", self.amount)?;
         Ok(())
     }
 
@@ -576,12 +810,18 @@ impl LegacyTransaction {
             id: transaction.id.to_string(),
             reference_number: transaction.reference_number.clone(),
             amount: transaction.amount,
-            payment_method: transaction.payment_method,
-            status: transaction.payment.status,
+            payment_method: transaction.payment_method.into(),
+            status: transaction.payment.status.into(),
             order_id: transaction.order_id.to_string(),
             created_at: transaction.created_at,
             updated_at: transaction.updated_at,
         }
+    }
+
+    /// Like [`LegacyOrder::keep_names_of`] for a transaction's status and method.
+    pub fn keep_names_of(&mut self, client: &LegacyTransaction) {
+        keep_name(&mut self.status, &client.status);
+        keep_name(&mut self.payment_method, &client.payment_method);
     }
 
     /// The content hash (`serverHash`): SHA-256 of the JSON without `updatedAt`.
@@ -610,6 +850,19 @@ impl LegacyTransaction {
         field("status", json_text(&self.status), json_text(&server.status));
         field("orderId", json_text(&self.order_id), json_text(&server.order_id));
         conflicts
+    }
+}
+
+/// The legacy device's name the order keeps for `field`, where it still means `value` (or where
+/// the order records no value: a method without a payment claim).
+fn legacy_name<T: LegacyNames>(order: &Order, field: &'static str, value: Option<T>) -> Option<Named<T>> {
+    let named = Named::<T>::parse(field, order.legacy_names.get(field)?).ok()?;
+    value.is_none_or(|value| named.value() == value).then_some(named)
+}
+
+fn keep_name<T: LegacyNames>(server: &mut Named<T>, client: &Named<T>) {
+    if server.value() == client.value() {
+        server.clone_from(client);
     }
 }
 
@@ -669,9 +922,9 @@ mod tests {
             subtotal,
             tax,
             total: subtotal.checked_add(tax).expect("total"),
-            payment_method: Some(PaymentMethod::Card),
-            payment_status: PaymentStatus::Pending,
-            order_status: OrderStatus::Open,
+            payment_method: Some(PaymentMethod::Card.into()),
+            payment_status: PaymentStatus::Pending.into(),
+            order_status: OrderStatus::Open.into(),
             created_at: Timestamp(1_704_067_200_000),
             updated_at: Timestamp(1_704_067_200_000),
         }
@@ -695,14 +948,96 @@ mod tests {
     }
 
     #[test]
+    fn a_kotlin_clients_record_is_read_as_it_is() {
+        // Doubles, its own names, defaults left out (kotlinx.serialization omits them).
+        let text = r#"{"order":{"id":"o-1","orderNumber":"1001","items":[{"productId":"5449000000996",
+            "productName":"Cola","quantity":3,"unitPrice":1.1,"totalPrice":3.3000000000000003}],
+            "subtotal":3.3000000000000003,"tax":0.30000000000000004,"total":3.6000000000000005,
+            "paymentMethod":"credit_card","paymentStatus":"COMPLETED","orderStatus":"Completed",
+            "createdAt":1736899200000,"updatedAt":1736899200000},
+            "localId":"4b0c5f8e-3c1d-4e56-9a0b-1c2d3e4f5a6b","deviceId":"register-A"}"#;
+        let record: SyncableOrder = serde_json::from_str(text).expect("a Kotlin client's record");
+        assert_eq!((record.sync_status, record.sync_version), (SyncStatus::Pending, 1));
+        let order = &record.order;
+        assert_eq!(order.items[0].total_price, Amount::from_minor(330));
+        assert_eq!(
+            (order.subtotal, order.tax, order.total),
+            (Amount::from_minor(330), Amount::from_minor(30), Amount::from_minor(360))
+        );
+        order.check().expect("adds up once rounded");
+        assert_eq!(order.order_status, OrderStatus::Closed);
+        assert_eq!(order.payment_status, PaymentStatus::Paid);
+        assert_eq!(order.payment_method.as_ref().map(Named::value), Some(PaymentMethod::Card));
+        let written = serde_json::to_string(order).expect("json");
+        assert!(written.contains(r#""orderStatus":"Completed""#), "names go back as sent: {written}");
+        assert!(written.contains(r#""total":3.60"#), "the stored value goes back: {written}");
+    }
+
+    #[test]
+    fn what_kotlinx_leaves_out_has_its_default() {
+        let text = r#"{"order":{"id":"o-2","orderNumber":"1002","subtotal":0,"total":0,
+            "createdAt":1736899200000,"updatedAt":1736899200000},
+            "localId":"4b0c5f8e-3c1d-4e56-9a0b-1c2d3e4f5a6b"}"#;
+        let record: SyncableOrder = serde_json::from_str(text).expect("defaults left out");
+        assert_eq!(record.device_id, "", "the sender's, filled in by HQ");
+        let order = &record.order;
+        assert_eq!((order.items.len(), order.tax, order.payment_method.is_none()), (0, Amount::ZERO, true));
+        assert_eq!((order.order_status.name(), order.payment_status.name()), ("OPEN", "PENDING"));
+    }
+
+    #[test]
+    fn names_map_case_insensitively_and_unknown_ones_are_kept() {
+        let status = |name: &str| Named::<OrderStatus>::parse("orderStatus", name).expect("a name").value();
+        assert_eq!(status("cancelled"), OrderStatus::Voided);
+        assert_eq!(status("In-Progress"), OrderStatus::Sent);
+        assert_eq!(status("EATEN"), OrderStatus::Open);
+        let payment = |name: &str| Named::<PaymentStatus>::parse("status", name).expect("a name").value();
+        assert_eq!(payment("SUCCESS"), PaymentStatus::Paid);
+        assert_eq!(payment("failed"), PaymentStatus::Pending);
+        assert_eq!(payment("UNPAID"), PaymentStatus::Pending);
+        let method =
+            |name: &str| Named::<PaymentMethod>::parse("paymentMethod", name).expect("a name").value();
+        assert_eq!(method("Credit Card"), PaymentMethod::Card);
+        assert_eq!(method("BITCOIN"), PaymentMethod::Other);
+        assert!(Named::<OrderStatus>::parse("orderStatus", "").is_err());
+        assert!(Named::<OrderStatus>::parse("orderStatus", &"X".repeat(51)).is_err());
+        for bad in [r#""""#, "3", "null"] {
+            assert!(serde_json::from_str::<Named<OrderStatus>>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn money_beyond_decimal_10_2_or_not_finite_is_refused() {
+        #[derive(Debug, Deserialize)]
+        struct Field {
+            #[serde(deserialize_with = "rounded_money")]
+            amount: Amount,
+        }
+        let read =
+            |text: &str| serde_json::from_str::<Field>(&format!(r#"{{"amount":{text}}}"#)).map(|f| f.amount);
+        for good in ["99999999.99", "0.004", "\"12.345\""] {
+            assert!(read(good).is_ok_and(|amount| legacy_amount("amount", amount).is_ok()), "{good}");
+        }
+        for beyond in ["100000000", "99999999.995", "-0.01"] {
+            let amount = read(beyond).expect("a number");
+            assert!(legacy_amount("amount", amount).is_err(), "{beyond}");
+        }
+        for bad in ["\"NaN\"", "true", "\"1,5\""] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn amounts_must_add_up() {
         order(vec![item(2, "4.50")], "0.74").check().expect("good");
         let mut bad = order(vec![item(2, "4.50")], "0.74");
         bad.items[0].total_price = Amount::from_minor(901);
         assert!(matches!(bad.check(), Err(LegacyError::Arithmetic { .. })));
-        let mut bad = order(vec![item(2, "4.50")], "0.74");
-        bad.total = Amount::from_minor(1);
-        assert!(matches!(bad.check(), Err(LegacyError::Arithmetic { .. })));
+        // A total other than subtotal + tax is an adjustment, not an error.
+        let mut discounted = order(vec![item(2, "4.50")], "0.74");
+        discounted.total = Amount::from_minor(874);
+        discounted.check().expect("a discount");
+        assert_eq!(discounted.adjustment(), Amount::from_minor(-100));
         let bad = order(vec![item(1, "-1.00")], "0");
         assert!(matches!(bad.check(), Err(LegacyError::Money { .. })));
     }
@@ -724,7 +1059,7 @@ mod tests {
         let mut b = order(vec![item(2, "3.00"), item(1, "1.00")], "0");
         b.updated_at = Timestamp(5);
         assert_eq!(a.content_hash(), b.content_hash());
-        b.order_status = OrderStatus::Sent;
+        b.order_status = OrderStatus::Sent.into();
         assert_ne!(a.content_hash(), b.content_hash());
         let differences = a.differences(&b, Resolution::ServerWins);
         assert_eq!(differences.len(), 1);
@@ -735,8 +1070,15 @@ mod tests {
     fn since_takes_a_time_or_a_token() {
         assert_eq!("1704067200000".parse(), Ok(Since::Time(Timestamp(1_704_067_200_000))));
         assert_eq!("c42".parse(), Ok(Since::Token(42)));
-        assert_eq!(Since::Token(42).to_string(), "c42");
-        for bad in ["", "c", "c-1", "x42", "12a", "99999999999999999999999"] {
+        let token = Since::Token(42).to_string();
+        assert_eq!(token, "4000000000000000042");
+        // A Long holds it, and it reads back as the same position, as text or as a number.
+        assert!(token.parse::<i64>().is_ok());
+        assert_eq!(token.parse(), Ok(Since::Token(42)));
+        let as_number: Since = serde_json::from_str(&token).expect("a JSON number");
+        assert_eq!(as_number, Since::Token(42));
+        assert_eq!(serde_json::to_string(&Since::Token(42)).expect("json"), token);
+        for bad in ["", "c", "c-1", "x42", "12a", "-5", "99999999999999999999999"] {
             assert!(bad.parse::<Since>().is_err(), "{bad}");
         }
     }

@@ -27,7 +27,7 @@
 //! let new = NewOrder {
 //!     id: Uuid::from_u128(1),
 //!     local_id: Uuid::from_u128(2),
-//!     number: TillCode::parse("A").unwrap().order_number(1),
+//!     number: TillCode::parse("A").unwrap().order_number(1).to_string(),
 //!     device_id: "till-a".into(),
 //!     currency: Currency::parse("USD").unwrap(),
 //!     tax_rate_bps: 825,

@@ -2,7 +2,9 @@
 //!
 //! JSON carries amounts as decimal numbers (`45.99`) or decimal strings (`"45.99"`). Both are
 //! parsed from their text, digit by digit (serde_json's `arbitrary_precision` keeps a number's
-//! text), so `0.1` is exactly ten cents and `45.999` is an error, not `46.00`.
+//! text), so `0.1` is exactly ten cents and `45.999` is an error, not `46.00` — except at the
+//! legacy edge, where a client's doubles are rounded once to the cent from those digits
+//! ([`Amount::parse_rounded`]).
 //! Every currency tillmesh handles has two decimal places.
 
 use std::fmt;
@@ -123,6 +125,18 @@ impl Amount {
     /// optional exponent (`1.0E7`, as some JSON encoders write large doubles). At most two
     /// decimal places may be non-zero.
     pub fn parse(text: &str) -> Result<Amount, MoneyError> {
+        Amount::parse_with(text, false)
+    }
+
+    /// Parses a decimal text like [`Amount::parse`], but rounds more than two decimal places to
+    /// the cent, half away from zero, from the exact digits (never through a float):
+    /// `3.3000000000000003` → 3.30, `19.999999999999996` → 20.00, `0.005` → 0.01,
+    /// `-0.005` → -0.01. This is how a `DECIMAL(10,2)` column stores a double.
+    pub fn parse_rounded(text: &str) -> Result<Amount, MoneyError> {
+        Amount::parse_with(text, true)
+    }
+
+    fn parse_with(text: &str, round: bool) -> Result<Amount, MoneyError> {
         let invalid = || MoneyError::Invalid { text: cut(text) };
         let lowered = text.to_ascii_lowercase();
         let unsigned = lowered.trim_start_matches(['-', '+']);
@@ -160,17 +174,22 @@ impl Amount {
         let digits: String = [whole, fraction].concat();
         let digits = digits.trim_start_matches('0');
         // value = digits × 10^(exponent − fraction.len()); scale to cents: + 2.
-        let mut scale = exponent - fraction.len() as i32 + 2;
-        let mut digits = digits.to_string();
-        while scale < 0 {
-            match digits.pop() {
-                Some('0') => scale += 1,
-                Some(_) => return Err(MoneyError::TooManyDecimals { text: cut(text) }),
-                None => {
-                    scale = 0;
-                }
+        let scale = exponent - fraction.len() as i32 + 2;
+        // Digits below the cent: dropped when zero, else rounded away (or refused).
+        let (digits, scale, round_up) = if scale < 0 {
+            let dropped = scale.unsigned_abs() as usize;
+            let kept = digits.len().saturating_sub(dropped);
+            let below = &digits[kept..];
+            if !round && below.bytes().any(|b| b != b'0') {
+                return Err(MoneyError::TooManyDecimals { text: cut(text) });
             }
-        }
+            // The first digit below the cent decides (half away from zero); it is a leading
+            // zero that was trimmed when fewer digits than dropped remain.
+            let first_below = if dropped > digits.len() { b'0' } else { below.as_bytes()[0] };
+            (&digits[..kept], 0, first_below >= b'5')
+        } else {
+            (digits, scale, false)
+        };
         if digits.len() + scale as usize > DIGITS_MAX {
             return Err(MoneyError::Overflow);
         }
@@ -180,6 +199,9 @@ impl Amount {
         }
         for _ in 0..scale {
             minor = minor.checked_mul(10).ok_or(MoneyError::Overflow)?;
+        }
+        if round_up {
+            minor += 1;
         }
         if negative {
             minor = -minor;
@@ -364,6 +386,31 @@ mod tests {
             let error = Amount::parse(text).expect_err(text);
             assert!(expected(&error), "{text}: {error:?}");
         }
+    }
+
+    #[test]
+    fn rounds_doubles_to_the_cent_half_away_from_zero() {
+        let table: &[(&str, i64)] = &[
+            ("3.3000000000000003", 330),
+            ("0.30000000000000004", 30),
+            ("19.999999999999996", 2000),
+            ("3.794175", 379),
+            ("0.005", 1),
+            ("0.0049999", 0),
+            ("-0.005", -1),
+            ("-2.675", -268),
+            ("1.5e-3", 0),
+            ("5e-3", 1),
+            ("45.99", 4599),
+            ("7", 700),
+            ("0.0000000000000000000000000000000001", 0),
+        ];
+        for (text, minor) in table {
+            assert_eq!(Amount::parse_rounded(text), Ok(Amount::from_minor(*minor)), "{text}");
+        }
+        assert!(matches!(Amount::parse_rounded("NaN"), Err(MoneyError::NotFinite { .. })));
+        assert!(matches!(Amount::parse_rounded("1e30"), Err(MoneyError::Overflow)));
+        assert!(matches!(Amount::parse("3.3000000000000003"), Err(MoneyError::TooManyDecimals { .. })));
     }
 
     #[test]

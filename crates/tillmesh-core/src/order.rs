@@ -10,6 +10,13 @@
 //!   reached, so a stale till can never move an order back.
 //! - payments are the till's append-only `claims` and HQ's signed `settlements`
 //!   (see [`crate::authority`]).
+//! - `adjustment` (cents, last writer wins) is a discount (below zero) or a surcharge (above) on
+//!   top of the items and tax: how an order taken on a legacy device keeps the total it was
+//!   sold at (a discount, a service charge, a VAT-inclusive price). Documents made before it
+//!   existed read as zero.
+//! - `legacyNames` keeps the names a legacy device gave the status and payment (`orderStatus`
+//!   → `COMPLETED`) exactly as sent, next to tillmesh's own model; made (empty) with every
+//!   document, written by HQ only.
 
 use std::collections::BTreeMap;
 
@@ -26,7 +33,6 @@ use crate::authority::{
 use crate::document::{self, BaseDoc, DocKind, DocumentError, SCHEMA_VERSION};
 use crate::edit::{EditError, check_device_id, limits};
 use crate::money::{Amount, Currency};
-use crate::numbering::OrderNumber;
 use crate::status::{OrderStatus, PaymentMethod, PaymentStatus};
 use crate::time::Timestamp;
 
@@ -37,8 +43,10 @@ pub struct NewOrder {
     pub id: Uuid,
     /// The device-made idempotency key of the legacy API.
     pub local_id: Uuid,
-    /// `<till code>-<sequence>`.
-    pub number: OrderNumber,
+    /// The order number: `<till code>-<sequence>` ([`crate::OrderNumber`]) when a till takes the
+    /// order; a legacy device's own number (`1001`, `ORD-20250115-0001`, never shaped like a
+    /// till's) when HQ records one. 1 to [`limits::ORDER_NUMBER_CHARS_MAX`] characters.
+    pub number: String,
     /// The device that takes the order.
     pub device_id: String,
     /// The order's currency.
@@ -54,12 +62,17 @@ pub struct NewOrder {
 }
 
 /// Where an order taken on a device outside the mesh already stands when it is first recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reached {
     /// The status reached (`OPEN` adds nothing).
     pub status: OrderStatus,
     /// The device's payment claim, if any: its method and `PENDING` or `PAID`.
     pub claim: Option<(PaymentMethod, PaymentStatus)>,
+    /// The device's total minus the items and tax: a discount (below zero) or a surcharge.
+    pub adjustment: Amount,
+    /// The device's own names of the status and payment, by legacy field (`orderStatus`,
+    /// `paymentStatus`, `paymentMethod`), as sent.
+    pub names: BTreeMap<String, String>,
     /// When the status and the claim were recorded.
     pub at: Timestamp,
 }
@@ -101,8 +114,12 @@ pub struct Order {
     pub subtotal: Amount,
     /// `subtotal × tax_rate_bps / 10 000`, rounded half away from zero to the cent.
     pub tax: Amount,
-    /// `subtotal + tax`.
+    /// A discount (below zero) or surcharge (above zero) on top of items and tax.
+    pub adjustment: Amount,
+    /// `subtotal + tax + adjustment`, never below zero.
     pub total: Amount,
+    /// A legacy device's names of the status and payment, by legacy field, as sent.
+    pub legacy_names: BTreeMap<String, String>,
     /// Payment: HQ's settlement or the till's claim.
     pub payment: PaymentView,
     /// The most advanced status reached.
@@ -160,6 +177,12 @@ struct OrderRecord {
     items: BTreeMap<String, ItemRecord>,
     voids: BTreeMap<String, VoidRecord>,
     progress: BTreeMap<String, i64>,
+    /// Cents; missing in documents made before adjustments existed.
+    #[autosurgeon(missing = "Default::default")]
+    adjustment: i64,
+    /// Missing in documents made before legacy names were kept.
+    #[autosurgeon(rename = "legacyNames", missing = "Default::default")]
+    legacy_names: BTreeMap<String, String>,
     /// Written at creation, so that the whole document is made in one batch; read entry by
     /// entry by the payment view, never through this record (it hydrates empty).
     #[autosurgeon(hydrate = "document::not_hydrated")]
@@ -227,6 +250,7 @@ impl OrderDoc {
         actor: ActorId,
     ) -> Result<(OrderDoc, OrderRecord), EditError> {
         check_device_id(&new.device_id)?;
+        limits::ORDER_NUMBER.check(&new.number)?;
         if new.tax_rate_bps > limits::TAX_RATE_BPS_MAX {
             return Err(EditError::TaxRate { bps: new.tax_rate_bps });
         }
@@ -241,6 +265,12 @@ impl OrderDoc {
         let mut progress = BTreeMap::from([(OrderStatus::Open.as_str().to_string(), new.created_at.0)]);
         let mut claims = Vec::new();
         let mut updated_at = new.created_at;
+        let (adjustment, legacy_names) = reached
+            .as_ref()
+            .map_or((Amount::ZERO, BTreeMap::new()), |reached| (reached.adjustment, reached.names.clone()));
+        for name in legacy_names.values() {
+            crate::edit::limits::LEGACY_NAME.check(name)?;
+        }
         if let Some(reached) = reached {
             if reached.status != OrderStatus::Open {
                 progress.insert(reached.status.as_str().to_string(), reached.at.0);
@@ -268,7 +298,7 @@ impl OrderDoc {
             kind: DocKind::Order.as_str().to_string(),
             id: new.id.to_string(),
             local_id: new.local_id.to_string(),
-            order_number: new.number.to_string(),
+            order_number: new.number,
             device_id: new.device_id.clone(),
             currency: new.currency.to_string(),
             tax_rate_bps: u64::from(new.tax_rate_bps),
@@ -278,6 +308,8 @@ impl OrderDoc {
             items,
             voids: BTreeMap::new(),
             progress,
+            adjustment: adjustment.minor(),
+            legacy_names,
             claims,
             settlements: Vec::new(),
         };
@@ -362,6 +394,44 @@ impl OrderDoc {
         }
         let progress = self.base.child("progress")?;
         self.base.doc.put(&progress, to.as_str(), at.0).map_err(DocumentError::from)?;
+        Ok(self.base.finish(by, at)?)
+    }
+
+    /// Sets the order's adjustment: a discount (below zero) or a surcharge (above zero) on top
+    /// of items and tax. Refused once the order is closed or voided, or when it would take the
+    /// total below zero.
+    pub fn set_adjustment(&mut self, adjustment: Amount, by: &str, at: Timestamp) -> Result<(), EditError> {
+        let order = self.editable()?;
+        order
+            .subtotal
+            .checked_add(order.tax)
+            .and_then(|before| before.checked_add(adjustment))
+            .and_then(Amount::non_negative)
+            .map_err(|source| EditError::Money { field: "adjustment", source })?;
+        self.base.doc.put(ROOT, "adjustment", adjustment.minor()).map_err(DocumentError::from)?;
+        Ok(self.base.finish(by, at)?)
+    }
+
+    /// Keeps a legacy device's names of the status and payment (by legacy field) as sent,
+    /// replacing those it names. A document made before legacy names were kept has no map for
+    /// them and keeps none (it is never added later, by two peers at once).
+    pub fn set_legacy_names(
+        &mut self,
+        names: &BTreeMap<String, String>,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<(), EditError> {
+        for name in names.values() {
+            limits::LEGACY_NAME.check(name)?;
+        }
+        let Some((automerge::Value::Object(automerge::ObjType::Map), map)) =
+            self.base.doc.get(ROOT, "legacyNames").map_err(DocumentError::from)?
+        else {
+            return Ok(());
+        };
+        for (field, name) in names {
+            self.base.doc.put(&map, field.as_str(), name.as_str()).map_err(DocumentError::from)?;
+        }
         Ok(self.base.finish(by, at)?)
     }
 
@@ -468,7 +538,13 @@ impl Order {
         let tax = subtotal
             .mul_ratio_round_half_up(i64::from(tax_rate_bps), 10_000)
             .map_err(|e| malformed(e.to_string()))?;
-        let total = subtotal.checked_add(tax).map_err(|e| malformed(e.to_string()))?;
+        let adjustment = Amount::from_minor(record.adjustment);
+        // A merge may void items under a discount: the total stops at zero.
+        let total = subtotal
+            .checked_add(tax)
+            .and_then(|total| total.checked_add(adjustment))
+            .map_err(|e| malformed(e.to_string()))?
+            .max(Amount::ZERO);
         let status = most_advanced(record.progress.keys().map(String::as_str));
 
         Ok(Order {
@@ -481,7 +557,9 @@ impl Order {
             items: items.into_iter().map(|(_, item)| item).collect(),
             subtotal,
             tax,
+            adjustment,
             total,
+            legacy_names: record.legacy_names,
             payment,
             status,
             notes: record.notes,

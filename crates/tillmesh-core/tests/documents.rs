@@ -94,7 +94,8 @@ fn an_order_created_as_reached_is_the_order_created_then_advanced_and_claimed() 
                 }
                 let claimed =
                     claim.map(|(method, paid)| stepwise.claim_payment(method, paid, "till-a", when));
-                let reached = Reached { status, claim, at: when };
+                let reached =
+                    Reached { status, claim, adjustment: Amount::ZERO, names: Default::default(), at: when };
                 let made = OrderDoc::create_reached(new, Some(reached), actor(1));
                 if let Some(Err(refused)) = claimed {
                     assert_eq!(status, OrderStatus::Voided);
@@ -117,6 +118,8 @@ fn an_order_created_as_reached_is_the_order_created_then_advanced_and_claimed() 
     let paid = Reached {
         status: OrderStatus::Open,
         claim: Some((PaymentMethod::Card, PaymentStatus::Captured)),
+        adjustment: Amount::ZERO,
+        names: Default::default(),
         at: at(1),
     };
     let refused = OrderDoc::create_reached(new_order(Vec::new()), Some(paid), actor(1));
@@ -263,4 +266,78 @@ fn a_field_of_the_wrong_type_is_named_with_the_type_expected() {
             other => panic!("{field}: {other}"),
         }
     }
+}
+
+/// A legacy order's total as sold: the adjustment (a discount or a surcharge) rides on top of
+/// items and tax, in every view; it can be changed while the order is open, never below a zero
+/// total; a document made before adjustments existed reads as none.
+#[test]
+fn an_adjustment_keeps_the_total_a_legacy_device_sold_at() {
+    let new = new_order(vec![item(1, "SOUP", 2, "4.50"), item(2, "BREAD", 1, "2.25")]);
+    let reached = Reached {
+        status: OrderStatus::Open,
+        claim: None,
+        adjustment: Amount::from_minor(-150),
+        names: Default::default(),
+        at: at(1),
+    };
+    let (mut doc, view) = OrderDoc::create_reached(new, Some(reached), actor(1)).expect("valid order");
+    assert_eq!((view.subtotal, view.adjustment), (Amount::from_minor(1125), Amount::from_minor(-150)));
+    assert_eq!(view.total.minor(), view.subtotal.minor() + view.tax.minor() - 150);
+    let reloaded = OrderDoc::load(&doc.save()).expect("load");
+    assert_eq!(reloaded.view(None).expect("view"), view, "saved and loaded");
+
+    doc.set_adjustment(Amount::from_minor(250), "hq", at(2)).expect("a surcharge");
+    let surcharged = doc.view(None).expect("view");
+    assert_eq!(surcharged.total.minor(), surcharged.subtotal.minor() + surcharged.tax.minor() + 250);
+    let too_much = doc.set_adjustment(Amount::from_minor(-100_000), "hq", at(3));
+    assert!(matches!(too_much, Err(EditError::Money { field: "adjustment", .. })), "{too_much:?}");
+
+    doc.automerge().delete(automerge::ROOT, "adjustment").expect("delete");
+    let before_adjustments = doc.view(None).expect("view");
+    assert_eq!(before_adjustments.adjustment, Amount::ZERO);
+    assert_eq!(
+        before_adjustments.total.minor(),
+        before_adjustments.subtotal.minor() + before_adjustments.tax.minor()
+    );
+}
+
+/// A legacy device's own names ride in the document: a legacy client is shown them wherever
+/// they still mean the order's values, tillmesh's names elsewhere.
+#[test]
+fn legacy_names_are_kept_as_sent() {
+    use tillmesh_core::legacy::LegacyOrder;
+    let names = |pairs: &[(&str, &str)]| {
+        pairs.iter().map(|(field, name)| (field.to_string(), name.to_string())).collect()
+    };
+    let reached = Reached {
+        status: OrderStatus::Closed,
+        claim: None,
+        adjustment: Amount::ZERO,
+        names: names(&[
+            ("orderStatus", "Completed"),
+            ("paymentStatus", "UNPAID"),
+            ("paymentMethod", "CREDIT_CARD"),
+        ]),
+        at: at(1),
+    };
+    let (mut doc, view) =
+        OrderDoc::create_reached(new_order(vec![item(1, "SOUP", 1, "4.50")]), Some(reached), actor(1))
+            .expect("order");
+    let legacy = LegacyOrder::from_view(&view);
+    assert_eq!(legacy.order_status.name(), "Completed");
+    assert_eq!(legacy.payment_status.name(), "UNPAID");
+    assert_eq!(
+        legacy.payment_method.as_ref().map(|m| m.name()),
+        Some("CREDIT_CARD"),
+        "no claim: the name as sent"
+    );
+    let reloaded = OrderDoc::load(&doc.save()).expect("load");
+    assert_eq!(reloaded.view(None).expect("view").legacy_names, view.legacy_names);
+
+    // A name that no longer means the value (HQ's settlement) gives way to tillmesh's own.
+    doc.set_legacy_names(&names(&[("paymentStatus", "COMPLETED")]), "hq", at(2)).expect("names");
+    let view = doc.view(None).expect("view");
+    assert_eq!(view.legacy_names.get("paymentStatus").map(String::as_str), Some("COMPLETED"));
+    assert_eq!(LegacyOrder::from_view(&view).payment_status.name(), "PENDING", "COMPLETED means PAID");
 }

@@ -48,7 +48,7 @@ where
     F: FnOnce(Till) -> Fut,
     Fut: Future<Output = S>,
 {
-    let served = Served::start(make, "admin").await;
+    let served = Served::start(make, &tillmesh_hq::Access::new("admin")).await;
     let service = Arc::clone(&served.service);
     let mut tokens = Vec::new();
     for client in 0..CLIENTS {

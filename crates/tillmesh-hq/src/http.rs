@@ -4,7 +4,11 @@
 //!
 //! - `POST /api/sync/batch`, `POST /api/sync/order`, `POST /api/sync/transaction`,
 //!   `GET /api/sync/updates?deviceId=…&since=…`: the seed's API, each with
-//!   `Authorization: Bearer <device token>`; a token may only act as its own device (403).
+//!   `Authorization: Bearer <device token>`; a token may only act as its own device (403). With
+//!   [`LegacyAuth::Open`] a request without a token is admitted as the device it names. Web
+//!   origins listed in [`Access::cors_origins`] may call them from a browser (CORS). A body over
+//!   the limit is read to its end (up to [`REST_BODY_DRAIN_BYTES_MAX`]) and answered 413, so the
+//!   client can read the answer instead of seeing its connection reset.
 //! - `POST /api/hq/devices` `{"deviceId"}` → `{"deviceId","token"}` and `GET /api/hq/conflicts`:
 //!   HQ's admin endpoints, with `Authorization: Bearer <admin token>` (the file `admin-token` in
 //!   HQ's data directory).
@@ -15,25 +19,74 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
-use tillmesh_core::legacy::{
-    BatchSyncRequest, BatchSyncResponse, Since, SyncResponse, SyncableOrder, SyncableTransaction,
-    UpdatesResponse,
-};
+use tillmesh_core::legacy::{BatchSyncResponse, Since, SyncResponse};
 use tillmesh_node::http::{ApiError, MetricsSource, metric};
+use tokio::sync::Mutex;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::records::{ConflictEntry, RecordStore};
-use crate::service::{HqError, LegacyService, token_sha256};
+use crate::service::{FeedCursor, HqError, IncomingBatch, LegacyService, Listed, token_sha256};
 
 /// Largest legacy request body: a batch of 1,000 records fits.
 pub const REST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Most of an oversized body HQ reads (and throws away) before answering 413, so that the
+/// client, still sending, is not cut off before it can read the answer. Beyond it (or with a
+/// `content-length` beyond it) HQ answers at once.
+pub const REST_BODY_DRAIN_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// How legacy clients authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LegacyAuth {
+    /// Every request carries its device's bearer token (the default).
+    #[default]
+    Token,
+    /// A migration mode for a shop's LAN, for clients that have no token (the seed's client
+    /// has none): a request without a token is admitted as the `deviceId` it names, and that
+    /// device is registered among HQ's devices on first sight. Anyone who can reach HQ can
+    /// then write as any device: never expose HQ to the internet in this mode. A request with
+    /// a token is still checked.
+    Open,
+}
+
+impl LegacyAuth {
+    /// `token` or `open`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LegacyAuth::Token => "token",
+            LegacyAuth::Open => "open",
+        }
+    }
+}
+
+/// Who may use HQ's HTTP API, and from which web origins.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Guards the admin routes and the node's own (orders, settlement, roster, sync).
+    pub admin_token: String,
+    /// How legacy clients authenticate.
+    pub legacy_auth: LegacyAuth,
+    /// Web origins (`https://pos.example.com`) whose pages may call the legacy API (CORS);
+    /// none by default.
+    pub cors_origins: Vec<HeaderValue>,
+}
+
+impl Access {
+    /// Device tokens required, no CORS origin, `admin_token` for the admin routes.
+    pub fn new(admin_token: impl Into<String>) -> Access {
+        Access { admin_token: admin_token.into(), legacy_auth: LegacyAuth::Token, cors_origins: Vec::new() }
+    }
+}
 
 /// The OpenAPI description of the legacy API and HQ's admin endpoints.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -50,6 +103,9 @@ struct RestRequests {
 struct Shared<S> {
     service: Arc<LegacyService<S>>,
     admin_token_sha256: String,
+    legacy_auth: LegacyAuth,
+    /// Devices admitted without a token and known to be registered (open mode).
+    admitted: Mutex<std::collections::HashSet<String>>,
     requests: RestRequests,
 }
 
@@ -57,19 +113,21 @@ type AppState<S> = State<Arc<Shared<S>>>;
 type Answer<T> = Result<Json<T>, ApiError>;
 
 /// The legacy routes, HQ's admin routes and the node's own routes (orders, settlement, roster,
-/// sync) over `service`, and the figures they add to `/metrics`. `admin_token` guards the
-/// admin routes and the node's: HQ's HTTP faces legacy clients on the network, so nobody else
-/// may settle a payment or edit an order there.
+/// sync) over `service`, and the figures they add to `/metrics` and `/api/health`. The admin
+/// token guards the admin routes and the node's: HQ's HTTP faces legacy clients on the network,
+/// so nobody else may settle a payment or edit an order there.
 pub fn routes<S: RecordStore>(
     service: Arc<LegacyService<S>>,
-    admin_token: &str,
+    access: &Access,
 ) -> (Router, Arc<dyn MetricsSource>) {
     let shared = Arc::new(Shared {
         service,
-        admin_token_sha256: token_sha256(admin_token),
+        admin_token_sha256: token_sha256(&access.admin_token),
+        legacy_auth: access.legacy_auth,
+        admitted: Mutex::new(std::collections::HashSet::new()),
         requests: RestRequests::default(),
     });
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/api/sync/batch", post(batch::<S>))
         .route("/api/sync/order", post(order::<S>))
         .route("/api/sync/transaction", post(transaction::<S>))
@@ -78,7 +136,16 @@ pub fn routes<S: RecordStore>(
         .route("/api/hq/conflicts", get(conflicts::<S>))
         .route("/api/openapi.json", get(openapi))
         .with_state(Arc::clone(&shared))
-        .layer(DefaultBodyLimit::max(REST_BODY_BYTES_MAX));
+        .layer(DefaultBodyLimit::max(REST_BODY_BYTES_MAX))
+        .layer(middleware::from_fn(read_oversized_to_end));
+    if !access.cors_origins.is_empty() {
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(access.cors_origins.iter().cloned()))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+        );
+    }
     let node = tillmesh_node::http::till_routes(shared.service.node().clone())
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_admin::<S>));
     (router.merge(node), Arc::new(RestMetrics(shared)))
@@ -104,9 +171,40 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
 }
 
-async fn device<S: RecordStore>(shared: &Shared<S>, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = bearer(headers).ok_or_else(|| api_error(HqError::Unauthorized))?;
-    shared.service.authenticate(token).await.map_err(api_error)
+/// The device a request's bearer token belongs to; `None` for a request without a token that
+/// open mode admits by the device it names (see [`admit`]).
+async fn token_device<S: RecordStore>(
+    shared: &Shared<S>,
+    headers: &HeaderMap,
+) -> Result<Option<String>, ApiError> {
+    match (bearer(headers), shared.legacy_auth) {
+        (Some(token), _) => shared.service.authenticate(token).await.map(Some).map_err(api_error),
+        (None, LegacyAuth::Open) => Ok(None),
+        (None, LegacyAuth::Token) => Err(api_error(HqError::Unauthorized)),
+    }
+}
+
+/// The writing device: the token's, or in open mode the `claimed` one, registered among HQ's
+/// devices on first sight.
+async fn admit<S: RecordStore>(
+    shared: &Shared<S>,
+    by_token: Option<String>,
+    claimed: &str,
+) -> Result<String, ApiError> {
+    if let Some(device) = by_token {
+        return Ok(device);
+    }
+    let mut admitted = shared.admitted.lock().await;
+    if !admitted.contains(claimed) {
+        match shared.service.add_device(claimed).await {
+            Ok(_) | Err(HqError::DeviceExists(_)) => {
+                tracing::info!(device = claimed, "admitted a legacy device without a token (open mode)");
+            }
+            Err(error) => return Err(api_error(error)),
+        }
+        admitted.insert(claimed.to_string());
+    }
+    Ok(claimed.to_string())
 }
 
 fn admin<S>(shared: &Shared<S>, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -131,34 +229,87 @@ async fn require_admin<S>(State(shared): AppState<S>, request: Request, next: Ne
 async fn batch<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
-    body: Result<Json<BatchSyncRequest>, JsonRejection>,
+    body: Result<Json<IncomingBatch>, JsonRejection>,
 ) -> Answer<BatchSyncResponse> {
     shared.requests.batch.fetch_add(1, Ordering::Relaxed);
-    let device = device(&shared, &headers).await?;
+    let by_token = token_device(&shared, &headers).await?;
     let Json(request) = body?;
+    let device = admit(&shared, by_token, &request.device_id).await?;
     Ok(Json(shared.service.sync_batch(&device, request).await.map_err(api_error)?))
 }
 
 async fn order<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
-    body: Result<Json<SyncableOrder>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Answer<SyncResponse> {
     shared.requests.order.fetch_add(1, Ordering::Relaxed);
-    let device = device(&shared, &headers).await?;
+    let by_token = token_device(&shared, &headers).await?;
     let Json(order) = body?;
+    let device = admit(&shared, by_token, claimed_device(&order)?).await?;
     Ok(Json(shared.service.sync_order(&device, order).await.map_err(api_error)?))
 }
 
 async fn transaction<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
-    body: Result<Json<SyncableTransaction>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Answer<SyncResponse> {
     shared.requests.transaction.fetch_add(1, Ordering::Relaxed);
-    let device = device(&shared, &headers).await?;
+    let by_token = token_device(&shared, &headers).await?;
     let Json(transaction) = body?;
+    let device = admit(&shared, by_token, claimed_device(&transaction)?).await?;
     Ok(Json(shared.service.sync_transaction(&device, transaction).await.map_err(api_error)?))
+}
+
+/// The `deviceId` a single record names: its writer when it comes without a token.
+fn claimed_device(record: &serde_json::Value) -> Result<&str, ApiError> {
+    record["deviceId"]
+        .as_str()
+        .ok_or_else(|| ApiError::bad_request("invalid_body", "deviceId: a string is required"))
+}
+
+/// Reads a body over [`REST_BODY_BYTES_MAX`] to its end (at most [`REST_BODY_DRAIN_BYTES_MAX`])
+/// before answering 413: a server that answers while the client is still sending closes the
+/// connection under it, and the client sees a reset instead of the answer.
+async fn read_oversized_to_end(request: Request, next: Next) -> Response {
+    let too_large = || ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        error: "too_large",
+        detail: format!("the body is over {REST_BODY_BYTES_MAX} bytes"),
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length <= REST_BODY_BYTES_MAX) {
+        return next.run(request).await;
+    }
+    if declared.is_some_and(|length| length > REST_BODY_DRAIN_BYTES_MAX) {
+        return too_large().into_response();
+    }
+    let (parts, mut body) = request.into_parts();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return ApiError::bad_request("invalid_body", "the body could not be read").into_response();
+        };
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen > REST_BODY_DRAIN_BYTES_MAX {
+                break;
+            }
+            if seen <= REST_BODY_BYTES_MAX {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    if seen > REST_BODY_BYTES_MAX {
+        return too_large().into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(kept))).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,10 +324,11 @@ async fn updates<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
     query: Result<Query<UpdatesQuery>, QueryRejection>,
-) -> Answer<UpdatesResponse> {
+) -> Result<Response, ApiError> {
     shared.requests.updates.fetch_add(1, Ordering::Relaxed);
-    let device = device(&shared, &headers).await?;
+    let by_token = token_device(&shared, &headers).await?;
     let Query(query) = query?;
+    let device = admit(&shared, by_token, &query.device_id).await?;
     if query.device_id != device {
         return Err(api_error(HqError::Forbidden {
             detail: format!("this token belongs to device {device:?}, not {:?}", query.device_id),
@@ -188,7 +340,95 @@ async fn updates<S: RecordStore>(
         .map(|since| since.parse::<Since>())
         .transpose()
         .map_err(|error| ApiError::bad_request("invalid_query", error.to_string()))?;
-    Ok(Json(shared.service.updates(&device, since).await.map_err(api_error)?))
+    match since {
+        Some(since @ Since::Time(_)) => Ok(stream_updates(Arc::clone(&shared.service), device, since).await),
+        _ => Ok(Json(shared.service.updates(&device, since).await.map_err(api_error)?).into_response()),
+    }
+}
+
+/// `updates` after a time, complete however large: written page by page as it is read (two
+/// passes over the change feed up to its end when called: orders, then transactions), so HQ
+/// never holds it whole. A fault midway cuts the body: the client gets no valid JSON, so it
+/// never takes part of the answer for the whole, and asks again.
+async fn stream_updates<S: RecordStore>(
+    service: Arc<LegacyService<S>>,
+    device: String,
+    since: Since,
+) -> Response {
+    service.stats.update_calls.fetch_add(1, Ordering::Relaxed);
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(UPDATES_CHUNKS_QUEUED);
+    tokio::spawn(async move {
+        if let Err(error) = write_updates(&service, &device, since, &sender).await {
+            tracing::warn!(%error, device, "updates answer cut short");
+            let _ = sender.send(Err(std::io::Error::other(error))).await;
+        }
+    });
+    let chunks = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(chunks)).into_response()
+}
+
+/// Pages of a streamed `updates` answer waiting for the client.
+const UPDATES_CHUNKS_QUEUED: usize = 2;
+
+/// Writes the `updates` answer after `since` to `sender` as JSON text, a page at a time.
+async fn write_updates<S: RecordStore>(
+    service: &LegacyService<S>,
+    device: &str,
+    since: Since,
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), String> {
+    let send = |text: String| async move {
+        sender.send(Ok(Bytes::from(text))).await.map_err(|_| "the client went away".to_string())
+    };
+    let end = service.records().last_position().await.map_err(|error| error.to_string())?;
+    let mut deleted_orders = Vec::new();
+    let mut deleted_transactions = Vec::new();
+    let mut last = None;
+    for (opening, wanted_orders) in [(r#"{"orders":["#, true), (r#"],"transactions":["#, false)] {
+        send(opening.to_string()).await?;
+        let mut cursor = FeedCursor::new(since, end);
+        let mut first = true;
+        while let Some(page) =
+            service.feed_page(device, &mut cursor).await.map_err(|error| error.to_string())?
+        {
+            let mut chunk = String::new();
+            for listed in page {
+                let json = match listed {
+                    Listed::Order(order) if wanted_orders => serde_json::to_string(&order),
+                    Listed::Transaction(transaction) if !wanted_orders => serde_json::to_string(&transaction),
+                    Listed::DeletedOrder(id) if wanted_orders => {
+                        deleted_orders.push(id);
+                        continue;
+                    }
+                    Listed::DeletedTransaction(id) if !wanted_orders => {
+                        deleted_transactions.push(id);
+                        continue;
+                    }
+                    _ => continue,
+                }
+                .map_err(|error| error.to_string())?;
+                if !first {
+                    chunk.push(',');
+                }
+                first = false;
+                chunk.push_str(&json);
+            }
+            if !chunk.is_empty() {
+                send(chunk).await?;
+            }
+        }
+        last = cursor.position();
+    }
+    let tail = serde_json::json!({
+        "deletedOrderIds": deleted_orders,
+        "deletedTransactionIds": deleted_transactions,
+        "nextSyncToken": Since::token(last.unwrap_or(end)),
+        "hasMore": false,
+    });
+    send(format!("],{}", tail.to_string().trim_start_matches('{'))).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,6 +490,10 @@ async fn openapi() -> Response {
 struct RestMetrics<S>(Arc<Shared<S>>);
 
 impl<S: RecordStore> MetricsSource for RestMetrics<S> {
+    fn health(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::from_iter([("legacyAuth".to_string(), self.0.legacy_auth.as_str().into())])
+    }
+
     fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
         Box::pin(async move {
             let shared = &self.0;
@@ -298,6 +542,13 @@ impl<S: RecordStore> MetricsSource for RestMetrics<S> {
             ] {
                 metric(&mut out, name, "counter", help, &[(String::new(), counter.load(Ordering::Relaxed))]);
             }
+            metric(
+                &mut out,
+                "tillmesh_rest_legacy_auth_open",
+                "gauge",
+                "1 when legacy clients without a token are admitted by deviceId (LAN-only migration mode).",
+                &[(String::new(), u64::from(shared.legacy_auth == LegacyAuth::Open))],
+            );
             match shared.service.records().counts().await {
                 Ok(counts) => {
                     metric(

@@ -29,6 +29,7 @@ use tillmesh_node::http::ConnectionLimits;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use http::{Access, LegacyAuth};
 pub use pg_records::PgRecords;
 /// Connection options for HQ's PostgreSQL from the seed's settings: `url` may be a
 /// `jdbc:postgresql://…` URL as the seed's `DATABASE_URL` is; `user` and `password`
@@ -65,11 +66,12 @@ pub struct Hq<S> {
 
 impl<S: RecordStore> Hq<S> {
     /// Starts the projection of `node`'s documents into `records` and builds the HTTP app.
-    /// `admin_token` guards the admin routes and the node's own.
-    pub fn start(records: S, node: Till, clock: Arc<dyn Clock>, admin_token: &str) -> Hq<S> {
+    /// `access` says who may use it: the admin token guarding the admin routes and the node's
+    /// own, how legacy clients authenticate, which web origins may call it.
+    pub fn start(records: S, node: Till, clock: Arc<dyn Clock>, access: &http::Access) -> Hq<S> {
         let service = Arc::new(LegacyService::new(records, node.clone(), clock));
         let projector = tokio::spawn(projector::run(Arc::clone(&service)));
-        let (routes, metrics) = http::routes(Arc::clone(&service), admin_token);
+        let (routes, metrics) = http::routes(Arc::clone(&service), access);
         let app = tillmesh_node::http::app_with(node, routes, Some(metrics));
         Hq { service, app, projector }
     }

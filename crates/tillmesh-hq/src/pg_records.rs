@@ -36,7 +36,9 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
-use tillmesh_core::legacy::{FieldConflict, LegacyItem, LegacyOrder, LegacyTransaction, Since};
+use tillmesh_core::legacy::{
+    FieldConflict, LegacyItem, LegacyNames, LegacyOrder, LegacyTransaction, Named, Since,
+};
 use tillmesh_core::{Amount, Timestamp};
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
@@ -359,6 +361,11 @@ fn parse_column<T: std::str::FromStr>(text: &str, column: &str) -> Result<T, Rec
     text.parse().map_err(|_| corrupt(format!("{column} {text:?}")))
 }
 
+/// A status or method column: the name a client sent.
+fn parse_name<T: LegacyNames>(text: &str, column: &'static str) -> Result<Named<T>, RecordError> {
+    Named::parse(column, text).map_err(|_| corrupt(format!("{column} {text:?}")))
+}
+
 /// A change-feed position as PostgreSQL stores it (`BIGINT`); positions past `i64::MAX` are
 /// never assigned, so a larger bound means "after everything".
 fn position_bound(position: u64) -> i64 {
@@ -384,8 +391,8 @@ fn decode_record(row: &PgRow) -> Result<Record, RecordError> {
         value.ok_or_else(|| corrupt(format!("{column} is null")))
     };
     let payment_method: Option<String> = row.try_get("payment_method")?;
-    let payment_method = payment_method.map(|text| parse_column(&text, "payment_method")).transpose()?;
-    let payment_status = parse_column(row.try_get("payment_status")?, "payment_status")?;
+    let payment_method = payment_method.map(|text| parse_name(&text, "payment_method")).transpose()?;
+    let payment_status = parse_name(row.try_get("payment_status")?, "payment_status")?;
     let client_id: String = row.try_get("client_id")?;
     let number: String = row.try_get("number")?;
     let created_at = Timestamp(row.try_get("created_at")?);
@@ -402,7 +409,7 @@ fn decode_record(row: &PgRow) -> Result<Record, RecordError> {
                 total: Amount::from_minor(required("amount_cents")?),
                 payment_method,
                 payment_status,
-                order_status: parse_column(order_status.unwrap_or_default(), "order_status")?,
+                order_status: parse_name(order_status.unwrap_or_default(), "order_status")?,
                 created_at,
                 updated_at,
             })
@@ -879,9 +886,9 @@ impl PgBatch<'_> {
         .bind(column(&orders, |(_, order)| order.subtotal.minor()))
         .bind(column(&orders, |(_, order)| order.tax.minor()))
         .bind(column(&orders, |(_, order)| order.total.minor()))
-        .bind(column(&orders, |(_, order)| order.payment_method.map(|method| method.as_str())))
-        .bind(column(&orders, |(_, order)| order.payment_status.as_str()))
-        .bind(column(&orders, |(_, order)| order.order_status.as_str()))
+        .bind(column(&orders, |(_, order)| order.payment_method.as_ref().map(Named::name)))
+        .bind(column(&orders, |(_, order)| order.payment_status.name()))
+        .bind(column(&orders, |(_, order)| order.order_status.name()))
         .bind(column(&orders, |(record, _)| record.device_id.as_str()))
         .bind(column(&orders, |(record, _)| record.written_by.as_str()))
         .bind(column(&orders, |(record, _)| record.sync_version))
@@ -906,8 +913,8 @@ impl PgBatch<'_> {
         .bind(column(&transactions, |(_, transaction)| transaction.id.as_str()))
         .bind(column(&transactions, |(_, transaction)| transaction.reference_number.as_str()))
         .bind(column(&transactions, |(_, transaction)| transaction.amount.minor()))
-        .bind(column(&transactions, |(_, transaction)| transaction.payment_method.as_str()))
-        .bind(column(&transactions, |(_, transaction)| transaction.status.as_str()))
+        .bind(column(&transactions, |(_, transaction)| transaction.payment_method.name()))
+        .bind(column(&transactions, |(_, transaction)| transaction.status.name()))
         .bind(column(&transactions, |(_, transaction)| transaction.order_id.as_str()))
         .bind(column(&transactions, |(record, _)| record.device_id.as_str()))
         .bind(column(&transactions, |(record, _)| record.written_by.as_str()))

@@ -189,7 +189,8 @@ fn local_id_of(document: &Document, hq: Option<&HqPublicKey>) -> Result<Uuid, Hq
     })
 }
 
-/// The record of `document`: its legacy view (keeping the client's ids of `previous`), the
+/// The record of `document`: its legacy view (keeping the client's ids of `previous`, and a
+/// transaction's names of status and method where they still mean the same), the
 /// version one higher when the content changed, the device of its latest change, a renumbering
 /// when its number is taken by another record, a payment conflict logged once.
 pub(crate) async fn record_of<B: RecordBatch>(
@@ -217,6 +218,7 @@ pub(crate) async fn record_of<B: RecordBatch>(
                 body.id.clone_from(&before.id);
                 body.order_id.clone_from(&before.order_id);
                 body.reference_number.clone_from(&before.reference_number);
+                body.keep_names_of(before);
             }
             (view.local_id, view.device_id, RecordBody::Transaction(body), view.payment.conflict)
         }

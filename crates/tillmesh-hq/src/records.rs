@@ -131,7 +131,8 @@ pub struct ConflictEntry {
     pub local_id: Uuid,
     /// The document (`serverId`).
     pub doc_id: Uuid,
-    /// The device whose write lost (or was renumbered).
+    /// The device that wrote the change whose value lost (or was renumbered): the
+    /// authenticated writer, which may not be the record's creator.
     pub device_id: String,
     /// The field, both values and who won.
     #[serde(flatten)]

@@ -13,21 +13,30 @@
 //! each reported as a field conflict; `v` lower, or equal with other content → SERVER_WINS:
 //! nothing changes, the differing fields are reported. Every reported conflict is also logged
 //! for HQ's report.
+//!
+//! Each record is judged alone: one that cannot be read or breaks a rule gets `success: false`
+//! and a message naming the field, at its own place in the answer, and the others are stored.
+//! The writer of a change is the authenticated device; a record's own `deviceId` names its
+//! creator, which may be another device of the shop (a register editing another's order).
+//! Besides `localId`, the client's `id` from the same creator identifies an order or a
+//! transaction: sent again under a fresh `localId` it is the same record, edited.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use automerge::ActorId;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tillmesh_core::edit::{check_device_id, limits};
 use tillmesh_core::legacy::{
-    self, BatchSyncRequest, BatchSyncResponse, FieldConflict, LegacyError, LegacyOrder, LegacyTransaction,
-    Resolution, Since, SyncResponse, SyncStatus, SyncableOrder, SyncableTransaction, UpdatesResponse,
+    self, BatchSyncResponse, FieldConflict, LegacyError, LegacyOrder, LegacyTransaction, Named, Resolution,
+    Since, SyncResponse, SyncStatus, SyncableOrder, SyncableTransaction, UpdatesResponse,
 };
 use tillmesh_core::{
-    Clock, DocKind, Document, EditError, NewItem, NewOrder, NewTransaction, Order, OrderDoc, OrderNumber,
-    OrderStatus, PaymentMethod, PaymentStatus, Reached, TillCode, Timestamp, TransactionDoc,
+    Amount, Clock, DocKind, Document, EditError, NewItem, NewOrder, NewTransaction, Order, OrderDoc,
+    OrderNumber, OrderStatus, PaymentMethod, PaymentStatus, Reached, Timestamp, TransactionDoc,
 };
 use tillmesh_node::{Till, TillError};
 use tillmesh_store::{Prepared, View};
@@ -40,6 +49,107 @@ pub const UPDATES_PAGE_MAX: usize = 500;
 
 /// Most orders plus transactions in one batch.
 pub const BATCH_RECORDS_MAX: usize = 1_000;
+
+/// The most one write may move a record's `syncVersion` forward: a client's version beyond it
+/// is taken as this step, so no device can push a record out of every other client's reach
+/// (`9223372036854775807`). The step taken is reported as a conflict on `syncVersion`.
+pub const SYNC_VERSION_STEP_MAX: i64 = 1_000;
+
+/// `POST /api/sync/batch` as it arrives: the top level is checked as a whole; each record is
+/// still JSON, to be read and judged on its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncomingBatch {
+    /// The submitting device: the writer of every change in the batch.
+    pub device_id: String,
+    /// Orders (`SyncableOrder`s).
+    #[serde(default)]
+    pub orders: Vec<serde_json::Value>,
+    /// Transactions (`SyncableTransaction`s).
+    #[serde(default)]
+    pub transactions: Vec<serde_json::Value>,
+    /// Where the client's last sync ended: a time or a `nextSyncToken`.
+    #[serde(default)]
+    pub last_sync_timestamp: Option<Since>,
+}
+
+/// A record as `updates` lists it.
+#[derive(Debug, Clone)]
+pub enum Listed {
+    /// An order created or changed.
+    Order(SyncableOrder),
+    /// A transaction created or changed.
+    Transaction(SyncableTransaction),
+    /// The client's `id` of a deleted order.
+    DeletedOrder(String),
+    /// The client's `id` of a deleted transaction.
+    DeletedTransaction(String),
+}
+
+impl Listed {
+    fn of(record: Record) -> Listed {
+        let sync_status = if record.deleted { SyncStatus::Deleted } else { SyncStatus::Synced };
+        match record.body {
+            RecordBody::Order(order) if record.deleted => Listed::DeletedOrder(order.id),
+            RecordBody::Transaction(transaction) if record.deleted => {
+                Listed::DeletedTransaction(transaction.id)
+            }
+            RecordBody::Order(order) => Listed::Order(SyncableOrder {
+                order,
+                local_id: record.local_id,
+                sync_status,
+                sync_version: record.sync_version,
+                device_id: record.device_id,
+                server_hash: Some(record.server_hash),
+            }),
+            RecordBody::Transaction(transaction) => Listed::Transaction(SyncableTransaction {
+                transaction,
+                local_id: record.local_id,
+                sync_status,
+                sync_version: record.sync_version,
+                device_id: record.device_id,
+                server_hash: Some(record.server_hash),
+            }),
+        }
+    }
+}
+
+/// Where a pass over the change feed is: after `after`, up to position `end` (changes
+/// committed later wait for the next call).
+#[derive(Debug, Clone, Copy)]
+pub struct FeedCursor {
+    after: Since,
+    end: u64,
+    done: bool,
+}
+
+impl FeedCursor {
+    /// A pass over the changes after `after` up to position `end`.
+    pub const fn new(after: Since, end: u64) -> FeedCursor {
+        FeedCursor { after, end, done: false }
+    }
+
+    /// The position of the last change read, or the token it started from; `None` when it
+    /// started from a time and read nothing.
+    pub const fn position(&self) -> Option<u64> {
+        match self.after {
+            Since::Token(position) => Some(position),
+            Since::Time(_) => None,
+        }
+    }
+}
+
+/// A record as read from its JSON, or why it cannot be (the field and what is wrong).
+type Judged<T> = Result<T, String>;
+
+/// Reads one record; a failure names the field's path (`order.items[0].quantity: …`).
+pub fn read_record<T: DeserializeOwned>(value: serde_json::Value) -> Judged<T> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if path == "." { inner.to_string() } else { format!("{path}: {inner}") }
+    })
+}
 
 /// Why a legacy request failed. A failed request stored nothing.
 #[derive(Debug, thiserror::Error)]
@@ -190,14 +300,20 @@ impl<S: RecordStore> LegacyService<S> {
     pub async fn sync_batch(
         &self,
         device: &str,
-        request: BatchSyncRequest,
+        request: IncomingBatch,
     ) -> Result<BatchSyncResponse, HqError> {
         if request.device_id != device {
             return Err(forbidden(device, &request.device_id));
         }
-        let (orders, transactions) = self.ingest(device, request.orders, request.transactions).await?;
+        if request.orders.len() + request.transactions.len() > BATCH_RECORDS_MAX {
+            return Err(too_many_records());
+        }
+        let orders = request.orders.into_iter().map(read_record).collect();
+        let transactions = request.transactions.into_iter().map(read_record).collect();
+        let (orders, transactions) = self.ingest(device, orders, transactions).await?;
         let since = request.last_sync_timestamp.unwrap_or(Since::Token(0));
-        let (server_updates, next_sync_token) = self.updates(device, Some(since)).await?.into_parts();
+        let (server_updates, next_sync_token, has_more) =
+            self.updates(device, Some(since)).await?.into_parts();
         let success = orders.iter().chain(&transactions).all(|answer| answer.success);
         Ok(BatchSyncResponse {
             success,
@@ -205,125 +321,169 @@ impl<S: RecordStore> LegacyService<S> {
             synced_transactions: transactions,
             server_updates,
             next_sync_token,
+            has_more,
         })
     }
 
-    /// `POST /api/sync/order`.
-    pub async fn sync_order(&self, device: &str, order: SyncableOrder) -> Result<SyncResponse, HqError> {
-        let (mut orders, _) = self.ingest(device, vec![order], Vec::new()).await?;
+    /// `POST /api/sync/order`: one `SyncableOrder`, judged as in a batch.
+    pub async fn sync_order(&self, device: &str, order: serde_json::Value) -> Result<SyncResponse, HqError> {
+        let (mut orders, _) = self.ingest(device, vec![read_record(order)], Vec::new()).await?;
         orders.pop().ok_or_else(|| HqError::Node(TillError::Internal { detail: "no answer for the order" }))
     }
 
-    /// `POST /api/sync/transaction`.
+    /// `POST /api/sync/transaction`: one `SyncableTransaction`, judged as in a batch.
     pub async fn sync_transaction(
         &self,
         device: &str,
-        transaction: SyncableTransaction,
+        transaction: serde_json::Value,
     ) -> Result<SyncResponse, HqError> {
-        let (_, mut transactions) = self.ingest(device, Vec::new(), vec![transaction]).await?;
+        let (_, mut transactions) = self.ingest(device, Vec::new(), vec![read_record(transaction)]).await?;
         transactions
             .pop()
             .ok_or_else(|| HqError::Node(TillError::Internal { detail: "no answer for the transaction" }))
     }
 
     /// `GET /api/sync/updates`: what other devices (tills, HQ, other legacy clients) changed
-    /// since `since`, at most [`UPDATES_PAGE_MAX`] records; `nextSyncToken` continues exactly.
+    /// since `since`. After a `nextSyncToken` (or none), at most [`UPDATES_PAGE_MAX`] records
+    /// and `hasMore`; after a time (the seed's `since`, from clients that never page), every
+    /// change up to the end of the feed when called, whatever the count (`GET` streams that
+    /// answer instead, [`LegacyService::feed_page`]); `nextSyncToken` continues exactly.
     pub async fn updates(&self, device: &str, since: Option<Since>) -> Result<UpdatesResponse, HqError> {
         self.stats.update_calls.fetch_add(1, Ordering::Relaxed);
         let since = since.unwrap_or(Since::Token(0));
-        // Read before the page: a record committed after it has a later position.
-        let last_before = self.records.last_position().await?;
-        let page = self.records.changes(since, UPDATES_PAGE_MAX).await?;
-        let next = match (page.last(), since) {
-            (Some(last), _) => last.position,
-            (None, Since::Token(position)) => position,
-            (None, Since::Time(_)) => last_before,
-        };
+        // Read before the pages: a record committed after it has a later position.
+        let end = self.records.last_position().await?;
+        let complete = matches!(since, Since::Time(_));
+        let mut cursor = FeedCursor::new(since, if complete { end } else { u64::MAX });
         let mut answer = UpdatesResponse {
             orders: Vec::new(),
             transactions: Vec::new(),
             deleted_order_ids: Vec::new(),
             deleted_transaction_ids: Vec::new(),
-            next_sync_token: Since::token(next),
-            has_more: page.len() == UPDATES_PAGE_MAX,
+            next_sync_token: String::new(),
+            has_more: false,
         };
-        for record in page {
-            if record.written_by == device {
-                continue;
-            }
-            let sync_status = if record.deleted { SyncStatus::Deleted } else { SyncStatus::Synced };
-            match record.body {
-                RecordBody::Order(order) if record.deleted => answer.deleted_order_ids.push(order.id),
-                RecordBody::Transaction(transaction) if record.deleted => {
-                    answer.deleted_transaction_ids.push(transaction.id);
+        while let Some(page) = self.feed_page(device, &mut cursor).await? {
+            for listed in page {
+                match listed {
+                    Listed::Order(order) => answer.orders.push(order),
+                    Listed::Transaction(transaction) => answer.transactions.push(transaction),
+                    Listed::DeletedOrder(id) => answer.deleted_order_ids.push(id),
+                    Listed::DeletedTransaction(id) => answer.deleted_transaction_ids.push(id),
                 }
-                RecordBody::Order(order) => answer.orders.push(SyncableOrder {
-                    order,
-                    local_id: record.local_id,
-                    sync_status,
-                    sync_version: record.sync_version,
-                    device_id: record.device_id,
-                    server_hash: Some(record.server_hash),
-                }),
-                RecordBody::Transaction(transaction) => answer.transactions.push(SyncableTransaction {
-                    transaction,
-                    local_id: record.local_id,
-                    sync_status,
-                    sync_version: record.sync_version,
-                    device_id: record.device_id,
-                    server_hash: Some(record.server_hash),
-                }),
+            }
+            if !complete {
+                break;
             }
         }
+        answer.has_more = !cursor.done;
+        answer.next_sync_token = Since::token(cursor.position().unwrap_or(end));
         Ok(answer)
     }
 
-    /// Checks everything, then stores every record in one batch and hands the documents to the
-    /// peer node.
+    /// The next page of a pass over the change feed: at most [`UPDATES_PAGE_MAX`] records up to
+    /// the cursor's end, as `updates` lists them for `device` (never its own writes); `None`
+    /// once the pass is done.
+    pub async fn feed_page(
+        &self,
+        device: &str,
+        cursor: &mut FeedCursor,
+    ) -> Result<Option<Vec<Listed>>, HqError> {
+        if cursor.done {
+            return Ok(None);
+        }
+        let page = self.records.changes(cursor.after, UPDATES_PAGE_MAX).await?;
+        cursor.done = page.len() < UPDATES_PAGE_MAX;
+        let mut listed = Vec::with_capacity(page.len());
+        for record in page {
+            if record.position > cursor.end {
+                cursor.done = true;
+                break;
+            }
+            cursor.after = Since::Token(record.position);
+            if record.written_by != device {
+                listed.push(Listed::of(record));
+            }
+        }
+        Ok(Some(listed))
+    }
+
+    /// Judges every record on its own, stores the good ones in one batch and hands their
+    /// documents to the peer node; a refused record gets its answer at its place.
     async fn ingest(
         &self,
         device: &str,
-        orders: Vec<SyncableOrder>,
-        transactions: Vec<SyncableTransaction>,
+        orders: Vec<Judged<SyncableOrder>>,
+        transactions: Vec<Judged<SyncableTransaction>>,
     ) -> Result<(Vec<SyncResponse>, Vec<SyncResponse>), HqError> {
         self.stats.sync_sessions.fetch_add(1, Ordering::Relaxed);
         if orders.len() + transactions.len() > BATCH_RECORDS_MAX {
-            return Err(HqError::BadRequest {
-                error: "too_many_records",
-                detail: format!("at most {BATCH_RECORDS_MAX} orders and transactions per batch"),
-            });
+            return Err(too_many_records());
         }
         let default_tax = self.node.config().tax_rate_bps;
-        for (index, order) in orders.iter().enumerate() {
-            check_order(device, order, default_tax).map_err(|error| at("orders", index, error))?;
-        }
-        for (index, transaction) in transactions.iter().enumerate() {
-            check_transaction(device, transaction).map_err(|error| at("transactions", index, error))?;
-        }
+        // A record that leaves its creator out was created by the device sending it.
+        let creator = |record_device: &mut String| {
+            if record_device.is_empty() {
+                device.clone_into(record_device);
+            }
+        };
+        let orders: Vec<Judged<SyncableOrder>> = orders
+            .into_iter()
+            .map(|order| {
+                order.and_then(|mut order| {
+                    creator(&mut order.device_id);
+                    check_order(&order, default_tax).map(|()| order)
+                })
+            })
+            .collect();
+        let transactions: Vec<Judged<SyncableTransaction>> = transactions
+            .into_iter()
+            .map(|transaction| {
+                transaction.and_then(|mut transaction| {
+                    creator(&mut transaction.device_id);
+                    check_transaction(&transaction).map(|()| transaction)
+                })
+            })
+            .collect();
 
         let now = self.clock.now();
-        let mut prebuilt = self.prebuild(device, &orders, now).await;
+        let mut prebuilt = self.prebuild(&orders, now).await;
         let mut batch = self.records.begin().await?;
-        let mut work = Work { publish: Vec::new(), new_doc_ids: HashSet::new(), conflicts: Vec::new() };
+        let mut work = Work { publish: Vec::new(), new_docs: HashMap::new(), conflicts: Vec::new() };
         let mut order_answers = Vec::with_capacity(orders.len());
         for (index, order) in orders.into_iter().enumerate() {
+            let order = match order {
+                Ok(order) => order,
+                Err(problem) => {
+                    order_answers.push(refused(problem, now));
+                    continue;
+                }
+            };
             let local_id = order.local_id;
             let ready = prebuilt.get_mut(index).and_then(Option::take);
-            let outcome = self.ingest_order(&mut batch, device, order, now, &mut work, ready).await?;
-            order_answers.push(self.answer(RecordKind::Order, local_id, device, outcome, now, &mut work));
+            let outcome = self.ingest_order(&mut batch, device, order, now, &mut work, ready).await;
+            order_answers.push(match judged(outcome)? {
+                Ok(outcome) => self.answer(RecordKind::Order, local_id, device, outcome, now, &mut work),
+                Err(problem) => refused(problem, now),
+            });
         }
         let mut transaction_answers = Vec::with_capacity(transactions.len());
         for transaction in transactions {
+            let transaction = match transaction {
+                Ok(transaction) => transaction,
+                Err(problem) => {
+                    transaction_answers.push(refused(problem, now));
+                    continue;
+                }
+            };
             let local_id = transaction.local_id;
-            let outcome = self.ingest_transaction(&mut batch, device, transaction, now, &mut work).await?;
-            transaction_answers.push(self.answer(
-                RecordKind::Transaction,
-                local_id,
-                device,
-                outcome,
-                now,
-                &mut work,
-            ));
+            let outcome = self.ingest_transaction(&mut batch, device, transaction, now, &mut work).await;
+            transaction_answers.push(match judged(outcome)? {
+                Ok(outcome) => {
+                    self.answer(RecordKind::Transaction, local_id, device, outcome, now, &mut work)
+                }
+                Err(problem) => refused(problem, now),
+            });
         }
         for entry in work.conflicts {
             batch.log_conflict(entry).await?;
@@ -382,12 +542,11 @@ impl<S: RecordStore> LegacyService<S> {
     }
 
     /// What building documents needs, owned, for worker threads.
-    fn build_context(&self, device: &str, now: Timestamp) -> BuildContext {
+    fn build_context(&self, now: Timestamp) -> BuildContext {
         let config = self.node.config();
         BuildContext {
             store: self.node.store().clone(),
             actor: self.actor.clone(),
-            device: device.to_string(),
             currency: config.currency,
             default_tax_bps: config.tax_rate_bps,
             now,
@@ -397,12 +556,13 @@ impl<S: RecordStore> LegacyService<S> {
     /// Builds, on worker threads and before the batch, the documents new orders will get if
     /// their id and number are free (as they almost always are): the batch then only checks
     /// and stores. Entry `i` is `None` when order `i` cannot be built ahead.
-    async fn prebuild(&self, device: &str, orders: &[SyncableOrder], now: Timestamp) -> Vec<Option<Built>> {
-        let wanted: Vec<(usize, Uuid, LegacyOrder)> = orders
+    async fn prebuild(&self, orders: &[Judged<SyncableOrder>], now: Timestamp) -> Vec<Option<Built>> {
+        let wanted: Vec<(usize, SyncableOrder)> = orders
             .iter()
             .enumerate()
+            .filter_map(|(index, order)| Some((index, order.as_ref().ok()?)))
             .filter(|(_, order)| order.sync_status != SyncStatus::Deleted)
-            .map(|(index, order)| (index, order.local_id, order.order.clone()))
+            .map(|(index, order)| (index, order.clone()))
             .collect();
         let mut built: Vec<Option<Built>> = (0..orders.len()).map(|_| None).collect();
         if wanted.len() < PREBUILD_MIN {
@@ -415,16 +575,24 @@ impl<S: RecordStore> LegacyService<S> {
         while !wanted.is_empty() {
             let rest = wanted.split_off(chunk.min(wanted.len()));
             let part = std::mem::replace(&mut wanted, rest);
-            let context = self.build_context(device, now);
+            let context = self.build_context(now);
             workers.push(tokio::task::spawn_blocking(move || {
                 part.into_iter()
-                    .map(|(index, local_id, client)| {
+                    .map(|(index, incoming)| {
+                        let client = &incoming.order;
                         let doc_id = legacy::document_id("order", &client.id);
-                        let number = client.order_number.parse::<OrderNumber>().ok()?;
-                        if number.to_string() != client.order_number {
+                        if reserved_for_tills(&client.order_number) {
                             return None;
                         }
-                        let built = build_order(&context, local_id, &client, doc_id, number, &[]).ok()?;
+                        let built = build_order(
+                            &context,
+                            &incoming,
+                            doc_id,
+                            client.order_number.clone(),
+                            &client.order_number,
+                            &[],
+                        )
+                        .ok()?;
                         Some((index, built))
                     })
                     .collect::<Vec<_>>()
@@ -481,19 +649,75 @@ impl<S: RecordStore> LegacyService<S> {
         &self,
         batch: &mut B,
         device: &str,
-        incoming: SyncableOrder,
+        mut incoming: SyncableOrder,
         now: Timestamp,
         work: &mut Work,
         prebuilt: Option<Built>,
     ) -> Result<Outcome, HqError> {
-        match self.existing(batch, RecordKind::Order, incoming.local_id, now).await? {
+        let mut record = self.existing(batch, RecordKind::Order, incoming.local_id, now).await?;
+        let mut resent = false;
+        let key = (incoming.order.id.as_str(), incoming.device_id.as_str(), incoming.local_id);
+        if record.is_none()
+            && let Some(same) = self.same_record(batch, RecordKind::Order, key, now, work).await?
+        {
+            // The client's own key for the order, under a fresh localId (the seed's
+            // `saveOrderForSync` makes one per call): the latest state of the same order.
+            incoming.sync_version = incoming.sync_version.max(same.sync_version.saturating_add(1));
+            record = Some(same);
+            resent = true;
+        }
+        match record {
             None if incoming.sync_status == SyncStatus::Deleted => Ok(Outcome {
                 record: None,
                 conflicts: Vec::new(),
                 message: Some("not on the server: nothing to delete".into()),
             }),
             None => self.create_order(batch, device, incoming, now, work, prebuilt).await,
-            Some(record) => self.update_order(batch, device, incoming, record, now, work).await,
+            Some(record) => {
+                let mut outcome = self.update_order(batch, device, incoming, record, now, work).await?;
+                if resent {
+                    let note = "the same order id from the same device under another localId";
+                    outcome.message = Some(match outcome.message {
+                        Some(message) => format!("{note}: {message}"),
+                        None => note.to_string(),
+                    });
+                }
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// The record a client's `id` names when a record comes with a `localId` HQ does not know:
+    /// the same `id` of the same kind from the same creating device is the same record (the
+    /// seed's primary key).
+    async fn same_record<B: RecordBatch>(
+        &self,
+        batch: &mut B,
+        kind: RecordKind,
+        (client_id, creator, local_id): (&str, &str, Uuid),
+        now: Timestamp,
+        work: &Work,
+    ) -> Result<Option<Record>, HqError> {
+        let doc_id = legacy::document_id(kind.as_str(), client_id);
+        let owner = match work.new_docs.get(&doc_id) {
+            Some(made) => Some(made.clone()),
+            None => match self.node.store().get(doc_id).map_err(TillError::from)? {
+                Some(Document::Order(order)) if kind == RecordKind::Order => {
+                    let view = order.view(None)?;
+                    Some((view.local_id, view.device_id))
+                }
+                Some(Document::Transaction(transaction)) if kind == RecordKind::Transaction => {
+                    let view = transaction.view(None)?;
+                    Some((view.local_id, view.device_id))
+                }
+                _ => None,
+            },
+        };
+        match owner {
+            Some((owner_local_id, owner)) if owner == creator && owner_local_id != local_id => {
+                self.existing(batch, kind, owner_local_id, now).await
+            }
+            _ => Ok(None),
         }
     }
 
@@ -507,32 +731,46 @@ impl<S: RecordStore> LegacyService<S> {
         prebuilt: Option<Built>,
     ) -> Result<Outcome, HqError> {
         self.stats.created.fetch_add(1, Ordering::Relaxed);
-        let client = incoming.order;
+        let client = &incoming.order;
+        let creator = incoming.device_id.as_str();
         let mut assigned = Vec::new();
-        let doc_id = self.fresh_doc_id("order", &client.id, incoming.local_id, work, &mut assigned)?;
-        let number = match client.order_number.parse::<OrderNumber>() {
-            Ok(number)
-                if number.to_string() == client.order_number
-                    && batch.number_owner(RecordKind::Order, &client.order_number).await?.is_none() =>
-            {
-                number
-            }
-            _ => {
-                let number = self.assign_number(batch, RecordKind::Order).await?;
-                assigned.push("orderNumber");
-                number
-            }
+        let doc_id =
+            self.fresh_doc_id("order", &client.id, incoming.local_id, creator, work, &mut assigned)?;
+        // The number legacy clients see (`listed`, unique among records) and the document's
+        // (unique on every till).
+        let mut message = None;
+        let (number, listed) = if batch.number_owner(RecordKind::Order, &client.order_number).await?.is_some()
+        {
+            message = Some(format!("orderNumber {:?} is taken: HQ numbered the order", client.order_number));
+            assigned.push("orderNumber");
+            let number = self.assign_number(batch, RecordKind::Order).await?;
+            (number.clone(), number)
+        } else if reserved_for_tills(&client.order_number) {
+            let number = self.assign_number(batch, RecordKind::Order).await?;
+            message = Some(format!(
+                "orderNumber {:?} has the shape of a till's numbers: kept for legacy clients; tills show {number}",
+                client.order_number
+            ));
+            (number, client.order_number.clone())
+        } else {
+            (client.order_number.clone(), client.order_number.clone())
         };
-        let context = self.build_context(device, now);
+        let context = self.build_context(now);
         let built = match prebuilt {
-            Some(built) if assigned.is_empty() && built.document.id() == doc_id => built,
-            _ => build_order(&context, incoming.local_id, &client, doc_id, number, &assigned)?,
+            Some(built)
+                if number == client.order_number && assigned.is_empty() && built.document.id() == doc_id =>
+            {
+                built
+            }
+            _ => build_order(&context, &incoming, doc_id, number, &listed, &assigned)?,
         };
-        let record = new_record(incoming.local_id, device, incoming.sync_version, &built, now);
+        let (version, stepped) = bounded_version(incoming.sync_version, 0);
+        let record = new_record(incoming.local_id, creator, device, version, &built, now);
         let record = batch.put(record).await?;
-        let conflicts = built.conflicts.clone();
+        let mut conflicts = built.conflicts.clone();
+        conflicts.extend(stepped);
         work.publish(built);
-        Ok(Outcome { record: Some(record), conflicts, message: None })
+        Ok(Outcome { record: Some(record), conflicts, message })
     }
 
     async fn update_order<B: RecordBatch>(
@@ -558,6 +796,7 @@ impl<S: RecordStore> LegacyService<S> {
         }
         // The client wins on version: its changes become edits of the document.
         self.stats.client_wins.fetch_add(1, Ordering::Relaxed);
+        let (version, stepped) = bounded_version(incoming.sync_version, record.sync_version);
         let mut document = self.load_for_edit(&record)?;
         let Document::Order(order) = &mut document else {
             return Err(invalid("localId belongs to a transaction"));
@@ -565,15 +804,20 @@ impl<S: RecordStore> LegacyService<S> {
         if deleting {
             tolerate(order.advance(OrderStatus::Voided, device, now))?;
         } else {
-            apply_order_edits(order, &client, device, now, incoming.sync_version)?;
+            apply_order_edits(order, &client, device, now, version)?;
         }
         let voided = order.status()? == OrderStatus::Voided;
-        let (body, mut conflicts) = order_body(&mut document, &client, self.node.config().hq.as_ref(), &[])?;
+        let (body, mut conflicts) =
+            order_body(&mut document, &client, server.order_number.as_str(), self.node.config().hq.as_ref())?;
         if deleting {
             // Only the status decides whether the deletion took.
-            conflicts.retain(|conflict| conflict.field == "orderStatus");
+            conflicts.retain(|conflict| !voided && conflict.field == "orderStatus");
+            if !voided {
+                conflicts.push(not_deleted());
+            }
         }
-        let mut updated = next_version(record, device, incoming.sync_version, body, &mut document, now);
+        conflicts.extend(stepped);
+        let mut updated = next_version(record, device, version, body, &mut document, now);
         updated.deleted = deleting && voided;
         let updated = batch.put(updated).await?;
         work.publish_edited(document);
@@ -594,7 +838,17 @@ impl<S: RecordStore> LegacyService<S> {
         now: Timestamp,
         work: &mut Work,
     ) -> Result<Outcome, HqError> {
-        let record = match self.existing(batch, RecordKind::Transaction, incoming.local_id, now).await? {
+        let mut incoming = incoming;
+        let mut record = self.existing(batch, RecordKind::Transaction, incoming.local_id, now).await?;
+        let key = (incoming.transaction.id.as_str(), incoming.device_id.as_str(), incoming.local_id);
+        if record.is_none()
+            && let Some(same) = self.same_record(batch, RecordKind::Transaction, key, now, work).await?
+        {
+            // The same payment queued again under a fresh localId: never a second payment.
+            incoming.sync_version = incoming.sync_version.max(same.sync_version.saturating_add(1));
+            record = Some(same);
+        }
+        let record = match record {
             None if incoming.sync_status == SyncStatus::Deleted => {
                 return Ok(Outcome {
                     record: None,
@@ -618,21 +872,23 @@ impl<S: RecordStore> LegacyService<S> {
             return Ok(outcome);
         }
         self.stats.client_wins.fetch_add(1, Ordering::Relaxed);
+        let (version, stepped) = bounded_version(incoming.sync_version, record.sync_version);
         let mut document = self.load_for_edit(&record)?;
         let Document::Transaction(transaction) = &mut document else {
             return Err(invalid("localId belongs to an order"));
         };
         let view = transaction.view(None)?;
-        let claim = if deleting { Some(PaymentStatus::Pending) } else { claim_of(client.status) };
+        let claim = if deleting { Some(PaymentStatus::Pending) } else { claim_of(client.status.value()) };
         if let Some(status) = claim
             && view.payment.claimed != Some(status)
             && view.payment.settlement.is_none()
         {
             tolerate(transaction.claim(status, device, now))?;
         }
-        let (body, conflicts) =
+        let (body, mut conflicts) =
             transaction_body(&mut document, &client, self.node.config().hq.as_ref(), &[])?;
-        let mut updated = next_version(record, device, incoming.sync_version, body, &mut document, now);
+        conflicts.extend(stepped);
+        let mut updated = next_version(record, device, version, body, &mut document, now);
         updated.deleted = deleting;
         let updated = batch.put(updated).await?;
         work.publish_edited(document);
@@ -653,8 +909,10 @@ impl<S: RecordStore> LegacyService<S> {
     ) -> Result<Outcome, HqError> {
         self.stats.created.fetch_add(1, Ordering::Relaxed);
         let client = incoming.transaction;
+        let creator = incoming.device_id.as_str();
         let mut assigned = Vec::new();
-        let doc_id = self.fresh_doc_id("transaction", &client.id, incoming.local_id, work, &mut assigned)?;
+        let doc_id =
+            self.fresh_doc_id("transaction", &client.id, incoming.local_id, creator, work, &mut assigned)?;
         let reference_number =
             if batch.number_owner(RecordKind::Transaction, &client.reference_number).await?.is_none() {
                 client.reference_number.clone()
@@ -668,11 +926,11 @@ impl<S: RecordStore> LegacyService<S> {
                 local_id: incoming.local_id,
                 reference_number,
                 order_id: legacy::document_id("order", &client.order_id),
-                device_id: device.to_string(),
+                device_id: creator.to_string(),
                 amount: client.amount,
                 currency: self.node.config().currency,
-                payment_method: client.payment_method,
-                status: claim_of(client.status).unwrap_or(PaymentStatus::Paid),
+                payment_method: client.payment_method.value(),
+                status: claim_of(client.status.value()).unwrap_or(PaymentStatus::Paid),
                 card_last4: None,
                 processor_reference: None,
                 created_at: client.created_at,
@@ -687,15 +945,18 @@ impl<S: RecordStore> LegacyService<S> {
         let prepared =
             self.node.store().prepare(&mut document, Some(saved.clone())).map_err(TillError::from)?;
         let built = Built { document, body, conflicts, saved, heads, prepared };
-        let record = new_record(incoming.local_id, device, incoming.sync_version, &built, now);
+        let (version, stepped) = bounded_version(incoming.sync_version, 0);
+        let record = new_record(incoming.local_id, creator, device, version, &built, now);
         let record = batch.put(record).await?;
-        let conflicts = built.conflicts.clone();
+        let mut conflicts = built.conflicts.clone();
+        conflicts.extend(stepped);
         work.publish(built);
         Ok(Outcome { record: Some(record), conflicts, message: None })
     }
 
     /// The answer when nothing changes: the same content (in sync), a deleted record, or a
-    /// version that does not beat the server's (SERVER_WINS, differences reported).
+    /// version that does not beat the server's (SERVER_WINS, differences reported). A deletion
+    /// at the server's version or above is applied.
     fn unchanged(
         &self,
         record: &Record,
@@ -708,13 +969,14 @@ impl<S: RecordStore> LegacyService<S> {
             Some(Outcome { record: Some(record.clone()), conflicts, message: Some(message.to_string()) })
         };
         if record.deleted {
-            return same("deleted on the server", Vec::new());
+            let conflicts = if deleting { Vec::new() } else { vec![deleted_on_server()] };
+            return same("deleted on the server", conflicts);
         }
         if !deleting && client_hash == record.server_hash {
             self.stats.in_sync.fetch_add(1, Ordering::Relaxed);
             return same("already in sync", Vec::new());
         }
-        if client_version > record.sync_version {
+        if client_version > record.sync_version || (deleting && client_version == record.sync_version) {
             return None;
         }
         let message = if client_version < record.sync_version {
@@ -722,7 +984,11 @@ impl<S: RecordStore> LegacyService<S> {
         } else {
             "same version with other content: the server's copy stands (SERVER_WINS)"
         };
-        same(message, differences())
+        let mut conflicts = differences();
+        if deleting {
+            conflicts.push(not_deleted());
+        }
+        same(message, conflicts)
     }
 
     /// A document id for a new record: from the client's id, unless another record holds it.
@@ -731,11 +997,12 @@ impl<S: RecordStore> LegacyService<S> {
         kind: &str,
         client_id: &str,
         local_id: Uuid,
+        creator: &str,
         work: &mut Work,
         assigned: &mut Vec<&'static str>,
     ) -> Result<Uuid, HqError> {
         let wanted = legacy::document_id(kind, client_id);
-        let taken = work.new_doc_ids.contains(&wanted)
+        let taken = work.new_docs.contains_key(&wanted)
             || self.node.store().get_bytes(wanted).map_err(TillError::from)?.is_some();
         let id = if taken {
             assigned.push("id");
@@ -743,22 +1010,22 @@ impl<S: RecordStore> LegacyService<S> {
         } else {
             wanted
         };
-        work.new_doc_ids.insert(id);
+        work.new_docs.insert(id, (local_id, creator.to_string()));
         Ok(id)
     }
 
-    /// The next free number of HQ's own sequence: `HQ-<n>`.
+    /// The next free number of HQ's sequence for legacy records: `HQ-L<n>`, a shape no till
+    /// issues (HQ's own node numbers its orders `HQ-<n>`).
     async fn assign_number<B: RecordBatch>(
         &self,
         batch: &mut B,
         kind: RecordKind,
-    ) -> Result<OrderNumber, HqError> {
-        let code = TillCode::parse(tillmesh_core::roster::HQ_CODE)
-            .map_err(|error| HqError::Node(TillError::from(EditError::from(error))))?;
+    ) -> Result<String, HqError> {
         loop {
-            let number = code.order_number(batch.next_assigned_number().await?);
+            let number =
+                format!("{}-L{}", tillmesh_core::roster::HQ_CODE, batch.next_assigned_number().await?);
             let text = match kind {
-                RecordKind::Order => number.to_string(),
+                RecordKind::Order => number.clone(),
                 RecordKind::Transaction => format!("{number}-P"),
             };
             if batch.number_owner(kind, &text).await?.is_none() {
@@ -795,8 +1062,8 @@ struct Work {
     /// Documents to hand to the peer node after commit, with what writing them needs when
     /// known, and their version.
     publish: Vec<(Document, Option<Prepared>, String)>,
-    /// Document ids made in this batch.
-    new_doc_ids: HashSet<Uuid>,
+    /// Documents made in this batch: their `localId` and creator.
+    new_docs: HashMap<Uuid, (Uuid, String)>,
     /// Conflicts to log.
     conflicts: Vec<ConflictEntry>,
 }
@@ -819,7 +1086,6 @@ const PREBUILD_MIN: usize = 8;
 struct BuildContext {
     store: tillmesh_store::Store,
     actor: ActorId,
-    device: String,
     currency: tillmesh_core::Currency,
     default_tax_bps: u32,
     now: Timestamp,
@@ -837,17 +1103,17 @@ struct Built {
     prepared: Prepared,
 }
 
-/// Makes the document of a new legacy order: created on HQ as `context.device` at the client's
-/// status, with its payment claim, in one change.
+/// Makes the document of a new legacy order: created on HQ for its creator `device` at the
+/// client's status, with its payment claim, in one change.
 fn build_order(
     context: &BuildContext,
-    local_id: Uuid,
-    client: &LegacyOrder,
+    incoming: &SyncableOrder,
     doc_id: Uuid,
-    number: OrderNumber,
+    number: String,
+    listed: &str,
     assigned: &[&str],
 ) -> Result<Built, HqError> {
-    let device = context.device.as_str();
+    let (device, local_id, client) = (incoming.device_id.as_str(), incoming.local_id, &incoming.order);
     let items = client
         .items
         .iter()
@@ -862,13 +1128,17 @@ fn build_order(
         .collect();
     // Where the client's order stands: its status and its payment claim (none on a voided
     // order, which takes no claim).
-    let claim = match (claim_of(client.payment_status), client.payment_method) {
+    let status = client.order_status.value();
+    let method = client.payment_method.as_ref().map(Named::value);
+    let claim = match (claim_of(client.payment_status.value()), method) {
         (Some(PaymentStatus::Pending), None) | (None, _) => None,
         (Some(status), method) => Some((method.unwrap_or(PaymentMethod::Other), status)),
     };
     let reached = Reached {
-        status: client.order_status,
-        claim: claim.filter(|_| client.order_status != OrderStatus::Voided),
+        status,
+        claim: claim.filter(|_| status != OrderStatus::Voided),
+        adjustment: client.adjustment(),
+        names: client.names(),
         at: context.now,
     };
     let (order, view) = OrderDoc::create_reached(
@@ -886,7 +1156,7 @@ fn build_order(
         Some(reached),
         context.actor.clone(),
     )?;
-    let (body, conflicts) = order_body_of(&view, client, assigned);
+    let (body, conflicts) = order_body_of(&view, client, listed, assigned);
     let mut document = Document::Order(order);
     let saved = document.save();
     let heads = heads_hex(&mut document);
@@ -921,35 +1191,102 @@ fn forbidden(device: &str, claimed: &str) -> HqError {
     }
 }
 
-fn at(list: &str, index: usize, error: HqError) -> HqError {
-    match error {
-        HqError::BadRequest { error, detail } => {
-            HqError::BadRequest { error, detail: format!("{list}[{index}]: {detail}") }
-        }
-        other => other,
+fn too_many_records() -> HqError {
+    HqError::BadRequest {
+        error: "too_many_records",
+        detail: format!("at most {BATCH_RECORDS_MAX} orders and transactions per batch"),
     }
 }
 
-fn check_common(device: &str, record_device: &str, version: i64) -> Result<(), HqError> {
-    if record_device != device {
-        return Err(forbidden(device, record_device));
+/// A record's own failure as its answer (the batch goes on), or a fault of HQ that fails the
+/// whole request.
+fn judged(outcome: Result<Outcome, HqError>) -> Result<Judged<Outcome>, HqError> {
+    match outcome {
+        Ok(outcome) => Ok(Ok(outcome)),
+        Err(HqError::BadRequest { detail, .. } | HqError::Forbidden { detail }) => Ok(Err(detail)),
+        Err(fault) => Err(fault),
     }
+}
+
+/// The answer for a record that is not stored: why, naming the field.
+fn refused(problem: String, now: Timestamp) -> SyncResponse {
+    SyncResponse {
+        success: false,
+        server_id: None,
+        synced_at: now,
+        message: Some(problem),
+        conflicts: None,
+        server_version: 0,
+        server_hash: None,
+    }
+}
+
+/// The conflict for a deletion that did not take.
+fn not_deleted() -> FieldConflict {
+    FieldConflict {
+        field: "syncStatus".into(),
+        client_value: Some(legacy::json_text(&SyncStatus::Deleted)),
+        server_value: Some(legacy::json_text(&SyncStatus::Synced)),
+        resolution: Resolution::ServerWins,
+    }
+}
+
+/// The conflict for a change sent for a record deleted on the server.
+fn deleted_on_server() -> FieldConflict {
+    FieldConflict {
+        field: "syncStatus".into(),
+        client_value: None,
+        server_value: Some(legacy::json_text(&SyncStatus::Deleted)),
+        resolution: Resolution::ServerWins,
+    }
+}
+
+/// The version a winning write gives a record at `server` (0: new): the client's, at least one
+/// more than the server's, at most [`SYNC_VERSION_STEP_MAX`] more; a capped version is
+/// reported.
+fn bounded_version(client: i64, server: i64) -> (i64, Option<FieldConflict>) {
+    let version = client.max(server.saturating_add(1)).min(server.saturating_add(SYNC_VERSION_STEP_MAX));
+    let capped = (client > version).then(|| FieldConflict {
+        field: "syncVersion".into(),
+        client_value: Some(client.to_string()),
+        server_value: Some(version.to_string()),
+        resolution: Resolution::ServerAssigned,
+    });
+    (version, capped)
+}
+
+/// Whether a number is one a till may issue (`<till code>-<n>`, any case: `A-2`, `ORD-55`) or
+/// has HQ's prefix (`HQ-…`, where HQ's own numbers live). A legacy order keeps such a number for
+/// legacy clients, but its document, which every till holds, gets one of HQ's, so it can never
+/// collide with a till's order there.
+fn reserved_for_tills(number: &str) -> bool {
+    let hq_prefix = format!("{}-", tillmesh_core::roster::HQ_CODE);
+    number.parse::<OrderNumber>().is_ok()
+        || number.get(..hq_prefix.len()).is_some_and(|prefix| prefix.eq_ignore_ascii_case(&hq_prefix))
+}
+
+/// Checks a record's metadata: its creator is a well-formed device id, its version not negative.
+fn check_common(creator: &str, version: i64) -> Judged<()> {
+    check_device_id(creator).map_err(|error| format!("deviceId: {error}"))?;
     if version < 0 {
-        return Err(invalid(format!("syncVersion: {version} is negative")));
+        return Err(format!("syncVersion: {version} is negative"));
     }
     Ok(())
 }
 
-fn check_order(device: &str, order: &SyncableOrder, default_tax_bps: u32) -> Result<(), HqError> {
-    check_common(device, &order.device_id, order.sync_version)?;
+fn check_order(order: &SyncableOrder, default_tax_bps: u32) -> Judged<()> {
+    check_common(&order.device_id, order.sync_version)?;
     let client = &order.order;
-    client.check()?;
-    client.tax_rate_bps(default_tax_bps)?;
+    // What the order's document keeps as text is held to the documents' rules (no card number).
+    limits::ORDER_NUMBER.check(&client.order_number).map_err(|error| format!("order.{error}"))?;
+    for (field, name) in client.names() {
+        limits::LEGACY_NAME.check(&name).map_err(|error| format!("order.{field}: {error}"))?;
+    }
     if client.items.len() > limits::ITEMS_MAX {
-        return Err(invalid(format!("items: at most {}", limits::ITEMS_MAX)));
+        return Err(format!("order.items: at most {}", limits::ITEMS_MAX));
     }
     for (index, item) in client.items.iter().enumerate() {
-        let problem = |detail: String| invalid(format!("items[{index}].{detail}"));
+        let problem = |detail: String| format!("order.items[{index}].{detail}");
         limits::SKU.check(&item.product_id).map_err(|error| problem(error.to_string()))?;
         limits::ITEM_NAME.check(&item.product_name).map_err(|error| problem(error.to_string()))?;
         if !(1..=limits::QUANTITY_MAX).contains(&item.quantity) {
@@ -963,14 +1300,20 @@ fn check_order(device: &str, order: &SyncableOrder, default_tax_bps: u32) -> Res
             return Err(problem(format!("unitPrice: at most {}", limits::UNIT_PRICE_MAX)));
         }
     }
+    let refused = |error: LegacyError| format!("order.{error}");
+    client.check().map_err(refused)?;
+    client.tax_rate_bps(default_tax_bps).map_err(refused)?;
     Ok(())
 }
 
-fn check_transaction(device: &str, transaction: &SyncableTransaction) -> Result<(), HqError> {
-    check_common(device, &transaction.device_id, transaction.sync_version)?;
-    transaction.transaction.check()?;
+fn check_transaction(transaction: &SyncableTransaction) -> Judged<()> {
+    check_common(&transaction.device_id, transaction.sync_version)?;
+    transaction.transaction.check().map_err(|error| format!("transaction.{error}"))?;
+    limits::REFERENCE
+        .check(&transaction.transaction.reference_number)
+        .map_err(|error| format!("transaction.{error}"))?;
     if transaction.transaction.amount > limits::TRANSACTION_AMOUNT_MAX {
-        return Err(invalid(format!("amount: at most {}", limits::TRANSACTION_AMOUNT_MAX)));
+        return Err(format!("transaction.amount: at most {}", limits::TRANSACTION_AMOUNT_MAX));
     }
     Ok(())
 }
@@ -1046,14 +1389,28 @@ fn apply_order_edits(
             }
         }
     }
-    if client.order_status != view.status {
-        tolerate(order.advance(client.order_status, by, at))?;
+    // The client's own names, kept as sent (shown where they still mean the order's values).
+    let names = client.names();
+    if names != view.legacy_names {
+        order.set_legacy_names(&names, by, at)?;
+    }
+    // The client's total stands: what it adds to the items and tax is the adjustment.
+    let now = order.view(None)?;
+    if !now.status.is_terminal() {
+        let adjustment = Amount::from_minor(client.total.minor() - now.subtotal.minor() - now.tax.minor());
+        if adjustment != now.adjustment {
+            tolerate(order.set_adjustment(adjustment, by, at))?;
+        }
+    }
+    let status = client.order_status.value();
+    if status != view.status {
+        tolerate(order.advance(status, by, at))?;
     }
     // The client's payment claim (status and method), unless HQ has settled.
-    if let Some(status) = claim_of(client.payment_status)
+    if let Some(status) = claim_of(client.payment_status.value())
         && view.payment.settlement.is_none()
     {
-        let method = client.payment_method.or(view.payment.method);
+        let method = client.payment_method.as_ref().map(Named::value).or(view.payment.method);
         let claimed = view.payment.claimed.unwrap_or(PaymentStatus::Pending);
         if claimed != status || method != view.payment.method {
             tolerate(order.claim_payment(method.unwrap_or(PaymentMethod::Other), status, by, at))?;
@@ -1062,24 +1419,31 @@ fn apply_order_edits(
     Ok(())
 }
 
-/// The server's legacy view of an order document (with the client's `id`) and its differences
-/// from what the client sent. Fields in `assigned` were given new values by HQ.
+/// The server's legacy view of an order document (with the client's `id` and the record's
+/// `number`) and its differences from what the client sent.
 fn order_body(
     document: &mut Document,
     client: &LegacyOrder,
+    number: &str,
     hq: Option<&tillmesh_core::HqPublicKey>,
-    assigned: &[&str],
 ) -> Result<(RecordBody, Vec<FieldConflict>), HqError> {
     let Document::Order(order) = document else {
         return Err(invalid("not an order"));
     };
-    Ok(order_body_of(&order.view(hq)?, client, assigned))
+    Ok(order_body_of(&order.view(hq)?, client, number, &[]))
 }
 
-/// The legacy view of an order (with the client's `id` unless HQ assigned one) and its
-/// differences from what the client sent.
-fn order_body_of(view: &Order, client: &LegacyOrder, assigned: &[&str]) -> (RecordBody, Vec<FieldConflict>) {
+/// The legacy view of an order (with the client's `id` unless HQ assigned one, and the number
+/// legacy clients see, `number`) and its differences from what the client sent. Fields in
+/// `assigned` were given new values by HQ.
+fn order_body_of(
+    view: &Order,
+    client: &LegacyOrder,
+    number: &str,
+    assigned: &[&str],
+) -> (RecordBody, Vec<FieldConflict>) {
     let mut body = LegacyOrder::from_view(view);
+    body.order_number = number.to_string();
     if !assigned.contains(&"id") {
         body.id.clone_from(&client.id);
     }
@@ -1103,6 +1467,7 @@ fn transaction_body(
         body.id.clone_from(&client.id);
     }
     body.order_id.clone_from(&client.order_id);
+    body.keep_names_of(client);
     let mut conflicts = client.differences(&body, Resolution::ServerWins);
     mark_assigned(&mut conflicts, assigned, &client.id, &body.id);
     Ok((RecordBody::Transaction(body), conflicts))
@@ -1124,13 +1489,20 @@ fn mark_assigned(conflicts: &mut Vec<FieldConflict>, assigned: &[&str], client_i
     }
 }
 
-fn new_record(local_id: Uuid, device: &str, version: i64, built: &Built, now: Timestamp) -> Record {
+fn new_record(
+    local_id: Uuid,
+    creator: &str,
+    writer: &str,
+    version: i64,
+    built: &Built,
+    now: Timestamp,
+) -> Record {
     Record {
         local_id,
         doc_id: built.document.id(),
-        device_id: device.to_string(),
-        written_by: device.to_string(),
-        sync_version: version.max(1),
+        device_id: creator.to_string(),
+        written_by: writer.to_string(),
+        sync_version: version,
         server_hash: built.body.content_hash(),
         heads: built.heads.clone(),
         deleted: false,

@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 use served::Served;
 use tillmesh_core::PaymentStatus;
 use tillmesh_hq::records::RecordStore;
-use tillmesh_hq::{LegacyService, PgRecords, SledRecords};
+use tillmesh_hq::{Access, LegacyAuth, LegacyService, PgRecords, SledRecords};
 use tillmesh_node::Till;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 const ADMIN_TOKEN: &str = "admin-secret-for-tests";
@@ -31,14 +32,29 @@ struct Harness<S> {
     served: Served<S>,
 }
 
-/// HQ served with `make` its record store (see [`Served`]), with devices `pos-a` and `pos-b`.
+/// The web origin the tests' HQ lets call the legacy API.
+const ORIGIN: &str = "http://pos.example";
+
+/// HQ served with `make` its record store (see [`Served`]), with devices `pos-a` and `pos-b`,
+/// device tokens required, [`ORIGIN`] allowed.
 async fn harness<S, F, Fut>(make: F) -> Harness<S>
 where
     S: RecordStore,
     F: FnOnce(Till) -> Fut,
     Fut: Future<Output = S>,
 {
-    let served = Served::start(make, ADMIN_TOKEN).await;
+    let mut access = Access::new(ADMIN_TOKEN);
+    access.cors_origins = vec![ORIGIN.parse().expect("origin")];
+    harness_with(make, &access).await
+}
+
+async fn harness_with<S, F, Fut>(make: F, access: &Access) -> Harness<S>
+where
+    S: RecordStore,
+    F: FnOnce(Till) -> Fut,
+    Fut: Future<Output = S>,
+{
+    let served = Served::start(make, access).await;
     let service = Arc::clone(&served.service);
     let token_a = service.add_device("pos-a").await.expect("device a");
     let token_b = service.add_device("pos-b").await.expect("device b");
@@ -194,7 +210,7 @@ async fn offline_order_then_sync<S: RecordStore>(h: Harness<S>) {
     let answer = h.batch(&h.token_a, "pos-a", vec![sent.clone()], Vec::new()).await;
     assert_eq!(
         keys(&answer),
-        ["nextSyncToken", "serverUpdates", "success", "syncedOrders", "syncedTransactions"]
+        ["hasMore", "nextSyncToken", "serverUpdates", "success", "syncedOrders", "syncedTransactions"]
     );
     assert_eq!(
         keys(&answer["serverUpdates"]),
@@ -357,7 +373,7 @@ async fn colliding_order_numbers<S: RecordStore>(h: Harness<S>) {
     h.batch(
         &h.token_a,
         "pos-a",
-        vec![order(a, "ORD-1", &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a")],
+        vec![order(a, "1001", &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a")],
         Vec::new(),
     )
     .await;
@@ -365,7 +381,7 @@ async fn colliding_order_numbers<S: RecordStore>(h: Harness<S>) {
         .batch(
             &h.token_b,
             "pos-b",
-            vec![order(b, "ORD-1", &[("y", 1, 200)], "OPEN", "PENDING", 1, "pos-b")],
+            vec![order(b, "1001", &[("y", 1, 200)], "OPEN", "PENDING", 1, "pos-b")],
             Vec::new(),
         )
         .await;
@@ -377,10 +393,10 @@ async fn colliding_order_numbers<S: RecordStore>(h: Harness<S>) {
     );
     let assigned: String =
         serde_json::from_str(synced["conflicts"][0]["serverValue"].as_str().expect("text")).expect("JSON");
-    assert_eq!(assigned, "HQ-1");
+    assert_eq!(assigned, "HQ-L1");
     assert_eq!(h.footprint().await.0, 2, "both orders are stored");
     let updates = h.updates(&h.token_a, "pos-a", None).await;
-    assert_eq!(updates["orders"][0]["order"]["orderNumber"], "HQ-1");
+    assert_eq!(updates["orders"][0]["order"]["orderNumber"], "HQ-L1");
     h.stop().await;
 }
 
@@ -455,7 +471,8 @@ async fn multi_device_updates<S: RecordStore>(h: Harness<S>) {
     h.stop().await;
 }
 
-/// Bad input of every kind gets a clear 4xx and changes nothing.
+/// A request that is not a batch at all gets a clear 4xx and changes nothing; a bad record in a
+/// batch gets its own `success: false` naming the field, and changes nothing either.
 async fn bad_input_changes_nothing<S: RecordStore>(h: Harness<S>) {
     let good = order(Uuid::new_v4(), "ORD-9", &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a");
     h.batch(&h.token_a, "pos-a", vec![good.clone()], Vec::new()).await;
@@ -472,8 +489,46 @@ async fn bad_input_changes_nothing<S: RecordStore>(h: Harness<S>) {
             };
         }
         target[parts[parts.len() - 1]] = value;
-        batch(vec![changed])
+        changed
     };
+    // Records refused one by one: (case, record, what the message names).
+    let records: Vec<(&str, Value, &str)> = vec![
+        ("wrong type", with("order.items.0.quantity", json!("two")), "order.items[0].quantity"),
+        ("a fraction of a piece", with("order.items.0.quantity", json!(0.5)), "order.items[0].quantity"),
+        ("negative money", with("order.items.0.unitPrice", json!(-1.00)), "items[0].unitPrice"),
+        ("money as NaN text", with("order.total", json!("NaN")), "order.total"),
+        ("money beyond DECIMAL(10,2)", with("order.tax", json!(123456789.5)), "tax"),
+        ("a negative total", with("order.total", json!(-1.0)), "order.total"),
+        ("line total wrong", with("order.items.0.totalPrice", json!(3.00)), "items[0].totalPrice"),
+        ("missing field", with("order.orderNumber", Value::Null), "order.orderNumber"),
+        ("localId not a UUID", with("localId", json!("local-uuid-456")), "localId"),
+        ("empty status", with("order.orderStatus", json!("")), "order.orderStatus"),
+        ("quantity zero", with("order.items.0.quantity", json!(0)), "quantity"),
+        ("negative version", with("syncVersion", json!(-1)), "syncVersion"),
+        ("empty order number", with("order.orderNumber", json!("")), "orderNumber"),
+        ("creator not a device id", with("deviceId", json!("x".repeat(100))), "deviceId"),
+        (
+            "card number in a name",
+            with("order.items.0.productName", json!("4111 1111 1111 1111")),
+            "productName",
+        ),
+        ("card number as order number", with("order.orderNumber", json!("4111111111111111")), "orderNumber"),
+        ("card number as a status", with("order.orderStatus", json!("4111-1111-1111-1111")), "orderStatus"),
+    ];
+    for (name, record, field) in records {
+        let (status, answer) = h.post("/api/sync/batch", &h.token_a, &batch(vec![record.clone()])).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {answer}");
+        assert_eq!(answer["success"], false, "{name}: {answer}");
+        let refused = &answer["syncedOrders"][0];
+        assert_eq!(refused["success"], false, "{name}: {answer}");
+        assert_eq!(refused["serverId"], Value::Null, "{name}: {answer}");
+        let message = refused["message"].as_str().unwrap_or_default();
+        assert!(message.contains(field), "{name}: {message:?} names {field}");
+        let (status, single) = h.post("/api/sync/order", &h.token_a, &record).await;
+        assert_eq!((status, single["success"].clone()), (StatusCode::OK, json!(false)), "{name}: {single}");
+        assert_eq!(h.footprint().await, before, "{name} changed the store");
+    }
+    // Requests refused whole.
     let huge = "x".repeat(5 * 1024 * 1024);
     let cases: Vec<(&str, Option<&str>, String, StatusCode, &str)> = vec![
         (
@@ -484,95 +539,11 @@ async fn bad_input_changes_nothing<S: RecordStore>(h: Harness<S>) {
             "invalid_json",
         ),
         (
-            "wrong type",
+            "orders not a list",
             Some(&h.token_a),
-            with("order.items.0.quantity", json!("two")).to_string(),
+            json!({"deviceId": "pos-a", "orders": {"order": 1}}).to_string(),
             StatusCode::BAD_REQUEST,
             "invalid_body",
-        ),
-        (
-            "negative money",
-            Some(&h.token_a),
-            with("order.items.0.unitPrice", json!(-1.00)).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-        ),
-        (
-            "over-precise money",
-            Some(&h.token_a),
-            with("order.tax", Value::Number(serde_json::Number::from_str("0.165").expect("n"))).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-        ),
-        (
-            "money as NaN text",
-            Some(&h.token_a),
-            with("order.total", json!("NaN")).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-        ),
-        (
-            "totals do not add up",
-            Some(&h.token_a),
-            with("order.total", json!(99.99)).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-        ),
-        (
-            "line total wrong",
-            Some(&h.token_a),
-            with("order.items.0.totalPrice", json!(3.00)).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-        ),
-        (
-            "missing field",
-            Some(&h.token_a),
-            with("order.orderNumber", Value::Null).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-        ),
-        (
-            "localId not a UUID",
-            Some(&h.token_a),
-            with("localId", json!("local-uuid-456")).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-        ),
-        (
-            "unknown status",
-            Some(&h.token_a),
-            with("order.orderStatus", json!("EATEN")).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-        ),
-        (
-            "quantity zero",
-            Some(&h.token_a),
-            with("order.items.0.quantity", json!(0)).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-        ),
-        (
-            "negative version",
-            Some(&h.token_a),
-            with("syncVersion", json!(-1)).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-        ),
-        (
-            "empty order number",
-            Some(&h.token_a),
-            with("order.orderNumber", json!("")).to_string(),
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-        ),
-        (
-            "record of another device",
-            Some(&h.token_a),
-            with("deviceId", json!("pos-b")).to_string(),
-            StatusCode::FORBIDDEN,
-            "forbidden",
         ),
         (
             "batch as another device",
@@ -641,6 +612,458 @@ async fn bad_input_changes_nothing<S: RecordStore>(h: Harness<S>) {
     h.stop().await;
 }
 
+/// A record exactly as the seed's Kotlin client writes it with kotlinx.serialization: doubles
+/// for money (with their binary noise), its own status and method names, `syncStatus` and
+/// `syncVersion` left out (defaults are not written), the creating register's `deviceId`.
+fn kotlin_order(
+    local_id: Uuid,
+    id: &str,
+    number: &str,
+    lines: &str,
+    money: (&str, &str, &str),
+    names: (&str, &str, &str),
+    device: &str,
+) -> Value {
+    let (subtotal, tax, total) = money;
+    let (method, payment, status) = names;
+    let text = format!(
+        r#"{{"order":{{"id":"{id}","orderNumber":"{number}","items":[{lines}],"subtotal":{subtotal},"tax":{tax},"total":{total},"paymentMethod":"{method}","paymentStatus":"{payment}","orderStatus":"{status}","createdAt":1736899200000,"updatedAt":1736899200000}},"localId":"{local_id}","deviceId":"{device}"}}"#
+    );
+    serde_json::from_str(&text).expect("the client's JSON")
+}
+
+/// One line as kotlinx writes it.
+fn kotlin_line(product: &str, quantity: i64, unit: &str, total: &str) -> String {
+    format!(
+        r#"{{"productId":"{product}","productName":"Item {product}","quantity":{quantity},"unitPrice":{unit},"totalPrice":{total}}}"#
+    )
+}
+
+/// The corpus of what unmodified Kotlin clients send, each with the answer expected: money
+/// computed with doubles rounded once to the cent as `DECIMAL(10,2)` did, its own names kept
+/// and mapped, defaults filled in, barcodes as product ids, its own order numbers kept, and
+/// every till showing the client's total.
+async fn kotlin_client_corpus<S: RecordStore>(h: Harness<S>) {
+    let cases = [
+        // 3 × 1.1 in doubles; COMPLETED everywhere; a Coca-Cola EAN-13 that passes Luhn.
+        (
+            "1001",
+            kotlin_line("5449000000996", 3, "1.1", "3.3000000000000003"),
+            ("3.3000000000000003", "0", "3.3000000000000003"),
+            ("CREDIT_CARD", "COMPLETED", "COMPLETED"),
+            (330, 0, 330, "CLOSED", "PAID", "CARD"),
+        ),
+        // 0.1 + 0.2; lower-case names; an order still being made.
+        (
+            "ORD-20250115-0001",
+            format!("{},{}", kotlin_line("tea", 1, "0.1", "0.1"), kotlin_line("cake", 1, "0.2", "0.2")),
+            ("0.30000000000000004", "0", "0.30000000000000004"),
+            ("cash", "unpaid", "in_progress"),
+            (30, 0, 30, "SENT", "PENDING", "CASH"),
+        ),
+        // An unrounded tax (45.99 × 8.25 %) and a total just under 20 in doubles.
+        (
+            "ORD-20250115-0002",
+            kotlin_line("4006381333931", 1, "45.99", "45.99"),
+            ("45.99", "3.794175", "49.784175"),
+            ("CARD", "PENDING", "PENDING"),
+            (4599, 379, 4978, "OPEN", "PENDING", "CARD"),
+        ),
+        (
+            "ORD-20250115-0003",
+            kotlin_line("soup", 1, "19.999999999999996", "19.999999999999996"),
+            ("19.999999999999996", "0", "19.999999999999996"),
+            ("CASH", "PENDING", "CANCELLED"),
+            (2000, 0, 2000, "VOIDED", "PENDING", "CASH"),
+        ),
+        // 10 % off 20.00 after 8.25 % tax: the total is not subtotal + tax.
+        (
+            "ORD-20250115-0004",
+            kotlin_line("steak", 2, "10.0", "20.0"),
+            ("20.0", "1.65", "19.485"),
+            ("CARD", "PAID", "SERVED"),
+            (2000, 165, 1949, "SERVED", "PAID", "CARD"),
+        ),
+        // A VAT-inclusive price: the total is what the lines say, the tax is inside it.
+        (
+            "ORD-20250115-0005",
+            kotlin_line("wine", 1, "12.0", "12.0"),
+            ("12.0", "2.0", "12.0"),
+            ("CASH", "PAID", "COMPLETED"),
+            (1200, 200, 1200, "CLOSED", "PAID", "CASH"),
+        ),
+    ];
+    let mut sent = Vec::new();
+    for (number, lines, money, names, _) in &cases {
+        let local_id = Uuid::new_v4();
+        sent.push(kotlin_order(local_id, &format!("k-{local_id}"), number, lines, *money, *names, "pos-a"));
+    }
+    let answer = h.batch(&h.token_a, "pos-a", sent.clone(), Vec::new()).await;
+    assert_eq!(answer["success"], true, "{answer}");
+    let received = h.updates(&h.token_b, "pos-b", Some("0")).await;
+    for (index, (number, _, _, names, expected)) in cases.iter().enumerate() {
+        let synced = &answer["syncedOrders"][index];
+        assert_eq!(
+            (synced["success"].clone(), synced["conflicts"].clone()),
+            (json!(true), Value::Null),
+            "{number}: {synced}"
+        );
+        assert_eq!(synced["serverVersion"], 1, "syncVersion left out is 1: {synced}");
+        let record = received["orders"]
+            .as_array()
+            .and_then(|orders| orders.iter().find(|o| o["order"]["orderNumber"] == *number))
+            .unwrap_or_else(|| panic!("{number} kept as sent: {received}"));
+        let order = &record["order"];
+        let (subtotal, tax, total, status, payment, method) = *expected;
+        assert_eq!(
+            (order["subtotal"].to_string(), order["tax"].to_string(), order["total"].to_string()),
+            (money(subtotal).to_string(), money(tax).to_string(), money(total).to_string()),
+            "{number}: the stored, rounded values go back"
+        );
+        assert_eq!(
+            (order["paymentMethod"].as_str(), order["paymentStatus"].as_str(), order["orderStatus"].as_str()),
+            (Some(names.0), Some(names.1), Some(names.2)),
+            "{number}: names go back as sent"
+        );
+        // What every till holds: exact cents, tillmesh's own model.
+        let id: Uuid = synced["serverId"].as_str().expect("id").parse().expect("uuid");
+        let on_till = h.service.node().order(id).expect("the order's document").order;
+        assert_eq!(on_till.total.minor(), total, "{number}: the till shows the client's total");
+        assert_eq!(on_till.adjustment.minor(), total - subtotal - tax, "{number}");
+        assert_eq!(on_till.order_number, *number);
+        assert_eq!(on_till.status.as_str(), status, "{number}");
+        assert_eq!(on_till.payment.status.as_str(), payment, "{number}");
+        // A voided order takes no payment claim, so no method either.
+        let expected_method = (status != "VOIDED").then_some(method);
+        assert_eq!(on_till.payment.method.map(|m| m.as_str()), expected_method, "{number}");
+    }
+    // Sent again unchanged (the client resends its outbox every 30 s): in sync, nothing new.
+    let before = h.footprint().await;
+    let again = h.batch(&h.token_a, "pos-a", sent.clone(), Vec::new()).await;
+    for synced in again["syncedOrders"].as_array().expect("answers") {
+        assert_eq!(
+            (synced["success"].clone(), synced["conflicts"].clone()),
+            (json!(true), Value::Null),
+            "{synced}"
+        );
+    }
+    assert_eq!(h.footprint().await.0, before.0);
+
+    // HQ settles the first order: legacy clients see HQ's word for the payment, the client's
+    // own names for the rest (kept in the order's document).
+    let first: Uuid = answer["syncedOrders"][0]["serverId"].as_str().expect("id").parse().expect("uuid");
+    h.service.node().settle(first, PaymentStatus::Captured).await.expect("settle");
+    let settled = h
+        .wait_updates(&h.token_b, "pos-b", |u| {
+            u["orders"].as_array().is_some_and(|orders| {
+                orders
+                    .iter()
+                    .any(|o| o["order"]["orderNumber"] == "1001" && o["order"]["paymentStatus"] == "CAPTURED")
+            })
+        })
+        .await;
+    let order = &settled["orders"]
+        .as_array()
+        .and_then(|orders| orders.iter().find(|o| o["order"]["orderNumber"] == "1001"))
+        .expect("1001")["order"];
+    assert_eq!(
+        (order["orderStatus"].as_str(), order["paymentMethod"].as_str()),
+        (Some("COMPLETED"), Some("CREDIT_CARD"))
+    );
+
+    // What kotlinx leaves out as defaults: the creator (the sender), tax, statuses, method.
+    let bare_id = Uuid::new_v4();
+    let bare = format!(
+        r#"{{"order":{{"id":"bare-1","orderNumber":"B-0001x","items":[{}],"subtotal":2.5,"total":2.5,"createdAt":1736899200000,"updatedAt":1736899200000}},"localId":"{bare_id}"}}"#,
+        kotlin_line("tea", 1, "2.5", "2.5")
+    );
+    let answer =
+        h.batch(&h.token_a, "pos-a", vec![serde_json::from_str(&bare).expect("JSON")], Vec::new()).await;
+    assert_eq!(answer["syncedOrders"][0]["success"], true, "{answer}");
+    let record =
+        h.service.records().get(tillmesh_hq::RecordKind::Order, bare_id).await.expect("get").expect("stored");
+    assert_eq!(record.device_id, "pos-a");
+
+    // The client changes the discount (a newer version): every till follows its total.
+    let mut changed = answer_record(&sent, "ORD-20250115-0004");
+    changed["syncVersion"] = json!(2);
+    changed["order"]["total"] = serde_json::from_str("17.3").expect("number");
+    let answer = h.batch(&h.token_a, "pos-a", vec![changed], Vec::new()).await;
+    let synced = &answer["syncedOrders"][0];
+    assert_eq!(
+        (synced["serverVersion"].clone(), synced["conflicts"].clone()),
+        (json!(2), Value::Null),
+        "{synced}"
+    );
+    let id: Uuid = synced["serverId"].as_str().expect("id").parse().expect("uuid");
+    assert_eq!(h.service.node().order(id).expect("document").order.total.minor(), 1730);
+    h.stop().await;
+}
+
+/// The record in `sent` with order number `number`.
+fn answer_record(sent: &[Value], number: &str) -> Value {
+    sent.iter().find(|record| record["order"]["orderNumber"] == number).cloned().expect("sent")
+}
+
+/// One bad record among 99 good ones: the 99 are stored, the one is reported at its place.
+async fn one_bad_record_among_99<S: RecordStore>(h: Harness<S>) {
+    let mut orders: Vec<Value> = (0..100)
+        .map(|n| {
+            order(Uuid::new_v4(), &format!("N-{n:03}-x"), &[("x", 1, 100 + n)], "OPEN", "PENDING", 1, "pos-a")
+        })
+        .collect();
+    orders[37]["order"]["items"][0]["quantity"] = json!(-2);
+    let answer = h.batch(&h.token_a, "pos-a", orders, Vec::new()).await;
+    assert_eq!(answer["success"], false);
+    let answers = answer["syncedOrders"].as_array().expect("answers");
+    assert_eq!(answers.len(), 100);
+    for (index, synced) in answers.iter().enumerate() {
+        assert_eq!(synced["success"], index != 37, "{index}: {synced}");
+    }
+    assert!(
+        answers[37]["message"].as_str().is_some_and(|m| m.contains("items[0].quantity")),
+        "{}",
+        answers[37]
+    );
+    assert_eq!(h.footprint().await.0, 99);
+    h.stop().await;
+}
+
+/// Register B edits register A's order (Kotlin's `copy()` keeps `deviceId: "pos-a"`) in the
+/// same batch as its own new order: both are stored; the creator stays A, the writer is B.
+async fn a_register_edits_anothers_order<S: RecordStore>(h: Harness<S>) {
+    let a_order = Uuid::new_v4();
+    h.batch(
+        &h.token_a,
+        "pos-a",
+        vec![order(a_order, "T-7", &[("tea", 1, 300)], "OPEN", "PENDING", 1, "pos-a")],
+        Vec::new(),
+    )
+    .await;
+    let token_a =
+        h.updates(&h.token_a, "pos-a", None).await["nextSyncToken"].as_str().expect("token").to_string();
+    let edit = order(a_order, "T-7", &[("tea", 2, 300)], "SERVED", "PENDING", 2, "pos-a");
+    let own = order(Uuid::new_v4(), "T-8", &[("cake", 1, 450)], "OPEN", "PENDING", 1, "pos-b");
+    let answer = h.batch(&h.token_b, "pos-b", vec![edit, own], Vec::new()).await;
+    assert_eq!(answer["success"], true, "{answer}");
+    assert_eq!(answer["syncedOrders"][0]["serverVersion"], 2);
+    assert_eq!(h.footprint().await.0, 2);
+    // A is told of B's edit of its order; the creator is still A.
+    let told = h.updates(&h.token_a, "pos-a", Some(&token_a)).await;
+    let edited = told["orders"]
+        .as_array()
+        .and_then(|orders| orders.iter().find(|o| o["localId"] == a_order.to_string()))
+        .unwrap_or_else(|| panic!("A sees the edit: {told}"));
+    assert_eq!(
+        (edited["deviceId"].clone(), edited["order"]["orderStatus"].clone()),
+        (json!("pos-a"), json!("SERVED"))
+    );
+    assert_eq!(edited["order"]["items"][0]["quantity"], 2);
+    let record =
+        h.service.records().get(tillmesh_hq::RecordKind::Order, a_order).await.expect("get").expect("record");
+    assert_eq!((record.device_id.as_str(), record.written_by.as_str()), ("pos-a", "pos-b"));
+    h.stop().await;
+}
+
+/// The original `saveOrderForSync` makes a fresh `localId` each time: the same client `id` from
+/// the same device is still one order; a changed copy under a fresh `localId` edits it.
+async fn same_id_under_fresh_local_ids<S: RecordStore>(h: Harness<S>) {
+    let first = order(Uuid::new_v4(), "R-1x", &[("soup", 1, 450)], "OPEN", "PENDING", 1, "pos-a");
+    let mut server_ids = Vec::new();
+    for _ in 0..10 {
+        let mut resent = first.clone();
+        resent["localId"] = json!(Uuid::new_v4());
+        let answer = h.batch(&h.token_a, "pos-a", vec![resent], Vec::new()).await;
+        assert_eq!(answer["syncedOrders"][0]["success"], true, "{answer}");
+        server_ids.push(answer["syncedOrders"][0]["serverId"].clone());
+    }
+    server_ids.dedup();
+    assert_eq!(server_ids.len(), 1, "ten sends, one order");
+    assert_eq!(h.footprint().await.0, 1);
+    let mut changed = order(Uuid::new_v4(), "R-1x", &[("soup", 3, 450)], "SENT", "PENDING", 1, "pos-a");
+    changed["order"]["id"] = first["order"]["id"].clone();
+    let answer = h.batch(&h.token_a, "pos-a", vec![changed], Vec::new()).await;
+    let synced = &answer["syncedOrders"][0];
+    assert_eq!(
+        (synced["serverId"].clone(), synced["serverVersion"].clone()),
+        (server_ids[0].clone(), json!(2)),
+        "{synced}"
+    );
+    let seen = h.updates(&h.token_b, "pos-b", None).await;
+    assert_eq!(seen["orders"].as_array().map(Vec::len), Some(1));
+    assert_eq!(seen["orders"][0]["order"]["items"][0]["quantity"], 3);
+    // Another device's order with the same client id is another order.
+    let mut other = first.clone();
+    other["localId"] = json!(Uuid::new_v4());
+    other["deviceId"] = json!("pos-b");
+    let answer = h.batch(&h.token_b, "pos-b", vec![other], Vec::new()).await;
+    assert_ne!(answer["syncedOrders"][0]["serverId"], server_ids[0]);
+    assert_eq!(h.footprint().await.0, 2);
+    // The same payment queued again under fresh localIds is one payment.
+    let payment = transaction(Uuid::new_v4(), "order-x", "REF-77", 450, "pos-a");
+    let transactions_before = h.footprint().await.1;
+    let mut payment_ids = Vec::new();
+    for _ in 0..5 {
+        let mut resent = payment.clone();
+        resent["localId"] = json!(Uuid::new_v4());
+        let answer = h.batch(&h.token_a, "pos-a", Vec::new(), vec![resent]).await;
+        assert_eq!(answer["syncedTransactions"][0]["success"], true, "{answer}");
+        payment_ids.push(answer["syncedTransactions"][0]["serverId"].clone());
+    }
+    payment_ids.dedup();
+    assert_eq!(payment_ids.len(), 1, "five sends, one payment");
+    assert_eq!(h.footprint().await.1, transactions_before + 1);
+    h.stop().await;
+}
+
+/// Order numbers: the client's own are kept exactly; a taken one is renumbered and said so; one
+/// shaped like a till's is kept for legacy clients but never enters the mesh, where a till's
+/// `A-2` must stay unique.
+async fn order_numbers_as_sent<S: RecordStore>(h: Harness<S>) {
+    let sent = [
+        ("1001", Uuid::new_v4()),
+        ("ORD-20250115-0001", Uuid::new_v4()),
+        ("HQ-2", Uuid::new_v4()),
+        ("a-2", Uuid::new_v4()),
+    ];
+    let orders = sent
+        .iter()
+        .map(|(number, id)| order(*id, number, &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a"))
+        .collect();
+    let answer = h.batch(&h.token_a, "pos-a", orders, Vec::new()).await;
+    let received = h.updates(&h.token_b, "pos-b", None).await;
+    for (index, (number, _)) in sent.iter().enumerate() {
+        let synced = &answer["syncedOrders"][index];
+        assert_eq!(synced["conflicts"], Value::Null, "{number}: {synced}");
+        assert!(
+            received["orders"]
+                .as_array()
+                .expect("orders")
+                .iter()
+                .any(|o| o["order"]["orderNumber"] == *number),
+            "{number}"
+        );
+        let id: Uuid = synced["serverId"].as_str().expect("id").parse().expect("uuid");
+        let on_till = h.service.node().order(id).expect("document").order.order_number;
+        if index < 2 {
+            assert_eq!(on_till, *number);
+        } else {
+            assert!(on_till.starts_with("HQ-L"), "{number} is {on_till} on the tills");
+        }
+    }
+    let taken = order(Uuid::new_v4(), "1001", &[("y", 1, 100)], "OPEN", "PENDING", 1, "pos-b");
+    let answer = h.batch(&h.token_b, "pos-b", vec![taken], Vec::new()).await;
+    assert_eq!(
+        fields(&answer["syncedOrders"][0]["conflicts"]),
+        [("orderNumber".to_string(), "SERVER_ASSIGNED".to_string())]
+    );
+    h.stop().await;
+}
+
+/// Nothing is silently not applied: a deletion at the same version deletes; one at a lower
+/// version, or an edit of a deleted order, says so in `conflicts`; no version leaps past
+/// [`tillmesh_hq::service::SYNC_VERSION_STEP_MAX`].
+async fn deletions_and_versions_are_never_silent<S: RecordStore>(h: Harness<S>) {
+    let local_id = Uuid::new_v4();
+    let v1 = order(local_id, "D-1x", &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a");
+    h.batch(&h.token_a, "pos-a", vec![v1.clone()], Vec::new()).await;
+    let mut deleted = v1.clone();
+    deleted["syncStatus"] = json!("DELETED");
+    let answer = h.batch(&h.token_a, "pos-a", vec![deleted], Vec::new()).await;
+    let synced = &answer["syncedOrders"][0];
+    assert_eq!(
+        (synced["serverVersion"].clone(), synced["conflicts"].clone()),
+        (json!(2), Value::Null),
+        "{synced}"
+    );
+    let told = h.updates(&h.token_b, "pos-b", None).await;
+    assert_eq!(told["deletedOrderIds"], json!([v1["order"]["id"]]), "{told}");
+    let mut edit = v1.clone();
+    edit["syncVersion"] = json!(3);
+    edit["order"]["items"][0]["quantity"] = json!(2);
+    edit["order"]["items"][0]["totalPrice"] = json!(2.00);
+    edit["order"]["subtotal"] = json!(2.00);
+    edit["order"]["tax"] = json!(0.17);
+    edit["order"]["total"] = json!(2.17);
+    let answer = h.batch(&h.token_a, "pos-a", vec![edit], Vec::new()).await;
+    assert_eq!(
+        fields(&answer["syncedOrders"][0]["conflicts"]),
+        [("syncStatus".to_string(), "SERVER_WINS".to_string())]
+    );
+
+    // A lower-version deletion is not applied, and says so.
+    let other = Uuid::new_v4();
+    let o1 = order(other, "D-2x", &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a");
+    let o2 = order(other, "D-2x", &[("x", 1, 100)], "SENT", "PENDING", 2, "pos-a");
+    h.batch(&h.token_a, "pos-a", vec![o1.clone(), o2], Vec::new()).await;
+    let mut stale = o1;
+    stale["syncStatus"] = json!("DELETED");
+    let answer = h.batch(&h.token_a, "pos-a", vec![stale], Vec::new()).await;
+    assert!(
+        fields(&answer["syncedOrders"][0]["conflicts"])
+            .contains(&("syncStatus".to_string(), "SERVER_WINS".to_string()))
+    );
+
+    // A version of i64::MAX moves the record by the bounded step only, and says so.
+    let mut frozen = order(Uuid::new_v4(), "D-3x", &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a");
+    frozen["syncVersion"] = json!(i64::MAX);
+    let answer = h.batch(&h.token_a, "pos-a", vec![frozen.clone()], Vec::new()).await;
+    let synced = &answer["syncedOrders"][0];
+    assert_eq!(synced["serverVersion"], tillmesh_hq::service::SYNC_VERSION_STEP_MAX, "{synced}");
+    assert_eq!(fields(&synced["conflicts"]), [("syncVersion".to_string(), "SERVER_ASSIGNED".to_string())]);
+    let mut next = frozen;
+    next["syncVersion"] = json!(tillmesh_hq::service::SYNC_VERSION_STEP_MAX + 1);
+    next["order"]["orderStatus"] = json!("SENT");
+    let answer = h.batch(&h.token_b, "pos-b", vec![next], Vec::new()).await;
+    assert_eq!(answer["syncedOrders"][0]["serverVersion"], tillmesh_hq::service::SYNC_VERSION_STEP_MAX + 1);
+    h.stop().await;
+}
+
+/// `since=<time>` (the seed's form, from clients that never follow `hasMore`) answers
+/// everything; a token pages with `hasMore`; the token is a decimal `Long` that means the same
+/// as `since` or `lastSyncTimestamp`.
+async fn updates_by_time_are_complete<S: RecordStore>(h: Harness<S>) {
+    let orders: Vec<Value> = (0..520)
+        .map(|n| order(Uuid::new_v4(), &format!("U-{n}-x"), &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a"))
+        .collect();
+    h.batch(&h.token_a, "pos-a", orders, Vec::new()).await;
+    let by_time = h.updates(&h.token_b, "pos-b", Some("1")).await;
+    assert_eq!(
+        (by_time["orders"].as_array().map(Vec::len), by_time["hasMore"].clone()),
+        (Some(520), json!(false))
+    );
+    let first = h.updates(&h.token_b, "pos-b", None).await;
+    assert_eq!(
+        (first["orders"].as_array().map(Vec::len), first["hasMore"].clone()),
+        (Some(500), json!(true))
+    );
+    let token = first["nextSyncToken"].as_str().expect("token");
+    assert!(token.parse::<i64>().is_ok(), "a Long: {token}");
+    let rest = h.updates(&h.token_b, "pos-b", Some(token)).await;
+    assert_eq!((rest["orders"].as_array().map(Vec::len), rest["hasMore"].clone()), (Some(20), json!(false)));
+    // The same token as a batch's lastSyncTimestamp, sent as a JSON number.
+    let body =
+        json!({"deviceId": "pos-b", "orders": [], "lastSyncTimestamp": token.parse::<i64>().expect("long")});
+    let (status, answer) = h.post("/api/sync/batch", &h.token_b, &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["serverUpdates"]["orders"].as_array().map(Vec::len), Some(20));
+    assert_eq!(answer["hasMore"], false);
+    // A batch with a time answers everything as well.
+    let body = json!({"deviceId": "pos-b", "orders": [], "lastSyncTimestamp": 1});
+    let (_, answer) = h.post("/api/sync/batch", &h.token_b, &body).await;
+    assert_eq!(answer["serverUpdates"]["orders"].as_array().map(Vec::len), Some(520));
+    // GET streams that answer page by page; it is the same answer.
+    let local_ids = |orders: &Value| {
+        let mut ids: Vec<String> =
+            orders.as_array().expect("orders").iter().map(|o| o["localId"].to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(local_ids(&by_time["orders"]), local_ids(&answer["serverUpdates"]["orders"]));
+    assert_eq!(by_time["nextSyncToken"], answer["nextSyncToken"]);
+    h.stop().await;
+}
+
 macro_rules! on_both {
     ($($test:ident),+ $(,)?) => {
         $(
@@ -666,7 +1089,136 @@ on_both!(
     colliding_order_numbers,
     multi_device_updates,
     bad_input_changes_nothing,
+    kotlin_client_corpus,
+    one_bad_record_among_99,
+    a_register_edits_anothers_order,
+    same_id_under_fresh_local_ids,
+    order_numbers_as_sent,
+    deletions_and_versions_are_never_silent,
+    updates_by_time_are_complete,
 );
+
+/// HTTP for clients as they are: a browser's CORS preflight from an allowed origin, and a
+/// body far over the limit answered with a 413 the client can read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_and_a_readable_413() {
+    let h = on_sled().await;
+    for (origin, allowed) in [(ORIGIN, true), ("http://elsewhere.example", false)] {
+        let response = h
+            .http
+            .request(reqwest::Method::OPTIONS, format!("{}/api/sync/batch", h.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+            .await
+            .expect("preflight");
+        assert!(response.status().is_success(), "{origin}: {}", response.status());
+        let allow = response.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok());
+        assert_eq!(allow, allowed.then_some(origin), "{origin}");
+    }
+    // 20 MiB, five times the limit: HQ reads it to the end and answers.
+    let body = format!(r#"{{"deviceId":"pos-a","pad":"{}"}}"#, "x".repeat(20 * 1024 * 1024));
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+    let response = http
+        .post(format!("{}/api/sync/batch", h.base))
+        .bearer_auth(&h.token_a)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("an answer, not a reset");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(answer["error"], "too_large");
+    let health: Value = h
+        .http
+        .get(format!("{}/api/health", h.base))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["legacyAuth"], "token");
+
+    // A client that writes its whole body before it reads (as a simple HTTP client does):
+    // HQ must not close the connection under it.
+    let address = h.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let body = vec![b'x'; 20 * 1024 * 1024];
+    let head = format!(
+        "POST /api/sync/batch HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        h.token_a,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body).await.expect("the whole body is read, not cut off");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("the answer");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("too_large"), "{answer}");
+    h.stop().await;
+}
+
+/// `--legacy-auth open`: a client without a token (the seed's has none) is admitted by the
+/// `deviceId` it names and listed among HQ's devices; health and metrics say the mode; a wrong
+/// token is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_legacy_auth_admits_clients_without_a_token() {
+    let mut access = Access::new(ADMIN_TOKEN);
+    access.legacy_auth = LegacyAuth::Open;
+    let h = harness_with(
+        |till| async move { SledRecords::open(till.store().clone()).expect("sled records") },
+        &access,
+    )
+    .await;
+    let devices_before = h.service.records().counts().await.expect("counts").devices;
+    let sent = order(Uuid::new_v4(), "1001", &[("tea", 1, 300)], "COMPLETED", "PAID", 1, "register-A");
+    let response = h
+        .http
+        .post(format!("{}/api/sync/batch", h.base))
+        .json(&json!({"deviceId": "register-A", "orders": [sent]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(answer["syncedOrders"][0]["success"], true, "{answer}");
+    assert_eq!(h.service.records().counts().await.expect("counts").devices, devices_before + 1);
+    let response = h
+        .http
+        .get(format!("{}/api/sync/updates?deviceId=register-B&since=0", h.base))
+        .send()
+        .await
+        .expect("request");
+    let updates: Value = response.json().await.expect("JSON");
+    assert_eq!(updates["orders"][0]["order"]["orderNumber"], "1001", "{updates}");
+    let wrong = h
+        .http
+        .post(format!("{}/api/sync/batch", h.base))
+        .bearer_auth("tmd_wrong")
+        .json(&json!({"deviceId": "register-A"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let health: Value = h
+        .http
+        .get(format!("{}/api/health", h.base))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(health["legacyAuth"], "open");
+    let metrics =
+        h.http.get(format!("{}/metrics", h.base)).send().await.expect("request").text().await.expect("text");
+    assert!(metrics.contains("tillmesh_rest_legacy_auth_open 1"), "{metrics}");
+    h.stop().await;
+}
 
 /// OpenAPI, the admin endpoint for devices, `/metrics`, and orders made on HQ's node itself
 /// reaching legacy clients.

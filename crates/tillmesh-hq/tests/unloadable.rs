@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use served::Served;
-use tillmesh_hq::PgRecords;
+use tillmesh_hq::{Access, PgRecords};
 use uuid::Uuid;
 
 const ADMIN_TOKEN: &str = "admin-secret-for-tests";
@@ -33,7 +33,8 @@ fn order(local_id: Uuid, number: &str) -> serde_json::Value {
 async fn a_record_whose_document_does_not_load_stops_neither_start_nor_projection() {
     common::on_pg_database(|url| async move {
         let connect = |url: String| move |_| async move { PgRecords::connect(&url).await.expect("records") };
-        let first = Served::start(connect(url.clone()), ADMIN_TOKEN).await;
+        let access = Access::new(ADMIN_TOKEN);
+        let first = Served::start(connect(url.clone()), &access).await;
         let token = first.service.add_device("pos-a").await.expect("device");
         let (good, bad) = (Uuid::new_v4(), Uuid::new_v4());
         let body = json!({"deviceId": "pos-a", "orders": [order(good, "1001"), order(bad, "1002")],
@@ -64,7 +65,7 @@ async fn a_record_whose_document_does_not_load_stops_neither_start_nor_projectio
         assert_eq!(changed, 1);
 
         // A new HQ process (an empty node) on the same database.
-        let second = Served::start(connect(url.clone()), ADMIN_TOKEN).await;
+        let second = Served::start(connect(url.clone()), &access).await;
         let started = Instant::now();
         while second.service.node().store().document_count() < 1 {
             assert!(started.elapsed() < Duration::from_secs(30), "the good record never reached the node");

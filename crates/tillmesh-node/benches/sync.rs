@@ -53,7 +53,7 @@ fn orders(count: usize) -> Vec<Vec<u8>> {
             let new = NewOrder {
                 id: order_id(n),
                 local_id: Uuid::from_u128(0x2000_0000 + n as u128),
-                number: TillCode::parse("A").expect("code").order_number(n as u64 + 1),
+                number: TillCode::parse("A").expect("code").order_number(n as u64 + 1).to_string(),
                 device_id: "till-A".into(),
                 currency: Currency::parse("USD").expect("code"),
                 tax_rate_bps: 825,

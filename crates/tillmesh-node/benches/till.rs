@@ -139,7 +139,7 @@ fn populate(dir: &Path, orders: usize) {
                 let new = NewOrder {
                     id: Uuid::from_u128(n as u128 + 1),
                     local_id: Uuid::from_u128((1 << 64) + n as u128),
-                    number: TillCode::parse("A").expect("code").order_number(sequence),
+                    number: TillCode::parse("A").expect("code").order_number(sequence).to_string(),
                     device_id: "till-A".into(),
                     currency,
                     tax_rate_bps: 825,

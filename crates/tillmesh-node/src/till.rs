@@ -384,7 +384,7 @@ impl Till {
             let new = NewOrder {
                 id: Uuid::new_v4(),
                 local_id,
-                number: inner.config.code.order_number(sequence),
+                number: inner.config.code.order_number(sequence).to_string(),
                 device_id: inner.device_id.clone(),
                 currency: inner.config.currency,
                 tax_rate_bps: inner.config.tax_rate_bps,

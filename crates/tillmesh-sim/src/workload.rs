@@ -160,7 +160,7 @@ impl Workload {
         let new = NewOrder {
             id: self.rng.uuid(),
             local_id: self.rng.uuid(),
-            number: desk.node.till_code.order_number(sequence),
+            number: desk.node.till_code.order_number(sequence).to_string(),
             device_id: desk.node.device_id.clone(),
             currency: self.currency,
             tax_rate_bps: TAX_RATE_BPS,

@@ -11,7 +11,7 @@ fn order(n: u128, created_ms: i64) -> Document {
     let new = NewOrder {
         id: Uuid::from_u128(n),
         local_id: Uuid::from_u128(1_000_000 + n),
-        number: TillCode::parse("A").expect("code").order_number(n as u64),
+        number: TillCode::parse("A").expect("code").order_number(n as u64).to_string(),
         device_id: "till-A".into(),
         currency: Currency::parse("USD").expect("code"),
         tax_rate_bps: 0,

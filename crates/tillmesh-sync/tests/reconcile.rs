@@ -153,7 +153,7 @@ fn order_doc() -> tillmesh_core::OrderDoc {
     let new = NewOrder {
         id: Uuid::from_u128(7),
         local_id: Uuid::from_u128(8),
-        number: TillCode::parse("A").expect("code").order_number(1),
+        number: TillCode::parse("A").expect("code").order_number(1).to_string(),
         device_id: "till-A".into(),
         currency: Currency::parse("USD").expect("code"),
         tax_rate_bps: 825,

@@ -13,7 +13,7 @@ use tillmesh_client::{ClientConfig, SyncService, SyncState, SystemClock};
 use tillmesh_core::legacy::{LegacyItem, LegacyOrder, LegacyTransaction};
 use tillmesh_core::{Amount, HqSigningKey, OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp};
 use tillmesh_hq::records::{Record, RecordKind, RecordStore};
-use tillmesh_hq::{Hq, LegacyService, SledRecords};
+use tillmesh_hq::{Access, Hq, LegacyService, SledRecords};
 use tillmesh_node::{Till, TillConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -53,7 +53,7 @@ impl HqNode {
         config.tax_rate_bps = u32::try_from(TAX_BPS).expect("rate");
         let till = Till::open(config, Arc::new(SystemClock)).expect("open HQ's node");
         let records = SledRecords::open(till.store().clone()).expect("HQ's records");
-        let hq = Hq::start(records, till, Arc::new(SystemClock), "admin-secret");
+        let hq = Hq::start(records, till, Arc::new(SystemClock), &Access::new("admin-secret"));
         let service = Arc::clone(&hq.service);
         HqNode { hq, service }
     }
@@ -158,9 +158,9 @@ pub fn order(number: &str, items: &[(&str, i64, i64)]) -> LegacyOrder {
         subtotal: Amount::ZERO,
         tax: Amount::ZERO,
         total: Amount::ZERO,
-        payment_method: Some(PaymentMethod::Card),
-        payment_status: PaymentStatus::Pending,
-        order_status: OrderStatus::Open,
+        payment_method: Some(PaymentMethod::Card.into()),
+        payment_status: PaymentStatus::Pending.into(),
+        order_status: OrderStatus::Open.into(),
         created_at: Timestamp(1_704_067_200_000),
         updated_at: Timestamp(1_704_067_200_000),
     };
@@ -183,8 +183,8 @@ pub fn transaction(order: &LegacyOrder, reference: &str) -> LegacyTransaction {
         id: Uuid::new_v4().to_string(),
         reference_number: reference.to_string(),
         amount: order.total,
-        payment_method: PaymentMethod::Card,
-        status: PaymentStatus::Paid,
+        payment_method: PaymentMethod::Card.into(),
+        status: PaymentStatus::Paid.into(),
         order_id: order.id.clone(),
         created_at: order.created_at,
         updated_at: order.created_at,

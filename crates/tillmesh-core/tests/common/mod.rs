@@ -30,7 +30,7 @@ pub fn new_order(items: Vec<NewItem>) -> NewOrder {
     NewOrder {
         id: Uuid::from_u128(0x0a),
         local_id: Uuid::from_u128(0x1a),
-        number: TillCode::parse("A").expect("code").order_number(1),
+        number: TillCode::parse("A").expect("code").order_number(1).to_string(),
         device_id: "till-a".to_string(),
         currency: Currency::parse("USD").expect("code"),
         tax_rate_bps: 825,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use tillmesh_core::{HqSigningKey, TillCode};
 use tillmesh_hq::records::RecordStore;
-use tillmesh_hq::{Hq, LegacyService};
+use tillmesh_hq::{Access, Hq, LegacyService};
 use tillmesh_node::{SystemClock, Till, TillConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -23,9 +23,9 @@ pub(crate) struct Served<S> {
 }
 
 impl<S: RecordStore> Served<S> {
-    /// Starts HQ with the record store `make` builds over its node, `admin_token` guarding the
-    /// admin routes.
-    pub(crate) async fn start<F, Fut>(make: F, admin_token: &str) -> Served<S>
+    /// Starts HQ with the record store `make` builds over its node, open to what `access` lets
+    /// in.
+    pub(crate) async fn start<F, Fut>(make: F, access: &Access) -> Served<S>
     where
         F: FnOnce(Till) -> Fut,
         Fut: Future<Output = S>,
@@ -38,7 +38,7 @@ impl<S: RecordStore> Served<S> {
         config.tax_rate_bps = 825;
         let till = Till::open(config, Arc::new(SystemClock)).expect("open HQ's node");
         let records = make(till.clone()).await;
-        let hq = Hq::start(records, till, Arc::new(SystemClock), admin_token);
+        let hq = Hq::start(records, till, Arc::new(SystemClock), access);
         let service = Arc::clone(&hq.service);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));

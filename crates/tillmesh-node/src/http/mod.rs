@@ -104,10 +104,15 @@ pub fn till_routes(till: Till) -> Router {
 }
 
 /// Figures another layer adds to `GET /metrics` (HQ's legacy API), in the Prometheus text
-/// format.
+/// format, and to `GET /api/health`.
 pub trait MetricsSource: Send + Sync + 'static {
     /// The extra lines, each metric with its `# HELP` and `# TYPE`.
     fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>>;
+
+    /// Extra fields of `GET /api/health` (none by default).
+    fn health(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
 }
 
 /// `routes` (the till's own from [`till_routes`], plus any others, each with its body limit) with
@@ -119,9 +124,10 @@ pub fn app_with(till: Till, routes: Router, extra_metrics: Option<Arc<dyn Metric
         Router::new().route("/metrics", get(metrics::metrics)).with_state(metrics::MetricsState {
             till: till.clone(),
             requests: Arc::clone(&requests),
-            extra_metrics,
+            extra_metrics: extra_metrics.clone(),
         });
-    let health_route = Router::new().route("/api/health", get(routes::health)).with_state(till);
+    let health_route =
+        Router::new().route("/api/health", get(routes::health)).with_state((till, extra_metrics));
     Router::new()
         .merge(routes)
         .merge(health_route)

@@ -35,9 +35,14 @@ pub(super) struct Health {
     device_id: String,
     documents: usize,
     version: &'static str,
+    /// What a layer above adds ([`super::MetricsSource::health`]).
+    #[serde(flatten)]
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
-pub(super) async fn health(State(till): State<Till>) -> Json<Health> {
+pub(super) async fn health(
+    State((till, extra)): State<(Till, Option<std::sync::Arc<dyn super::MetricsSource>>)>,
+) -> Json<Health> {
     let failure = till.store().failure();
     let status = match &failure {
         None => "ok",
@@ -51,6 +56,7 @@ pub(super) async fn health(State(till): State<Till>) -> Json<Health> {
         device_id: till.device_id().to_string(),
         documents: till.store().document_count(),
         version: env!("CARGO_PKG_VERSION"),
+        extra: extra.map(|source| source.health()).unwrap_or_default(),
     })
 }
 
