@@ -121,8 +121,8 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_a_restart()
     assert_eq!(metrics.status(), StatusCode::OK);
     assert!(started.elapsed() < ANSWER_WITHIN);
     let first = &acknowledged[0];
-    let (status, _, took) = get(&http, &till.url, &format!("/api/orders/{first}")).await;
-    assert_eq!(status, StatusCode::OK, "reads go on");
+    let (status, body, took) = get(&http, &till.url, &format!("/api/orders/{first}")).await;
+    assert_eq!(status, StatusCode::OK, "reads go on: {body}");
     assert!(took < ANSWER_WITHIN);
 
     // Space back: the till writes again by itself.

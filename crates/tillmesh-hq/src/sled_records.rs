@@ -24,7 +24,6 @@ const CONFLICTS: &[u8] = b"conflicts";
 #[derive(Debug)]
 pub struct SledRecords {
     store: Store,
-    trees: Trees,
     lock: Mutex<()>,
 }
 
@@ -49,8 +48,16 @@ struct Trees {
 impl SledRecords {
     /// Opens the records kept in `store`'s database.
     pub fn open(store: Store) -> Result<SledRecords, RecordError> {
-        let tree = |name: &str| store.extra_tree(&format!("hq/{name}"));
-        let trees = Trees {
+        let records = SledRecords { store, lock: Mutex::new(()) };
+        records.trees()?;
+        Ok(records)
+    }
+
+    /// The trees of the store's current opening, taken for each operation: the node reopens its
+    /// database after a storage failure, which a tree held here would prevent.
+    fn trees(&self) -> Result<Trees, RecordError> {
+        let tree = |name: &str| self.store.extra_tree(&format!("hq/{name}"));
+        Ok(Trees {
             records: tree("records")?,
             documents: tree("documents")?,
             numbers: tree("numbers")?,
@@ -58,8 +65,7 @@ impl SledRecords {
             devices: tree("devices")?,
             conflicts: tree("conflicts")?,
             meta: tree("meta")?,
-        };
-        Ok(SledRecords { store, trees, lock: Mutex::new(()) })
+        })
     }
 }
 
@@ -129,15 +135,15 @@ impl RecordStore for SledRecords {
             records: BTreeMap::new(),
             numbers: BTreeMap::new(),
             conflicts: Vec::new(),
-            position: counter(&self.trees.meta, POSITION)?,
-            assigned: counter(&self.trees.meta, ASSIGNED)?,
-            conflict_count: counter(&self.trees.meta, CONFLICTS)?,
+            position: counter(&self.trees()?.meta, POSITION)?,
+            assigned: counter(&self.trees()?.meta, ASSIGNED)?,
+            conflict_count: counter(&self.trees()?.meta, CONFLICTS)?,
             stale_feed: Vec::new(),
         })
     }
 
     async fn get(&self, kind: RecordKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
-        self.trees.record(kind, local_id, true)
+        self.trees()?.record(kind, local_id, true)
     }
 
     async fn changes(&self, since: Since, limit: usize) -> Result<Vec<Record>, RecordError> {
@@ -146,12 +152,13 @@ impl RecordStore for SledRecords {
             Since::Time(_) => 0,
         };
         let mut found = Vec::new();
-        for entry in self.trees.feed.range(start.to_be_bytes()..) {
+        for entry in self.trees()?.feed.range(start.to_be_bytes()..) {
             if found.len() >= limit {
                 break;
             }
             let (_, key) = entry?;
-            let json = self.trees.records.get(&key)?.ok_or_else(|| corrupt("feed entry without record"))?;
+            let json =
+                self.trees()?.records.get(&key)?.ok_or_else(|| corrupt("feed entry without record"))?;
             let record = decode_record(&json, None)?;
             if let Since::Time(time) = since
                 && record.changed_at <= time
@@ -164,11 +171,11 @@ impl RecordStore for SledRecords {
     }
 
     async fn last_position(&self) -> Result<u64, RecordError> {
-        counter(&self.trees.meta, POSITION)
+        counter(&self.trees()?.meta, POSITION)
     }
 
     async fn versions(&self) -> Result<Vec<RecordVersion>, RecordError> {
-        self.trees
+        self.trees()?
             .records
             .iter()
             .values()
@@ -186,14 +193,14 @@ impl RecordStore for SledRecords {
 
     async fn counts(&self) -> Result<RecordCounts, RecordError> {
         let mut counts = RecordCounts::default();
-        for key in self.trees.records.iter().keys() {
+        for key in self.trees()?.records.iter().keys() {
             match key?.first() {
                 Some(&b'o') => counts.orders += 1,
                 _ => counts.transactions += 1,
             }
         }
-        counts.devices = self.trees.devices.scan_prefix(b"id:").count() as u64;
-        counts.conflicts = counter(&self.trees.meta, CONFLICTS)?;
+        counts.devices = self.trees()?.devices.scan_prefix(b"id:").count() as u64;
+        counts.conflicts = counter(&self.trees()?.meta, CONFLICTS)?;
         Ok(counts)
     }
 
@@ -205,26 +212,26 @@ impl RecordStore for SledRecords {
     ) -> Result<(), RecordError> {
         let _guard = self.lock.lock().await;
         let id_key = format!("id:{device_id}");
-        if self.trees.devices.contains_key(&id_key)? {
+        if self.trees()?.devices.contains_key(&id_key)? {
             return Err(RecordError::DeviceExists { device_id: device_id.to_string() });
         }
         let mut batch = sled::Batch::default();
         batch.insert(format!("token:{token_sha256}").as_bytes(), device_id.as_bytes());
         batch.insert(id_key.as_bytes(), token_sha256.as_bytes());
-        self.trees.devices.apply_batch(batch)?;
+        self.trees()?.devices.apply_batch(batch)?;
         self.store.flush()?;
         Ok(())
     }
 
     async fn device_of(&self, token_sha256: &str) -> Result<Option<String>, RecordError> {
-        match self.trees.devices.get(format!("token:{token_sha256}"))? {
+        match self.trees()?.devices.get(format!("token:{token_sha256}"))? {
             None => Ok(None),
             Some(bytes) => String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| corrupt("device id")),
         }
     }
 
     async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictEntry>, RecordError> {
-        self.trees
+        self.trees()?
             .conflicts
             .iter()
             .values()
@@ -254,7 +261,7 @@ impl RecordBatch for SledBatch<'_> {
     async fn get(&mut self, kind: RecordKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
         match self.records.get(&key(kind, local_id)) {
             Some(record) => Ok(Some(record.clone())),
-            None => self.owner.trees.record(kind, local_id, true),
+            None => self.owner.trees()?.record(kind, local_id, true),
         }
     }
 
@@ -263,7 +270,7 @@ impl RecordBatch for SledBatch<'_> {
         if let Some(owner) = self.numbers.get(&key) {
             return Ok(Some(*owner));
         }
-        match self.owner.trees.numbers.get(&key)? {
+        match self.owner.trees()?.numbers.get(&key)? {
             None => Ok(None),
             Some(bytes) => Uuid::from_slice(&bytes).map(Some).map_err(|_| corrupt("number index")),
         }
@@ -292,7 +299,7 @@ impl RecordBatch for SledBatch<'_> {
     }
 
     async fn commit(self) -> Result<(), RecordError> {
-        let t = &self.owner.trees;
+        let t = &self.owner.trees()?;
         let mut rows = Vec::with_capacity(self.records.len());
         for (key, record) in &self.records {
             let json = serde_json::to_vec(record).map_err(|error| corrupt(format!("record: {error}")))?;

@@ -44,9 +44,7 @@ impl WriteContext<'_> {
     /// Writes documents as one atomic batch (durable once the job's batch is flushed) and keeps
     /// the index current.
     pub fn put(&mut self, documents: &mut [Document]) -> Result<Vec<Uuid>, StoreError> {
-        let hashes = self.store.put(documents).inspect_err(|error| {
-            self.store.note_failure(error);
-        })?;
+        let hashes = self.store.put(documents)?;
         Ok(self.index_all(hashes))
     }
 
@@ -57,9 +55,7 @@ impl WriteContext<'_> {
         prepared: &[Prepared],
         from: Option<&str>,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let hashes = self.store.put_prepared(prepared, from).inspect_err(|error| {
-            self.store.note_failure(error);
-        })?;
+        let hashes = self.store.put_prepared(prepared, from)?;
         Ok(self.index_all(hashes))
     }
 
@@ -88,6 +84,11 @@ const UNANSWERED: TillError =
 
 /// A job's result, held until its batch is flushed.
 trait Pending: Send {
+    /// The storage error the job met, if it failed on one.
+    fn storage_error(&self) -> Option<&StoreError> {
+        None
+    }
+
     fn finish(self: Box<Self>, flushed: &Result<(), StoreError>);
 }
 
@@ -97,6 +98,13 @@ struct Typed<T> {
 }
 
 impl<T: Send> Pending for Typed<T> {
+    fn storage_error(&self) -> Option<&StoreError> {
+        match &self.result {
+            Err(TillError::Store(error)) => Some(error),
+            _ => None,
+        }
+    }
+
     fn finish(self: Box<Self>, flushed: &Result<(), StoreError>) {
         let answer = match (flushed, self.result) {
             (Err(error), Ok(_)) => Err(TillError::NotDurable { detail: error.to_string() }),
@@ -252,12 +260,14 @@ fn run(
             // Between batches: no write in flight. The index is read again from what the disk
             // kept (writes not flushed before the failure may be gone).
             match store.recover().and_then(|()| store.load_index()) {
-                Ok(reloaded) => index = reloaded,
+                Ok(reloaded) => {
+                    index = reloaded;
+                    failing.store(false, Ordering::Relaxed);
+                }
                 Err(error) => tracing::debug!(%error, "storage still failing"),
             }
         }
         let failure = store.failure();
-        failing.store(failure.is_some(), Ordering::Relaxed);
         if let Some(failure) = failure {
             // Refused at once, without touching the store: nothing is written, nothing waits.
             for job in batch {
@@ -275,7 +285,13 @@ fn run(
             // store (the job may have stopped between a write and its index update), and the
             // thread goes on.
             match catch_unwind(AssertUnwindSafe(|| job(Ok(&mut context)))) {
-                Ok(done) => pending.push(done),
+                Ok(done) => {
+                    // Whatever store call met the disk's error, the store now refuses writes.
+                    if let Some(error) = done.storage_error() {
+                        store.note_failure(error);
+                    }
+                    pending.push(done);
+                }
                 Err(_) => {
                     tracing::error!("a write job panicked: it is not acknowledged; reloading the sync index");
                     match store.load_index() {
@@ -298,10 +314,18 @@ fn run(
                 }
             }
         }
-        // A job's write may have failed too (noted by the store): the probe starts either way.
-        failing.store(store.failure().is_some(), Ordering::Relaxed);
         for job in pending {
             job.finish(&flushed);
+        }
+        if store.failure().is_some() {
+            // The batch met the disk's error: sled is poisoned, reads included. Reopen it at
+            // once for reads; writes stay refused until recovery, tried from a second on.
+            failing.store(true, Ordering::Relaxed);
+            recovered_at = Some(std::time::Instant::now());
+            match store.reopen().and_then(|()| store.load_index()) {
+                Ok(reloaded) => index = reloaded,
+                Err(error) => tracing::error!(%error, "cannot reopen the store for reads"),
+            }
         }
     }
     if store.failure().is_some() {

@@ -86,8 +86,34 @@ fn restrict_files(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Free space a full disk must have again before the store is reopened.
-const RECOVER_SPACE_MIN_BYTES: u64 = 1024 * 1024;
+/// Space a store keeps in reserve beside its database: given back when the disk fills up, so
+/// that the database can be opened again (sled writes when it opens) and serve reads; taken
+/// again, written and flushed, before writes resume. Eight of sled's 512 KiB segments.
+const RESERVE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The reserve's file in the store's directory.
+const RESERVE_FILE: &str = "reserve";
+
+/// How long reopening waits for readers of the old opening to let go of its file lock.
+const REOPEN_LOCK_WAIT_MS: u64 = 500;
+
+/// Writes and flushes the reserve in `dir` (0600). On failure nothing of it is left.
+fn take_reserve(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(RESERVE_FILE);
+    let written =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).and_then(
+            |mut file| {
+                file.write_all(&vec![0u8; RESERVE_BYTES])?;
+                file.sync_all()
+            },
+        );
+    if written.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    written
+}
 
 /// The till a store belongs to, fixed when the store is first used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +236,12 @@ impl Store {
     /// Opens (or creates) the store in `dir`. A store written by a newer tillmesh is refused.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         restrict(dir).map_err(|error| StoreError::Open { dir: dir.to_path_buf(), source: error.into() })?;
+        let reserve = dir.join(RESERVE_FILE);
+        if std::fs::metadata(&reserve).map_or(true, |file| file.len() < RESERVE_BYTES as u64)
+            && let Err(error) = take_reserve(dir)
+        {
+            tracing::warn!(%error, "no room for the store's reserve: a full disk will stop reads too");
+        }
         let open = Open::at(dir, options.cache_bytes, LOCK_WAIT_MS)?;
         restrict_files(dir)
             .map_err(|error| StoreError::Open { dir: dir.to_path_buf(), source: error.into() })?;
@@ -253,33 +285,38 @@ impl Store {
         true
     }
 
-    /// Opens the database again after a failure and checks that it takes a durable write; on
-    /// success the store is writable again. Writes that were not flushed before the failure may
-    /// or may not be there (as after a crash); counts are taken afresh. Call only with no write
-    /// in flight (the node's writer thread does, between batches).
-    pub fn recover(&self) -> Result<(), StoreError> {
-        // A full disk: reopen only once space is back, so that reads go on meanwhile.
-        if self.failure().is_some_and(|failure| failure.disk_full) {
-            let available =
-                fs2::available_space(&self.shared.dir).map_err(|error| StoreError::Sled(error.into()))?;
-            if available < RECOVER_SPACE_MIN_BYTES {
-                return Err(StoreError::Sled(sled::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::StorageFull,
-                    format!("{available} bytes free, waiting for {RECOVER_SPACE_MIN_BYTES}"),
-                ))));
-            }
-        }
+    /// Opens the database again: sled poisons itself after an I/O error, reads included, so
+    /// the node reopens it at once to go on serving reads while writes stay refused. Writes
+    /// that were not flushed may or may not be there afterwards (as after a crash); counts are
+    /// taken afresh. If the database does not open, reads get [`StoreError::Reopening`] until
+    /// [`Store::recover`] opens it. Call only with no write in flight (the node's writer thread
+    /// does, between batches).
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        // The reserve makes room for sled to open on a full disk.
+        let _ = std::fs::remove_file(self.shared.dir.join(RESERVE_FILE));
         let mut open = self.shared.open.write().map_err(|_| StoreError::Reopening)?;
-        // Dropping the poisoned database releases its file lock (once readers let go of it).
+        // Dropping the poisoned database releases its file lock once readers let go of it.
         *open = None;
-        // One try: the writer calls this between batches and must not stall; a reader still
-        // holding the old database only delays recovery to the next attempt.
-        let fresh = Open::at(&self.shared.dir, self.shared.cache_bytes, 0)?;
-        fresh.db.insert(meta_keys::PROBE, &[1u8])?;
-        fresh.db.flush()?;
+        let fresh = Open::at(&self.shared.dir, self.shared.cache_bytes, REOPEN_LOCK_WAIT_MS)?;
         self.shared.documents.store(fresh.trees.docs.len() as u64, Ordering::Relaxed);
         self.shared.quarantined.store(fresh.trees.quarantine.len() as u64, Ordering::Relaxed);
         *open = Some(Arc::new(fresh));
+        Ok(())
+    }
+
+    /// Ends the failed state once the disk takes writes again: the reserve taken back (written
+    /// and flushed), then a durable write in the database (opening it again if it is not open).
+    pub fn recover(&self) -> Result<(), StoreError> {
+        take_reserve(&self.shared.dir).map_err(|error| StoreError::Sled(error.into()))?;
+        let open = match self.open_db() {
+            Ok(open) => open,
+            Err(_) => {
+                self.reopen()?;
+                self.open_db()?
+            }
+        };
+        open.db.insert(meta_keys::PROBE, &[1u8])?;
+        open.db.flush()?;
         if let Ok(mut failure) = self.shared.failure.lock() {
             *failure = None;
         }
@@ -451,7 +488,8 @@ impl Store {
 
     /// A named tree for a layer built on this store (HQ's legacy REST records), in the same
     /// database: made durable by the same [`Store::flush`]. The tree belongs to the current
-    /// opening: while a layer holds one, [`Store::recover`] cannot reopen the database.
+    /// opening: take it for each operation, since a layer holding one keeps
+    /// [`Store::reopen`] from opening the database again.
     pub fn extra_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.open_db()?.db.open_tree(format!("ext/{name}"))?)
     }

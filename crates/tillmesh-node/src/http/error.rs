@@ -96,7 +96,13 @@ impl From<TillError> for ApiError {
             TillError::StorageFailed(failure) if failure.disk_full => {
                 (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
             }
+            TillError::Store(error) if error.is_disk_full() => {
+                (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
+            }
             TillError::StorageFailed(_) | TillError::Store(tillmesh_store::StoreError::Reopening) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            }
+            TillError::Store(error) if error.is_io() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
             }
             TillError::NotHq => (StatusCode::FORBIDDEN, "not_hq"),
