@@ -485,6 +485,14 @@ async fn stored_documents_that_no_longer_load_are_set_aside_at_open() {
     let kept = till.till.store().quarantined().expect("quarantine");
     assert!(kept.iter().all(|entry| entry.from == "disk" && (entry.id == ids[1] || entry.id == ids[2])));
     assert!(kept.iter().any(|entry| entry.bytes == crasher));
+    let (status, listed) = till.call("GET", "/api/quarantine", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = listed.as_array().expect("entries");
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed.iter().any(|entry| entry["bytes"] == hex_of(&crasher) && entry["from"] == "disk"),
+        "{listed:?}"
+    );
     let (status, _) =
         till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(1), json!(3))] }))).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -548,4 +556,8 @@ async fn only_allowed_hosts_reach_the_api() {
     }
     let _ = stop.send(());
     server.await.expect("server task").expect("server");
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

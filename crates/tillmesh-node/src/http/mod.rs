@@ -97,6 +97,7 @@ pub fn till_routes(till: Till) -> Router {
         .route("/api/orders/{id}/void", post(routes::void_order))
         .route("/api/orders/{id}/settle", post(routes::settle))
         .route("/api/sync/status", get(routes::sync_status))
+        .route("/api/quarantine", get(routes::quarantine))
         .route("/api/sync/now", post(routes::sync_now))
         .route("/api/roster", post(routes::apply_roster))
         .with_state(till)

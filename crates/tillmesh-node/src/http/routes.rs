@@ -205,6 +205,12 @@ pub(super) async fn settle(
     Ok(Json(till.settle(order_id, input.status).await?))
 }
 
+/// Every refused document kept aside, for inspection: what it claimed to be, who sent it
+/// (`disk` for a stored document that no longer loads), why, when, and its bytes in hex.
+pub(super) async fn quarantine(State(till): State<Till>) -> Answer<Vec<tillmesh_store::Quarantined>> {
+    Ok(Json(till.store().quarantined().map_err(crate::TillError::from)?))
+}
+
 pub(super) async fn sync_status(State(till): State<Till>) -> Answer<SyncOverview> {
     Ok(Json(till.sync_overview()?))
 }
