@@ -15,6 +15,7 @@
 //! - The node's own API (orders, `POST /api/orders/{id}/settle`, roster, sync), with the admin
 //!   token too; `GET /api/health` and `GET /metrics` stay open.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,10 +117,14 @@ type Answer<T> = Result<Json<T>, ApiError>;
 /// sync) over `service`, and the figures they add to `/metrics` and `/api/health`. The admin
 /// token guards the admin routes and the node's: HQ's HTTP faces legacy clients on the network,
 /// so nobody else may settle a payment or edit an order there.
+///
+/// The legacy writes come apart (the second router): their work runs to its end in a task of
+/// its own, so they must not sit under the node's request timeout, whose 408 would say nothing
+/// was done while the work goes on.
 pub fn routes<S: RecordStore>(
     service: Arc<LegacyService<S>>,
     access: &Access,
-) -> (Router, Arc<dyn MetricsSource>) {
+) -> (Router, Router, Arc<dyn MetricsSource>) {
     let shared = Arc::new(Shared {
         service,
         admin_token_sha256: token_sha256(&access.admin_token),
@@ -127,28 +132,57 @@ pub fn routes<S: RecordStore>(
         admitted: Mutex::new(std::collections::HashSet::new()),
         requests: RestRequests::default(),
     });
-    let mut router = Router::new()
-        .route("/api/sync/batch", post(batch::<S>))
-        .route("/api/sync/order", post(order::<S>))
-        .route("/api/sync/transaction", post(transaction::<S>))
-        .route("/api/sync/updates", get(updates::<S>))
-        .route("/api/hq/devices", post(add_device::<S>))
-        .route("/api/hq/conflicts", get(conflicts::<S>))
-        .route("/api/openapi.json", get(openapi))
-        .with_state(Arc::clone(&shared))
-        .layer(DefaultBodyLimit::max(REST_BODY_BYTES_MAX))
-        .layer(middleware::from_fn(read_oversized_to_end));
-    if !access.cors_origins.is_empty() {
-        router = router.layer(
+    let edge = |router: Router| {
+        let router = router
+            .layer(DefaultBodyLimit::max(REST_BODY_BYTES_MAX))
+            .layer(middleware::from_fn(read_oversized_to_end));
+        if access.cors_origins.is_empty() {
+            return router;
+        }
+        router.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(access.cors_origins.iter().cloned()))
                 .allow_methods([Method::GET, Method::POST])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
-        );
-    }
+        )
+    };
+    let writes = edge(
+        Router::new()
+            .route("/api/sync/batch", post(batch::<S>))
+            .route("/api/sync/order", post(order::<S>))
+            .route("/api/sync/transaction", post(transaction::<S>))
+            .with_state(Arc::clone(&shared)),
+    );
+    let reads = edge(
+        Router::new()
+            .route("/api/sync/updates", get(updates::<S>))
+            .route("/api/hq/devices", post(add_device::<S>))
+            .route("/api/hq/conflicts", get(conflicts::<S>))
+            .route("/api/openapi.json", get(openapi))
+            .with_state(Arc::clone(&shared)),
+    );
     let node = tillmesh_node::http::till_routes(shared.service.node().clone())
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_admin::<S>));
-    (router.merge(node), Arc::new(RestMetrics(shared)))
+    (reads.merge(node), writes, Arc::new(RestMetrics(shared)))
+}
+
+/// Runs a request's work in a task of its own and waits for it. A client that goes away (or a
+/// proxy's timeout) drops only the wait, never the work between writing the records and
+/// writing their documents: a resend then answers what was done.
+async fn to_the_end<T: Send + 'static>(
+    work: impl Future<Output = Result<T, HqError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::spawn(work).await {
+        Ok(result) => result.map_err(api_error),
+        Err(error) => {
+            tracing::error!(%error, "a legacy write's task failed");
+            Err(ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                error: "internal",
+                detail: "the write failed unexpectedly: resend it to learn what was stored".to_string(),
+            })
+        }
+    }
 }
 
 /// An [`HqError`] as an HTTP answer.
@@ -235,7 +269,8 @@ async fn batch<S: RecordStore>(
     let by_token = token_device(&shared, &headers).await?;
     let Json(request) = body?;
     let device = admit(&shared, by_token, &request.device_id).await?;
-    Ok(Json(shared.service.sync_batch(&device, request).await.map_err(api_error)?))
+    let service = Arc::clone(&shared.service);
+    Ok(Json(to_the_end(async move { service.sync_batch(&device, request).await }).await?))
 }
 
 async fn order<S: RecordStore>(
@@ -247,7 +282,8 @@ async fn order<S: RecordStore>(
     let by_token = token_device(&shared, &headers).await?;
     let Json(order) = body?;
     let device = admit(&shared, by_token, claimed_device(&order)?).await?;
-    Ok(Json(shared.service.sync_order(&device, order).await.map_err(api_error)?))
+    let service = Arc::clone(&shared.service);
+    Ok(Json(to_the_end(async move { service.sync_order(&device, order).await }).await?))
 }
 
 async fn transaction<S: RecordStore>(
@@ -259,7 +295,8 @@ async fn transaction<S: RecordStore>(
     let by_token = token_device(&shared, &headers).await?;
     let Json(transaction) = body?;
     let device = admit(&shared, by_token, claimed_device(&transaction)?).await?;
-    Ok(Json(shared.service.sync_transaction(&device, transaction).await.map_err(api_error)?))
+    let service = Arc::clone(&shared.service);
+    Ok(Json(to_the_end(async move { service.sync_transaction(&device, transaction).await }).await?))
 }
 
 /// The `deviceId` a single record names: its writer when it comes without a token.
@@ -539,6 +576,11 @@ impl<S: RecordStore> MetricsSource for RestMetrics<S> {
                     &stats.conflicts,
                 ),
                 ("tillmesh_rest_update_calls_total", "Legacy updates pages served.", &stats.update_calls),
+                (
+                    "tillmesh_rest_splits_repaired_total",
+                    "Records and documents found apart by a reconciliation and brought together.",
+                    &stats.splits_repaired,
+                ),
             ] {
                 metric(&mut out, name, "counter", help, &[(String::new(), counter.load(Ordering::Relaxed))]);
             }

@@ -71,8 +71,8 @@ impl<S: RecordStore> Hq<S> {
     pub fn start(records: S, node: Till, clock: Arc<dyn Clock>, access: &http::Access) -> Hq<S> {
         let service = Arc::new(LegacyService::new(records, node.clone(), clock));
         let projector = tokio::spawn(projector::run(Arc::clone(&service)));
-        let (routes, metrics) = http::routes(Arc::clone(&service), access);
-        let app = tillmesh_node::http::app_with(node, routes, Some(metrics));
+        let (routes, writes, metrics) = http::routes(Arc::clone(&service), access);
+        let app = tillmesh_node::http::app_with(node, routes, writes, Some(metrics));
         Hq { service, app, projector }
     }
 

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Resolution, json_text};
 use tillmesh_core::{Clock, Document, HqPublicKey, Timestamp};
@@ -23,16 +24,27 @@ use crate::service::{HqError, LegacyService, heads_hex, record_kind};
 /// Most documents projected in one batch.
 const PROJECT_BATCH_MAX: usize = 256;
 
-/// Follows the node's writes until the node stops. Reconciles everything first.
+/// How often records and documents are checked against each other besides at start.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Follows the node's writes until the node stops. Reconciles everything first, then every
+/// [`RECONCILE_EVERY`]: a split between a record and its document (a write cut short, another
+/// HQ process) is repaired, counted and logged.
 pub async fn run<S: RecordStore>(service: Arc<LegacyService<S>>) {
     let (records, node, clock) = (service.records(), service.node(), service.clock());
     let mut written = node.subscribe_written();
     let mut full = true;
+    let mut periodic = tokio::time::interval(RECONCILE_EVERY);
+    periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    periodic.tick().await;
     loop {
         if full {
             match reconcile(records, node, clock).await {
-                Ok(projected) => {
-                    tracing::info!(projected, "legacy records reconciled with the peer store");
+                Ok(repaired) => {
+                    service.stats.splits_repaired.fetch_add(repaired as u64, Ordering::Relaxed);
+                    if repaired > 0 {
+                        tracing::info!(repaired, "records and documents found apart: brought together");
+                    }
                     full = false;
                 }
                 Err(error) => {
@@ -42,7 +54,14 @@ pub async fn run<S: RecordStore>(service: Arc<LegacyService<S>>) {
                 }
             }
         }
-        let first = match written.recv().await {
+        let first = tokio::select! {
+            _ = periodic.tick() => {
+                full = true;
+                continue;
+            }
+            first = written.recv() => first,
+        };
+        let first = match first {
             Ok(id) => id,
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "legacy projection fell behind: reconciling");
@@ -80,7 +99,7 @@ pub async fn run<S: RecordStore>(service: Arc<LegacyService<S>>) {
 }
 
 /// Projects every document whose record is missing or behind, and hands the node every
-/// record's document it lacks. Returns how many documents were projected.
+/// record's document it lacks. Returns how many documents and records were found apart.
 pub async fn reconcile<S: RecordStore>(
     records: &S,
     node: &Till,
@@ -133,7 +152,7 @@ pub async fn reconcile<S: RecordStore>(
     if handed > 0 {
         tracing::info!(handed, "records' documents handed to the peer store");
     }
-    Ok(projected)
+    Ok(projected + handed)
 }
 
 /// Brings the records of documents `ids` up to date, in one batch.

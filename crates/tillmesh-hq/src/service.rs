@@ -225,6 +225,10 @@ pub struct RestStats {
     pub conflicts: AtomicU64,
     /// `updates` calls.
     pub update_calls: AtomicU64,
+    /// Records and documents found apart by a reconciliation (at start, periodically) and
+    /// brought together: documents projected into records, records' documents handed to the
+    /// node.
+    pub splits_repaired: AtomicU64,
 }
 
 /// HQ's legacy API over a record store and HQ's peer node.

@@ -41,7 +41,7 @@ pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 pub fn app(till: Till) -> Router {
     let allowed: Arc<[String]> =
         till.config().allowed_hosts.iter().map(|host| host.to_ascii_lowercase()).collect();
-    app_with(till.clone(), till_routes(till), None)
+    app_with(till.clone(), till_routes(till), Router::new(), None)
         .layer(axum::middleware::from_fn_with_state(allowed, check_host))
 }
 
@@ -119,7 +119,15 @@ pub trait MetricsSource: Send + Sync + 'static {
 /// `routes` (the till's own from [`till_routes`], plus any others, each with its body limit) with
 /// what every node serves openly — `GET /api/health` and `GET /metrics` (`extra_metrics`
 /// appended) — the fallback for unknown paths, request counting, the timeout and tracing.
-pub fn app_with(till: Till, routes: Router, extra_metrics: Option<Arc<dyn MetricsSource>>) -> Router {
+///
+/// `untimed` routes run without the request timeout: a layer above whose work runs to its end
+/// whatever the client does (HQ's legacy writes) answers only once it knows the outcome.
+pub fn app_with(
+    till: Till,
+    routes: Router,
+    untimed: Router,
+    extra_metrics: Option<Arc<dyn MetricsSource>>,
+) -> Router {
     let requests = Arc::new(metrics::RequestCounts::default());
     let metrics_route =
         Router::new().route("/metrics", get(metrics::metrics)).with_state(metrics::MetricsState {
@@ -129,16 +137,17 @@ pub fn app_with(till: Till, routes: Router, extra_metrics: Option<Arc<dyn Metric
         });
     let health_route =
         Router::new().route("/api/health", get(routes::health)).with_state((till, extra_metrics));
-    Router::new()
-        .merge(routes)
-        .merge(health_route)
-        .merge(metrics_route)
-        .fallback(routes::not_found)
-        .layer(axum::middleware::from_fn_with_state(requests, metrics::count_requests))
-        .layer(TimeoutLayer::with_status_code(
+    let timed = Router::new().merge(routes).merge(health_route).merge(metrics_route).layer(
+        TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(REQUEST_TIMEOUT_MS),
-        ))
+        ),
+    );
+    Router::new()
+        .merge(timed)
+        .merge(untimed)
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(requests, metrics::count_requests))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))

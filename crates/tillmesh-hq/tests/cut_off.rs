@@ -1,0 +1,106 @@
+//! Batches cut off mid-way — the client gives up after a few milliseconds, while HQ is between
+//! committing records in PostgreSQL and writing their documents — leave no split: HQ's work runs
+//! to its end, every committed record's document reaches HQ's node, and sending each batch again
+//! stores nothing twice (`TILLMESH_TEST_DATABASE_URL`; without it this prints `SKIPPED`).
+
+mod common;
+#[path = "common/served.rs"]
+mod served;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use served::Served;
+use tillmesh_hq::records::RecordStore;
+use tillmesh_hq::{Access, PgRecords};
+use uuid::Uuid;
+
+const ADMIN_TOKEN: &str = "admin-secret-for-tests";
+const ORDERS_PER_BATCH: usize = 150;
+/// How long the client waits before it gives up, per batch: cuts at different points.
+const CUT_AFTER_MS: [u64; 6] = [1, 3, 8, 15, 30, 60];
+
+fn order(local_id: Uuid, number: usize) -> Value {
+    json!({
+        "order": {
+            "id": format!("order-{local_id}"), "orderNumber": format!("CUT-{number}"),
+            "items": [{"productId": "SOUP", "productName": "Soup", "quantity": 1, "unitPrice": 4.00, "totalPrice": 4.00}],
+            "subtotal": 4.00, "tax": 0.33, "total": 4.33,
+            "paymentMethod": "CASH", "paymentStatus": "PENDING", "orderStatus": "OPEN",
+            "createdAt": 1_704_067_200_000_i64, "updatedAt": 1_704_067_200_000_i64
+        },
+        "localId": local_id, "syncStatus": "PENDING", "syncVersion": 1, "deviceId": "pos-a"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_batches_leave_no_record_without_its_document() {
+    common::on_pg_database(|url| async move {
+        let access = Access::new(ADMIN_TOKEN);
+        let served =
+            Served::start(|_| async move { PgRecords::connect(&url).await.expect("records") }, &access).await;
+        let token = served.service.add_device("pos-a").await.expect("device");
+        let mut batches = Vec::new();
+        for (batch, cut_after_ms) in CUT_AFTER_MS.iter().enumerate() {
+            let orders: Vec<Value> =
+                (0..ORDERS_PER_BATCH).map(|n| order(Uuid::new_v4(), batch * ORDERS_PER_BATCH + n)).collect();
+            let body =
+                json!({"deviceId": "pos-a", "orders": orders, "transactions": [], "lastSyncTimestamp": 0});
+            let impatient = reqwest::Client::builder()
+                .timeout(Duration::from_millis(*cut_after_ms))
+                .build()
+                .expect("client");
+            // Most of these give up before HQ answers.
+            let _ = impatient
+                .post(format!("{}/api/sync/batch", served.base))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await;
+            batches.push(body);
+        }
+
+        // Every record committed gets its document on HQ's node.
+        let records = served.service.records();
+        let node = served.service.node().store().clone();
+        let started = Instant::now();
+        loop {
+            let versions = records.versions().await.expect("versions");
+            let missing = versions
+                .iter()
+                .filter(|version| node.get_bytes(version.doc_id).ok().flatten().is_none())
+                .count();
+            if missing == 0 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{missing} records without their document");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // Sent again in full: every record is answered, none stored twice.
+        let patient = reqwest::Client::new();
+        for body in &batches {
+            let answer: Value = patient
+                .post(format!("{}/api/sync/batch", served.base))
+                .bearer_auth(&token)
+                .json(body)
+                .send()
+                .await
+                .expect("resend")
+                .json()
+                .await
+                .expect("json");
+            let synced = answer["syncedOrders"].as_array().expect("syncedOrders");
+            assert_eq!(synced.len(), ORDERS_PER_BATCH);
+            assert!(synced.iter().all(|order| order["success"] == true), "{answer}");
+        }
+        let versions = records.versions().await.expect("versions");
+        let unique: HashSet<Uuid> = versions.iter().map(|version| version.local_id).collect();
+        assert_eq!(versions.len(), CUT_AFTER_MS.len() * ORDERS_PER_BATCH);
+        assert_eq!(unique.len(), versions.len(), "nothing stored twice");
+        assert!(versions.iter().all(|version| node.get_bytes(version.doc_id).ok().flatten().is_some()));
+        served.stop().await;
+    })
+    .await;
+}
