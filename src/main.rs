@@ -195,6 +195,11 @@ struct HqArgs {
     /// admitted as the deviceId it names — anyone reaching HQ can write as any device).
     #[arg(long, value_enum, default_value_t = LegacyAuthArg::Token)]
     legacy_auth: LegacyAuthArg,
+    /// How far ahead of HQ's clock a legacy record's createdAt/updatedAt may be, in
+    /// milliseconds (a register whose clock runs fast); later ones, and any before 2000, are
+    /// refused.
+    #[arg(long, default_value_t = tillmesh_hq::CLOCK_SKEW_MAX_MS)]
+    clock_skew_max_ms: i64,
     #[command(flatten)]
     node: NodeArgs,
 }

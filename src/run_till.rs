@@ -35,6 +35,8 @@ enum Role {
         legacy_auth: LegacyAuth,
         /// Web origins allowed to call the legacy API (CORS).
         cors_origins: Vec<reqwest::header::HeaderValue>,
+        /// How far ahead of HQ's clock legacy records' times may be.
+        clock_skew_max_ms: i64,
     },
 }
 
@@ -136,7 +138,12 @@ pub(crate) async fn hq(args: HqArgs) -> anyhow::Result<()> {
         LegacyAuthArg::Token => LegacyAuth::Token,
         LegacyAuthArg::Open => LegacyAuth::Open,
     };
-    let role = Role::Hq { database: database.map(Box::new), legacy_auth, cors_origins };
+    let role = Role::Hq {
+        database: database.map(Box::new),
+        legacy_auth,
+        cors_origins,
+        clock_skew_max_ms: args.clock_skew_max_ms,
+    };
     run(config, Some(membership), &node, role).await
 }
 
@@ -262,10 +269,11 @@ async fn run(
             announce();
             tillmesh_node::http::serve(listener, till, shutdown_signal()).await?;
         }
-        Role::Hq { database, legacy_auth, cors_origins } => {
+        Role::Hq { database, legacy_auth, cors_origins, clock_skew_max_ms } => {
             let mut access = Access::new(admin_token(&data_dir)?);
             access.legacy_auth = legacy_auth;
             access.cors_origins = cors_origins;
+            access.clock_skew_max_ms = clock_skew_max_ms;
             if legacy_auth == LegacyAuth::Open {
                 println!(
                     "hq legacy auth: open (LAN only: REST clients without a token are admitted by the deviceId they name)"

@@ -80,14 +80,26 @@ pub struct Access {
     /// Web origins (`https://pos.example.com`) whose pages may call the legacy API (CORS);
     /// none by default.
     pub cors_origins: Vec<HeaderValue>,
+    /// How far ahead of HQ's clock a legacy record's times may be (a register's clock runs
+    /// fast); beyond, or before 2000-01-01, the record is refused.
+    pub clock_skew_max_ms: i64,
 }
 
 impl Access {
-    /// Device tokens required, no CORS origin, `admin_token` for the admin routes.
+    /// Device tokens required, no CORS origin, times up to a day ahead, `admin_token` for the
+    /// admin routes.
     pub fn new(admin_token: impl Into<String>) -> Access {
-        Access { admin_token: admin_token.into(), legacy_auth: LegacyAuth::Token, cors_origins: Vec::new() }
+        Access {
+            admin_token: admin_token.into(),
+            legacy_auth: LegacyAuth::Token,
+            cors_origins: Vec::new(),
+            clock_skew_max_ms: CLOCK_SKEW_MAX_MS,
+        }
     }
 }
+
+/// How far ahead of HQ's clock legacy records' times may be by default: a day.
+pub const CLOCK_SKEW_MAX_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The OpenAPI description of the legacy API and HQ's admin endpoints.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");

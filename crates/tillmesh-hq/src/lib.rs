@@ -29,7 +29,7 @@ use tillmesh_node::http::ConnectionLimits;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use http::{Access, LegacyAuth};
+pub use http::{Access, CLOCK_SKEW_MAX_MS, LegacyAuth};
 pub use pg_records::PgRecords;
 /// Connection options for HQ's PostgreSQL from the seed's settings: `url` may be a
 /// `jdbc:postgresql://…` URL as the seed's `DATABASE_URL` is; `user` and `password`
@@ -69,7 +69,9 @@ impl<S: RecordStore> Hq<S> {
     /// `access` says who may use it: the admin token guarding the admin routes and the node's
     /// own, how legacy clients authenticate, which web origins may call it.
     pub fn start(records: S, node: Till, clock: Arc<dyn Clock>, access: &http::Access) -> Hq<S> {
-        let service = Arc::new(LegacyService::new(records, node.clone(), clock));
+        let mut service = LegacyService::new(records, node.clone(), clock);
+        service.clock_skew_max_ms = access.clock_skew_max_ms;
+        let service = Arc::new(service);
         let projector = tokio::spawn(projector::run(Arc::clone(&service)));
         let (routes, writes, metrics) = http::routes(Arc::clone(&service), access);
         let app = tillmesh_node::http::app_with(node, routes, writes, Some(metrics));

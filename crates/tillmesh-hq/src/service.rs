@@ -243,6 +243,8 @@ pub struct LegacyService<S> {
     /// Document versions just recorded by ingestion (doc id → heads hex), so the projector
     /// skips them when the node announces them unchanged.
     recorded: Mutex<HashMap<Uuid, String>>,
+    /// How far ahead of HQ's clock a record's times may be ([`crate::http::Access`]).
+    pub(crate) clock_skew_max_ms: i64,
 }
 
 /// Most versions kept for the projector to skip; beyond, it checks them the slow way.
@@ -271,6 +273,7 @@ impl<S: RecordStore> LegacyService<S> {
             actor: ActorId::from(Uuid::new_v4().into_bytes()),
             stats: RestStats::default(),
             recorded: Mutex::new(HashMap::new()),
+            clock_skew_max_ms: crate::http::CLOCK_SKEW_MAX_MS,
         }
     }
 
@@ -314,8 +317,14 @@ impl<S: RecordStore> LegacyService<S> {
         }
         let orders = request.orders.into_iter().map(read_record).collect();
         let transactions = request.transactions.into_iter().map(read_record).collect();
+        // A token past the feed's end (from another HQ's feed, or made up) would leave the
+        // register waiting for positions that never come: it gets everything, and the answer's
+        // token to go on from. The writes are taken either way.
+        let since = match request.last_sync_timestamp.unwrap_or(Since::Token(0)) {
+            Since::Token(position) if position > self.records.last_position().await? => Since::Token(0),
+            since => since,
+        };
         let (orders, transactions) = self.ingest(device, orders, transactions).await?;
-        let since = request.last_sync_timestamp.unwrap_or(Since::Token(0));
         let (server_updates, next_sync_token, has_more) =
             self.updates(device, Some(since)).await?.into_parts();
         let success = orders.iter().chain(&transactions).all(|answer| answer.success);
@@ -357,6 +366,19 @@ impl<S: RecordStore> LegacyService<S> {
         let since = since.unwrap_or(Since::Token(0));
         // Read before the pages: a record committed after it has a later position.
         let end = self.records.last_position().await?;
+        if let Since::Token(position) = since
+            && position > end
+        {
+            return Err(HqError::BadRequest {
+                error: "invalid_token",
+                detail: format!(
+                    "sync token {} is past the end of HQ's change feed; the current token is {}: go on \
+                     from it, or from 0 for everything",
+                    Since::token(position),
+                    Since::token(end)
+                ),
+            });
+        }
         let complete = matches!(since, Since::Time(_));
         let mut cursor = FeedCursor::new(since, if complete { end } else { u64::MAX });
         let mut answer = UpdatesResponse {
@@ -425,6 +447,7 @@ impl<S: RecordStore> LegacyService<S> {
             return Err(too_many_records());
         }
         let default_tax = self.node.config().tax_rate_bps;
+        let times = TimeRange::around(self.clock.now(), self.clock_skew_max_ms);
         // A record that leaves its creator out was created by the device sending it.
         let creator = |record_device: &mut String| {
             if record_device.is_empty() {
@@ -436,7 +459,9 @@ impl<S: RecordStore> LegacyService<S> {
             .map(|order| {
                 order.and_then(|mut order| {
                     creator(&mut order.device_id);
-                    check_order(&order, default_tax).map(|()| order)
+                    check_order(&order, default_tax)?;
+                    times.check("order", order.order.created_at, order.order.updated_at)?;
+                    Ok(order)
                 })
             })
             .collect();
@@ -445,7 +470,13 @@ impl<S: RecordStore> LegacyService<S> {
             .map(|transaction| {
                 transaction.and_then(|mut transaction| {
                     creator(&mut transaction.device_id);
-                    check_transaction(&transaction).map(|()| transaction)
+                    check_transaction(&transaction)?;
+                    times.check(
+                        "transaction",
+                        transaction.transaction.created_at,
+                        transaction.transaction.updated_at,
+                    )?;
+                    Ok(transaction)
                 })
             })
             .collect();
@@ -1270,6 +1301,35 @@ fn reserved_for_tills(number: &str) -> bool {
 }
 
 /// Checks a record's metadata: its creator is a well-formed device id, its version not negative.
+/// The times a legacy record may carry: from 2000-01-01 to HQ's now plus the clock skew allowed.
+/// An order created in year 9999 would top every till's list forever.
+#[derive(Debug, Clone, Copy)]
+struct TimeRange {
+    earliest: i64,
+    latest: i64,
+}
+
+impl TimeRange {
+    /// 2000-01-01T00:00:00Z in milliseconds.
+    const EARLIEST_MS: i64 = 946_684_800_000;
+
+    fn around(now: Timestamp, skew_max_ms: i64) -> TimeRange {
+        TimeRange { earliest: TimeRange::EARLIEST_MS, latest: now.0.saturating_add(skew_max_ms) }
+    }
+
+    fn check(self, what: &str, created_at: Timestamp, updated_at: Timestamp) -> Judged<()> {
+        for (field, time) in [("createdAt", created_at), ("updatedAt", updated_at)] {
+            if !(self.earliest..=self.latest).contains(&time.0) {
+                return Err(format!(
+                    "{what}.{field}: {} is outside 2000-01-01 ({}) to HQ's clock plus the skew allowed ({})",
+                    time.0, self.earliest, self.latest
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn check_common(creator: &str, version: i64) -> Judged<()> {
     check_device_id(creator).map_err(|error| format!("deviceId: {error}"))?;
     if version < 0 {
