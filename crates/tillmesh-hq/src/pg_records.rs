@@ -44,8 +44,8 @@ use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use crate::records::{
-    ConflictEntry, Record, RecordBatch, RecordBody, RecordCounts, RecordError, RecordKind, RecordStore,
-    RecordVersion,
+    CONFLICTS_KEPT, ConflictEntry, Record, RecordBatch, RecordBody, RecordCounts, RecordError, RecordKind,
+    RecordStore, RecordVersion,
 };
 
 /// The key of the advisory lock that makes batches exclusive across processes (`tillmesh` in
@@ -996,6 +996,14 @@ impl RecordBatch for PgBatch<'_> {
         records.sort_by_key(|record| record.position);
         let conflicts = std::mem::take(&mut self.conflicts);
         self.write(&records, &conflicts).await?;
+        if !conflicts.is_empty() {
+            sqlx::query(
+                "DELETE FROM legacy_conflicts WHERE seq <= (SELECT max(seq) FROM legacy_conflicts) - $1",
+            )
+            .bind(i64::try_from(CONFLICTS_KEPT).unwrap_or(i64::MAX))
+            .execute(self.conn())
+            .await?;
+        }
         self.conn().execute("COMMIT").await?;
         // Committed: the connection serves the next batch.
         self.known.conn = self.conn.take();

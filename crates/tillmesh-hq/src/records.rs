@@ -139,6 +139,10 @@ pub struct ConflictEntry {
     pub conflict: FieldConflict,
 }
 
+/// Conflict-log entries kept: older ones are dropped as new ones come, so that a device
+/// resending stale copies in a loop cannot grow the log (and the disk) without bound.
+pub const CONFLICTS_KEPT: u64 = 10_000;
+
 /// What the record store holds, for `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecordCounts {
@@ -148,7 +152,7 @@ pub struct RecordCounts {
     pub transactions: u64,
     /// Registered legacy devices.
     pub devices: u64,
-    /// Conflicts logged.
+    /// Conflict-log entries held (at most [`CONFLICTS_KEPT`]).
     pub conflicts: u64,
 }
 

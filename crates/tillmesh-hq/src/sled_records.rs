@@ -13,7 +13,8 @@ use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use crate::records::{
-    ConflictEntry, Record, RecordBatch, RecordCounts, RecordError, RecordKind, RecordStore, RecordVersion,
+    CONFLICTS_KEPT, ConflictEntry, Record, RecordBatch, RecordCounts, RecordError, RecordKind, RecordStore,
+    RecordVersion,
 };
 
 const POSITION: &[u8] = b"position";
@@ -200,7 +201,7 @@ impl RecordStore for SledRecords {
             }
         }
         counts.devices = self.trees()?.devices.scan_prefix(b"id:").count() as u64;
-        counts.conflicts = counter(&self.trees()?.meta, CONFLICTS)?;
+        counts.conflicts = counter(&self.trees()?.meta, CONFLICTS)?.min(CONFLICTS_KEPT);
         Ok(counts)
     }
 
@@ -326,6 +327,9 @@ impl RecordBatch for SledBatch<'_> {
                 }
                 for (sequence, json) in &conflicts {
                     conflict_tree.insert(&sequence[..], json.as_slice())?;
+                    if let Some(dropped) = u64::from_be_bytes(*sequence).checked_sub(CONFLICTS_KEPT) {
+                        conflict_tree.remove(&dropped.to_be_bytes())?;
+                    }
                 }
                 meta.insert(POSITION, &self.position.to_be_bytes())?;
                 meta.insert(ASSIGNED, &self.assigned.to_be_bytes())?;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tillmesh_core::legacy::{FieldConflict, LegacyItem, LegacyOrder, LegacyTransaction, Resolution, Since};
 use tillmesh_core::{Amount, OrderStatus, PaymentMethod, PaymentStatus, Timestamp};
-use tillmesh_hq::records::{ConflictEntry, RecordBody, RecordCounts, RecordVersion};
+use tillmesh_hq::records::{CONFLICTS_KEPT, ConflictEntry, RecordBody, RecordCounts, RecordVersion};
 use tillmesh_hq::{PgRecords, Record, RecordBatch, RecordError, RecordKind, RecordStore, SledRecords};
 use tillmesh_store::{Store, StoreOptions};
 use uuid::Uuid;
@@ -504,6 +504,30 @@ async fn conflicts_newest_first<S: RecordStore>(store: S) {
     assert_eq!(store.counts().await.expect("counts").conflicts, 3);
 }
 
+/// The conflict log keeps the newest [`CONFLICTS_KEPT`] entries, however many are logged (a
+/// device resending stale copies in a loop).
+async fn conflict_log_is_bounded<S: RecordStore>(store: S) {
+    let logged = CONFLICTS_KEPT + 250;
+    let mut at = 0;
+    while at < logged {
+        let mut batch = store.begin().await.expect("begin");
+        for _ in 0..2_000.min(logged - at) {
+            at += 1;
+            let at_ms = i64::try_from(at).expect("small");
+            batch
+                .log_conflict(conflict("tax", RecordKind::Order, Resolution::ServerWins, at_ms))
+                .await
+                .expect("log");
+        }
+        batch.commit().await.expect("commit");
+    }
+    let kept = store.conflicts(usize::MAX >> 1).await.expect("conflicts");
+    assert_eq!(kept.len() as u64, CONFLICTS_KEPT);
+    assert_eq!(kept[0].at.0, i64::try_from(logged).expect("small"), "the newest kept");
+    assert_eq!(kept.last().expect("oldest").at.0, i64::try_from(logged - CONFLICTS_KEPT + 1).expect("small"));
+    assert_eq!(store.counts().await.expect("counts").conflicts, CONFLICTS_KEPT);
+}
+
 /// `counts` counts records once however often they were put, devices and conflicts.
 async fn counts<S: RecordStore>(store: S) {
     assert_eq!(store.counts().await.expect("counts"), RecordCounts::default());
@@ -741,6 +765,7 @@ on_both!(on_sled, on_pg:
     lines_follow_their_order,
     devices,
     conflicts_newest_first,
+    conflict_log_is_bounded,
     counts,
 );
 
