@@ -120,6 +120,8 @@ struct Shared<S> {
     /// Devices admitted without a token and known to be registered (open mode).
     admitted: Mutex<std::collections::HashSet<String>>,
     requests: RestRequests,
+    /// Per-device rate and turns of legacy writes.
+    gate: crate::fairness::Gate,
 }
 
 type AppState<S> = State<Arc<Shared<S>>>;
@@ -143,6 +145,7 @@ pub fn routes<S: RecordStore>(
         legacy_auth: access.legacy_auth,
         admitted: Mutex::new(std::collections::HashSet::new()),
         requests: RestRequests::default(),
+        gate: crate::fairness::Gate::default(),
     });
     let edge = |router: Router| {
         let router = router
@@ -272,15 +275,58 @@ async fn require_admin<S>(State(shared): AppState<S>, request: Request, next: Ne
     }
 }
 
+/// Why a legacy write was not taken: the API's errors, or the device's rate.
+enum WriteRefused {
+    Api(ApiError),
+    /// The device wrote more than its rate allows: come back after this.
+    RateLimited(std::time::Duration),
+}
+
+impl From<ApiError> for WriteRefused {
+    fn from(error: ApiError) -> WriteRefused {
+        WriteRefused::Api(error)
+    }
+}
+
+impl IntoResponse for WriteRefused {
+    fn into_response(self) -> Response {
+        match self {
+            WriteRefused::Api(error) => error.into_response(),
+            WriteRefused::RateLimited(wait) => {
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let detail = format!(
+                    "this device wrote more than {} records a second: retry after {seconds} s",
+                    crate::fairness::RECORDS_PER_SECOND
+                );
+                let mut response =
+                    ApiError { status: StatusCode::TOO_MANY_REQUESTS, error: "rate_limited", detail }
+                        .into_response();
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            }
+        }
+    }
+}
+
+/// Waits for `device`'s turn to write `records` records, or refuses it past its rate.
+async fn turn<S>(
+    shared: &Shared<S>,
+    device: &str,
+    records: usize,
+) -> Result<tokio::sync::OwnedMutexGuard<()>, WriteRefused> {
+    shared.gate.enter(device, records).await.map_err(WriteRefused::RateLimited)
+}
+
 async fn batch<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
     body: Result<Json<IncomingBatch>, JsonRejection>,
-) -> Answer<BatchSyncResponse> {
+) -> Result<Json<BatchSyncResponse>, WriteRefused> {
     shared.requests.batch.fetch_add(1, Ordering::Relaxed);
     let by_token = token_device(&shared, &headers).await?;
-    let Json(request) = body?;
+    let Json(request) = body.map_err(ApiError::from)?;
     let device = admit(&shared, by_token, &request.device_id).await?;
+    let _turn = turn(&shared, &device, request.orders.len() + request.transactions.len()).await?;
     let service = Arc::clone(&shared.service);
     Ok(Json(to_the_end(async move { service.sync_batch(&device, request).await }).await?))
 }
@@ -289,11 +335,12 @@ async fn order<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
     body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Answer<SyncResponse> {
+) -> Result<Json<SyncResponse>, WriteRefused> {
     shared.requests.order.fetch_add(1, Ordering::Relaxed);
     let by_token = token_device(&shared, &headers).await?;
-    let Json(order) = body?;
+    let Json(order) = body.map_err(ApiError::from)?;
     let device = admit(&shared, by_token, claimed_device(&order)?).await?;
+    let _turn = turn(&shared, &device, 1).await?;
     let service = Arc::clone(&shared.service);
     Ok(Json(to_the_end(async move { service.sync_order(&device, order).await }).await?))
 }
@@ -302,11 +349,12 @@ async fn transaction<S: RecordStore>(
     State(shared): AppState<S>,
     headers: HeaderMap,
     body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Answer<SyncResponse> {
+) -> Result<Json<SyncResponse>, WriteRefused> {
     shared.requests.transaction.fetch_add(1, Ordering::Relaxed);
     let by_token = token_device(&shared, &headers).await?;
-    let Json(transaction) = body?;
+    let Json(transaction) = body.map_err(ApiError::from)?;
     let device = admit(&shared, by_token, claimed_device(&transaction)?).await?;
+    let _turn = turn(&shared, &device, 1).await?;
     let service = Arc::clone(&shared.service);
     Ok(Json(to_the_end(async move { service.sync_transaction(&device, transaction).await }).await?))
 }

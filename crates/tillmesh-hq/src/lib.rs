@@ -12,6 +12,7 @@
 //!
 //! [`Hq::start`] puts them together over a running node.
 
+mod fairness;
 pub mod http;
 pub mod pg_records;
 pub mod projector;
