@@ -637,6 +637,11 @@ impl<S: RecordStore> MetricsSource for RestMetrics<S> {
                 ),
                 ("tillmesh_rest_update_calls_total", "Legacy updates pages served.", &stats.update_calls),
                 (
+                    "tillmesh_rest_conflicts_coalesced_total",
+                    "Conflicts reported again, identical, within ten minutes: answered, not logged again.",
+                    &stats.conflicts_coalesced,
+                ),
+                (
                     "tillmesh_rest_splits_repaired_total",
                     "Records and documents found apart by a reconciliation and brought together.",
                     &stats.splits_repaired,

@@ -229,7 +229,17 @@ pub struct RestStats {
     /// brought together: documents projected into records, records' documents handed to the
     /// node.
     pub splits_repaired: AtomicU64,
+    /// Conflicts reported again, identical, within [`COALESCE_WINDOW_MS`]: answered to the
+    /// client, not logged again.
+    pub conflicts_coalesced: AtomicU64,
 }
+
+/// How long an identical conflict (same record, device, field, values, resolution) is not
+/// logged again: a device resending the same stale copy every 30 s logs it once.
+pub const COALESCE_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// Identical conflicts remembered for coalescing; past this the memory starts afresh.
+const RECENT_CONFLICTS_MAX: usize = 65_536;
 
 /// HQ's legacy API over a record store and HQ's peer node.
 pub struct LegacyService<S> {
@@ -245,6 +255,8 @@ pub struct LegacyService<S> {
     recorded: Mutex<HashMap<Uuid, String>>,
     /// How far ahead of HQ's clock a record's times may be ([`crate::http::Access`]).
     pub(crate) clock_skew_max_ms: i64,
+    /// When each recent conflict was last logged, by a hash of what it says.
+    recent_conflicts: Mutex<HashMap<u64, i64>>,
 }
 
 /// Most versions kept for the projector to skip; beyond, it checks them the slow way.
@@ -274,7 +286,28 @@ impl<S: RecordStore> LegacyService<S> {
             stats: RestStats::default(),
             recorded: Mutex::new(HashMap::new()),
             clock_skew_max_ms: crate::http::CLOCK_SKEW_MAX_MS,
+            recent_conflicts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Whether `entry` says something not logged in the last [`COALESCE_WINDOW_MS`]; remembers
+    /// it as logged now if so.
+    fn first_of_its_kind(&self, entry: &ConflictEntry) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (entry.kind, entry.local_id, &entry.device_id, &entry.conflict.field).hash(&mut hasher);
+        (&entry.conflict.client_value, &entry.conflict.server_value, entry.conflict.resolution.as_str())
+            .hash(&mut hasher);
+        let signature = hasher.finish();
+        let Ok(mut recent) = self.recent_conflicts.lock() else { return true };
+        if recent.get(&signature).is_some_and(|at| entry.at.0 - at < COALESCE_WINDOW_MS) {
+            return false;
+        }
+        if recent.len() >= RECENT_CONFLICTS_MAX {
+            recent.clear();
+        }
+        recent.insert(signature, entry.at.0);
+        true
     }
 
     /// The record store.
@@ -521,7 +554,11 @@ impl<S: RecordStore> LegacyService<S> {
             });
         }
         for entry in work.conflicts {
-            batch.log_conflict(entry).await?;
+            if self.first_of_its_kind(&entry) {
+                batch.log_conflict(entry).await?;
+            } else {
+                self.stats.conflicts_coalesced.fetch_add(1, Ordering::Relaxed);
+            }
         }
         batch.commit().await?;
         self.note_recorded(&work.publish);

@@ -1,8 +1,9 @@
-//! Values out of range are refused, record by record: times before 2000-01-01 or past HQ's clock
-//! plus the skew allowed (an order dated 9999 would top every till's list forever), and a sync
-//! token past the end of HQ's change feed, which would leave a client waiting for positions that
-//! never come. Runs on sled and on PostgreSQL (`TILLMESH_TEST_DATABASE_URL`; without it the
-//! PostgreSQL variant prints `SKIPPED`).
+//! Limits at HQ's edge. Values out of range are refused, record by record: times before
+//! 2000-01-01 or past HQ's clock plus the skew allowed (an order dated 9999 would top every
+//! till's list forever), and a sync token past the end of HQ's change feed, which would leave a
+//! client waiting for positions that never come. A device resending one stale copy is told of
+//! the conflict every time and the log holds it once. Runs on sled (and, for the ranges, on
+//! PostgreSQL: `TILLMESH_TEST_DATABASE_URL`; without it that variant prints `SKIPPED`).
 
 mod common;
 #[path = "common/served.rs"]
@@ -135,4 +136,62 @@ async fn out_of_range_values_are_refused_on_postgresql() {
         .await;
     })
     .await;
+}
+
+/// A device resending the same stale copy (every 30 s, as the original client does) is told of
+/// the conflict every time, and the conflict log holds it once.
+#[tokio::test]
+async fn repeated_identical_conflicts_are_logged_once() {
+    let access = Access::new(ADMIN_TOKEN);
+    let served = Served::start(
+        |till| async move { SledRecords::open(till.store().clone()).expect("records") },
+        &access,
+    )
+    .await;
+    let token = served.service.add_device("pos-a").await.expect("device");
+    let http = reqwest::Client::new();
+    let now = now_ms();
+    let mut first = order(now, now);
+    let send = |body: Value| {
+        let http = http.clone();
+        let url = format!("{}/api/sync/batch", served.base);
+        let token = token.clone();
+        async move {
+            let answer: Value = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("batch")
+                .json()
+                .await
+                .expect("json");
+            answer
+        }
+    };
+    let batch = |order: &Value| json!({"deviceId": "pos-a", "orders": [order], "transactions": [], "lastSyncTimestamp": 0});
+    send(batch(&first)).await;
+    let mut newer = first.clone();
+    newer["syncVersion"] = json!(2);
+    newer["syncStatus"] = json!("MODIFIED");
+    newer["order"]["orderStatus"] = json!("SENT");
+    newer["order"]["updatedAt"] = json!(now + 1);
+    send(batch(&newer)).await;
+    // The stale copy: version 1 again, with other content.
+    first["syncStatus"] = json!("MODIFIED");
+    first["order"]["orderStatus"] = json!("PREPARING");
+    let mut reported = 0;
+    for _ in 0..5 {
+        let answer = send(batch(&first)).await;
+        reported += answer["syncedOrders"][0]["conflicts"].as_array().map_or(0, Vec::len);
+    }
+    let logged = served.service.records().conflicts(1_000).await.expect("conflicts");
+    assert!(reported >= 5, "every send is told: {reported}");
+    assert!(
+        !logged.is_empty() && logged.len() * 5 <= reported,
+        "logged once: {} of {reported}",
+        logged.len()
+    );
+    served.stop().await;
 }
