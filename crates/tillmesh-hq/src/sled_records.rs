@@ -20,6 +20,10 @@ use crate::records::{
 const POSITION: &[u8] = b"position";
 const ASSIGNED: &[u8] = b"assigned";
 const CONFLICTS: &[u8] = b"conflicts";
+/// Order and transaction records held, kept by every batch so that `/metrics` never walks the
+/// records (counted once, on the first open by a build that keeps them).
+const ORDERS: &[u8] = b"orders";
+const TRANSACTIONS: &[u8] = b"transactions";
 
 /// Legacy records in sled.
 #[derive(Debug)]
@@ -50,7 +54,18 @@ impl SledRecords {
     /// Opens the records kept in `store`'s database.
     pub fn open(store: Store) -> Result<SledRecords, RecordError> {
         let records = SledRecords { store, lock: Mutex::new(()) };
-        records.trees()?;
+        let trees = records.trees()?;
+        if trees.meta.get(ORDERS)?.is_none() {
+            let (mut orders, mut transactions) = (0u64, 0u64);
+            for key in trees.records.iter().keys() {
+                match key?.first() {
+                    Some(&b'o') => orders += 1,
+                    _ => transactions += 1,
+                }
+            }
+            trees.meta.insert(ORDERS, &orders.to_be_bytes())?;
+            trees.meta.insert(TRANSACTIONS, &transactions.to_be_bytes())?;
+        }
         Ok(records)
     }
 
@@ -193,16 +208,13 @@ impl RecordStore for SledRecords {
     }
 
     async fn counts(&self) -> Result<RecordCounts, RecordError> {
-        let mut counts = RecordCounts::default();
-        for key in self.trees()?.records.iter().keys() {
-            match key?.first() {
-                Some(&b'o') => counts.orders += 1,
-                _ => counts.transactions += 1,
-            }
-        }
-        counts.devices = self.trees()?.devices.scan_prefix(b"id:").count() as u64;
-        counts.conflicts = counter(&self.trees()?.meta, CONFLICTS)?.min(CONFLICTS_KEPT);
-        Ok(counts)
+        let trees = self.trees()?;
+        Ok(RecordCounts {
+            orders: counter(&trees.meta, ORDERS)?,
+            transactions: counter(&trees.meta, TRANSACTIONS)?,
+            devices: trees.devices.scan_prefix(b"id:").count() as u64,
+            conflicts: counter(&trees.meta, CONFLICTS)?.min(CONFLICTS_KEPT),
+        })
     }
 
     async fn add_device(
@@ -317,8 +329,14 @@ impl RecordBatch for SledBatch<'_> {
                 for stale in &self.stale_feed {
                     feed.remove(&stale.to_be_bytes())?;
                 }
+                let (mut orders, mut transactions) = (0u64, 0u64);
                 for (key, json, record) in &rows {
-                    records.insert(&key[..], json.as_slice())?;
+                    if records.insert(&key[..], json.as_slice())?.is_none() {
+                        match key[0] {
+                            b'o' => orders += 1,
+                            _ => transactions += 1,
+                        }
+                    }
                     documents.insert(&key[..], record.document.as_slice())?;
                     feed.insert(&record.position.to_be_bytes(), &key[..])?;
                 }
@@ -334,6 +352,13 @@ impl RecordBatch for SledBatch<'_> {
                 meta.insert(POSITION, &self.position.to_be_bytes())?;
                 meta.insert(ASSIGNED, &self.assigned.to_be_bytes())?;
                 meta.insert(CONFLICTS, &conflict_count.to_be_bytes())?;
+                for (name, added) in [(ORDERS, orders), (TRANSACTIONS, transactions)] {
+                    if added > 0 {
+                        let held = meta.get(name)?.and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok());
+                        let held = held.map_or(0, u64::from_be_bytes);
+                        meta.insert(name, &(held + added).to_be_bytes())?;
+                    }
+                }
                 Ok::<(), ConflictableTransactionError<RecordError>>(())
             })
             .map_err(|error| match error {
