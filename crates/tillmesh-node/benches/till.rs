@@ -215,6 +215,21 @@ async fn open_probe(dir: &Path) {
         percentile(&mut deep_pages, 0.50),
         percentile(&mut deep_pages, 0.99)
     );
+    for path in ["/api/health", "/metrics"] {
+        let mut took = Vec::with_capacity(LIST_CALLS);
+        for _ in 0..LIST_CALLS {
+            let started = Instant::now();
+            let answer = http.get(format!("{url}{path}")).send().await.expect("get");
+            assert!(answer.status().is_success());
+            answer.bytes().await.expect("body");
+            took.push(started.elapsed());
+        }
+        println!(
+            "GET {path} at {count} orders: p50 {:.2} ms p99 {:.2} ms",
+            percentile(&mut took, 0.50),
+            percentile(&mut took, 0.99)
+        );
+    }
     let (rss, peak) = rss_mb();
     println!("resident memory after open and {} list calls: {rss:.1} MB (peak {peak:.1} MB)", LIST_CALLS * 2);
 }
