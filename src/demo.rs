@@ -166,7 +166,7 @@ impl DemoShop {
         let kotlin_token = hq.service.add_device(KOTLIN).await?;
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let server = tokio::spawn(hq.serve(listener, until_stopped(&stopped)));
+        let server = tokio::spawn(hq.serve(listener, None, until_stopped(&stopped)));
         let mut nodes = vec![Node {
             name: hq_till.device_id().to_string(),
             till: hq_till,

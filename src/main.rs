@@ -200,6 +200,13 @@ struct HqArgs {
     /// refused.
     #[arg(long, default_value_t = tillmesh_hq::CLOCK_SKEW_MAX_MS)]
     clock_skew_max_ms: i64,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key), for an HQ reached over the
+    /// internet without a proxy in front.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     node: NodeArgs,
 }

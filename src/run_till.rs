@@ -37,6 +37,8 @@ enum Role {
         cors_origins: Vec<reqwest::header::HeaderValue>,
         /// How far ahead of HQ's clock legacy records' times may be.
         clock_skew_max_ms: i64,
+        /// HTTPS, when given a certificate.
+        tls: Option<Arc<tillmesh_node::http::TlsServerConfig>>,
     },
 }
 
@@ -138,11 +140,19 @@ pub(crate) async fn hq(args: HqArgs) -> anyhow::Result<()> {
         LegacyAuthArg::Token => LegacyAuth::Token,
         LegacyAuthArg::Open => LegacyAuth::Open,
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(certificate), Some(key)) => Some(
+            tillmesh_node::http::tls_config(certificate, key)
+                .context("cannot serve HTTPS with --tls-cert/--tls-key")?,
+        ),
+        _ => None,
+    };
     let role = Role::Hq {
         database: database.map(Box::new),
         legacy_auth,
         cors_origins,
         clock_skew_max_ms: args.clock_skew_max_ms,
+        tls,
     };
     run(config, Some(membership), &node, role).await
 }
@@ -260,8 +270,9 @@ async fn run(
     // One line on stdout that scripts and tests read to find the node, once it is ready (for
     // HQ: records open, admin token written).
     let device = till.device_id().to_string();
+    let scheme = if matches!(&role, Role::Hq { tls: Some(_), .. }) { "https" } else { "http" };
     let announce = move || {
-        println!("till {device} listening on http://{address}");
+        println!("till {device} listening on {scheme}://{address}");
         tracing::info!(%address, device, "node started");
     };
     match role {
@@ -269,7 +280,7 @@ async fn run(
             announce();
             tillmesh_node::http::serve(listener, till, shutdown_signal()).await?;
         }
-        Role::Hq { database, legacy_auth, cors_origins, clock_skew_max_ms } => {
+        Role::Hq { database, legacy_auth, cors_origins, clock_skew_max_ms, tls } => {
             let mut access = Access::new(admin_token(&data_dir)?);
             access.legacy_auth = legacy_auth;
             access.cors_origins = cors_origins;
@@ -285,12 +296,12 @@ async fn run(
             match database {
                 None => {
                     let records = SledRecords::open(till.store().clone())?;
-                    serve_hq(records, till, listener, &access, announce).await?;
+                    serve_hq(records, till, listener, &access, tls, announce).await?;
                 }
                 Some(options) => {
                     let records =
                         PgRecords::connect_with(*options).await.context("cannot reach HQ's PostgreSQL")?;
-                    serve_hq(records, till, listener, &access, announce).await?;
+                    serve_hq(records, till, listener, &access, tls, announce).await?;
                 }
             }
         }
@@ -307,11 +318,12 @@ async fn serve_hq<S: RecordStore>(
     till: Till,
     listener: tokio::net::TcpListener,
     access: &Access,
+    tls: Option<Arc<tillmesh_node::http::TlsServerConfig>>,
     announce: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let hq = Hq::start(records, till, Arc::new(SystemClock), access);
     announce();
-    hq.serve(listener, shutdown_signal()).await?;
+    hq.serve(listener, tls, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -37,9 +37,15 @@ pub(crate) struct HqApi {
 impl HqApi {
     /// A client with `config`'s URL, credentials and timeouts.
     pub(crate) fn new(config: &ClientConfig) -> Result<HqApi, ClientError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
+            .connect_timeout(config.connect_timeout);
+        if let Some(pem) = &config.hq_ca_pem {
+            let certificate = reqwest::Certificate::from_pem(pem)
+                .map_err(|error| ClientError::Config { detail: format!("HQ's CA certificate: {error}") })?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder
             .build()
             .map_err(|error| ClientError::Config { detail: format!("HTTP client: {error}") })?;
         Ok(HqApi {

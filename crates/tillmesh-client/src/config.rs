@@ -43,6 +43,9 @@ pub struct ClientConfig {
     pub backoff_max: Duration,
     /// Most `updates` pages fetched by one sync, 1 to [`UPDATE_PAGES_LIMIT`].
     pub update_pages_max: usize,
+    /// A CA certificate (PEM) to trust for an HQ served over HTTPS with a private certificate,
+    /// besides the public roots.
+    pub hq_ca_pem: Option<Vec<u8>>,
 }
 
 impl ClientConfig {
@@ -66,6 +69,7 @@ impl ClientConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             update_pages_max: 100,
+            hq_ca_pem: None,
         }
     }
 

@@ -84,14 +84,17 @@ impl<S: RecordStore> Hq<S> {
         self.app.clone()
     }
 
-    /// Serves the app on `listener` until `shutdown` resolves; in-flight requests finish, the
-    /// projection stops, then the node flushes and closes.
+    /// Serves the app on `listener` (HTTPS with `tls`, for an HQ reached over the internet)
+    /// until `shutdown` resolves; in-flight requests finish, the projection stops, then the node
+    /// flushes and closes.
     pub async fn serve(
         self,
         listener: TcpListener,
+        tls: Option<Arc<tillmesh_node::http::TlsServerConfig>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tillmesh_node::http::serve_router(listener, self.app, ConnectionLimits::default(), shutdown).await?;
+        tillmesh_node::http::serve_router(listener, self.app, ConnectionLimits::default(), tls, shutdown)
+            .await?;
         self.projector.abort();
         let node = self.service.node().clone();
         tokio::task::spawn_blocking(move || node.close()).await.map_err(std::io::Error::other)

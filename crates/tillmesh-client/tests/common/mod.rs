@@ -65,10 +65,19 @@ impl HqNode {
 
     /// Serves HQ on `addr` (port 0: any free port).
     pub async fn serve(self, addr: SocketAddr) -> HqServer {
+        self.serve_with(addr, None).await
+    }
+
+    /// Serves HQ on `addr`, over HTTPS with `tls`.
+    pub async fn serve_with(
+        self,
+        addr: SocketAddr,
+        tls: Option<Arc<tillmesh_node::http::TlsServerConfig>>,
+    ) -> HqServer {
         let listener = TcpListener::bind(addr).await.expect("bind HQ's port");
         let addr = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(self.hq.serve(listener, async move {
+        let task = tokio::spawn(self.hq.serve(listener, tls, async move {
             let _ = stopped.await;
         }));
         HqServer { addr, service: self.service, stop, task }

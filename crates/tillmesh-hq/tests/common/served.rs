@@ -43,7 +43,7 @@ impl<S: RecordStore> Served<S> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(hq.serve(listener, async move {
+        let task = tokio::spawn(hq.serve(listener, None, async move {
             let _ = stopped.await;
         }));
         Served { base, service, stop, task, _dir: dir }

@@ -26,7 +26,8 @@ use tracing::Level;
 
 pub use error::ApiError;
 pub use metrics::metric;
-pub use server::{ConnectionLimits, serve_router};
+pub use rustls::ServerConfig as TlsServerConfig;
+pub use server::{ConnectionLimits, TlsError, serve_router, tls_config};
 
 use crate::Till;
 
@@ -162,6 +163,6 @@ pub async fn serve(
     till: Till,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, app(till.clone()), ConnectionLimits::default(), shutdown).await?;
+    serve_router(listener, app(till.clone()), ConnectionLimits::default(), None, shutdown).await?;
     tokio::task::spawn_blocking(move || till.close()).await.map_err(std::io::Error::other)
 }

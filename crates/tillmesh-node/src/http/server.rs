@@ -1,5 +1,6 @@
-//! Serving a router over HTTP/1.1 with connection hygiene: a total and a per-address limit on
-//! open connections, and a header-read timeout that also closes idle keep-alive connections.
+//! Serving a router over HTTP/1.1 (or HTTPS, given a certificate) with connection hygiene: a
+//! total and a per-address limit on open connections, and a header-read timeout that also closes
+//! idle keep-alive connections (and bounds a TLS handshake).
 //! A flood of idle connections (1,100 from one address on a 1,024-descriptor process) then
 //! costs the node at most [`ConnectionLimits::per_address_max`] descriptors, and legitimate
 //! clients keep being served.
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -78,14 +79,59 @@ impl Drop for AddressSlot {
     }
 }
 
-/// Serves `router` on `listener` within `limits` until `shutdown` resolves, then lets in-flight
-/// requests finish (up to the grace period).
+/// Why a certificate and key could not be used for HTTPS.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read or holds no PEM certificate or key.
+    #[error("{path}: {detail}")]
+    Pem {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// rustls refused the certificate chain or key.
+    #[error("certificate or key refused: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The HTTPS configuration from a PEM certificate chain and a PEM private key.
+pub fn tls_config(
+    certificate: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pem = |path: &std::path::Path, error: rustls::pki_types::pem::Error| TlsError::Pem {
+        path: path.to_path_buf(),
+        detail: error.to_string(),
+    };
+    let chain = CertificateDer::pem_file_iter(certificate)
+        .map_err(|error| pem(certificate, error))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| pem(certificate, error))?;
+    if chain.is_empty() {
+        return Err(TlsError::Pem { path: certificate.to_path_buf(), detail: "no certificate".to_string() });
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|error| pem(key, error))?;
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)?;
+    Ok(Arc::new(config))
+}
+
+/// Serves `router` on `listener` within `limits` (over TLS with `tls`) until `shutdown`
+/// resolves, then lets in-flight requests finish (up to the grace period).
 pub async fn serve_router(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let open = Arc::new(Semaphore::new(limits.connections_max));
     let per_address = Arc::new(PerAddress::default());
     let graceful = GracefulShutdown::new();
@@ -114,14 +160,19 @@ pub async fn serve_router(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
-        let connection = graceful.watch(connection);
+        let (router, watcher, tls) = (router.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended");
+            match tls {
+                None => serve_connection(stream, router, header_read_timeout, watcher, peer).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, router, header_read_timeout, watcher, peer).await
+                        }
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
             drop((permit, slot));
         });
@@ -134,4 +185,23 @@ pub async fn serve_router(
         tracing::warn!("requests still in flight after the grace period: closed");
     }
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it ends, watched for graceful shutdown.
+async fn serve_connection<I>(
+    io: I,
+    router: Router,
+    header_read_timeout: Duration,
+    watcher: Watcher,
+    peer: std::net::SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(router));
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%peer, %error, "connection ended");
+    }
 }
