@@ -40,7 +40,7 @@ enum Command {
     /// Run a till: its durable store and its local HTTP API.
     Till(TillArgs),
     /// Run the HQ node (a peer that alone signs payment settlements), or settle a payment.
-    Hq(HqArgs),
+    Hq(Box<HqArgs>),
     /// Create, list and show orders on a running till.
     #[command(subcommand)]
     Order(OrderCommand),
@@ -391,22 +391,23 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Demo(DemoArgs { keep }) => demo::run(keep).await,
             Command::Till(args) => run_till::till(args).await,
-            Command::Hq(HqArgs {
-                command: Some(HqCommand::Settle { hq, order, status, admin_token_file, json }),
-                ..
-            }) => client::settle(ClientArgs { till: hq, admin_token_file, json }, order, status).await,
-            Command::Hq(HqArgs {
-                command: Some(HqCommand::Device(DeviceCommand::Add { data_dir, database, device_id })),
-                ..
-            }) => run_till::device_add(&data_dir, &database, &device_id).await,
-            Command::Hq(HqArgs {
-                command: Some(HqCommand::Conflicts { hq, admin_token_file, limit, json }),
-                ..
-            }) => {
-                let args = ClientArgs { till: hq, admin_token_file: Some(admin_token_file), json };
-                client::conflicts(args, limit).await
-            }
-            Command::Hq(args) => run_till::hq(args).await,
+            Command::Hq(args) => match *args {
+                HqArgs {
+                    command: Some(HqCommand::Settle { hq, order, status, admin_token_file, json }),
+                    ..
+                } => client::settle(ClientArgs { till: hq, admin_token_file, json }, order, status).await,
+                HqArgs {
+                    command: Some(HqCommand::Device(DeviceCommand::Add { data_dir, database, device_id })),
+                    ..
+                } => run_till::device_add(&data_dir, &database, &device_id).await,
+                HqArgs {
+                    command: Some(HqCommand::Conflicts { hq, admin_token_file, limit, json }), ..
+                } => {
+                    let args = ClientArgs { till: hq, admin_token_file: Some(admin_token_file), json };
+                    client::conflicts(args, limit).await
+                }
+                args => run_till::hq(args).await,
+            },
             Command::Order(command) => client::order(command).await,
             Command::Status(args) => client::status(args).await,
             Command::Shop(ShopCommand::Init { dir, currency, tax_rate_bps }) => {
