@@ -17,13 +17,6 @@ use support::TillProcess;
 const ORDERS: usize = 500;
 const FLOOD_CONNECTIONS: usize = 1_100;
 
-fn spawn(args: &[&str]) -> TillProcess {
-    let command = "ulimit -n 1024 && exec \"$@\"";
-    let mut all = vec!["-c", command, "sh", env!("CARGO_BIN_EXE_tillmesh")];
-    all.extend_from_slice(args);
-    TillProcess::spawn_program("sh", &all, &["--http", "127.0.0.1:0"], &[])
-}
-
 async fn latencies(http: &reqwest::Client, url: &str) -> Vec<Duration> {
     let body = json!({ "items": [{ "sku": "TEA", "name": "Tea", "quantity": 1, "unitPrice": "2.00" }] });
     let mut took = Vec::with_capacity(ORDERS);
@@ -65,17 +58,9 @@ async fn main() {
     rlimit::increase_nofile_limit(8_192).expect("raise the bench's own descriptor limit");
     let dir = tempfile::tempdir().expect("tempdir");
     support::shop(dir.path(), &["A"]);
-    let credentials = dir.path().join("A.till");
-    let data = dir.path().join("data-A");
-    let till = spawn(&[
-        "till",
-        "--credentials",
-        credentials.to_str().expect("utf-8"),
-        "--data-dir",
-        data.to_str().expect("utf-8"),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-    ]);
+    let args = support::shop_till_args(dir.path(), "A", "A", 5_000, &[]);
+    let till =
+        TillProcess::spawn_with_descriptors(1_024, &args.iter().map(String::as_str).collect::<Vec<_>>());
     let http = reqwest::Client::new();
     let http_port = till.url.rsplit(':').next().and_then(|port| port.parse().ok()).expect("HTTP port");
     let peer_port =

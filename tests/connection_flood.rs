@@ -17,13 +17,6 @@ const FLOOD_CONNECTIONS: usize = 1_100;
 /// How long a legitimate request may take under the flood.
 const ANSWER_WITHIN: Duration = Duration::from_secs(1);
 
-fn spawn_with_descriptors(max: u64, args: &[&str]) -> TillProcess {
-    let command = format!("ulimit -n {max} && exec \"$@\"");
-    let mut all = vec!["-c", command.as_str(), "sh", env!("CARGO_BIN_EXE_tillmesh")];
-    all.extend_from_slice(args);
-    TillProcess::spawn_program("sh", &all, &["--http", "127.0.0.1:0"], &[])
-}
-
 async fn create_order(http: &reqwest::Client, url: &str) -> Duration {
     let started = Instant::now();
     let body = json!({ "items": [{ "sku": "TEA", "name": "Tea", "quantity": 1, "unitPrice": "2.00" }] });
@@ -38,8 +31,10 @@ async fn idle_connections_from_one_address_leave_others_served() {
     rlimit::increase_nofile_limit(4_096).expect("raise the test's own descriptor limit");
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("till");
-    let till =
-        spawn_with_descriptors(1_024, &["till", "--data-dir", data.to_str().expect("utf-8"), "--code", "A"]);
+    let till = TillProcess::spawn_with_descriptors(
+        1_024,
+        &["till", "--data-dir", data.to_str().expect("utf-8"), "--code", "A"],
+    );
     let address: std::net::SocketAddr = till.url.trim_start_matches("http://").parse().expect("address");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     create_order(&http, &till.url).await;
@@ -74,23 +69,8 @@ async fn idle_connections_from_one_address_leave_others_served() {
 }
 
 fn start_in_shop(dir: &std::path::Path, code: &str, peers: &[&str]) -> TillProcess {
-    let credentials = dir.join(format!("{code}.till"));
-    let data = dir.join(format!("data-{code}"));
-    let mut args = vec![
-        "till",
-        "--credentials",
-        credentials.to_str().expect("utf-8"),
-        "--data-dir",
-        data.to_str().expect("utf-8"),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--sync-interval-ms",
-        "300",
-    ];
-    for peer in peers {
-        args.extend(["--peer", peer]);
-    }
-    spawn_with_descriptors(1_024, &args)
+    let args = support::shop_till_args(dir, code, code, 300, peers);
+    TillProcess::spawn_with_descriptors(1_024, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 async fn order_count(http: &reqwest::Client, url: &str) -> usize {

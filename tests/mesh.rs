@@ -13,28 +13,12 @@ use serde_json::{Value, json};
 use support::{TillProcess, cli, shop};
 
 /// Reconciliation interval of the tills under test.
-const SYNC_INTERVAL_MS: &str = "500";
+const SYNC_INTERVAL_MS: u64 = 500;
 /// How long convergence may take before the test fails.
 const CONVERGE_TIMEOUT_MS: u64 = 60_000;
 
 fn start(dir: &Path, code: &str, peers: &[&str]) -> TillProcess {
-    let credentials = dir.join(format!("{code}.till"));
-    let data = dir.join(format!("data-{code}"));
-    let mut args = vec![
-        "till",
-        "--credentials",
-        credentials.to_str().expect("utf-8"),
-        "--data-dir",
-        data.to_str().expect("utf-8"),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--sync-interval-ms",
-        SYNC_INTERVAL_MS,
-    ];
-    for peer in peers {
-        args.extend(["--peer", peer]);
-    }
-    TillProcess::spawn(&args)
+    support::start_shop_till(dir, code, SYNC_INTERVAL_MS, peers)
 }
 
 async fn create_order(http: &reqwest::Client, url: &str, sku: &str) -> Value {

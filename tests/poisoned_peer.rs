@@ -18,23 +18,7 @@ use tillmesh_sync::{DocBody, DocMsg, Frame};
 const WAIT_TIMEOUT_MS: u64 = 60_000;
 
 fn start(dir: &Path, code: &str, peers: &[&str]) -> TillProcess {
-    let credentials = dir.join(format!("{code}.till"));
-    let data = dir.join(format!("data-{code}"));
-    let mut args = vec![
-        "till",
-        "--credentials",
-        credentials.to_str().expect("utf-8"),
-        "--data-dir",
-        data.to_str().expect("utf-8"),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--sync-interval-ms",
-        "300",
-    ];
-    for peer in peers {
-        args.extend(["--peer", peer]);
-    }
-    TillProcess::spawn(&args)
+    support::start_shop_till(dir, code, 300, peers)
 }
 
 /// The value of an unlabelled metric in `GET /metrics`.

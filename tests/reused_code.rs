@@ -11,23 +11,8 @@ use serde_json::{Value, json};
 use support::{TillProcess, cli, shop};
 
 fn start(dir: &Path, credentials: &str, data: &str, peers: &[&str]) -> TillProcess {
-    let credentials = dir.join(credentials);
-    let data = dir.join(data);
-    let mut args = vec![
-        "till",
-        "--credentials",
-        credentials.to_str().expect("utf-8"),
-        "--data-dir",
-        data.to_str().expect("utf-8"),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--sync-interval-ms",
-        "300",
-    ];
-    for peer in peers {
-        args.extend(["--peer", peer]);
-    }
-    TillProcess::spawn(&args)
+    let args = support::shop_till_args(dir, credentials, data, 300, peers);
+    TillProcess::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 async fn create(http: &reqwest::Client, url: &str) -> Value {
@@ -65,9 +50,9 @@ async fn a_reused_code_continues_its_numbering_and_needs_reuse() {
     let shop_dir = shop_dir.to_str().expect("utf-8");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
-    let b = start(dir, "B.till", "data-B", &[]);
+    let b = start(dir, "B", "B", &[]);
     let b_peer = b.peer.clone().expect("B listens");
-    let a = start(dir, "A.till", "data-A", &[&b_peer]);
+    let a = start(dir, "A", "A", &[&b_peer]);
     for _ in 0..3 {
         create(&http, &a.url).await;
     }
@@ -99,7 +84,7 @@ async fn a_reused_code_continues_its_numbering_and_needs_reuse() {
         cli(&["shop", "add-till", "--dir", shop_dir, "--code", "A", "--out", again_path, "--reuse"]);
     assert!(ok, "{err}");
 
-    let a_again = start(dir, "A-again.till", "data-A-again", &[&b_peer]);
+    let a_again = start(dir, "A-again", "A-again", &[&b_peer]);
     wait_orders(&http, &a_again.url, 3).await;
     let order = create(&http, &a_again.url).await;
     assert_eq!(order["orderNumber"], "A-4", "continues past A-3");

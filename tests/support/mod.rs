@@ -124,6 +124,51 @@ fn signal(child: &Child, signal: &str) {
     assert!(status.success(), "kill {signal} failed");
 }
 
+/// The arguments of `tillmesh till` for a shop's till: credentials `dir/<credentials>.till`, its
+/// store in `dir/data-<data>`, listening for peers on 127.0.0.1, reconciling every
+/// `sync_interval_ms`, dialing `peers`.
+pub fn shop_till_args(
+    dir: &Path,
+    credentials: &str,
+    data: &str,
+    sync_interval_ms: u64,
+    peers: &[&str],
+) -> Vec<String> {
+    let path = |name: String| dir.join(name).to_str().expect("utf-8 path").to_string();
+    let mut args: Vec<String> = vec![
+        "till".into(),
+        "--credentials".into(),
+        path(format!("{credentials}.till")),
+        "--data-dir".into(),
+        path(format!("data-{data}")),
+        "--listen".into(),
+        "/ip4/127.0.0.1/tcp/0".into(),
+        "--sync-interval-ms".into(),
+        sync_interval_ms.to_string(),
+    ];
+    for peer in peers {
+        args.extend(["--peer".to_string(), (*peer).to_string()]);
+    }
+    args
+}
+
+/// Starts the shop's till `code` (credentials `dir/<code>.till`, store `dir/data-<code>`; see
+/// [`shop_till_args`]).
+pub fn start_shop_till(dir: &Path, code: &str, sync_interval_ms: u64, peers: &[&str]) -> TillProcess {
+    let args = shop_till_args(dir, code, code, sync_interval_ms, peers);
+    TillProcess::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+impl TillProcess {
+    /// [`TillProcess::spawn`] under `ulimit -n descriptors` (soft and hard).
+    pub fn spawn_with_descriptors(descriptors: u64, args: &[&str]) -> TillProcess {
+        let command = format!("ulimit -n {descriptors} && exec \"$@\"");
+        let mut all = vec!["-c", command.as_str(), "sh", env!("CARGO_BIN_EXE_tillmesh")];
+        all.extend_from_slice(args);
+        TillProcess::spawn_program("sh", &all, &["--http", "127.0.0.1:0"], &[])
+    }
+}
+
 /// Creates a shop in `dir/shop` (tax 8.25 %) and a credentials file `dir/<code>.till` per code.
 pub fn shop(dir: &Path, codes: &[&str]) {
     let shop = dir.join("shop");

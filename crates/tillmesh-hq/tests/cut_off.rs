@@ -4,6 +4,8 @@
 //! stores nothing twice (`TILLMESH_TEST_DATABASE_URL`; without it this prints `SKIPPED`).
 
 mod common;
+#[path = "common/kotlin.rs"]
+mod kotlin;
 #[path = "common/served.rs"]
 mod served;
 
@@ -22,16 +24,7 @@ const ORDERS_PER_BATCH: usize = 150;
 const CUT_AFTER_MS: [u64; 6] = [1, 3, 8, 15, 30, 60];
 
 fn order(local_id: Uuid, number: usize) -> Value {
-    json!({
-        "order": {
-            "id": format!("order-{local_id}"), "orderNumber": format!("CUT-{number}"),
-            "items": [{"productId": "SOUP", "productName": "Soup", "quantity": 1, "unitPrice": 4.00, "totalPrice": 4.00}],
-            "subtotal": 4.00, "tax": 0.33, "total": 4.33,
-            "paymentMethod": "CASH", "paymentStatus": "PENDING", "orderStatus": "OPEN",
-            "createdAt": 1_704_067_200_000_i64, "updatedAt": 1_704_067_200_000_i64
-        },
-        "localId": local_id, "syncStatus": "PENDING", "syncVersion": 1, "deviceId": "pos-a"
-    })
+    kotlin::soup_order(local_id, &format!("CUT-{number}"), 1_704_067_200_000, 1_704_067_200_000)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,8 @@
 //! PostgreSQL: `TILLMESH_TEST_DATABASE_URL`; without it that variant prints `SKIPPED`).
 
 mod common;
+#[path = "common/kotlin.rs"]
+mod kotlin;
 #[path = "common/served.rs"]
 mod served;
 
@@ -25,16 +27,7 @@ fn now_ms() -> i64 {
 
 fn order(created_at: i64, updated_at: i64) -> Value {
     let local_id = Uuid::new_v4();
-    json!({
-        "order": {
-            "id": format!("order-{local_id}"), "orderNumber": format!("R-{local_id}"),
-            "items": [{"productId": "SOUP", "productName": "Soup", "quantity": 1, "unitPrice": 4.00, "totalPrice": 4.00}],
-            "subtotal": 4.00, "tax": 0.33, "total": 4.33,
-            "paymentMethod": "CASH", "paymentStatus": "PENDING", "orderStatus": "OPEN",
-            "createdAt": created_at, "updatedAt": updated_at
-        },
-        "localId": local_id, "syncStatus": "PENDING", "syncVersion": 1, "deviceId": "pos-a"
-    })
+    kotlin::soup_order(local_id, &format!("R-{local_id}"), created_at, updated_at)
 }
 
 async fn check<S: RecordStore>(served: Served<S>) {

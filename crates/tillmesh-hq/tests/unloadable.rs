@@ -4,6 +4,8 @@
 //! one (`TILLMESH_TEST_DATABASE_URL`; without it this prints `SKIPPED`).
 
 mod common;
+#[path = "common/kotlin.rs"]
+mod kotlin;
 #[path = "common/served.rs"]
 mod served;
 
@@ -17,16 +19,7 @@ use uuid::Uuid;
 const ADMIN_TOKEN: &str = "admin-secret-for-tests";
 
 fn order(local_id: Uuid, number: &str) -> serde_json::Value {
-    json!({
-        "order": {
-            "id": format!("order-{local_id}"), "orderNumber": number,
-            "items": [{"productId": "SOUP", "productName": "Soup", "quantity": 1, "unitPrice": 4.00, "totalPrice": 4.00}],
-            "subtotal": 4.00, "tax": 0.33, "total": 4.33,
-            "paymentMethod": "CASH", "paymentStatus": "PENDING", "orderStatus": "OPEN",
-            "createdAt": 1_704_067_200_000_i64, "updatedAt": 1_704_067_200_000_i64
-        },
-        "localId": local_id, "syncStatus": "PENDING", "syncVersion": 1, "deviceId": "pos-a"
-    })
+    kotlin::soup_order(local_id, number, 1_704_067_200_000, 1_704_067_200_000)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
