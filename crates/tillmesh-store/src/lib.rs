@@ -146,8 +146,8 @@ struct Shared {
     failure: std::sync::Mutex<Option<StorageFailure>>,
     /// Entries in the quarantine tree (counted at open: the tree is bounded).
     quarantined: AtomicU64,
-    /// Documents held: counted once at open, then kept by every write, so that health and
-    /// metrics never walk the tree.
+    /// Documents held: counted once at open (from their 16-byte item hashes, not their bytes),
+    /// then kept by every write, so that health and metrics never walk a tree.
     documents: AtomicU64,
 }
 
@@ -250,7 +250,7 @@ impl Store {
             cache_bytes: options.cache_bytes,
             hq: options.hq,
             quarantined: AtomicU64::new(open.trees.quarantine.len() as u64),
-            documents: AtomicU64::new(open.trees.docs.len() as u64),
+            documents: AtomicU64::new(open.trees.item_hashes.len() as u64),
             open: std::sync::RwLock::new(Some(Arc::new(open))),
             failure: std::sync::Mutex::new(None),
         };
@@ -298,7 +298,7 @@ impl Store {
         // Dropping the poisoned database releases its file lock once readers let go of it.
         *open = None;
         let fresh = Open::at(&self.shared.dir, self.shared.cache_bytes, REOPEN_LOCK_WAIT_MS)?;
-        self.shared.documents.store(fresh.trees.docs.len() as u64, Ordering::Relaxed);
+        self.shared.documents.store(fresh.trees.item_hashes.len() as u64, Ordering::Relaxed);
         self.shared.quarantined.store(fresh.trees.quarantine.len() as u64, Ordering::Relaxed);
         *open = Some(Arc::new(fresh));
         Ok(())
