@@ -377,7 +377,10 @@ impl Store {
             .filter(|number| number.till.as_str().as_bytes() == code.as_ref())
             .map(|number| number.sequence)
             .max();
-        if let Some(seen) = seen {
+        let current =
+            open.db.get(meta_keys::ORDER_SEQUENCE)?.as_deref().and_then(keys::decode_u64).unwrap_or(0);
+        // Nothing to write for a till's own new orders (their number was drawn from it).
+        if let Some(seen) = seen.filter(|seen| *seen > current) {
             open.db.update_and_fetch(meta_keys::ORDER_SEQUENCE, |old| {
                 let current = old.and_then(keys::decode_u64).unwrap_or(0);
                 Some(current.max(seen).to_be_bytes().to_vec())
