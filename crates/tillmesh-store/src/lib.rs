@@ -86,6 +86,9 @@ fn restrict_files(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// [`Shared::documents`] before the documents are counted.
+const UNCOUNTED: u64 = u64::MAX;
+
 /// Space a store keeps in reserve beside its database: given back when the disk fills up, so
 /// that the database can be opened again (sled writes when it opens) and serve reads; taken
 /// again, written and flushed, before writes resume. Eight of sled's 512 KiB segments.
@@ -146,8 +149,9 @@ struct Shared {
     failure: std::sync::Mutex<Option<StorageFailure>>,
     /// Entries in the quarantine tree (counted at open: the tree is bounded).
     quarantined: AtomicU64,
-    /// Documents held: counted once at open (from their 16-byte item hashes, not their bytes),
-    /// then kept by every write, so that health and metrics never walk a tree.
+    /// Documents held, kept by every write so that health and metrics never walk a tree; taken
+    /// from [`Store::load_index`] (which walks the item hashes anyway), or counted on first
+    /// use by a store opened without it. [`UNCOUNTED`] until then.
     documents: AtomicU64,
 }
 
@@ -250,7 +254,7 @@ impl Store {
             cache_bytes: options.cache_bytes,
             hq: options.hq,
             quarantined: AtomicU64::new(open.trees.quarantine.len() as u64),
-            documents: AtomicU64::new(open.trees.item_hashes.len() as u64),
+            documents: AtomicU64::new(UNCOUNTED),
             open: std::sync::RwLock::new(Some(Arc::new(open))),
             failure: std::sync::Mutex::new(None),
         };
@@ -298,7 +302,7 @@ impl Store {
         // Dropping the poisoned database releases its file lock once readers let go of it.
         *open = None;
         let fresh = Open::at(&self.shared.dir, self.shared.cache_bytes, REOPEN_LOCK_WAIT_MS)?;
-        self.shared.documents.store(fresh.trees.item_hashes.len() as u64, Ordering::Relaxed);
+        self.shared.documents.store(UNCOUNTED, Ordering::Relaxed);
         self.shared.quarantined.store(fresh.trees.quarantine.len() as u64, Ordering::Relaxed);
         *open = Some(Arc::new(fresh));
         Ok(())
@@ -458,7 +462,7 @@ impl Store {
         if kept {
             self.shared.quarantined.fetch_add(1, Ordering::Relaxed);
         }
-        self.shared.documents.fetch_sub(1, Ordering::Relaxed);
+        self.adjust_document_count(|held| held.saturating_sub(1));
         tracing::warn!(%id, reason, "a stored document no longer loads: set aside");
         Ok(true)
     }
@@ -583,7 +587,14 @@ impl Store {
 
     /// How many documents the store holds.
     pub fn document_count(&self) -> usize {
-        self.shared.documents.load(Ordering::Relaxed) as usize
+        let held = self.shared.documents.load(Ordering::Relaxed);
+        if held != UNCOUNTED {
+            return held as usize;
+        }
+        let counted = self.open_db().map_or(0, |open| open.trees.item_hashes.len() as u64);
+        let _ =
+            self.shared.documents.compare_exchange(UNCOUNTED, counted, Ordering::Relaxed, Ordering::Relaxed);
+        counted as usize
     }
 
     /// Every document id, in id order.
@@ -608,7 +619,15 @@ impl Store {
                 value.as_ref().try_into().map_err(|_| StoreError::Corrupt { what: "item hash" })?;
             index.insert(id, ItemHash(hash));
         }
+        self.shared.documents.store(index.len() as u64, Ordering::Relaxed);
         Ok(index)
+    }
+
+    /// Changes the document count by `change`, unless it is not counted yet.
+    fn adjust_document_count(&self, change: impl Fn(u64) -> u64) {
+        let _ = self.shared.documents.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+            (held != UNCOUNTED).then(|| change(held))
+        });
     }
 
     /// Checks a document and computes what writing it needs (its saved bytes, summary and item
@@ -699,7 +718,7 @@ impl Store {
                 },
             )
             .map_err(StoreError::from_transaction)?;
-        self.shared.documents.fetch_add(added, Ordering::Relaxed);
+        self.adjust_document_count(|held| held + added);
         self.raise_order_sequence(prepared)?;
         Ok(prepared.iter().map(|entry| (entry.id, entry.item_hash)).collect())
     }
