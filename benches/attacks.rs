@@ -41,18 +41,6 @@ fn report(what: &str, mut took: Vec<Duration>) {
     );
 }
 
-async fn flood(port: u16) -> Vec<tokio::net::TcpStream> {
-    let mut flood = Vec::with_capacity(FLOOD_CONNECTIONS);
-    for _ in 0..FLOOD_CONNECTIONS {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.bind("127.0.0.2:0".parse().expect("address")).expect("bind 127.0.0.2");
-        if let Ok(stream) = socket.connect(([127, 0, 0, 1], port).into()).await {
-            flood.push(stream);
-        }
-    }
-    flood
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     rlimit::increase_nofile_limit(8_192).expect("raise the bench's own descriptor limit");
@@ -67,11 +55,11 @@ async fn main() {
         till.peer.as_deref().and_then(|peer| peer.split('/').nth(4)?.parse().ok()).expect("peer port");
 
     report("no attack", latencies(&http, &till.url).await);
-    let idle = flood(http_port).await;
+    let idle = support::flood(http_port, FLOOD_CONNECTIONS).await;
     let held = idle.len();
     report(&format!("{held} idle HTTP connections from one address"), latencies(&http, &till.url).await);
     drop(idle);
-    let strangers = flood(peer_port).await;
+    let strangers = support::flood(peer_port, FLOOD_CONNECTIONS).await;
     let held = strangers.len();
     report(&format!("a stranger's {held} connections on the peer port"), latencies(&http, &till.url).await);
     drop(strangers);

@@ -39,14 +39,7 @@ async fn idle_connections_from_one_address_leave_others_served() {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     create_order(&http, &till.url).await;
 
-    let mut flood = Vec::with_capacity(FLOOD_CONNECTIONS);
-    for _ in 0..FLOOD_CONNECTIONS {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.bind("127.0.0.2:0".parse().expect("address")).expect("bind 127.0.0.2");
-        if let Ok(stream) = socket.connect(address).await {
-            flood.push(stream);
-        }
-    }
+    let mut flood = support::flood(address.port(), FLOOD_CONNECTIONS).await;
     assert!(flood.len() >= 1_000, "the flood connected: {}", flood.len());
     for _ in 0..20 {
         let took = create_order(&http, &till.url).await;
@@ -73,18 +66,6 @@ fn start_in_shop(dir: &std::path::Path, code: &str, peers: &[&str]) -> TillProce
     TillProcess::spawn_with_descriptors(1_024, &args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-async fn order_count(http: &reqwest::Client, url: &str) -> usize {
-    let page: serde_json::Value = http
-        .get(format!("{url}/api/orders?limit=500"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    page["orders"].as_array().map_or(0, Vec::len)
-}
-
 /// A stranger without the shop key holds 1,100 connections to a till's peer port: the till
 /// refuses what is beyond its pending-handshake limit, drops the rest after the handshake
 /// timeout, keeps answering its HTTP API, and a till of the shop still syncs with it.
@@ -98,14 +79,7 @@ async fn a_strangers_flood_on_the_peer_port_leaves_the_till_working() {
     let port: u16 = a_peer.split('/').nth(4).expect("port").parse().expect("port");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
-    let mut flood = Vec::with_capacity(FLOOD_CONNECTIONS);
-    for _ in 0..FLOOD_CONNECTIONS {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.bind("127.0.0.2:0".parse().expect("address")).expect("bind 127.0.0.2");
-        if let Ok(stream) = socket.connect(([127, 0, 0, 1], port).into()).await {
-            flood.push(stream);
-        }
-    }
+    let flood = support::flood(port, FLOOD_CONNECTIONS).await;
     assert!(flood.len() >= 1_000, "the flood connected: {}", flood.len());
     for _ in 0..20 {
         let took = create_order(&http, &a.url).await;
@@ -113,7 +87,7 @@ async fn a_strangers_flood_on_the_peer_port_leaves_the_till_working() {
     }
     let b = start_in_shop(dir.path(), "B", &[&a_peer]);
     let started = Instant::now();
-    while order_count(&http, &b.url).await < 20 {
+    while support::order_ids(&http, &b.url).await.len() < 20 {
         assert!(started.elapsed() < Duration::from_secs(60), "B never synced with A under the flood");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -42,25 +42,6 @@ where
     }
 }
 
-async fn order_ids(http: &reqwest::Client, url: &str) -> Vec<String> {
-    let page: Value = http
-        .get(format!("{url}/api/orders?limit=500"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    let mut ids: Vec<String> = page["orders"]
-        .as_array()
-        .expect("orders")
-        .iter()
-        .map(|order| order["id"].as_str().expect("id").to_string())
-        .collect();
-    ids.sort();
-    ids
-}
-
 async fn create_order(http: &reqwest::Client, url: &str, sku: &str) {
     let body = json!({ "items": [{ "sku": sku, "name": "Soup", "quantity": 1, "unitPrice": "4.50" }] });
     let response = http.post(format!("{url}/api/orders")).json(&body).send().await.expect("send");
@@ -119,7 +100,7 @@ async fn a_hostile_peer_sending_documents_that_crash_automerge_stops_no_till() {
     wait_for("the first order everywhere", || async {
         let mut everywhere = true;
         for till in &tills {
-            everywhere &= order_ids(&http, &till.url).await.len() == 1;
+            everywhere &= support::order_ids(&http, &till.url).await.len() == 1;
         }
         everywhere
     })
@@ -161,14 +142,14 @@ async fn a_hostile_peer_sending_documents_that_crash_automerge_stops_no_till() {
     wait_for("four orders on every till", || async {
         let mut everywhere = true;
         for till in &tills {
-            everywhere &= order_ids(&http, &till.url).await.len() == 4;
+            everywhere &= support::order_ids(&http, &till.url).await.len() == 4;
         }
         everywhere
     })
     .await;
-    let first = order_ids(&http, &a.url).await;
+    let first = support::order_ids(&http, &a.url).await;
     for till in &tills {
-        assert_eq!(order_ids(&http, &till.url).await, first, "the same orders everywhere");
+        assert_eq!(support::order_ids(&http, &till.url).await, first, "the same orders everywhere");
         for message in &poisoned {
             let response =
                 http.get(format!("{}/api/orders/{}", till.url, message.id)).send().await.expect("get");
@@ -187,7 +168,7 @@ async fn a_hostile_peer_sending_documents_that_crash_automerge_stops_no_till() {
     .await;
     assert_eq!(metric(&http, &a.url, "tillmesh_documents_quarantined").await, crashers.len() as u64);
     create_order(&http, &a.url, "AFTER").await;
-    assert_eq!(order_ids(&http, &a.url).await.len(), 5);
+    assert_eq!(support::order_ids(&http, &a.url).await.len(), 5);
 
     for till in [a, b, c] {
         assert!(till.terminate().success(), "a clean stop");

@@ -24,18 +24,7 @@ async fn create(http: &reqwest::Client, url: &str) -> Value {
 
 async fn wait_orders(http: &reqwest::Client, url: &str, count: usize) {
     let started = Instant::now();
-    loop {
-        let page: Value = http
-            .get(format!("{url}/api/orders?limit=500"))
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
-        if page["orders"].as_array().is_some_and(|orders| orders.len() == count) {
-            return;
-        }
+    while support::order_ids(http, url).await.len() != count {
         assert!(started.elapsed() < Duration::from_secs(60), "{url} never held {count} orders");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

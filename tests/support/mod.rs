@@ -228,3 +228,37 @@ impl Seeded {
         low + self.next_u64() % (high - low)
     }
 }
+
+/// The ids of the orders a till lists (its first 500), sorted.
+pub async fn order_ids(http: &reqwest::Client, url: &str) -> Vec<String> {
+    let page: serde_json::Value = http
+        .get(format!("{url}/api/orders?limit=500"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let mut ids: Vec<String> = page["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|order| order["id"].as_str().expect("id").to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Opens up to `connections` idle TCP connections from 127.0.0.2 to `port` on 127.0.0.1 (as an
+/// attacker would: another address than the legitimate clients'); returns those that connected.
+pub async fn flood(port: u16, connections: usize) -> Vec<tokio::net::TcpStream> {
+    let mut flood = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.2:0".parse().expect("address")).expect("bind 127.0.0.2");
+        if let Ok(stream) = socket.connect(([127, 0, 0, 1], port).into()).await {
+            flood.push(stream);
+        }
+    }
+    flood
+}
