@@ -30,6 +30,19 @@ fn order(created_at: i64, updated_at: i64) -> Value {
     kotlin::soup_order(local_id, &format!("R-{local_id}"), created_at, updated_at)
 }
 
+/// Posts a legacy batch as `pos-a`; the JSON answer.
+async fn post_batch(http: &reqwest::Client, base: &str, token: &str, body: &Value) -> Value {
+    http.post(format!("{base}/api/sync/batch"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("batch")
+        .json()
+        .await
+        .expect("json")
+}
+
 async fn check<S: RecordStore>(served: Served<S>) {
     let token = served.service.add_device("pos-a").await.expect("device");
     let http = reqwest::Client::new();
@@ -48,16 +61,7 @@ async fn check<S: RecordStore>(served: Served<S>) {
         "deviceId": "pos-a", "lastSyncTimestamp": 0,
         "orders": cases.iter().map(|(order, _)| order.clone()).collect::<Vec<_>>(), "transactions": []
     });
-    let answer: Value = http
-        .post(format!("{}/api/sync/batch", served.base))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect("batch")
-        .json()
-        .await
-        .expect("json");
+    let answer = post_batch(&http, &served.base, &token, &body).await;
     let synced = answer["syncedOrders"].as_array().expect("syncedOrders");
     for ((_, accepted), outcome) in cases.iter().zip(synced) {
         assert_eq!(outcome["success"], *accepted, "{outcome}");
@@ -90,16 +94,7 @@ async fn check<S: RecordStore>(served: Served<S>) {
     assert!(refused["detail"].as_str().is_some_and(|detail| detail.contains(&current)), "{refused}");
     let past_number: u64 = past.parse().expect("number");
     let body = json!({"deviceId": "pos-a", "lastSyncTimestamp": past_number, "orders": [order(now, now)], "transactions": []});
-    let answer: Value = http
-        .post(format!("{}/api/sync/batch", served.base))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .expect("batch")
-        .json()
-        .await
-        .expect("json");
+    let answer = post_batch(&http, &served.base, &token, &body).await;
     assert_eq!(answer["syncedOrders"][0]["success"], true, "{answer}");
     let next: u64 = answer["nextSyncToken"].as_str().expect("token").parse().expect("a Long");
     assert!(next < past_number, "the answer's token is within the feed: {answer}");
@@ -145,38 +140,20 @@ async fn repeated_identical_conflicts_are_logged_once() {
     let http = reqwest::Client::new();
     let now = now_ms();
     let mut first = order(now, now);
-    let send = |body: Value| {
-        let http = http.clone();
-        let url = format!("{}/api/sync/batch", served.base);
-        let token = token.clone();
-        async move {
-            let answer: Value = http
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .expect("batch")
-                .json()
-                .await
-                .expect("json");
-            answer
-        }
-    };
     let batch = |order: &Value| json!({"deviceId": "pos-a", "orders": [order], "transactions": [], "lastSyncTimestamp": 0});
-    send(batch(&first)).await;
+    post_batch(&http, &served.base, &token, &batch(&first)).await;
     let mut newer = first.clone();
     newer["syncVersion"] = json!(2);
     newer["syncStatus"] = json!("MODIFIED");
     newer["order"]["orderStatus"] = json!("SENT");
     newer["order"]["updatedAt"] = json!(now + 1);
-    send(batch(&newer)).await;
+    post_batch(&http, &served.base, &token, &batch(&newer)).await;
     // The stale copy: version 1 again, with other content.
     first["syncStatus"] = json!("MODIFIED");
     first["order"]["orderStatus"] = json!("PREPARING");
     let mut reported = 0;
     for _ in 0..5 {
-        let answer = send(batch(&first)).await;
+        let answer = post_batch(&http, &served.base, &token, &batch(&first)).await;
         reported += answer["syncedOrders"][0]["conflicts"].as_array().map_or(0, Vec::len);
     }
     let logged = served.service.records().conflicts(1_000).await.expect("conflicts");
