@@ -49,7 +49,7 @@ impl TillProcess {
         let child = Command::new(program)
             .args(args)
             .args(http_args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("TILLMESH_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .env_remove("DATABASE_URL")
             .env_remove("DATABASE_USER")
             .env_remove("DATABASE_PASSWORD")

@@ -10,7 +10,8 @@ use libp2p::multiaddr::Protocol;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport, allow_block_list, connection_limits, mdns, noise, tcp, yamux,
 };
@@ -316,8 +317,9 @@ struct EventLoop {
     targets: Vec<Target>,
     /// Peers with at least one connection.
     connected: HashSet<PeerId>,
-    /// Addresses being dialed now, so a slow dial is not started twice.
-    dialing: HashMap<Multiaddr, Instant>,
+    /// Addresses being dialed now, with the dial's connection and start, so a slow dial is not
+    /// started twice.
+    dialing: HashMap<Multiaddr, (ConnectionId, Instant)>,
     backoff: Duration,
     backoff_max: Duration,
 }
@@ -380,7 +382,7 @@ impl EventLoop {
     /// Dials every target that is due and not connected.
     fn redial(&mut self) {
         let now = Instant::now();
-        self.dialing.retain(|_, started| now.duration_since(*started) < Duration::from_secs(30));
+        self.dialing.retain(|_, (_, started)| now.duration_since(*started) < Duration::from_secs(30));
         for target in &mut self.targets {
             let connected = target.peer.is_some_and(|peer| self.connected.contains(&peer));
             let our_turn = target.is_static || target.peer.is_some_and(|peer| self.local < peer);
@@ -393,9 +395,15 @@ impl EventLoop {
             }
             target.next_attempt = now + target.backoff;
             target.backoff = (target.backoff * 2).min(self.backoff_max);
-            match self.swarm.dial(target.address.clone()) {
+            // A fresh local port for every dial: binding the listen port (libp2p's default, for NAT
+            // traversal a shop LAN does not need) fails with "address in use" whenever that port
+            // is also taken on another local address.
+            let dial =
+                DialOpts::unknown_peer_id().address(target.address.clone()).allocate_new_port().build();
+            let connection = dial.connection_id();
+            match self.swarm.dial(dial) {
                 Ok(()) => {
-                    self.dialing.insert(target.address.clone(), now);
+                    self.dialing.insert(target.address.clone(), (connection, now));
                 }
                 Err(error) => tracing::debug!(address = %target.address, %error, "dial refused"),
             }
@@ -408,10 +416,12 @@ impl EventLoop {
                 tracing::info!(%address, "listening");
                 return self.emit(NetEvent::Listening(address)).await;
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, num_established, connection_id, ..
+            } => {
                 if endpoint.is_dialer() {
                     let address = endpoint.get_remote_address().clone();
-                    self.dialing.remove(&address);
+                    self.dialing.retain(|_, (dial, _)| *dial != connection_id);
                     for target in &mut self.targets {
                         if target.address == address || target.peer == Some(peer_id) {
                             target.peer = Some(peer_id);
@@ -435,9 +445,9 @@ impl EventLoop {
                 }
                 return self.emit(NetEvent::Disconnected(peer_id)).await;
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, connection_id: _ } => {
+            SwarmEvent::OutgoingConnectionError { peer_id, error, connection_id } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
-                self.dialing.clear();
+                self.dialing.retain(|_, (dial, _)| *dial != connection_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, address) in found {
