@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tillmesh_core::{Amount, Timestamp};
+use tillmesh_core::{Amount, Quantity, Timestamp};
 use tillmesh_node::till::{ItemInput, OrderInput, PaymentInput};
 
 use crate::{ClientArgs, OrderCommand};
@@ -83,7 +83,7 @@ pub(crate) fn parse_item(spec: &str) -> anyhow::Result<ItemInput> {
     }
     let quantity = parts[parts.len() - 2]
         .parse()
-        .with_context(|| format!("item {spec:?}: quantity is not a whole number"))?;
+        .with_context(|| format!("item {spec:?}: quantity is not a number of at most three decimals"))?;
     let unit_price: Amount =
         parts[parts.len() - 1].parse().with_context(|| format!("item {spec:?}: price is not an amount"))?;
     Ok(ItemInput {
@@ -226,7 +226,7 @@ struct DetailView {
 struct ItemView {
     sku: String,
     name: String,
-    quantity: i64,
+    quantity: Quantity,
     unit_price: Amount,
     line_total: Amount,
     voided: bool,
@@ -370,8 +370,16 @@ mod tests {
     fn item_specs_parse_exactly() {
         let item = parse_item("SOUP:Tomato: the soup:2:4.50").expect("valid");
         assert_eq!(item.name, "Tomato: the soup");
-        assert_eq!((item.quantity, item.unit_price), (2, Amount::from_minor(450)));
-        for bad in ["SOUP:Soup:2", "SOUP:Soup:two:4.50", "SOUP:Soup:2:4.505", "SOUP:Soup:2:abc"] {
+        assert_eq!((item.quantity, item.unit_price), (Quantity::pieces(2), Amount::from_minor(450)));
+        let weighed = parse_item("CHEESE:Cheese by the kg:0.35:24.90").expect("a weight");
+        assert_eq!(weighed.quantity, Quantity::from_thousandths(350));
+        for bad in [
+            "SOUP:Soup:2",
+            "SOUP:Soup:two:4.50",
+            "SOUP:Soup:2:4.505",
+            "SOUP:Soup:2:abc",
+            "SOUP:Soup:0.0001:1",
+        ] {
             assert!(parse_item(bad).is_err(), "{bad}");
         }
     }

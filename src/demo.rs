@@ -27,7 +27,7 @@ use anyhow::{Context, bail, ensure};
 use sha2::{Digest, Sha256};
 use tillmesh_client::{ClientConfig, SyncHandle, SyncService, TrackedOrder};
 use tillmesh_core::legacy::{LegacyItem, LegacyOrder};
-use tillmesh_core::{Amount, Clock, OrderStatus, PaymentMethod, PaymentStatus, TillCode};
+use tillmesh_core::{Amount, Clock, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode};
 use tillmesh_hq::{Access, Hq, SledRecords};
 use tillmesh_net::{Multiaddr, PeerId, multiaddr::Protocol};
 use tillmesh_node::till::{ItemInput, OrderInput};
@@ -535,7 +535,12 @@ const MENU: [(&str, &str, i64); 8] = [
 
 fn item(dish: usize, quantity: i64) -> ItemInput {
     let (sku, name, cents) = MENU[dish % MENU.len()];
-    ItemInput { sku: sku.into(), name: name.into(), quantity, unit_price: Amount::from_minor(cents) }
+    ItemInput {
+        sku: sku.into(),
+        name: name.into(),
+        quantity: Quantity::pieces(quantity),
+        unit_price: Amount::from_minor(cents),
+    }
 }
 
 fn order_input(items: Vec<ItemInput>) -> OrderInput {
@@ -562,7 +567,7 @@ fn legacy_order(number: &str, lines: &[(usize, i64)]) -> anyhow::Result<LegacyOr
         items.push(LegacyItem {
             product_id: sku.into(),
             product_name: name.into(),
-            quantity,
+            quantity: Quantity::pieces(quantity),
             unit_price,
             total_price: unit_price.checked_mul(quantity)?,
         });
@@ -586,14 +591,14 @@ fn legacy_order(number: &str, lines: &[(usize, i64)]) -> anyhow::Result<LegacyOr
 }
 
 /// The order [`KOTLIN`], a register still running the original Kotlin client, sends exactly as
-/// kotlinx.serialization writes it: money as doubles (3 × 1.1 = 3.3000000000000003), its own
-/// status and method names, a 10 % discount (the total is not subtotal + tax), `syncStatus` and
-/// `syncVersion` left out. Returns its document id and the total HQ stored (cents, rounded once
+/// kotlinx.serialization writes it: money as doubles (3 × 1.1 = 3.3000000000000003), cheese
+/// sold by weight (0.5 kg), its own status and method names, a 10 % discount (the total is not
+/// subtotal + tax), `syncStatus` and `syncVersion` left out. Returns its document id and the total HQ stored (cents, rounded once
 /// half away from zero, as the original `DECIMAL(10,2)` columns did).
 async fn send_as_kotlin(shop: &DemoShop) -> anyhow::Result<(Uuid, Amount)> {
     let local_id = Uuid::new_v4();
     let body = format!(
-        r#"{{"deviceId":"{KOTLIN}","orders":[{{"order":{{"id":"{local_id}","orderNumber":"ORD-20250115-0001","items":[{{"productId":"5449000000996","productName":"Cola","quantity":3,"unitPrice":1.1,"totalPrice":3.3000000000000003}},{{"productId":"steak","productName":"Steak","quantity":2,"unitPrice":10.0,"totalPrice":20.0}}],"subtotal":23.3,"tax":1.92225,"total":22.700025,"paymentMethod":"CREDIT_CARD","paymentStatus":"COMPLETED","orderStatus":"COMPLETED","createdAt":1736899200000,"updatedAt":1736899200000}},"localId":"{local_id}","deviceId":"{KOTLIN}"}}],"transactions":[]}}"#
+        r#"{{"deviceId":"{KOTLIN}","orders":[{{"order":{{"id":"{local_id}","orderNumber":"ORD-20250115-0001","items":[{{"productId":"5449000000996","productName":"Cola","quantity":3,"unitPrice":1.1,"totalPrice":3.3000000000000003}},{{"productId":"steak","productName":"Steak","quantity":2,"unitPrice":10.0,"totalPrice":20.0}},{{"productId":"comte","productName":"Comté by the kg","quantity":0.5,"unitPrice":24.9,"totalPrice":12.45}}],"subtotal":35.75,"tax":2.9493750000000003,"total":34.829437500000004,"paymentMethod":"CREDIT_CARD","paymentStatus":"COMPLETED","orderStatus":"COMPLETED","createdAt":1736899200000,"updatedAt":1736899200000}},"localId":"{local_id}","deviceId":"{KOTLIN}"}}],"transactions":[]}}"#
     );
     let answer: serde_json::Value = reqwest::Client::new()
         .post(format!("{}/api/sync/batch", shop.nodes[0].url))
@@ -608,7 +613,7 @@ async fn send_as_kotlin(shop: &DemoShop) -> anyhow::Result<(Uuid, Amount)> {
     let synced = &answer["syncedOrders"][0];
     ensure!(synced["success"] == true, "HQ did not take the Kotlin client's order: {synced}");
     let id: Uuid = synced["serverId"].as_str().context("no serverId")?.parse()?;
-    let total = Amount::from_minor(2270);
+    let total = Amount::from_minor(3483);
     let stored = shop.nodes[0].till.order(id)?.order;
     ensure!(
         stored.total == total,
@@ -760,8 +765,8 @@ async fn scenario(shop: &mut DemoShop, progress: &Progress) -> anyhow::Result<Su
     }
     progress.step(format!(
         "{CLIENT} saves {} and {} in its outbox and syncs (POST /api/sync/batch); {KOTLIN} sends \
-         ORD-20250115-0001 as the original Kotlin client writes it (doubles, COMPLETED, CREDIT_CARD, 10 % \
-         off: total {kotlin_total}): HQ stores all three as documents",
+         ORD-20250115-0001 as the original Kotlin client writes it (doubles, 0.5 kg of cheese, COMPLETED, \
+         CREDIT_CARD, 10 % off: total {kotlin_total}): HQ stores all three as documents",
         sent[0].record.order_number, sent[1].record.order_number
     ));
 

@@ -125,7 +125,7 @@ fn the_demo_with_keep_leaves_reachable_nodes_until_sigterm() {
     // The Kotlin register's order, at the total its client sold it at (10 % off).
     let kotlin =
         orders.iter().find(|order| order["orderNumber"] == "ORD-20250115-0001").expect("the Kotlin order");
-    assert_eq!(kotlin["total"].to_string(), "22.70", "{kotlin}");
+    assert_eq!(kotlin["total"].to_string(), "34.83", "{kotlin}");
 
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());

@@ -539,7 +539,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use tillmesh_core::legacy::{LegacyItem, Resolution};
-    use tillmesh_core::{Amount, OrderStatus, PaymentMethod, PaymentStatus};
+    use tillmesh_core::{Amount, OrderStatus, PaymentMethod, PaymentStatus, Quantity};
 
     use super::*;
 
@@ -552,7 +552,7 @@ mod tests {
             items: vec![LegacyItem {
                 product_id: "tea".into(),
                 product_name: "Tea".into(),
-                quantity,
+                quantity: Quantity::pieces(quantity),
                 unit_price: price,
                 total_price: total,
             }],
@@ -676,7 +676,10 @@ mod tests {
         };
         assert!(!outbox.received(remote(order("mine", 5), mine.local_id, 2)).expect("received"));
         let kept = outbox.get::<LegacyOrder>(mine.local_id).expect("get").expect("kept");
-        assert_eq!((kept.record.items[0].quantity, kept.sync_status), (1, SyncStatus::Pending));
+        assert_eq!(
+            (kept.record.items[0].quantity, kept.sync_status),
+            (Quantity::pieces(1), SyncStatus::Pending)
+        );
 
         let theirs = Uuid::new_v4();
         let mut other = remote(order("theirs", 1), theirs, 3);

@@ -74,7 +74,7 @@ pub fn apply_conflicts<T: Serialize + DeserializeOwned + Clone>(
 #[cfg(test)]
 mod tests {
     use tillmesh_core::legacy::{LegacyItem, LegacyOrder, json_text};
-    use tillmesh_core::{Amount, OrderStatus, PaymentMethod, PaymentStatus, Timestamp};
+    use tillmesh_core::{Amount, OrderStatus, PaymentMethod, PaymentStatus, Quantity, Timestamp};
 
     use super::*;
 
@@ -85,7 +85,7 @@ mod tests {
             items: vec![LegacyItem {
                 product_id: "tea".into(),
                 product_name: "Tea".into(),
-                quantity: 1,
+                quantity: Quantity::pieces(1),
                 unit_price: Amount::from_minor(300),
                 total_price: Amount::from_minor(300),
             }],
@@ -110,7 +110,7 @@ mod tests {
         let mut server = order();
         server.payment_status = PaymentStatus::Declined.into();
         server.order_number = "HQ-1".into();
-        server.items[0].quantity = 2;
+        server.items[0].quantity = Quantity::pieces(2);
         server.items[0].total_price = Amount::from_minor(600);
         server.subtotal = Amount::from_minor(600);
         server.total = Amount::from_minor(600);

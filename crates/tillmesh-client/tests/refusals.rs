@@ -53,7 +53,7 @@ async fn one_invalid_order_does_not_hold_back_the_others() {
     let report = sync.sync_now().await.expect("sync");
     assert_eq!((report.synced_orders, report.rejected), (0, 0));
     let mut fixed = zero;
-    fixed.items[0].quantity = 1;
+    fixed.items[0].quantity = tillmesh_core::Quantity::pieces(1);
     fixed.items[0].total_price = Amount::from_minor(300);
     common::add_up(&mut fixed);
     assert_eq!(sync.save_order_for_sync(fixed).await.expect("save").sync_status, SyncStatus::Modified);
@@ -64,11 +64,11 @@ async fn one_invalid_order_does_not_hold_back_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_that_do_not_add_up_are_refused_before_saving() {
+async fn orders_with_impossible_amounts_are_refused_before_saving() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let sync = client(dir.path().join("pos-1"), "http://127.0.0.1:9", "pos-1", "tmd_x");
     let mut wrong = order("POS-1", &[("tea", 2, 300)]);
-    wrong.items[0].total_price = Amount::from_minor(1);
+    wrong.items[0].unit_price = Amount::from_minor(-1);
     let error = sync.save_order_for_sync(wrong).await.expect_err("refused");
     assert!(matches!(error, ClientError::Invalid { .. }), "{error}");
     assert_eq!(sync.stats().expect("stats").unsent(), 0);

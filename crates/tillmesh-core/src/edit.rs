@@ -11,12 +11,15 @@ use crate::text::TextError;
 /// submission.
 pub mod limits {
     use crate::money::Amount;
+    use crate::quantity::Quantity;
     use crate::text::TextRule;
 
     /// Items in one order.
     pub const ITEMS_MAX: usize = 200;
-    /// Quantity of one item.
-    pub const QUANTITY_MAX: i64 = 10_000;
+    /// Smallest quantity of one item: a thousandth (a gram of goods sold by the kilogram).
+    pub const QUANTITY_MIN: Quantity = Quantity::from_thousandths(1);
+    /// Largest quantity of one item.
+    pub const QUANTITY_MAX: Quantity = Quantity::pieces(10_000);
     /// Price of one item: 10,000,000.00.
     pub const UNIT_PRICE_MAX: Amount = Amount::from_minor(1_000_000_000);
     /// Amount of one payment transaction: 10,000,000.00.
@@ -64,11 +67,11 @@ pub enum EditError {
         #[source]
         source: MoneyError,
     },
-    /// Quantity outside 1 to [`limits::QUANTITY_MAX`].
-    #[error("quantity {quantity} is outside 1 to {max}", max = limits::QUANTITY_MAX)]
+    /// Quantity outside [`limits::QUANTITY_MIN`] to [`limits::QUANTITY_MAX`].
+    #[error("quantity {quantity} is outside {min} to {max}", min = limits::QUANTITY_MIN, max = limits::QUANTITY_MAX)]
     Quantity {
         /// The refused quantity.
-        quantity: i64,
+        quantity: crate::quantity::Quantity,
     },
     /// Tax rate above 100 %.
     #[error("tax rate {bps} bps is above {max}", max = limits::TAX_RATE_BPS_MAX)]

@@ -2,7 +2,7 @@
 //!
 //! SHA-256 over a canonical JSON text of the effective view: object keys sorted by their bytes,
 //! no white space, strings escaped as JSON requires (serde_json's escaping), integers in decimal,
-//! money as integer minor units, items sorted by item id, absent values as `null`. Sync metadata
+//! money as integer minor units, quantities as decimal numbers (`2`, `0.5`), items sorted by item id, absent values as `null`. Sync metadata
 //! (`localId`, `deviceId`, `syncVersion`, `syncStatus`), `updatedAt`, HQ's signatures and the
 //! Automerge history are left out, so two peers with the same content agree whatever their map
 //! order, history or platform. `docs/DOCUMENTS.md` lists the fields; `tests/` pins golden vectors.
@@ -20,6 +20,8 @@ enum Canonical {
     Null,
     Bool(bool),
     Int(i64),
+    /// A decimal number written as its text (a quantity: `2`, `0.5`).
+    Decimal(String),
     Str(String),
     Array(Vec<Canonical>),
     Object(BTreeMap<&'static str, Canonical>),
@@ -39,6 +41,7 @@ impl Canonical {
             Canonical::Null => out.push_str("null"),
             Canonical::Bool(value) => out.push_str(if *value { "true" } else { "false" }),
             Canonical::Int(value) => out.push_str(&value.to_string()),
+            Canonical::Decimal(text) => out.push_str(text),
             Canonical::Str(text) => out.push_str(&serde_json::Value::String(text.clone()).to_string()),
             Canonical::Array(values) => {
                 out.push('[');
@@ -77,7 +80,7 @@ pub fn order_canonical_text(order: &Order) -> String {
                 ("id", Canonical::str(item.id.to_string())),
                 ("productId", Canonical::str(&item.sku)),
                 ("productName", Canonical::str(&item.name)),
-                ("quantity", Canonical::Int(item.quantity)),
+                ("quantity", Canonical::Decimal(item.quantity.to_string())),
                 ("unitPrice", Canonical::Int(item.unit_price.minor())),
                 ("voided", Canonical::Bool(item.voided)),
             ]))

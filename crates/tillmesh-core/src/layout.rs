@@ -72,6 +72,7 @@ const ITEM: &[(&str, Expect)] = &[
     ("name", Expect::Str),
     ("unitPrice", Expect::Int),
     ("qty", Expect::Counter),
+    ("qtyMilli", Expect::Since(&Expect::Counter)),
     ("addedBy", Expect::Str),
     ("addedAt", Expect::Int),
 ];

@@ -24,9 +24,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::edit::limits;
 use crate::money::{Amount, MoneyError};
 use crate::order::Order;
 use crate::payment::Transaction;
+use crate::quantity::Quantity;
 use crate::status::{OrderStatus, PaymentMethod, PaymentStatus, UnknownValue, wire_enum};
 use crate::time::Timestamp;
 
@@ -68,12 +70,13 @@ pub struct LegacyItem {
     pub product_id: String,
     /// Product name.
     pub product_name: String,
-    /// How many.
-    pub quantity: i64,
+    /// How many: whole pieces or a weight (`0.5`), rounded to the thousandth as sent.
+    #[serde(deserialize_with = "Quantity::deserialize_rounded")]
+    pub quantity: Quantity,
     /// Price of one.
     #[serde(deserialize_with = "rounded_money")]
     pub unit_price: Amount,
-    /// `quantity × unitPrice`.
+    /// `quantity × unitPrice` as the client computed it (a line discount may lower it).
     #[serde(deserialize_with = "rounded_money")]
     pub total_price: Amount,
 }
@@ -582,26 +585,6 @@ pub enum LegacyError {
         /// The amount sent.
         amount: Amount,
     },
-    /// The amounts do not add up.
-    #[error("{field} is {given} but the {rule} gives {expected}")]
-    Arithmetic {
-        /// The field.
-        field: String,
-        /// What the client sent.
-        given: Amount,
-        /// What the rule gives.
-        expected: Amount,
-        /// Which rule.
-        rule: &'static str,
-    },
-    /// No tax rate of the server's precision gives the `tax` sent.
-    #[error("tax {tax} is not a whole-basis-point rate of subtotal {subtotal}")]
-    TaxRate {
-        /// The subtotal.
-        subtotal: Amount,
-        /// The tax.
-        tax: Amount,
-    },
     /// A text field is empty or too long.
     #[error("{field}: {problem}")]
     Text {
@@ -630,74 +613,67 @@ pub fn check_identifier(field: &'static str, text: &str) -> Result<(), LegacyErr
     problem.map_or(Ok(()), |problem| Err(LegacyError::Text { field, problem }))
 }
 
+/// How an order's document prices a legacy order ([`LegacyOrder::pricing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pricing {
+    /// The order's tax rate in basis points.
+    pub tax_rate_bps: u32,
+    /// The client's total minus the priced lines and tax.
+    pub adjustment: Amount,
+}
+
 impl LegacyOrder {
-    /// Checks that the amounts are non-negative, within `DECIMAL(10,2)`, and add up: every
-    /// `totalPrice` is `quantity × unitPrice` and `subtotal` their sum. A `total` other than
-    /// `subtotal + tax` is the order's [`LegacyOrder::adjustment`].
+    /// Checks the identifiers and that every amount is non-negative and within
+    /// `DECIMAL(10,2)`. Amounts that do not add up are not refused: the documents price the
+    /// lines themselves ([`LegacyOrder::pricing`]) and the client's total stands through the
+    /// order's adjustment; what differs goes back to the client as conflicts.
     pub fn check(&self) -> Result<(), LegacyError> {
         check_identifier("id", &self.id)?;
         check_identifier("orderNumber", &self.order_number)?;
-        let mut subtotal = Amount::ZERO;
         for (index, item) in self.items.iter().enumerate() {
             legacy_amount(&format!("items[{index}].unitPrice"), item.unit_price)?;
-            let field = format!("items[{index}].totalPrice");
-            legacy_amount(&field, item.total_price)?;
-            let expected = item
-                .unit_price
-                .checked_mul(item.quantity)
-                .map_err(|source| LegacyError::Money { field: field.clone(), source })?;
-            if expected != item.total_price {
-                return Err(LegacyError::Arithmetic {
-                    field,
-                    given: item.total_price,
-                    expected,
-                    rule: "quantity × unitPrice",
-                });
-            }
-            subtotal = subtotal
-                .checked_add(expected)
-                .map_err(|source| LegacyError::Money { field: "subtotal".into(), source })?;
+            legacy_amount(&format!("items[{index}].totalPrice"), item.total_price)?;
         }
         legacy_amount("subtotal", self.subtotal)?;
         legacy_amount("tax", self.tax)?;
         legacy_amount("total", self.total)?;
-        if subtotal != self.subtotal {
-            return Err(LegacyError::Arithmetic {
-                field: "subtotal".into(),
-                given: self.subtotal,
-                expected: subtotal,
-                rule: "sum of the items' totalPrice",
-            });
-        }
         Ok(())
     }
 
-    /// What the client's total adds to `subtotal + tax`: a discount (below zero), a service
-    /// charge or surcharge (above), the tax a VAT-inclusive total already holds (below).
-    pub fn adjustment(&self) -> Amount {
-        Amount::from_minor(self.total.minor() - self.subtotal.minor() - self.tax.minor())
-    }
-
-    /// The tax rate in basis points that gives `tax` on `subtotal` with the documents' rounding
-    /// (half away from zero to the cent): the shop's `default_bps` whenever it does (so later
-    /// edits are taxed as the till would), else the rate nearest `tax / subtotal`.
-    pub fn tax_rate_bps(&self, default_bps: u32) -> Result<u32, LegacyError> {
-        let refused = || LegacyError::TaxRate { subtotal: self.subtotal, tax: self.tax };
-        if self.subtotal.mul_ratio_round_half_up(i64::from(default_bps), 10_000) == Ok(self.tax) {
-            return Ok(default_bps);
+    /// How the order's document prices it: each line `quantity × unitPrice` rounded once to
+    /// the cent, the tax rate that gives the client's `tax` on their sum (the shop's
+    /// `default_bps` whenever it does, so later edits are taxed as a till would), and the
+    /// adjustment that keeps the client's `total`: a discount (below zero: a line or order
+    /// discount, a VAT-inclusive price) or a surcharge (above: a service charge). When no rate
+    /// gives the client's tax exactly, the nearest is taken and the adjustment holds the cents.
+    pub fn pricing(&self, default_bps: u32) -> Result<Pricing, LegacyError> {
+        let money = |field: String| move |source| LegacyError::Money { field, source };
+        let mut subtotal = Amount::ZERO;
+        for (index, item) in self.items.iter().enumerate() {
+            let field = format!("items[{index}].totalPrice");
+            let line = item.quantity.price(item.unit_price).map_err(money(field.clone()))?;
+            subtotal = subtotal.checked_add(line).map_err(money(field))?;
         }
-        if self.subtotal == Amount::ZERO {
-            return Err(refused());
-        }
-        let estimate = i128::from(self.tax.minor()) * 10_000 / i128::from(self.subtotal.minor());
-        // Rounding to the cent lets several rates give the same tax: take the one nearest the
-        // estimate, looking both ways.
-        (0..=200)
-            .flat_map(|step| [estimate + step, estimate - step])
-            .filter_map(|bps| u32::try_from(bps).ok())
-            .filter(|bps| *bps <= crate::edit::limits::TAX_RATE_BPS_MAX)
-            .find(|bps| self.subtotal.mul_ratio_round_half_up(i64::from(*bps), 10_000) == Ok(self.tax))
-            .ok_or_else(refused)
+        let tax_at = |bps: u32| subtotal.mul_ratio_round_half_up(i64::from(bps), 10_000);
+        let tax_rate_bps = if tax_at(default_bps) == Ok(self.tax) || subtotal == Amount::ZERO {
+            default_bps
+        } else {
+            let max = i128::from(limits::TAX_RATE_BPS_MAX);
+            let numerator = i128::from(self.tax.minor()) * 10_000;
+            let denominator = i128::from(subtotal.minor());
+            let nearest = ((numerator + denominator / 2) / denominator).clamp(0, max);
+            // Rounding to the cent lets several rates give the same tax: the exact one nearest
+            // the estimate, looking both ways, else the estimate itself.
+            (0..=200)
+                .flat_map(|step| [nearest + step, nearest - step])
+                .filter(|bps| (0..=max).contains(bps))
+                .filter_map(|bps| u32::try_from(bps).ok())
+                .find(|bps| tax_at(*bps) == Ok(self.tax))
+                .unwrap_or(u32::try_from(nearest).unwrap_or(default_bps))
+        };
+        let tax = tax_at(tax_rate_bps).map_err(money("tax".into()))?;
+        let adjustment = Amount::from_minor(self.total.minor() - subtotal.minor() - tax.minor());
+        Ok(Pricing { tax_rate_bps, adjustment })
     }
 
     /// The order as a legacy client sees it: lines not voided; `id` is the document's id
@@ -900,14 +876,15 @@ fn sha256_json<T: Serialize>(value: &T) -> String {
 mod tests {
     use super::*;
 
-    fn item(quantity: i64, price: &str) -> LegacyItem {
+    fn item(quantity: &str, price: &str) -> LegacyItem {
         let unit_price: Amount = price.parse().expect("price");
+        let quantity: Quantity = quantity.parse().expect("quantity");
         LegacyItem {
             product_id: "P1".into(),
             product_name: "Burger".into(),
             quantity,
             unit_price,
-            total_price: unit_price.checked_mul(quantity).expect("total"),
+            total_price: quantity.price(unit_price).expect("total"),
         }
     }
 
@@ -1028,35 +1005,59 @@ mod tests {
     }
 
     #[test]
-    fn amounts_must_add_up() {
-        order(vec![item(2, "4.50")], "0.74").check().expect("good");
-        let mut bad = order(vec![item(2, "4.50")], "0.74");
-        bad.items[0].total_price = Amount::from_minor(901);
-        assert!(matches!(bad.check(), Err(LegacyError::Arithmetic { .. })));
-        // A total other than subtotal + tax is an adjustment, not an error.
-        let mut discounted = order(vec![item(2, "4.50")], "0.74");
+    fn the_client_total_stands_whatever_its_parts_add_up_to() {
+        let pricing = |order: &LegacyOrder| order.pricing(0).expect("priced");
+        let plain = order(vec![item("2", "4.50")], "0.74");
+        assert_eq!(pricing(&plain), Pricing { tax_rate_bps: 822, adjustment: Amount::ZERO });
+        // An order discount, a line discount, a subtotal that is not the lines' sum: the
+        // document prices the lines and the adjustment keeps the client's total.
+        let mut discounted = plain.clone();
         discounted.total = Amount::from_minor(874);
-        discounted.check().expect("a discount");
-        assert_eq!(discounted.adjustment(), Amount::from_minor(-100));
-        let bad = order(vec![item(1, "-1.00")], "0");
-        assert!(matches!(bad.check(), Err(LegacyError::Money { .. })));
+        assert_eq!(pricing(&discounted).adjustment, Amount::from_minor(-100));
+        let mut line_discount = plain.clone();
+        line_discount.items[0].total_price = Amount::from_minor(800);
+        line_discount.subtotal = Amount::from_minor(800);
+        line_discount.total = Amount::from_minor(866);
+        line_discount.check().expect("a line discount is taken");
+        assert_eq!(
+            pricing(&line_discount),
+            Pricing { tax_rate_bps: 822, adjustment: Amount::from_minor(-108) }
+        );
+        // Weighed goods: 0.5 × 12.99 = 6.495, rounded once to 6.50.
+        let weighed = order(vec![item("0.5", "12.99"), item("1.25", "2.00")], "0");
+        assert_eq!(weighed.subtotal, Amount::from_minor(900));
+        assert_eq!(pricing(&weighed).adjustment, Amount::ZERO);
+        for bad in [order(vec![item("1", "-1.00")], "0"), order(vec![item("1", "100000000.00")], "0")] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
     }
 
     #[test]
-    fn tax_rate_is_recovered() {
-        assert_eq!(order(vec![item(2, "4.50")], "0.74").tax_rate_bps(0), Ok(822));
-        assert_eq!(order(vec![item(1, "100.00")], "8.25").tax_rate_bps(0), Ok(825));
-        assert_eq!(order(vec![], "0").tax_rate_bps(700), Ok(700));
+    fn the_tax_rate_is_recovered_or_the_nearest_taken() {
+        let rate =
+            |order: LegacyOrder, default_bps: u32| order.pricing(default_bps).expect("priced").tax_rate_bps;
+        assert_eq!(rate(order(vec![item("2", "4.50")], "0.74"), 0), 822);
+        assert_eq!(rate(order(vec![item("1", "100.00")], "8.25"), 0), 825);
+        assert_eq!(rate(order(vec![], "0"), 700), 700);
         // 0.25 on 3.00 is 8.25 % as well as 8.33 %: the shop's rate is kept.
-        assert_eq!(order(vec![item(1, "3.00")], "0.25").tax_rate_bps(825), Ok(825));
-        assert_eq!(order(vec![item(1, "3.00")], "0.25").tax_rate_bps(0), Ok(833));
-        assert!(order(vec![item(1, "1.00")], "5.00").tax_rate_bps(0).is_err());
+        assert_eq!(rate(order(vec![item("1", "3.00")], "0.25"), 825), 825);
+        assert_eq!(rate(order(vec![item("1", "3.00")], "0.25"), 0), 833);
+        // Tax rounded line by line (3 × 0.08) is still a rate of the sum; a tax above the
+        // subtotal is not: the nearest rate is taken, the rest is in the adjustment.
+        let mut per_line = order(vec![item("1", "0.99"), item("1", "0.99"), item("1", "0.99")], "0.24");
+        per_line.total = Amount::from_minor(321);
+        let pricing = per_line.pricing(0).expect("priced");
+        assert_eq!((pricing.tax_rate_bps, pricing.adjustment), (808, Amount::ZERO));
+        let heavy = order(vec![item("1", "1.00")], "5.00");
+        let pricing = heavy.pricing(0).expect("priced");
+        assert_eq!(pricing.tax_rate_bps, limits::TAX_RATE_BPS_MAX);
+        assert_eq!(pricing.adjustment, Amount::from_minor(400));
     }
 
     #[test]
     fn content_hash_ignores_update_time_and_item_order() {
-        let a = order(vec![item(1, "1.00"), item(2, "3.00")], "0");
-        let mut b = order(vec![item(2, "3.00"), item(1, "1.00")], "0");
+        let a = order(vec![item("1", "1.00"), item("2", "3.00")], "0");
+        let mut b = order(vec![item("2", "3.00"), item("1", "1.00")], "0");
         b.updated_at = Timestamp(5);
         assert_eq!(a.content_hash(), b.content_hash());
         b.order_status = OrderStatus::Sent.into();

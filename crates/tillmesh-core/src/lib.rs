@@ -21,7 +21,7 @@
 //! - [`time`]: [`Timestamp`] and the [`Clock`] drivers implement.
 //!
 //! ```
-//! use tillmesh_core::{Amount, Currency, NewItem, NewOrder, OrderDoc, OrderStatus, Timestamp, TillCode};
+//! use tillmesh_core::{Amount, Currency, NewItem, NewOrder, OrderDoc, OrderStatus, Quantity, Timestamp, TillCode};
 //! use uuid::Uuid;
 //!
 //! let new = NewOrder {
@@ -35,7 +35,7 @@
 //!         id: Uuid::from_u128(3),
 //!         sku: "SOUP".into(),
 //!         name: "Soup".into(),
-//!         quantity: 2,
+//!         quantity: Quantity::pieces(2),
 //!         unit_price: "4.50".parse().unwrap(),
 //!     }],
 //!     notes: String::new(),
@@ -61,6 +61,7 @@ pub mod money;
 pub mod numbering;
 pub mod order;
 pub mod payment;
+pub mod quantity;
 pub mod roster;
 pub mod status;
 pub mod text;
@@ -76,6 +77,7 @@ pub use money::{Amount, Currency, Money, MoneyError};
 pub use numbering::{OrderNumber, TillCode};
 pub use order::{NewItem, NewOrder, Order, OrderDoc, OrderItem, Reached};
 pub use payment::{NewTransaction, Transaction, TransactionDoc};
+pub use quantity::{Quantity, QuantityError};
 pub use roster::{Roster, RosterEntry, RosterError, SignedRosterEntry};
 pub use status::{OrderStatus, PaymentMethod, PaymentStatus};
 pub use text::TextError;

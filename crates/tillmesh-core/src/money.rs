@@ -137,77 +137,103 @@ impl Amount {
     }
 
     fn parse_with(text: &str, round: bool) -> Result<Amount, MoneyError> {
-        let invalid = || MoneyError::Invalid { text: cut(text) };
-        let lowered = text.to_ascii_lowercase();
-        let unsigned = lowered.trim_start_matches(['-', '+']);
-        if matches!(unsigned, "nan" | "inf" | "infinity") {
-            return Err(MoneyError::NotFinite { text: cut(text) });
-        }
-        let (negative, rest) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (mantissa, exponent) = match rest.find(['e', 'E']) {
-            Some(at) => {
-                let exp_text = &rest[at + 1..];
-                let digits = exp_text.strip_prefix(['+', '-']).unwrap_or(exp_text);
-                if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(invalid());
-                }
-                let exponent: i32 = exp_text.parse().map_err(|_| invalid())?;
-                (&rest[..at], exponent)
-            }
-            None => (rest, 0),
-        };
-        let (whole, fraction) = match mantissa.split_once('.') {
-            Some((whole, fraction)) => (whole, fraction),
-            None => (mantissa, ""),
-        };
-        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty()
-            || (mantissa.contains('.') && fraction.is_empty())
-            || !all_digits(whole)
-            || !all_digits(fraction)
-        {
-            return Err(invalid());
-        }
-        let digits: String = [whole, fraction].concat();
-        let digits = digits.trim_start_matches('0');
-        // value = digits × 10^(exponent − fraction.len()); scale to cents: + 2.
-        let scale = exponent - fraction.len() as i32 + 2;
-        // Digits below the cent: dropped when zero, else rounded away (or refused).
-        let (digits, scale, round_up) = if scale < 0 {
-            let dropped = scale.unsigned_abs() as usize;
-            let kept = digits.len().saturating_sub(dropped);
-            let below = &digits[kept..];
-            if !round && below.bytes().any(|b| b != b'0') {
-                return Err(MoneyError::TooManyDecimals { text: cut(text) });
-            }
-            // The first digit below the cent decides (half away from zero); it is a leading
-            // zero that was trimmed when fewer digits than dropped remain.
-            let first_below = if dropped > digits.len() { b'0' } else { below.as_bytes()[0] };
-            (&digits[..kept], 0, first_below >= b'5')
-        } else {
-            (digits, scale, false)
-        };
-        if digits.len() + scale as usize > DIGITS_MAX {
-            return Err(MoneyError::Overflow);
-        }
-        let mut minor: i128 = 0;
-        for b in digits.bytes() {
-            minor = minor * 10 + i128::from(b - b'0');
-        }
-        for _ in 0..scale {
-            minor = minor.checked_mul(10).ok_or(MoneyError::Overflow)?;
-        }
-        if round_up {
-            minor += 1;
-        }
-        if negative {
-            minor = -minor;
-        }
-        i64::try_from(minor).map(Amount).map_err(|_| MoneyError::Overflow)
+        parse_scaled(text, 2, round).map(Amount).map_err(|refusal| match refusal {
+            Refusal::Invalid => MoneyError::Invalid { text: cut(text) },
+            Refusal::NotFinite => MoneyError::NotFinite { text: cut(text) },
+            Refusal::TooManyDecimals => MoneyError::TooManyDecimals { text: cut(text) },
+            Refusal::Overflow => MoneyError::Overflow,
+        })
     }
+}
+
+/// Why a decimal text is not a number of the scale asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Not a decimal number.
+    Invalid,
+    /// NaN or an infinity.
+    NotFinite,
+    /// More non-zero decimal places than the scale has (when not rounding).
+    TooManyDecimals,
+    /// Beyond 64 bits at that scale.
+    Overflow,
+}
+
+/// Parses a decimal text exactly into an integer of `places` decimal places (2: cents, 3:
+/// thousandths): an optional `-`, digits, an optional fraction and an optional exponent
+/// (`1.0E7`, as some JSON encoders write large doubles). Digits below the scale must be zero,
+/// or with `round` are rounded half away from zero from the exact digits (never through a
+/// float).
+pub(crate) fn parse_scaled(text: &str, places: i32, round: bool) -> Result<i64, Refusal> {
+    let lowered = text.to_ascii_lowercase();
+    let unsigned = lowered.trim_start_matches(['-', '+']);
+    if matches!(unsigned, "nan" | "inf" | "infinity") {
+        return Err(Refusal::NotFinite);
+    }
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(at) => {
+            let exp_text = &rest[at + 1..];
+            let digits = exp_text.strip_prefix(['+', '-']).unwrap_or(exp_text);
+            if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Refusal::Invalid);
+            }
+            let exponent: i32 = exp_text.parse().map_err(|_| Refusal::Invalid)?;
+            (&rest[..at], exponent)
+        }
+        None => (rest, 0),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((whole, fraction)) => (whole, fraction),
+        None => (mantissa, ""),
+    };
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || (mantissa.contains('.') && fraction.is_empty())
+        || !all_digits(whole)
+        || !all_digits(fraction)
+    {
+        return Err(Refusal::Invalid);
+    }
+    let digits: String = [whole, fraction].concat();
+    let digits = digits.trim_start_matches('0');
+    // value = digits × 10^(exponent − fraction.len()); scale to the places asked for.
+    let scale = exponent - fraction.len() as i32 + places;
+    // Digits below the scale: dropped when zero, else rounded away (or refused).
+    let (digits, scale, round_up) = if scale < 0 {
+        let dropped = scale.unsigned_abs() as usize;
+        let kept = digits.len().saturating_sub(dropped);
+        let below = &digits[kept..];
+        if !round && below.bytes().any(|b| b != b'0') {
+            return Err(Refusal::TooManyDecimals);
+        }
+        // The first digit below the scale decides (half away from zero); it is a leading
+        // zero that was trimmed when fewer digits than dropped remain.
+        let first_below = if dropped > digits.len() { b'0' } else { below.as_bytes()[0] };
+        (&digits[..kept], 0, first_below >= b'5')
+    } else {
+        (digits, scale, false)
+    };
+    if digits.len() + scale as usize > DIGITS_MAX {
+        return Err(Refusal::Overflow);
+    }
+    let mut minor: i128 = 0;
+    for b in digits.bytes() {
+        minor = minor * 10 + i128::from(b - b'0');
+    }
+    for _ in 0..scale {
+        minor = minor.checked_mul(10).ok_or(Refusal::Overflow)?;
+    }
+    if round_up {
+        minor += 1;
+    }
+    if negative {
+        minor = -minor;
+    }
+    i64::try_from(minor).map_err(|_| Refusal::Overflow)
 }
 
 impl fmt::Display for Amount {

@@ -5,6 +5,9 @@
 //! - `items` is a map keyed by item id (made by the till that adds the item): two tills adding
 //!   items at once both keep theirs.
 //! - `qty` of an item is an Automerge counter: two tills changing a quantity at once both count.
+//!   Weighed goods add thousandths in a second counter, `qtyMilli` (0.5 kg: `qty` 0, `qtyMilli`
+//!   500), made with every item; an item's quantity is `qty × 1000 + qtyMilli` thousandths.
+//!   Documents made before it existed read as zero.
 //! - voiding an item adds an entry to `voids` (an event): it never deletes the item.
 //! - `progress` maps each status reached to when: the status shown is the most advanced one
 //!   reached, so a stale till can never move an order back.
@@ -33,6 +36,7 @@ use crate::authority::{
 use crate::document::{self, BaseDoc, DocKind, DocumentError, SCHEMA_VERSION};
 use crate::edit::{EditError, check_device_id, limits};
 use crate::money::{Amount, Currency};
+use crate::quantity::{Quantity, THOUSANDTHS_PER_UNIT};
 use crate::status::{OrderStatus, PaymentMethod, PaymentStatus};
 use crate::time::Timestamp;
 
@@ -86,8 +90,8 @@ pub struct NewItem {
     pub sku: String,
     /// Product name.
     pub name: String,
-    /// How many, 1 to [`limits::QUANTITY_MAX`].
-    pub quantity: i64,
+    /// How many: [`limits::QUANTITY_MIN`] to [`limits::QUANTITY_MAX`], in thousandths.
+    pub quantity: Quantity,
     /// Price of one, zero or more.
     pub unit_price: Amount,
 }
@@ -144,11 +148,11 @@ pub struct OrderItem {
     pub sku: String,
     /// Product name.
     pub name: String,
-    /// Quantity: the merged counter, never below zero.
-    pub quantity: i64,
+    /// Quantity: the merged counters, never below zero.
+    pub quantity: Quantity,
     /// Price of one.
     pub unit_price: Amount,
-    /// `quantity × unit_price` (zero when voided).
+    /// `quantity × unit_price`, rounded once to the cent (zero when voided).
     pub line_total: Amount,
     /// Whether the item was voided.
     pub voided: bool,
@@ -198,6 +202,9 @@ struct ItemRecord {
     #[autosurgeon(rename = "unitPrice")]
     unit_price: i64,
     qty: Counter,
+    /// Thousandths on top of `qty`; missing in documents made before weighed goods.
+    #[autosurgeon(rename = "qtyMilli", missing = "Default::default")]
+    qty_milli: Counter,
     #[autosurgeon(rename = "addedBy")]
     added_by: String,
     #[autosurgeon(rename = "addedAt")]
@@ -344,26 +351,49 @@ impl OrderDoc {
         Ok(self.base.finish(by, at)?)
     }
 
-    /// Sets an item's quantity (1 to [`limits::QUANTITY_MAX`]). Written as an increment of the
-    /// item's counter, so a concurrent change on another till is added to it, not lost.
+    /// Sets an item's quantity ([`limits::QUANTITY_MIN`] to [`limits::QUANTITY_MAX`]). Written
+    /// as increments of the item's counters (whole pieces in `qty`, the rest in `qtyMilli`), so
+    /// a concurrent change on another till is added to it, not lost.
     pub fn set_quantity(
         &mut self,
         item_id: Uuid,
-        quantity: i64,
+        quantity: Quantity,
         by: &str,
         at: Timestamp,
     ) -> Result<(), EditError> {
-        if !(1..=limits::QUANTITY_MAX).contains(&quantity) {
-            return Err(EditError::Quantity { quantity });
-        }
+        check_quantity(quantity)?;
         self.editable()?.live_item(item_id)?;
         let items = self.base.child("items")?;
         let item = document::child(&self.base.doc, &items, &item_id.to_string(), self.base.id)?;
-        // The raw counter, which merges may have taken below zero; the view clamps it.
-        let current: Counter =
+        // The raw counters, which merges may have taken below zero; the view clamps their sum.
+        let pieces: Counter =
             autosurgeon::hydrate_prop(&self.base.doc, &item, "qty").map_err(DocumentError::from)?;
-        if quantity != current.value() {
-            self.base.doc.increment(&item, "qty", quantity - current.value()).map_err(DocumentError::from)?;
+        let milli: Option<Counter> =
+            match self.base.doc.get(&item, "qtyMilli").map_err(DocumentError::from)? {
+                Some(_) => Some(
+                    autosurgeon::hydrate_prop(&self.base.doc, &item, "qtyMilli")
+                        .map_err(DocumentError::from)?,
+                ),
+                None => None,
+            };
+        let (whole, fraction) = split(quantity);
+        if whole != pieces.value() {
+            self.base.doc.increment(&item, "qty", whole - pieces.value()).map_err(DocumentError::from)?;
+        }
+        match milli {
+            Some(milli) if fraction != milli.value() => self
+                .base
+                .doc
+                .increment(&item, "qtyMilli", fraction - milli.value())
+                .map_err(DocumentError::from)?,
+            // An item made before weighed goods: its counter is made now (two tills doing so
+            // at once keep one's fraction; such items predate every fractional quantity).
+            None if fraction != 0 => self
+                .base
+                .doc
+                .put(&item, "qtyMilli", automerge::ScalarValue::counter(fraction))
+                .map_err(DocumentError::from)?,
+            _ => {}
         }
         Ok(self.base.finish(by, at)?)
     }
@@ -510,12 +540,15 @@ impl Order {
         let mut subtotal = Amount::ZERO;
         for (item_id, item) in &record.items {
             let voided = record.voids.contains_key(item_id);
-            let quantity = item.qty.value().clamp(0, limits::QUANTITY_MAX);
+            let thousandths =
+                item.qty.value().saturating_mul(THOUSANDTHS_PER_UNIT).saturating_add(item.qty_milli.value());
+            let quantity =
+                Quantity::from_thousandths(thousandths.clamp(0, limits::QUANTITY_MAX.thousandths()));
             let unit_price = Amount::from_minor(item.unit_price);
             let line_total = if voided {
                 Amount::ZERO
             } else {
-                unit_price.checked_mul(quantity).map_err(|e| malformed(e.to_string()))?
+                quantity.price(unit_price).map_err(|e| malformed(e.to_string()))?
             };
             subtotal = subtotal.checked_add(line_total).map_err(|e| malformed(e.to_string()))?;
             items.push((
@@ -579,13 +612,25 @@ impl Order {
     }
 }
 
+/// A quantity within [`limits::QUANTITY_MIN`] to [`limits::QUANTITY_MAX`].
+fn check_quantity(quantity: Quantity) -> Result<(), EditError> {
+    if (limits::QUANTITY_MIN..=limits::QUANTITY_MAX).contains(&quantity) {
+        Ok(())
+    } else {
+        Err(EditError::Quantity { quantity })
+    }
+}
+
+/// A quantity as the item's counters hold it: whole pieces and the thousandths beyond them.
+fn split(quantity: Quantity) -> (i64, i64) {
+    (quantity.thousandths() / THOUSANDTHS_PER_UNIT, quantity.thousandths() % THOUSANDTHS_PER_UNIT)
+}
+
 impl ItemRecord {
     fn new(item: &NewItem, by: &str, at: Timestamp) -> Result<ItemRecord, EditError> {
         limits::SKU.check(&item.sku)?;
         limits::ITEM_NAME.check(&item.name)?;
-        if !(1..=limits::QUANTITY_MAX).contains(&item.quantity) {
-            return Err(EditError::Quantity { quantity: item.quantity });
-        }
+        check_quantity(item.quantity)?;
         let price = item
             .unit_price
             .non_negative()
@@ -597,7 +642,8 @@ impl ItemRecord {
             sku: item.sku.clone(),
             name: item.name.clone(),
             unit_price: price.minor(),
-            qty: Counter::with_value(item.quantity),
+            qty: Counter::with_value(split(item.quantity).0),
+            qty_milli: Counter::with_value(split(item.quantity).1),
             added_by: by.to_string(),
             added_at: at.0,
         })

@@ -3,11 +3,12 @@
 
 mod common;
 
+use automerge::ReadDoc;
 use automerge::transaction::Transactable;
 use common::{actor, at, item, new_order, order_on_a};
 use tillmesh_core::{
     Amount, Currency, Document, DocumentError, EditError, HqSigningKey, NewTransaction, OrderDoc,
-    OrderStatus, PaymentMethod, PaymentStatus, Reached, TextError, TransactionDoc, order_hash,
+    OrderStatus, PaymentMethod, PaymentStatus, Quantity, Reached, TextError, TransactionDoc, order_hash,
     transaction_hash,
 };
 use uuid::Uuid;
@@ -50,7 +51,7 @@ fn loading_checks_the_kind() {
 
 #[test]
 fn order_validation_refuses_bad_input() {
-    let card = new_order(vec![item(1, "SOUP", 1, "1.00")]);
+    let card = new_order(vec![item(1, "SOUP", Quantity::pieces(1), "1.00")]);
     let mut with_card = card.clone();
     with_card.notes = "card 4111 1111 1111 1111".to_string();
     assert!(matches!(
@@ -61,16 +62,29 @@ fn order_validation_refuses_bad_input() {
     negative.items[0].unit_price = Amount::from_minor(-1);
     assert!(matches!(OrderDoc::create(negative, actor(1)), Err(EditError::Money { field: "unitPrice", .. })));
     let mut zero_qty = card.clone();
-    zero_qty.items[0].quantity = 0;
-    assert!(matches!(OrderDoc::create(zero_qty, actor(1)), Err(EditError::Quantity { quantity: 0 })));
+    zero_qty.items[0].quantity = Quantity::ZERO;
+    assert!(matches!(
+        OrderDoc::create(zero_qty, actor(1)),
+        Err(EditError::Quantity { quantity: Quantity::ZERO })
+    ));
     let mut bad_device = card;
     bad_device.device_id = "till a".to_string();
     assert!(OrderDoc::create(bad_device, actor(1)).is_err());
 
     let mut order = order_on_a();
     let before = order.save();
-    assert!(order.add_item(item(1, "SOUP", 1, "1.00"), "till-a", at(1)).is_err(), "duplicate item id");
-    assert!(order.set_quantity(Uuid::from_u128(99), 2, "till-a", at(1)).is_err(), "unknown item");
+    assert!(
+        order.add_item(item(1, "SOUP", Quantity::pieces(1), "1.00"), "till-a", at(1)).is_err(),
+        "duplicate item id"
+    );
+    assert!(
+        order.set_quantity(Uuid::from_u128(99), Quantity::pieces(2), "till-a", at(1)).is_err(),
+        "unknown item"
+    );
+    let tiny = Quantity::from_thousandths(0);
+    assert!(order.set_quantity(Uuid::from_u128(1), tiny, "till-a", at(1)).is_err(), "zero");
+    let huge = Quantity::from_thousandths(10_000_001);
+    assert!(order.set_quantity(Uuid::from_u128(1), huge, "till-a", at(1)).is_err(), "over 10,000");
     assert_eq!(order.save(), before, "refused edits change nothing");
 }
 
@@ -87,7 +101,10 @@ fn an_order_created_as_reached_is_the_order_created_then_advanced_and_claimed() 
         for claim in claims {
             // Recorded after the order was taken, and (a device's clock) before it.
             for when in [at(90_000), at(-5_000)] {
-                let new = new_order(vec![item(1, "SOUP", 2, "4.50"), item(2, "BREAD", 1, "2.25")]);
+                let new = new_order(vec![
+                    item(1, "SOUP", Quantity::pieces(2), "4.50"),
+                    item(2, "BREAD", Quantity::pieces(1), "2.25"),
+                ]);
                 let mut stepwise = OrderDoc::create(new.clone(), actor(1)).expect("valid order");
                 if status != OrderStatus::Open {
                     stepwise.advance(status, "till-a", when).expect("forward from OPEN");
@@ -154,12 +171,40 @@ fn transactions_hold_no_card_numbers_and_settle_like_orders() {
 fn the_hash_ignores_history_and_sync_metadata() {
     let one_go = order_on_a();
     let mut step_by_step = OrderDoc::create(new_order(vec![]), actor(5)).expect("valid");
-    step_by_step.add_item(item(2, "BREAD", 1, "2.25"), "till-b", at(7)).expect("add");
-    step_by_step.add_item(item(1, "SOUP", 1, "4.50"), "till-c", at(8)).expect("add");
-    step_by_step.set_quantity(Uuid::from_u128(1), 2, "till-c", at(9)).expect("qty");
+    step_by_step.add_item(item(2, "BREAD", Quantity::pieces(1), "2.25"), "till-b", at(7)).expect("add");
+    step_by_step.add_item(item(1, "SOUP", Quantity::pieces(1), "4.50"), "till-c", at(8)).expect("add");
+    step_by_step.set_quantity(Uuid::from_u128(1), Quantity::pieces(2), "till-c", at(9)).expect("qty");
     let (a, b) = (one_go.view(None).expect("view"), step_by_step.view(None).expect("view"));
     assert_ne!(a.updated_at, b.updated_at);
     assert_eq!(order_hash(&a), order_hash(&b));
+}
+
+/// Weighed goods: a line is its weight times its unit price, rounded once to the cent; a weight
+/// set on an item of a document made before weights existed (no `qtyMilli`) counts too.
+#[test]
+fn weighed_goods_are_priced_exactly() {
+    let weight = |text: &str| text.parse::<Quantity>().expect("quantity");
+    let new =
+        new_order(vec![item(1, "CHEESE", weight("0.5"), "12.99"), item(2, "BREAD", weight("2"), "2.25")]);
+    let mut order = OrderDoc::create(new, actor(1)).expect("valid");
+    let view = order.view(None).expect("view");
+    assert_eq!((view.items[0].quantity, view.items[0].line_total), (weight("0.5"), Amount::from_minor(650)));
+    assert_eq!(view.subtotal, Amount::from_minor(1100));
+    assert!(tillmesh_core::hash::order_canonical_text(&view).contains(r#""quantity":0.5,"#));
+    order.set_quantity(Uuid::from_u128(1), weight("1.237"), "till-a", at(2)).expect("reweighed");
+    order.set_quantity(Uuid::from_u128(2), weight("1.5"), "till-a", at(3)).expect("half a loaf less");
+    let view = order.view(None).expect("view");
+    assert_eq!(view.items[0].line_total, Amount::from_minor(1607), "1.237 × 12.99 = 16.06863");
+    assert_eq!(view.items[1].quantity, weight("1.5"));
+
+    // An item as an earlier build wrote it: `qty` alone.
+    let mut older = order_on_a();
+    let items = older.automerge().get(automerge::ROOT, "items").expect("read").expect("items").1;
+    let soup = older.automerge().get(&items, Uuid::from_u128(1).to_string()).expect("read").expect("soup").1;
+    older.automerge().delete(&soup, "qtyMilli").expect("delete");
+    assert_eq!(older.view(None).expect("view").items[0].quantity, Quantity::pieces(2));
+    older.set_quantity(Uuid::from_u128(1), weight("2.75"), "till-b", at(4)).expect("a weight");
+    assert_eq!(older.view(None).expect("view").items[0].quantity, weight("2.75"));
 }
 
 /// Golden vectors: these hashes are the REST API's `serverHash`. Changing them breaks every
@@ -273,7 +318,10 @@ fn a_field_of_the_wrong_type_is_named_with_the_type_expected() {
 /// total; a document made before adjustments existed reads as none.
 #[test]
 fn an_adjustment_keeps_the_total_a_legacy_device_sold_at() {
-    let new = new_order(vec![item(1, "SOUP", 2, "4.50"), item(2, "BREAD", 1, "2.25")]);
+    let new = new_order(vec![
+        item(1, "SOUP", Quantity::pieces(2), "4.50"),
+        item(2, "BREAD", Quantity::pieces(1), "2.25"),
+    ]);
     let reached = Reached {
         status: OrderStatus::Open,
         claim: None,
@@ -321,9 +369,12 @@ fn legacy_names_are_kept_as_sent() {
         ]),
         at: at(1),
     };
-    let (mut doc, view) =
-        OrderDoc::create_reached(new_order(vec![item(1, "SOUP", 1, "4.50")]), Some(reached), actor(1))
-            .expect("order");
+    let (mut doc, view) = OrderDoc::create_reached(
+        new_order(vec![item(1, "SOUP", Quantity::pieces(1), "4.50")]),
+        Some(reached),
+        actor(1),
+    )
+    .expect("order");
     let legacy = LegacyOrder::from_view(&view);
     assert_eq!(legacy.order_status.name(), "Completed");
     assert_eq!(legacy.payment_status.name(), "UNPAID");

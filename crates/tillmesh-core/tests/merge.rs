@@ -1,5 +1,6 @@
 //! Concurrent edits on two tills merge to the same order on both, in either merge order: no added
-//! item is lost, status never regresses, concurrent quantity changes both count.
+//! item is lost, status never regresses, concurrent quantity changes both count (whole pieces and
+//! weights in thousandths alike).
 
 mod common;
 
@@ -7,13 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::{actor, at, item, order_on_a};
 use proptest::prelude::*;
-use tillmesh_core::{OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, order_hash};
+use tillmesh_core::{OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, Quantity, order_hash};
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 enum Edit {
-    AddItem { quantity: i64, price_cents: i64 },
-    SetQuantity { pick: usize, quantity: i64 },
+    AddItem { quantity: Quantity, price_cents: i64 },
+    SetQuantity { pick: usize, quantity: Quantity },
     VoidItem { pick: usize },
     Advance { status: OrderStatus },
     Claim { method: PaymentMethod, paid: bool },
@@ -22,14 +23,19 @@ enum Edit {
 
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
-        (1i64..5, 0i64..5_000).prop_map(|(quantity, price_cents)| Edit::AddItem { quantity, price_cents }),
-        (0usize..8, 1i64..30).prop_map(|(pick, quantity)| Edit::SetQuantity { pick, quantity }),
+        (quantity(), 0i64..5_000).prop_map(|(quantity, price_cents)| Edit::AddItem { quantity, price_cents }),
+        (0usize..8, quantity()).prop_map(|(pick, quantity)| Edit::SetQuantity { pick, quantity }),
         (0usize..8).prop_map(|pick| Edit::VoidItem { pick }),
         proptest::sample::select(OrderStatus::ALL).prop_map(|status| Edit::Advance { status }),
         (proptest::sample::select(PaymentMethod::ALL), any::<bool>())
             .prop_map(|(method, paid)| Edit::Claim { method, paid }),
         proptest::sample::select(&["", "no onions", "table 4"][..]).prop_map(|text| Edit::Notes { text }),
     ]
+}
+
+/// Whole pieces or a weight with up to three decimals.
+fn quantity() -> impl Strategy<Value = Quantity> {
+    prop_oneof![(1i64..30).prop_map(Quantity::pieces), (1i64..30_000).prop_map(Quantity::from_thousandths)]
 }
 
 /// Applies edits as device `device`; refused edits (a voided item, a backwards status) change
@@ -71,7 +77,7 @@ fn apply(doc: &mut OrderDoc, device: &str, side: u128, edits: &[Edit]) -> Vec<Uu
 }
 
 fn quantities(doc: &OrderDoc) -> BTreeMap<Uuid, i64> {
-    doc.view(None).expect("view").items.iter().map(|i| (i.id, i.quantity)).collect()
+    doc.view(None).expect("view").items.iter().map(|i| (i.id, i.quantity.thousandths())).collect()
 }
 
 proptest! {
@@ -119,8 +125,9 @@ proptest! {
         for item in view_a.items.iter().chain(&view_b.items).filter(|i| i.voided) {
             prop_assert!(merged.items.iter().any(|m| m.id == item.id && m.voided));
         }
-        // Totals are derived from the merged items.
-        let subtotal: i64 = merged.items.iter().filter(|i| !i.voided).map(|i| i.quantity * i.unit_price.minor()).sum();
+        // Totals are derived from the merged items, each line rounded once.
+        let line = |i: &tillmesh_core::OrderItem| i.quantity.price(i.unit_price).expect("priced").minor();
+        let subtotal: i64 = merged.items.iter().filter(|i| !i.voided).map(line).sum();
         prop_assert_eq!(merged.subtotal.minor(), subtotal);
         prop_assert_eq!(merged.total.minor(), merged.subtotal.minor() + merged.tax.minor());
         let _ = &mut base;
@@ -149,5 +156,5 @@ fn voiding_is_an_event_not_a_deletion() {
     assert!(line.voided);
     assert_eq!(line.line_total.minor(), 0);
     assert_eq!(view.subtotal.minor(), 225);
-    assert!(order.set_quantity(soup, 3, "till-a", at(6)).is_err());
+    assert!(order.set_quantity(soup, Quantity::pieces(3), "till-a", at(6)).is_err());
 }

@@ -39,7 +39,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 use tillmesh_core::legacy::{
     FieldConflict, LegacyItem, LegacyNames, LegacyOrder, LegacyTransaction, Named, Since,
 };
-use tillmesh_core::{Amount, Timestamp};
+use tillmesh_core::{Amount, Quantity, Timestamp};
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
@@ -77,7 +77,7 @@ const ORDER_COLUMNS: &str = "'order' AS kind, id::text AS id, local_id::text AS 
 const ORDER_FROM: &str = "sync_orders LEFT JOIN LATERAL ( \
        SELECT array_agg(product_id ORDER BY line) AS item_product_ids, \
          array_agg(product_name ORDER BY line) AS item_product_names, \
-         array_agg(quantity ORDER BY line) AS item_quantities, \
+         array_agg(quantity_thousandths ORDER BY line) AS item_quantities, \
          array_agg(unit_price_cents ORDER BY line) AS item_unit_prices_cents, \
          array_agg(total_price_cents ORDER BY line) AS item_total_prices_cents \
        FROM sync_order_items WHERE sync_order_items.order_id = sync_orders.id \
@@ -472,7 +472,7 @@ fn decode_items(row: &PgRow) -> Result<Vec<LegacyItem>, RecordError> {
         .map(|((product_id, product_name), ((quantity, unit_price), total_price))| LegacyItem {
             product_id,
             product_name,
-            quantity,
+            quantity: Quantity::from_thousandths(quantity),
             unit_price: Amount::from_minor(unit_price),
             total_price: Amount::from_minor(total_price),
         })
@@ -811,7 +811,7 @@ impl PgBatch<'_> {
                     .push(i32::try_from(line).map_err(|_| corrupt("more order lines than an INT counts"))?);
                 item_product_ids.push(item.product_id.as_str());
                 item_product_names.push(item.product_name.as_str());
-                item_quantities.push(item.quantity);
+                item_quantities.push(item.quantity.thousandths());
                 item_unit_prices.push(item.unit_price.minor());
                 item_total_prices.push(item.total_price.minor());
             }
@@ -847,7 +847,7 @@ impl PgBatch<'_> {
                  changed_at = EXCLUDED.changed_at, position = EXCLUDED.position, \
                  document = EXCLUDED.document \
              ), lines AS ( \
-               INSERT INTO sync_order_items (order_id, line, product_id, product_name, quantity, \
+               INSERT INTO sync_order_items (order_id, line, product_id, product_name, quantity_thousandths, \
                  unit_price_cents, total_price_cents) \
                SELECT * FROM UNNEST($23::uuid[], $24::int4[], $25::text[], $26::text[], $27::int8[], \
                  $28::int8[], $29::int8[]) \

@@ -1206,10 +1206,12 @@ fn build_order(
         (Some(PaymentStatus::Pending), None) | (None, _) => None,
         (Some(status), method) => Some((method.unwrap_or(PaymentMethod::Other), status)),
     };
+    let pricing =
+        client.pricing(context.default_tax_bps).map_err(|error| invalid(format!("order.{error}")))?;
     let reached = Reached {
         status,
         claim: claim.filter(|_| status != OrderStatus::Voided),
-        adjustment: client.adjustment(),
+        adjustment: pricing.adjustment,
         names: client.names(),
         at: context.now,
     };
@@ -1220,7 +1222,7 @@ fn build_order(
             number,
             device_id: device.to_string(),
             currency: context.currency,
-            tax_rate_bps: client.tax_rate_bps(context.default_tax_bps)?,
+            tax_rate_bps: pricing.tax_rate_bps,
             items,
             notes: String::new(),
             created_at: client.created_at,
@@ -1390,10 +1392,11 @@ fn check_order(order: &SyncableOrder, default_tax_bps: u32) -> Judged<()> {
         let problem = |detail: String| format!("order.items[{index}].{detail}");
         limits::SKU.check(&item.product_id).map_err(|error| problem(error.to_string()))?;
         limits::ITEM_NAME.check(&item.product_name).map_err(|error| problem(error.to_string()))?;
-        if !(1..=limits::QUANTITY_MAX).contains(&item.quantity) {
+        if !(limits::QUANTITY_MIN..=limits::QUANTITY_MAX).contains(&item.quantity) {
             return Err(problem(format!(
-                "quantity: {} is not within 1..={}",
+                "quantity: {} is not within {}..={}",
                 item.quantity,
+                limits::QUANTITY_MIN,
                 limits::QUANTITY_MAX
             )));
         }
@@ -1403,7 +1406,7 @@ fn check_order(order: &SyncableOrder, default_tax_bps: u32) -> Judged<()> {
     }
     let refused = |error: LegacyError| format!("order.{error}");
     client.check().map_err(refused)?;
-    client.tax_rate_bps(default_tax_bps).map_err(refused)?;
+    client.pricing(default_tax_bps).map_err(refused)?;
     Ok(())
 }
 

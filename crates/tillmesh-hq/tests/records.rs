@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tillmesh_core::legacy::{FieldConflict, LegacyItem, LegacyOrder, LegacyTransaction, Resolution, Since};
-use tillmesh_core::{Amount, OrderStatus, PaymentMethod, PaymentStatus, Timestamp};
+use tillmesh_core::{Amount, OrderStatus, PaymentMethod, PaymentStatus, Quantity, Timestamp};
 use tillmesh_hq::records::{CONFLICTS_KEPT, ConflictEntry, RecordBody, RecordCounts, RecordVersion};
 use tillmesh_hq::{PgRecords, Record, RecordBatch, RecordError, RecordKind, RecordStore, SledRecords};
 use tillmesh_store::{Store, StoreOptions};
@@ -25,13 +25,16 @@ use uuid::Uuid;
 // ---------------------------------------------------------------------------------------------
 // Records to store.
 
-fn item(product_id: &str, product_name: &str, quantity: i64, unit_price_cents: i64) -> LegacyItem {
+/// A line of `quantity` (`"2"`, a weight `"0.35"`) at `unit_price_cents`.
+fn item(product_id: &str, product_name: &str, quantity: &str, unit_price_cents: i64) -> LegacyItem {
+    let quantity: Quantity = quantity.parse().expect("quantity");
+    let unit_price = Amount::from_minor(unit_price_cents);
     LegacyItem {
         product_id: product_id.into(),
         product_name: product_name.into(),
         quantity,
-        unit_price: Amount::from_minor(unit_price_cents),
-        total_price: Amount::from_minor(unit_price_cents * quantity),
+        unit_price,
+        total_price: quantity.price(unit_price).expect("line total"),
     }
 }
 
@@ -39,9 +42,10 @@ fn item(product_id: &str, product_name: &str, quantity: i64, unit_price_cents: i
 /// a logged conflict and a document with every byte value that tends to get mangled.
 fn order_record(local_id: Uuid, number: &str, changed_at: i64) -> Record {
     let items = vec![
-        item("P-9", "Soupe du jour", 2, 450),
-        item("P-1", "Crème brûlée 'maison' \"x\" \\ ✓", 1, 1_299),
-        item("P-5", "Bread", 3, 75),
+        item("P-9", "Soupe du jour", "2", 450),
+        item("P-1", "Crème brûlée 'maison' \"x\" \\ ✓", "1", 1_299),
+        item("P-5", "Bread", "3", 75),
+        item("P-7", "Cheese by the kg", "0.355", 2_490),
     ];
     let subtotal: i64 = items.iter().map(|item| item.total_price.minor()).sum();
     let order = LegacyOrder {
@@ -370,7 +374,7 @@ async fn re_put_moves_to_end<S: RecordStore>(store: S) {
 
     let mut changed = a.clone();
     if let RecordBody::Order(order) = &mut changed.body {
-        order.items = vec![item("P-2", "Tea", 4, 250)];
+        order.items = vec![item("P-2", "Tea", "4", 250)];
         order.subtotal = Amount::from_minor(1_000);
         order.tax = Amount::from_minor(0);
         order.total = Amount::from_minor(1_000);
@@ -417,13 +421,13 @@ async fn lines_follow_their_order<S: RecordStore>(store: S) {
     let x = order_record(Uuid::new_v4(), "ORD-X", 1);
     let mut y = order_record(Uuid::new_v4(), "ORD-Y", 2);
     if let RecordBody::Order(order) = &mut y.body {
-        order.items = vec![item("P-7", "Tea", 1, 250)];
+        order.items = vec![item("P-7", "Tea", "1", 250)];
     }
     let z = bare_order_record(Uuid::new_v4(), "ORD-Z", 3);
     let t = transaction_record(Uuid::new_v4(), "REF-T", 4);
     let mut y_again = y.clone();
     if let RecordBody::Order(order) = &mut y_again.body {
-        order.items = vec![item("P-8", "Coffee", 2, 300), item("P-9", "Cake", 1, 450)];
+        order.items = vec![item("P-8", "Coffee", "2", 300), item("P-9", "Cake", "1", 450)];
     }
     let stored = put_committed(&store, vec![x.clone(), y, z.clone(), t, y_again]).await;
     let [x1, _, z1, t1, y2] = <[Record; 5]>::try_from(stored).expect("five records");
@@ -438,12 +442,12 @@ async fn lines_follow_their_order<S: RecordStore>(store: S) {
     let mut x_moved = x.clone();
     x_moved.doc_id = Uuid::new_v4();
     if let RecordBody::Order(order) = &mut x_moved.body {
-        order.items = vec![item("P-1", "Bread", 5, 75)];
+        order.items = vec![item("P-1", "Bread", "5", 75)];
         order.order_number = "ORD-X2".into();
     }
     let mut z_lines = z.clone();
     if let RecordBody::Order(order) = &mut z_lines.body {
-        order.items = vec![item("P-2", "Soup", 1, 600), item("P-3", "Salad", 2, 700)];
+        order.items = vec![item("P-2", "Soup", "1", 600), item("P-3", "Salad", "2", 700)];
     }
     let mut batch = store.begin().await.expect("begin");
     let x2 = batch.put(x_moved).await.expect("put");
@@ -793,7 +797,8 @@ async fn postgres_unknown_status_is_corrupt() {
     .await;
 }
 
-/// Money is stored as exact integer cents, lines in their own rows in line order.
+/// Money is stored as exact integer cents, quantities as thousandths, lines in their own rows
+/// in line order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stores_cents_and_lines() {
     on_pg(|store: PgRecords| async move {
@@ -805,12 +810,17 @@ async fn postgres_stores_cents_and_lines() {
                 .expect("row");
         let RecordBody::Order(order) = &stored.body else { panic!("an order") };
         assert_eq!((subtotal, total), (order.subtotal.minor(), order.total.minor()));
-        let lines: Vec<(i32, String)> =
-            sqlx::query_as("SELECT line, product_id FROM sync_order_items ORDER BY line")
-                .fetch_all(store.pool())
-                .await
-                .expect("lines");
-        assert_eq!(lines, vec![(0, "P-9".to_string()), (1, "P-1".to_string()), (2, "P-5".to_string())]);
+        let lines: Vec<(i32, String, i64)> = sqlx::query_as(
+            "SELECT line, product_id, quantity_thousandths FROM sync_order_items ORDER BY line",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("lines");
+        let line = |at: i32, product: &str, thousandths: i64| (at, product.to_string(), thousandths);
+        assert_eq!(
+            lines,
+            vec![line(0, "P-9", 2_000), line(1, "P-1", 1_000), line(2, "P-5", 3_000), line(3, "P-7", 355)]
+        );
     })
     .await;
 }

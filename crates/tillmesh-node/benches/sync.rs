@@ -61,7 +61,7 @@ fn orders(count: usize) -> Vec<Vec<u8>> {
                     id: Uuid::from_u128(0x3000_0000 + n as u128),
                     sku: "SOUP".into(),
                     name: "Tomato soup".into(),
-                    quantity: 2,
+                    quantity: tillmesh_core::Quantity::pieces(2),
                     unit_price: Amount::from_minor(450),
                 }],
                 notes: String::new(),

@@ -147,7 +147,7 @@ fn populate(dir: &Path, orders: usize) {
                         id: Uuid::from_u128((2 << 64) + n as u128),
                         sku: "SOUP".into(),
                         name: "Tomato soup".into(),
-                        quantity: 1 + (n % 3) as i64,
+                        quantity: tillmesh_core::Quantity::pieces(1 + (n % 3) as i64),
                         unit_price: Amount::from_minor(450),
                     }],
                     notes: String::new(),

@@ -7,7 +7,7 @@ use automerge::ActorId;
 use serde::{Deserialize, Serialize};
 use tillmesh_core::{
     Amount, Clock, Currency, DocKind, Document, EditError, HqPublicKey, NewItem, NewOrder, NewTransaction,
-    Order, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp, Transaction,
+    Order, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp, Transaction,
     TransactionDoc, order_hash,
 };
 use tillmesh_store::{
@@ -102,8 +102,8 @@ pub struct ItemInput {
     pub sku: String,
     /// Product name.
     pub name: String,
-    /// How many.
-    pub quantity: i64,
+    /// How many: whole pieces or a weight with up to three decimals (`0.5`).
+    pub quantity: Quantity,
     /// Price of one.
     pub unit_price: Amount,
 }
@@ -423,7 +423,7 @@ impl Till {
         &self,
         order_id: Uuid,
         item_id: Uuid,
-        quantity: i64,
+        quantity: Quantity,
     ) -> Result<OrderDetail, TillError> {
         self.edit_order(order_id, move |order, by, at| order.set_quantity(item_id, quantity, by, at)).await
     }

@@ -137,6 +137,17 @@ async fn orders_go_through_their_whole_life() {
         till.call("PATCH", &format!("/api/orders/{id}/items/{bread}"), Some(json!({ "quantity": 3 }))).await;
     assert_eq!(status, StatusCode::OK, "{order}");
     assert_eq!(order["subtotal"].to_string(), "15.75");
+    // Sold by weight: 1.255 × 2.25 = 2.82375, rounded once to 2.82.
+    let (status, order) = till
+        .call("PATCH", &format!("/api/orders/{id}/items/{bread}"), Some(json!({ "quantity": 1.255 })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{order}");
+    let line = order["items"].as_array().expect("items").iter().find(|i| i["sku"] == "BREAD").expect("bread");
+    assert_eq!(
+        (line["quantity"].to_string(), line["lineTotal"].to_string()),
+        ("1.255".into(), "2.82".into())
+    );
+    assert_eq!(order["subtotal"].to_string(), "11.82");
     let (status, order) = till.call("POST", &format!("/api/orders/{id}/items/{bread}/void"), None).await;
     assert_eq!(status, StatusCode::OK, "{order}");
     assert_eq!(order["subtotal"].to_string(), "9.00");
@@ -283,7 +294,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (
             "POST",
             "/api/orders".into(),
-            json!({ "items": [soup(json!(1.5), json!(1))] }),
+            json!({ "items": [soup(json!(1.0005), json!(1))] }),
             StatusCode::BAD_REQUEST,
             "invalid_body",
         ),
@@ -346,7 +357,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (
             "PATCH",
             format!("/api/orders/{id}/items/{item}"),
-            json!({ "quantity": "2" }),
+            json!({ "quantity": 0.0005 }),
             StatusCode::BAD_REQUEST,
             "invalid_body",
         ),

@@ -6,7 +6,7 @@
 
 use tillmesh_core::{
     Amount, Currency, Document, HqPublicKey, HqSigningKey, NewItem, NewOrder, NewTransaction, OrderDoc,
-    OrderStatus, PaymentMethod, PaymentStatus, TransactionDoc,
+    OrderStatus, PaymentMethod, PaymentStatus, Quantity, TransactionDoc,
 };
 use tillmesh_sync::DocId;
 
@@ -213,7 +213,7 @@ impl Workload {
             0 => ("add an item", order.add_item(self.new_item(), &by, at)),
             1 => {
                 let item = *self.rng.pick(&live).ok_or_else(|| missing(desk, id))?;
-                let quantity = i64::try_from(self.rng.between(1, 6)).unwrap_or(1);
+                let quantity = self.quantity(6);
                 ("set a quantity", order.set_quantity(item, quantity, &by, at))
             }
             2 => {
@@ -302,8 +302,18 @@ impl Workload {
             id: self.rng.uuid(),
             sku: sku.to_string(),
             name: name.to_string(),
-            quantity: i64::try_from(self.rng.between(1, 4)).unwrap_or(1),
+            quantity: self.quantity(4),
             unit_price: Amount::from_minor(price),
+        }
+    }
+
+    /// Whole pieces up to `most`, or one time in four a weight up to `most` in thousandths.
+    fn quantity(&mut self, most: u64) -> Quantity {
+        let drawn = |value: u64| i64::try_from(value).unwrap_or(1);
+        if self.rng.below(4) == 0 {
+            Quantity::from_thousandths(drawn(self.rng.between(1, most * 1_000)))
+        } else {
+            Quantity::pieces(drawn(self.rng.between(1, most)))
         }
     }
 }

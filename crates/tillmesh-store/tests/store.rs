@@ -19,7 +19,7 @@ fn order(n: u128, created_ms: i64) -> Document {
             id: Uuid::from_u128(2_000_000 + n),
             sku: "SOUP".into(),
             name: "Soup".into(),
-            quantity: 1,
+            quantity: tillmesh_core::Quantity::pieces(1),
             unit_price: Amount::from_minor(450),
         }],
         notes: String::new(),

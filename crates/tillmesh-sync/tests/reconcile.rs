@@ -146,7 +146,7 @@ fn order_doc() -> tillmesh_core::OrderDoc {
             id: Uuid::from_u128(100 + n),
             sku: format!("SKU{n}"),
             name: format!("Dish number {n}"),
-            quantity: 1 + n as i64,
+            quantity: tillmesh_core::Quantity::pieces(1 + n as i64),
             unit_price: Amount::from_minor(450 + n as i64),
         })
         .collect();

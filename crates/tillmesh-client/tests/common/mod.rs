@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tillmesh_client::{ClientConfig, SyncService, SyncState, SystemClock};
 use tillmesh_core::legacy::{LegacyItem, LegacyOrder, LegacyTransaction};
-use tillmesh_core::{Amount, HqSigningKey, OrderStatus, PaymentMethod, PaymentStatus, TillCode, Timestamp};
+use tillmesh_core::{
+    Amount, HqSigningKey, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp,
+};
 use tillmesh_hq::records::{Record, RecordKind, RecordStore};
 use tillmesh_hq::{Access, Hq, LegacyService, SledRecords};
 use tillmesh_node::{Till, TillConfig};
@@ -144,7 +146,7 @@ fn item(sku: &str, quantity: i64, cents: i64) -> LegacyItem {
     LegacyItem {
         product_id: sku.to_string(),
         product_name: format!("Product {sku}"),
-        quantity,
+        quantity: Quantity::pieces(quantity),
         unit_price,
         total_price: unit_price.checked_mul(quantity).expect("line total"),
     }

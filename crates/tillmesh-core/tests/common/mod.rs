@@ -2,7 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use automerge::ActorId;
-use tillmesh_core::{Amount, Currency, NewItem, NewOrder, OrderDoc, TillCode, Timestamp};
+use tillmesh_core::{Amount, Currency, NewItem, NewOrder, OrderDoc, Quantity, TillCode, Timestamp};
 use uuid::Uuid;
 
 /// A fixed point in time: 2024-01-01T00:00:00Z.
@@ -16,7 +16,8 @@ pub fn actor(n: u8) -> ActorId {
     ActorId::from([n; 16])
 }
 
-pub fn item(id: u128, sku: &str, quantity: i64, price: &str) -> NewItem {
+/// An item of `quantity` thousandths (`pieces(n)` for whole pieces).
+pub fn item(id: u128, sku: &str, quantity: Quantity, price: &str) -> NewItem {
     NewItem {
         id: Uuid::from_u128(id),
         sku: sku.to_string(),
@@ -42,6 +43,12 @@ pub fn new_order(items: Vec<NewItem>) -> NewOrder {
 
 /// An order created on till A with two items.
 pub fn order_on_a() -> OrderDoc {
-    OrderDoc::create(new_order(vec![item(1, "SOUP", 2, "4.50"), item(2, "BREAD", 1, "2.25")]), actor(1))
-        .expect("valid order")
+    OrderDoc::create(
+        new_order(vec![
+            item(1, "SOUP", Quantity::pieces(2), "4.50"),
+            item(2, "BREAD", Quantity::pieces(1), "2.25"),
+        ]),
+        actor(1),
+    )
+    .expect("valid order")
 }

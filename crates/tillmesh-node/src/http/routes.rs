@@ -135,7 +135,7 @@ pub(super) async fn add_item(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct QuantityUpdate {
-    quantity: i64,
+    quantity: tillmesh_core::Quantity,
 }
 
 pub(super) async fn set_quantity(
