@@ -395,6 +395,24 @@ impl BaseDoc {
         crate::time::Timestamp(latest_i64(&self.doc, &ROOT, "updatedAt").unwrap_or(fallback))
     }
 
+    /// Puts a legacy device's names (by legacy field) into the document's `legacyNames` map,
+    /// replacing those it names. A document made before legacy names were kept has no map and
+    /// keeps none (it is never added later, by two peers at once): false then.
+    pub(crate) fn put_legacy_names(
+        &mut self,
+        names: &std::collections::BTreeMap<String, String>,
+    ) -> Result<bool, DocumentError> {
+        let Some((automerge::Value::Object(automerge::ObjType::Map), map)) =
+            self.doc.get(ROOT, "legacyNames")?
+        else {
+            return Ok(false);
+        };
+        for (field, name) in names {
+            self.doc.put(&map, field.as_str(), name.as_str())?;
+        }
+        Ok(true)
+    }
+
     /// Ends an edit: moves `updatedAt` forward and commits one change, authored by device `by`.
     pub(crate) fn finish(&mut self, by: &str, at: crate::time::Timestamp) -> Result<(), DocumentError> {
         touch(&mut self.doc, "updatedAt", at.0)?;

@@ -115,6 +115,7 @@ const TRANSACTION: &[(&str, Expect)] = &[
     ("processorReference", Expect::OptStr),
     ("createdAt", Expect::Int),
     ("updatedAt", Expect::Int),
+    ("legacyNames", Expect::Since(&Expect::MapOf(&Expect::Str))),
     ("claims", Expect::List),
     ("settlements", Expect::List),
 ];

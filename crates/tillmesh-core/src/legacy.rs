@@ -698,11 +698,11 @@ impl LegacyOrder {
             subtotal: order.subtotal,
             tax: order.tax,
             total: order.total,
-            payment_method: legacy_name(order, "paymentMethod", order.payment.method)
+            payment_method: legacy_name(&order.legacy_names, "paymentMethod", order.payment.method)
                 .or_else(|| order.payment.method.map(Named::from)),
-            payment_status: legacy_name(order, "paymentStatus", Some(order.payment.status))
+            payment_status: legacy_name(&order.legacy_names, "paymentStatus", Some(order.payment.status))
                 .unwrap_or_else(|| order.payment.status.into()),
-            order_status: legacy_name(order, "orderStatus", Some(order.status))
+            order_status: legacy_name(&order.legacy_names, "orderStatus", Some(order.status))
                 .unwrap_or_else(|| order.status.into()),
             created_at: order.created_at,
             updated_at: order.updated_at,
@@ -786,12 +786,27 @@ impl LegacyTransaction {
             id: transaction.id.to_string(),
             reference_number: transaction.reference_number.clone(),
             amount: transaction.amount,
-            payment_method: transaction.payment_method.into(),
-            status: transaction.payment.status.into(),
+            payment_method: legacy_name(
+                &transaction.legacy_names,
+                "paymentMethod",
+                Some(transaction.payment_method),
+            )
+            .unwrap_or_else(|| transaction.payment_method.into()),
+            status: legacy_name(&transaction.legacy_names, "status", Some(transaction.payment.status))
+                .unwrap_or_else(|| transaction.payment.status.into()),
             order_id: transaction.order_id.to_string(),
             created_at: transaction.created_at,
             updated_at: transaction.updated_at,
         }
+    }
+
+    /// The legacy device's names of the status and method (by legacy field), as a transaction
+    /// document keeps them.
+    pub fn names(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("paymentMethod".to_string(), self.payment_method.name().to_string()),
+            ("status".to_string(), self.status.name().to_string()),
+        ])
     }
 
     /// Like [`LegacyOrder::keep_names_of`] for a transaction's status and method.
@@ -829,10 +844,14 @@ impl LegacyTransaction {
     }
 }
 
-/// The legacy device's name the order keeps for `field`, where it still means `value` (or where
-/// the order records no value: a method without a payment claim).
-fn legacy_name<T: LegacyNames>(order: &Order, field: &'static str, value: Option<T>) -> Option<Named<T>> {
-    let named = Named::<T>::parse(field, order.legacy_names.get(field)?).ok()?;
+/// The legacy device's name a document keeps for `field` (in its `legacyNames`), where it still
+/// means `value` (or where the document records no value: a method without a payment claim).
+fn legacy_name<T: LegacyNames>(
+    names: &BTreeMap<String, String>,
+    field: &'static str,
+    value: Option<T>,
+) -> Option<Named<T>> {
+    let named = Named::<T>::parse(field, names.get(field)?).ok()?;
     value.is_none_or(|value| named.value() == value).then_some(named)
 }
 

@@ -454,15 +454,10 @@ impl OrderDoc {
         for name in names.values() {
             limits::LEGACY_NAME.check(name)?;
         }
-        let Some((automerge::Value::Object(automerge::ObjType::Map), map)) =
-            self.base.doc.get(ROOT, "legacyNames").map_err(DocumentError::from)?
-        else {
-            return Ok(());
-        };
-        for (field, name) in names {
-            self.base.doc.put(&map, field.as_str(), name.as_str()).map_err(DocumentError::from)?;
+        if self.base.put_legacy_names(names)? {
+            self.base.finish(by, at)?;
         }
-        Ok(self.base.finish(by, at)?)
+        Ok(())
     }
 
     /// Records the till's claim about the payment (`PENDING` or `PAID`, with the method).

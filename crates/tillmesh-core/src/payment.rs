@@ -1,6 +1,10 @@
 //! One payment transaction, one Automerge document: what the till took (amount, method, the
 //! processor's reference and the card's last four digits, never the card number) and HQ's signed
-//! settlement of it.
+//! settlement of it. `legacyNames` keeps a legacy device's own names of the status and method
+//! (`status` → `COMPLETED`) as sent, next to tillmesh's own model; made (empty) with every
+//! document, written by HQ only.
+
+use std::collections::BTreeMap;
 
 use automerge::ActorId;
 use autosurgeon::{Hydrate, Reconcile};
@@ -77,6 +81,9 @@ pub struct Transaction {
     pub created_at: Timestamp,
     /// The latest edit's time.
     pub updated_at: Timestamp,
+    /// A legacy device's names of the status and method, by legacy field (`status`,
+    /// `paymentMethod`), as sent.
+    pub legacy_names: BTreeMap<String, String>,
     /// Writes to HQ-owned fields that are ignored.
     pub violations: Vec<AuthorityViolation>,
 }
@@ -106,6 +113,10 @@ struct TransactionRecord {
     created_at: i64,
     #[autosurgeon(rename = "updatedAt")]
     updated_at: i64,
+    /// Made (empty) with every document; missing in documents made before legacy names were
+    /// kept.
+    #[autosurgeon(rename = "legacyNames", missing = "Default::default")]
+    legacy_names: BTreeMap<String, String>,
     /// Written at creation, so that the whole document is made in one batch; read entry by
     /// entry by the payment view, never through this record (it hydrates empty).
     #[autosurgeon(hydrate = "document::not_hydrated")]
@@ -158,6 +169,7 @@ impl TransactionDoc {
             processor_reference: new.processor_reference,
             created_at: new.created_at.0,
             updated_at: new.created_at.0,
+            legacy_names: BTreeMap::new(),
             claims: vec![ClaimRecord {
                 status: new.status.as_str().to_string(),
                 method: Some(new.payment_method.as_str().to_string()),
@@ -199,8 +211,26 @@ impl TransactionDoc {
             payment,
             created_at: Timestamp(record.created_at),
             updated_at: self.base.updated_at(record.updated_at),
+            legacy_names: record.legacy_names,
             violations,
         })
+    }
+
+    /// Keeps a legacy device's names of the status and method (by legacy field) as sent, like
+    /// [`crate::OrderDoc::set_legacy_names`].
+    pub fn set_legacy_names(
+        &mut self,
+        names: &BTreeMap<String, String>,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<(), EditError> {
+        for name in names.values() {
+            limits::LEGACY_NAME.check(name)?;
+        }
+        if self.base.put_legacy_names(names)? {
+            self.base.finish(by, at)?;
+        }
+        Ok(())
     }
 
     /// Records a new claim by the till (`PENDING` or `PAID`).

@@ -957,6 +957,10 @@ impl<S: RecordStore> LegacyService<S> {
         {
             tolerate(transaction.claim(status, device, now))?;
         }
+        let names = client.names();
+        if names != view.legacy_names {
+            transaction.set_legacy_names(&names, device, now)?;
+        }
         let (body, mut conflicts) =
             transaction_body(&mut document, &client, self.node.config().hq.as_ref(), &[])?;
         conflicts.extend(stepped);
@@ -992,7 +996,7 @@ impl<S: RecordStore> LegacyService<S> {
                 assigned.push("referenceNumber");
                 format!("{}-P", self.assign_number(batch, RecordKind::Transaction).await?)
             };
-        let transaction = TransactionDoc::create(
+        let mut transaction = TransactionDoc::create(
             NewTransaction {
                 id: doc_id,
                 local_id: incoming.local_id,
@@ -1009,6 +1013,8 @@ impl<S: RecordStore> LegacyService<S> {
             },
             self.actor.clone(),
         )?;
+        // The client's own names, kept as sent in the document every till holds.
+        transaction.set_legacy_names(&client.names(), device, now)?;
         let mut document = Document::Transaction(transaction);
         let (body, conflicts) =
             transaction_body(&mut document, &client, self.node.config().hq.as_ref(), &assigned)?;
@@ -1416,6 +1422,9 @@ fn check_transaction(transaction: &SyncableTransaction) -> Judged<()> {
     limits::REFERENCE
         .check(&transaction.transaction.reference_number)
         .map_err(|error| format!("transaction.{error}"))?;
+    for (field, name) in transaction.transaction.names() {
+        limits::LEGACY_NAME.check(&name).map_err(|error| format!("transaction.{field}: {error}"))?;
+    }
     if transaction.transaction.amount > limits::TRANSACTION_AMOUNT_MAX {
         return Err(format!("transaction.amount: at most {}", limits::TRANSACTION_AMOUNT_MAX));
     }

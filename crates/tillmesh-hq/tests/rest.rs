@@ -847,6 +847,44 @@ async fn line_discounts_keep_the_total<S: RecordStore>(h: Harness<S>) {
     h.stop().await;
 }
 
+/// A payment's own names of its status and method travel in its document: every till holds them
+/// next to the mapped values, and a newer version with other names replaces them.
+async fn transaction_names_are_kept_in_the_document<S: RecordStore>(h: Harness<S>) {
+    let order_id = Uuid::new_v4();
+    let placed = order(order_id, "TN-1", &[("tea", 1, 250)], "OPEN", "PENDING", 1, "pos-a");
+    let answer = h.batch(&h.token_a, "pos-a", vec![placed], Vec::new()).await;
+    let order_doc: Uuid = answer["syncedOrders"][0]["serverId"].as_str().expect("id").parse().expect("uuid");
+    let local_id = Uuid::new_v4();
+    let mut paid = transaction(local_id, &format!("order-{order_id}"), "TN-1-P", 250, "pos-a");
+    paid["transaction"]["paymentMethod"] = json!("Credit Card");
+    paid["transaction"]["status"] = json!("SUCCESS");
+    let answer = h.batch(&h.token_a, "pos-a", Vec::new(), vec![paid.clone()]).await;
+    assert_eq!(answer["syncedTransactions"][0]["success"], true, "{answer}");
+    let held = |h: &Harness<S>| h.service.node().order(order_doc).expect("the order").transactions;
+    let on_till = &held(&h)[0];
+    assert_eq!(
+        (on_till.payment_method.as_str(), on_till.payment.status.as_str()),
+        ("CARD", "PAID"),
+        "mapped onto tillmesh's model"
+    );
+    let names = |pairs: [(&str, &str); 2]| pairs.map(|(k, v)| (k.to_string(), v.to_string())).into();
+    assert_eq!(on_till.legacy_names, names([("paymentMethod", "Credit Card"), ("status", "SUCCESS")]));
+    let listed = h.updates(&h.token_b, "pos-b", Some("0")).await;
+    let record = &listed["transactions"][0]["transaction"];
+    assert_eq!(
+        (record["paymentMethod"].as_str(), record["status"].as_str()),
+        (Some("Credit Card"), Some("SUCCESS"))
+    );
+
+    paid["syncVersion"] = json!(2);
+    paid["transaction"]["paymentMethod"] = json!("VISA_CREDIT");
+    paid["transaction"]["status"] = json!("COMPLETED");
+    let answer = h.batch(&h.token_a, "pos-a", Vec::new(), vec![paid]).await;
+    assert_eq!(answer["syncedTransactions"][0]["success"], true, "{answer}");
+    assert_eq!(held(&h)[0].legacy_names, names([("paymentMethod", "VISA_CREDIT"), ("status", "COMPLETED")]));
+    h.stop().await;
+}
+
 /// The record in `sent` with order number `number`.
 fn answer_record(sent: &[Value], number: &str) -> Value {
     sent.iter().find(|record| record["order"]["orderNumber"] == number).cloned().expect("sent")
@@ -1138,6 +1176,7 @@ on_both!(
     bad_input_changes_nothing,
     kotlin_client_corpus,
     line_discounts_keep_the_total,
+    transaction_names_are_kept_in_the_document,
     one_bad_record_among_99,
     a_register_edits_anothers_order,
     same_id_under_fresh_local_ids,
