@@ -16,7 +16,7 @@ use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::document::DocKind;
+use crate::kind::DocKind;
 use crate::status::{PaymentMethod, PaymentStatus};
 use crate::time::Timestamp;
 

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::document::DocumentError;
+use crate::kind::DocumentError;
 use crate::money::MoneyError;
 use crate::status::{OrderStatus, PaymentStatus};
 use crate::text::TextError;

@@ -9,7 +9,7 @@
 
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
-use crate::document::{DocKind, DocumentError, LayoutError};
+use crate::kind::{DocKind, DocumentError, LayoutError};
 
 /// What a field must hold.
 #[derive(Debug, Clone, Copy)]

@@ -809,7 +809,8 @@ impl LegacyTransaction {
         ])
     }
 
-    /// Like [`LegacyOrder::keep_names_of`] for a transaction's status and method.
+    /// Takes the client's own names of the status and method where the server's values mean
+    /// the same.
     pub fn keep_names_of(&mut self, client: &LegacyTransaction) {
         keep_name(&mut self.status, &client.status);
         keep_name(&mut self.payment_method, &client.payment_method);

@@ -52,9 +52,11 @@
 
 pub mod authority;
 #[macro_use]
+mod base;
 pub mod document;
 pub mod edit;
 pub mod hash;
+pub mod kind;
 mod layout;
 pub mod legacy;
 pub mod money;
@@ -70,9 +72,10 @@ pub mod time;
 pub use authority::{
     AuthorityViolation, HqPublicKey, HqSigningKey, PaymentConflict, PaymentView, SignedSettlement,
 };
-pub use document::{DocKind, Document, DocumentError, LayoutError, SCHEMA_VERSION};
+pub use document::Document;
 pub use edit::{EditError, limits};
 pub use hash::{order_hash, transaction_hash};
+pub use kind::{DocKind, DocumentError, LayoutError, SCHEMA_VERSION};
 pub use money::{Amount, Currency, Money, MoneyError};
 pub use numbering::{OrderNumber, TillCode};
 pub use order::{NewItem, NewOrder, Order, OrderDoc, OrderItem, Reached};

@@ -33,8 +33,9 @@ use crate::authority::{
     self, AuthorityViolation, ClaimRecord, HqPublicKey, HqSigningKey, PaymentView, SettlementRecord,
     SignedSettlement,
 };
-use crate::document::{self, BaseDoc, DocKind, DocumentError, SCHEMA_VERSION};
+use crate::base::{self, BaseDoc};
 use crate::edit::{EditError, check_device_id, limits};
+use crate::kind::{DocKind, DocumentError, SCHEMA_VERSION};
 use crate::money::{Amount, Currency};
 use crate::quantity::{Quantity, THOUSANDTHS_PER_UNIT};
 use crate::status::{OrderStatus, PaymentMethod, PaymentStatus};
@@ -189,9 +190,9 @@ struct OrderRecord {
     legacy_names: BTreeMap<String, String>,
     /// Written at creation, so that the whole document is made in one batch; read entry by
     /// entry by the payment view, never through this record (it hydrates empty).
-    #[autosurgeon(hydrate = "document::not_hydrated")]
+    #[autosurgeon(hydrate = "base::not_hydrated")]
     claims: Vec<ClaimRecord>,
-    #[autosurgeon(hydrate = "document::not_hydrated")]
+    #[autosurgeon(hydrate = "base::not_hydrated")]
     settlements: Vec<SettlementRecord>,
 }
 
@@ -364,7 +365,7 @@ impl OrderDoc {
         check_quantity(quantity)?;
         self.editable()?.live_item(item_id)?;
         let items = self.base.child("items")?;
-        let item = document::child(&self.base.doc, &items, &item_id.to_string(), self.base.id)?;
+        let item = base::child(&self.base.doc, &items, &item_id.to_string(), self.base.id)?;
         // The raw counters, which merges may have taken below zero; the view clamps their sum.
         let pieces: Counter =
             autosurgeon::hydrate_prop(&self.base.doc, &item, "qty").map_err(DocumentError::from)?;

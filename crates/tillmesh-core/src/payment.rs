@@ -15,8 +15,9 @@ use crate::authority::{
     AuthorityViolation, ClaimRecord, HqPublicKey, HqSigningKey, PaymentView, SettlementRecord,
     SignedSettlement,
 };
-use crate::document::{self, BaseDoc, DocKind, DocumentError, SCHEMA_VERSION};
+use crate::base::{self, BaseDoc};
 use crate::edit::{EditError, check_device_id, limits};
+use crate::kind::{DocKind, DocumentError, SCHEMA_VERSION};
 use crate::money::{Amount, Currency};
 use crate::status::{PaymentMethod, PaymentStatus};
 use crate::text::TextError;
@@ -119,9 +120,9 @@ struct TransactionRecord {
     legacy_names: BTreeMap<String, String>,
     /// Written at creation, so that the whole document is made in one batch; read entry by
     /// entry by the payment view, never through this record (it hydrates empty).
-    #[autosurgeon(hydrate = "document::not_hydrated")]
+    #[autosurgeon(hydrate = "base::not_hydrated")]
     claims: Vec<ClaimRecord>,
-    #[autosurgeon(hydrate = "document::not_hydrated")]
+    #[autosurgeon(hydrate = "base::not_hydrated")]
     settlements: Vec<SettlementRecord>,
 }
 
