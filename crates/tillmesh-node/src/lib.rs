@@ -10,6 +10,8 @@
 //! - [`writer`]: the writer thread and group commit; it owns the sync index.
 //! - [`mesh`]: the sync driver: roster admission, one sync session per peer, pushes, relays,
 //!   anti-entropy, over `tillmesh-net`.
+//! - [`sync_control`]: what the till and the sync driver share (local changes, the controls the
+//!   HTTP API uses, traffic counters), a leaf both import.
 //! - `sync_docs`: the store as the sync protocol's documents, inside writer jobs.
 //! - [`local_shop`]: a whole shop in one process (predictable keys) for examples and benchmarks.
 //! - [`http`]: the axum router (`http::app`) and `http::serve` with graceful shutdown.
@@ -21,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod local_shop;
 pub mod mesh;
+pub mod sync_control;
 mod sync_docs;
 pub mod till;
 pub mod writer;
@@ -28,5 +31,6 @@ pub mod writer;
 pub use clock::SystemClock;
 pub use error::TillError;
 pub use local_shop::LocalShop;
-pub use mesh::{Mesh, MeshConfig, MeshError, SyncStats};
+pub use mesh::{Mesh, MeshConfig, MeshError};
+pub use sync_control::SyncStats;
 pub use till::{OrderDetail, PaymentInput, ScrubReport, Till, TillConfig};

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -17,8 +17,8 @@ use tillmesh_net::{Multiaddr, NetClient, NetConfig, NetEvent, PeerId, Reply};
 use tillmesh_sync::{Bound, Frame, Session, decode, encode};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::sync_control::{LocalChange, SyncControl, SyncStats};
 use crate::sync_docs::StoreDocuments;
-use crate::till::{LocalChange, SyncControl};
 use crate::writer::WriteContext;
 use crate::{Till, TillError};
 
@@ -58,35 +58,6 @@ pub enum MeshError {
 #[derive(Debug, Serialize, Deserialize)]
 struct Credentials {
     entries: Vec<SignedRosterEntry>,
-}
-
-/// Traffic counters of a mesh member, for benchmarks and monitoring.
-#[derive(Debug, Default)]
-pub struct SyncStats {
-    /// Frames sent (requests and responses).
-    pub frames_sent: AtomicU64,
-    /// Bytes of frames sent.
-    pub bytes_sent: AtomicU64,
-    /// Frames received (requests and responses).
-    pub frames_received: AtomicU64,
-    /// Bytes of frames received.
-    pub bytes_received: AtomicU64,
-    /// Requests sent: each is one round trip.
-    pub requests_sent: AtomicU64,
-    /// Document messages from peers refused (not loadable or not valid), repeats included.
-    pub documents_refused: AtomicU64,
-}
-
-impl SyncStats {
-    fn count_sent(&self, bytes: usize) {
-        self.frames_sent.fetch_add(1, Ordering::Relaxed);
-        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    fn count_received(&self, bytes: usize) {
-        self.frames_received.fetch_add(1, Ordering::Relaxed);
-        self.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
 }
 
 /// A running mesh membership.

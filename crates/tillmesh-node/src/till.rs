@@ -17,32 +17,11 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::TillError;
+use crate::sync_control::{LocalChange, SyncControl};
 use crate::writer::{WriteContext, Writer};
 
 /// Local changes a sync driver may lag behind before it falls back to a full reconciliation.
 const CHANGES_QUEUE_MAX: usize = 4096;
-
-/// A document written on this till, for the sync driver to push to peers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalChange {
-    /// The document.
-    pub id: Uuid,
-    /// Whether it was created by this write (no peer can have it yet).
-    pub created: bool,
-}
-
-/// How the HTTP API reaches the sync driver, once one runs.
-#[derive(Debug, Clone)]
-pub struct SyncControl {
-    /// Asks for a reconciliation with every peer now.
-    pub request: tokio::sync::mpsc::Sender<()>,
-    /// Hands the driver a signed roster entry (a revocation, a new till) to apply and pass on.
-    pub roster: tokio::sync::mpsc::Sender<tillmesh_core::SignedRosterEntry>,
-    /// The admitted peers, by remote name.
-    pub peers: tokio::sync::watch::Receiver<Vec<String>>,
-    /// The driver's traffic counters.
-    pub stats: std::sync::Arc<crate::mesh::SyncStats>,
-}
 
 /// How to run a till.
 #[derive(Debug, Clone)]
