@@ -7,62 +7,16 @@
 mod support;
 
 use std::io::Write;
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use support::TillProcess;
+use serde_json::Value;
+use support::{TillProcess, Tmpfs, create_five_dish_order, is_root};
 
 /// Orders sent at most before the disk must have filled (8 MB at ≈ 3.5 KB an order).
 const ORDERS_MAX: usize = 20_000;
 /// How long a refused write or a degraded read may take.
 const ANSWER_WITHIN: Duration = Duration::from_secs(1);
-
-/// A tmpfs mounted for the test, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).expect("mount point");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .status()
-            .ok()?;
-        status.success().then(|| Tmpfs(at.to_path_buf()))
-    }
-
-    fn resize(&self, size: &str) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .expect("remount");
-        assert!(status.success(), "remount");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-async fn create(http: &reqwest::Client, url: &str, n: usize) -> (StatusCode, Value) {
-    let items: Vec<Value> = (0..5)
-        .map(|i| json!({"sku": format!("SKU{i}"), "name": format!("Dish {i} of order {n}"), "quantity": 1, "unitPrice": "4.50"}))
-        .collect();
-    let response =
-        http.post(format!("{url}/api/orders")).json(&json!({ "items": items })).send().await.expect("send");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 async fn get(http: &reqwest::Client, url: &str, path: &str) -> (StatusCode, Value, Duration) {
     let started = Instant::now();
@@ -83,14 +37,14 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_a_restart()
         let _ = writeln!(std::io::stderr(), "SKIPPED: disk full test (mount -t tmpfs failed)");
         return;
     };
-    let data = tmpfs.0.join("till");
+    let data = tmpfs.path().join("till");
     let till = TillProcess::spawn(&["till", "--data-dir", data.to_str().expect("utf-8"), "--code", "A"]);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
     let mut acknowledged = Vec::new();
     let refused = loop {
         assert!(acknowledged.len() < ORDERS_MAX, "the disk never filled");
-        let (status, body) = create(&http, &till.url, acknowledged.len()).await;
+        let (status, body) = create_five_dish_order(&http, &till.url, acknowledged.len()).await;
         if status == StatusCode::CREATED {
             acknowledged.push(body["id"].as_str().expect("id").to_string());
         } else {
@@ -101,7 +55,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_a_restart()
     // refused at once as disk full.
     assert!(refused.0.is_server_error(), "{refused:?}");
     let started = Instant::now();
-    let (status, body) = create(&http, &till.url, 0).await;
+    let (status, body) = create_five_dish_order(&http, &till.url, 0).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::INSUFFICIENT_STORAGE, Some("disk_full")),
@@ -129,7 +83,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_a_restart()
     tmpfs.resize("64m");
     let started = Instant::now();
     loop {
-        let (status, body) = create(&http, &till.url, acknowledged.len()).await;
+        let (status, body) = create_five_dish_order(&http, &till.url, acknowledged.len()).await;
         if status == StatusCode::CREATED {
             acknowledged.push(body["id"].as_str().expect("id").to_string());
             break;

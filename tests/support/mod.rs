@@ -262,3 +262,71 @@ pub async fn flood(port: u16, connections: usize) -> Vec<tokio::net::TcpStream> 
     }
     flood
 }
+
+/// A tmpfs mounted at a directory (a small disk that fills up), unmounted when dropped.
+/// Mounting needs root.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`8m`) at `at`; `None` when `mount` fails (not root).
+    pub fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .ok()?;
+        status.success().then(|| Tmpfs(at.to_path_buf()))
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Gives it a new size (`64m`: space is back).
+    pub fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("remount");
+        assert!(status.success(), "remount");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Whether this process runs as root (mounting a tmpfs needs it).
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Creates an order of five dishes on the till at `url` (≈ 3.5 KB stored; `n` goes into the
+/// dishes' names): its status and body.
+pub async fn create_five_dish_order(
+    http: &reqwest::Client,
+    url: &str,
+    n: usize,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let items: Vec<serde_json::Value> = (0..5)
+        .map(|i| {
+            serde_json::json!({
+                "sku": format!("SKU{i}"), "name": format!("Dish {i} of order {n}"),
+                "quantity": 1, "unitPrice": "4.50"
+            })
+        })
+        .collect();
+    let response = http
+        .post(format!("{url}/api/orders"))
+        .json(&serde_json::json!({ "items": items }))
+        .send()
+        .await
+        .expect("send");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}

@@ -132,9 +132,11 @@ type Answer<T> = Result<Json<T>, ApiError>;
 /// token guards the admin routes and the node's: HQ's HTTP faces legacy clients on the network,
 /// so nobody else may settle a payment or edit an order there.
 ///
-/// The legacy writes come apart (the second router): their work runs to its end in a task of
-/// its own, so they must not sit under the node's request timeout, whose 408 would say nothing
-/// was done while the work goes on.
+/// The writes come apart (the second router: the legacy writes and the node's own), for
+/// [`tillmesh_node::http::app_with`] to run each to its end in a task of its own, outside the
+/// request timeout: a client that goes away never cuts a write between committing its records
+/// and writing their documents (nor a device's turn short while its write goes on), and no 408
+/// says nothing was done while the work goes on.
 pub fn routes<S: RecordStore>(
     service: Arc<LegacyService<S>>,
     access: &Access,
@@ -176,28 +178,13 @@ pub fn routes<S: RecordStore>(
             .route("/api/openapi.json", get(openapi))
             .with_state(Arc::clone(&shared)),
     );
-    let node = tillmesh_node::http::till_routes(shared.service.node().clone())
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_admin::<S>));
-    (reads.merge(node), writes, Arc::new(RestMetrics(shared)))
-}
-
-/// Runs a request's work in a task of its own and waits for it. A client that goes away (or a
-/// proxy's timeout) drops only the wait, never the work between writing the records and
-/// writing their documents: a resend then answers what was done.
-async fn to_the_end<T: Send + 'static>(
-    work: impl Future<Output = Result<T, HqError>> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::spawn(work).await {
-        Ok(result) => result.map_err(api_error),
-        Err(error) => {
-            tracing::error!(%error, "a legacy write's task failed");
-            Err(ApiError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                error: "internal",
-                detail: "the write failed unexpectedly: resend it to learn what was stored".to_string(),
-            })
-        }
-    }
+    let node = tillmesh_node::http::till_routes(shared.service.node().clone());
+    let admin_only = middleware::from_fn_with_state(Arc::clone(&shared), require_admin::<S>);
+    (
+        reads.merge(node.reads.route_layer(admin_only.clone())),
+        writes.merge(node.writes.route_layer(admin_only)),
+        Arc::new(RestMetrics(shared)),
+    )
 }
 
 /// An [`HqError`] as an HTTP answer.
@@ -327,8 +314,7 @@ async fn batch<S: RecordStore>(
     let Json(request) = body.map_err(ApiError::from)?;
     let device = admit(&shared, by_token, &request.device_id).await?;
     let _turn = turn(&shared, &device, request.orders.len() + request.transactions.len()).await?;
-    let service = Arc::clone(&shared.service);
-    Ok(Json(to_the_end(async move { service.sync_batch(&device, request).await }).await?))
+    Ok(Json(shared.service.sync_batch(&device, request).await.map_err(api_error)?))
 }
 
 async fn order<S: RecordStore>(
@@ -341,8 +327,7 @@ async fn order<S: RecordStore>(
     let Json(order) = body.map_err(ApiError::from)?;
     let device = admit(&shared, by_token, claimed_device(&order)?).await?;
     let _turn = turn(&shared, &device, 1).await?;
-    let service = Arc::clone(&shared.service);
-    Ok(Json(to_the_end(async move { service.sync_order(&device, order).await }).await?))
+    Ok(Json(shared.service.sync_order(&device, order).await.map_err(api_error)?))
 }
 
 async fn transaction<S: RecordStore>(
@@ -355,8 +340,7 @@ async fn transaction<S: RecordStore>(
     let Json(transaction) = body.map_err(ApiError::from)?;
     let device = admit(&shared, by_token, claimed_device(&transaction)?).await?;
     let _turn = turn(&shared, &device, 1).await?;
-    let service = Arc::clone(&shared.service);
-    Ok(Json(to_the_end(async move { service.sync_transaction(&device, transaction).await }).await?))
+    Ok(Json(shared.service.sync_transaction(&device, transaction).await.map_err(api_error)?))
 }
 
 /// The `deviceId` a single record names: its writer when it comes without a token.

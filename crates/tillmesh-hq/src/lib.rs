@@ -74,8 +74,8 @@ impl<S: RecordStore> Hq<S> {
         service.clock_skew_max_ms = access.clock_skew_max_ms;
         let service = Arc::new(service);
         let projector = tokio::spawn(projector::run(Arc::clone(&service)));
-        let (routes, writes, metrics) = http::routes(Arc::clone(&service), access);
-        let app = tillmesh_node::http::app_with(node, routes, writes, Some(metrics));
+        let (reads, writes, metrics) = http::routes(Arc::clone(&service), access);
+        let app = tillmesh_node::http::app_with(node, reads, writes, Some(metrics));
         Hq { service, app, projector }
     }
 

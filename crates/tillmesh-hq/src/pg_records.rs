@@ -27,6 +27,15 @@
 //! none) in the round trip that reads the counters. The database must therefore only be written
 //! through [`PgRecords`].
 //!
+//! What `/metrics` and `/api/health` report ([`RecordStore::counts`]: records by kind, devices,
+//! conflict-log entries) is kept in the same counters table, so reading it is one lookup however
+//! many records there are: a batch's statement advances the record and conflict counts with the
+//! rows it writes (a record counts as new when the statement's snapshot, taken before its
+//! inserts, has no row with its `localId`), trimming the conflict log takes back what it drops,
+//! and adding a device counts it in its insert. The counts live in the database rather than in
+//! each process's memory because several processes write one database, and a process would not
+//! see the others' inserts; migration `0003` counted the rows a database held before.
+//!
 //! UUIDs travel as text (`$1::uuid`, `id::text`): the workspace builds sqlx without its `uuid`
 //! feature.
 
@@ -252,13 +261,15 @@ async fn load_known(pool: &PgPool) -> Result<Known, RecordError> {
     let mut snapshot = pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
     let row = sqlx::query(
         "SELECT (SELECT value FROM legacy_counters WHERE name = 'position') AS position, \
-           (SELECT count(*) FROM sync_orders) + (SELECT count(*) FROM transactions) AS records",
+           (SELECT sum(value) FROM legacy_counters WHERE name IN ('orders', 'transactions'))::bigint \
+             AS records",
     )
     .fetch_one(&mut *snapshot)
     .await?;
     let position: Option<i64> = row.try_get("position")?;
     let position = counter_value(position.ok_or_else(|| corrupt("counter position missing"))?, "position")?;
-    let records: i64 = row.try_get("records")?;
+    let records: Option<i64> = row.try_get("records")?;
+    let records = records.ok_or_else(|| corrupt("record counters missing"))?;
     // Two keys a record, and room to grow as much again.
     let mut filter = KeyFilter::with_capacity(usize::try_from(records).unwrap_or(0).saturating_mul(4));
     let mut after = 0;
@@ -627,17 +638,18 @@ impl RecordStore for PgRecords {
     }
 
     async fn counts(&self) -> Result<RecordCounts, RecordError> {
-        let row = sqlx::query(
-            "SELECT (SELECT count(*) FROM sync_orders) AS orders, \
-                    (SELECT count(*) FROM transactions) AS transactions, \
-                    (SELECT count(*) FROM legacy_devices) AS devices, \
-                    (SELECT count(*) FROM legacy_conflicts) AS conflicts",
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT name, value FROM legacy_counters \
+             WHERE name IN ('orders', 'transactions', 'devices', 'conflicts')",
         )
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        let count = |column: &str| -> Result<u64, RecordError> {
-            let count: i64 = row.try_get(column)?;
-            u64::try_from(count).map_err(|_| corrupt(format!("count of {column}")))
+        let count = |name: &str| -> Result<u64, RecordError> {
+            let (_, value) = rows
+                .iter()
+                .find(|(counter, _)| counter == name)
+                .ok_or_else(|| corrupt(format!("counter {name} missing")))?;
+            counter_value(*value, name)
         };
         Ok(RecordCounts {
             orders: count("orders")?,
@@ -654,7 +666,11 @@ impl RecordStore for PgRecords {
         at: Timestamp,
     ) -> Result<(), RecordError> {
         let inserted = sqlx::query(
-            "INSERT INTO legacy_devices (token_sha256, device_id, created_at) VALUES ($1, $2, $3)",
+            "WITH added AS ( \
+               INSERT INTO legacy_devices (token_sha256, device_id, created_at) VALUES ($1, $2, $3) \
+               RETURNING device_id \
+             ) \
+             UPDATE legacy_counters SET value = value + (SELECT count(*) FROM added) WHERE name = 'devices'",
         )
         .bind(token_sha256)
         .bind(device_id)
@@ -824,7 +840,9 @@ impl PgBatch<'_> {
         // Each table is written by one part, so the parts' order does not matter; rows are
         // inserted in array order, so the batch's records in put order and its conflicts in the
         // order they were logged (their `seq`). The lines' foreign keys are checked once the
-        // statement is done, when their orders are in.
+        // statement is done, when their orders are in. Every part and the counters' update read
+        // one snapshot, taken before the inserts: the records it finds by `localId` are those
+        // stored before, so the others are the new ones the counts grow by.
         sqlx::query(
             "WITH orders AS ( \
                INSERT INTO sync_orders (id, local_id, client_id, order_number, subtotal_cents, \
@@ -876,8 +894,15 @@ impl PgBatch<'_> {
                SELECT * FROM UNNEST($50::int8[], $51::text[], $52::uuid[], $53::uuid[], $54::text[], \
                  $55::text[], $56::text[], $57::text[], $58::text[]) \
              ) \
-             UPDATE legacy_counters SET value = CASE name WHEN 'position' THEN $59 ELSE $60 END \
-             WHERE name IN ('position', 'assigned')",
+             UPDATE legacy_counters SET value = CASE name \
+               WHEN 'position' THEN $59 \
+               WHEN 'assigned' THEN $60 \
+               WHEN 'orders' THEN value + cardinality($2::uuid[]) \
+                 - (SELECT count(*) FROM sync_orders WHERE local_id = ANY($2::uuid[])) \
+               WHEN 'transactions' THEN value + cardinality($31::uuid[]) \
+                 - (SELECT count(*) FROM transactions WHERE local_id = ANY($31::uuid[])) \
+               ELSE value + cardinality($50::int8[]) END \
+             WHERE name IN ('position', 'assigned', 'orders', 'transactions', 'conflicts')",
         )
         .bind(column(&orders, |(record, _)| record.doc_id.to_string()))
         .bind(&order_local_ids)
@@ -998,7 +1023,12 @@ impl RecordBatch for PgBatch<'_> {
         self.write(&records, &conflicts).await?;
         if !conflicts.is_empty() {
             sqlx::query(
-                "DELETE FROM legacy_conflicts WHERE seq <= (SELECT max(seq) FROM legacy_conflicts) - $1",
+                "WITH dropped AS ( \
+                   DELETE FROM legacy_conflicts WHERE seq <= (SELECT max(seq) FROM legacy_conflicts) - $1 \
+                   RETURNING seq \
+                 ) \
+                 UPDATE legacy_counters SET value = value - (SELECT count(*) FROM dropped) \
+                 WHERE name = 'conflicts'",
             )
             .bind(i64::try_from(CONFLICTS_KEPT).unwrap_or(i64::MAX))
             .execute(self.conn())

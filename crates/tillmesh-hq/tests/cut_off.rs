@@ -1,7 +1,13 @@
+//! Writes cut off or slower than the request timeout answer the truth.
+//!
 //! Batches cut off mid-way — the client gives up after a few milliseconds, while HQ is between
 //! committing records in PostgreSQL and writing their documents — leave no split: HQ's work runs
 //! to its end, every committed record's document reaches HQ's node, and sending each batch again
 //! stores nothing twice (`TILLMESH_TEST_DATABASE_URL`; without it this prints `SKIPPED`).
+//!
+//! The node's own writes behind HQ's admin token (orders, settlement) are answered once stored,
+//! never 408, however long they take: time is paused (tokio's test clock), so whenever HQ waits
+//! on the disk the clock jumps to the next timer, and a timeout armed on a write fires first.
 
 mod common;
 #[path = "common/kotlin.rs"]
@@ -10,12 +16,18 @@ mod kotlin;
 mod served;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use served::Served;
+use tillmesh_core::PaymentStatus;
 use tillmesh_hq::records::RecordStore;
-use tillmesh_hq::{Access, PgRecords};
+use tillmesh_hq::{Access, Hq, PgRecords, SledRecords};
+use tillmesh_node::SystemClock;
+use tower::ServiceExt;
 use uuid::Uuid;
 
 const ADMIN_TOKEN: &str = "admin-secret-for-tests";
@@ -96,4 +108,40 @@ async fn cut_off_batches_leave_no_record_without_its_document() {
         served.stop().await;
     })
     .await;
+}
+
+/// A `POST` of `body` to HQ's `path` with `token`.
+fn post(path: &str, token: &str, body: &Value) -> Request<Body> {
+    Request::post(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_nodes_writes_behind_the_admin_token_are_answered_when_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = served::open_hq_node(dir.path());
+    let records = SledRecords::open(node.store().clone()).expect("records");
+    let app = Hq::start(records, node.clone(), Arc::new(SystemClock), &Access::new(ADMIN_TOKEN)).app();
+    let order = json!({"items": [{"sku": "TEA", "name": "Tea", "quantity": 1, "unitPrice": "2.00"}]});
+
+    let refused =
+        app.clone().oneshot(post("/api/orders", "not-the-admin-token", &order)).await.expect("answer");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let created = app.clone().oneshot(post("/api/orders", ADMIN_TOKEN, &order)).await.expect("answer");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value =
+        serde_json::from_slice(&axum::body::to_bytes(created.into_body(), usize::MAX).await.expect("body"))
+            .expect("JSON");
+    let id = created["id"].as_str().expect("id");
+    let settle = post(&format!("/api/orders/{id}/settle"), ADMIN_TOKEN, &json!({"status": "CAPTURED"}));
+    let settled = app.oneshot(settle).await.expect("answer");
+    assert_eq!(settled.status(), StatusCode::OK);
+    let stored = node.order(id.parse().expect("uuid")).expect("the order is stored");
+    assert_eq!(
+        (stored.order.payment.status, stored.order.payment.confirmed),
+        (PaymentStatus::Captured, true)
+    );
 }

@@ -532,7 +532,8 @@ async fn conflict_log_is_bounded<S: RecordStore>(store: S) {
     assert_eq!(store.counts().await.expect("counts").conflicts, CONFLICTS_KEPT);
 }
 
-/// `counts` counts records once however often they were put, devices and conflicts.
+/// `counts` counts records once however often they were put, devices and conflicts, and
+/// nothing of a batch dropped uncommitted.
 async fn counts<S: RecordStore>(store: S) {
     assert_eq!(store.counts().await.expect("counts"), RecordCounts::default());
     let order = order_record(Uuid::new_v4(), "ORD-1", 1);
@@ -550,6 +551,10 @@ async fn counts<S: RecordStore>(store: S) {
     let mut batch = store.begin().await.expect("begin");
     batch.log_conflict(conflict("total", RecordKind::Order, Resolution::ServerWins, 1)).await.expect("log");
     batch.commit().await.expect("commit");
+    let mut dropped = store.begin().await.expect("begin");
+    dropped.put(order_record(Uuid::new_v4(), "ORD-3", 2)).await.expect("put");
+    dropped.log_conflict(conflict("total", RecordKind::Order, Resolution::ServerWins, 2)).await.expect("log");
+    drop(dropped);
     assert_eq!(
         store.counts().await.expect("counts"),
         RecordCounts { orders: 2, transactions: 1, devices: 1, conflicts: 1 }
@@ -793,6 +798,56 @@ async fn postgres_unknown_status_is_corrupt() {
         assert!(matches!(read, Err(RecordError::Corrupt { .. })), "{read:?}");
         let feed = store.changes(Since::Token(0), 10).await;
         assert!(matches!(feed, Err(RecordError::Corrupt { .. })), "{feed:?}");
+    })
+    .await;
+}
+
+/// The counts are counters kept with the writes, not rows counted: a database that holds records
+/// from before it kept them counts them once when migrated, and from then on `counts` reads the
+/// counters alone (however many rows, one lookup).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_counts_are_kept_as_counters() {
+    common::on_pg_database(|url| async move {
+        let store = PgRecords::connect(&url).await.expect("connect");
+        put_committed(
+            &store,
+            vec![
+                order_record(Uuid::new_v4(), "ORD-1", 1),
+                bare_order_record(Uuid::new_v4(), "ORD-2", 1),
+                transaction_record(Uuid::new_v4(), "REF-1", 1),
+            ],
+        )
+        .await;
+        store.add_device("device-1", &sha256_hex("t"), Timestamp(1)).await.expect("add");
+        let mut batch = store.begin().await.expect("begin");
+        batch
+            .log_conflict(conflict("total", RecordKind::Order, Resolution::ServerWins, 1))
+            .await
+            .expect("log");
+        batch.commit().await.expect("commit");
+        let held = RecordCounts { orders: 2, transactions: 1, devices: 1, conflicts: 1 };
+
+        // The database as a build before the counters left it.
+        sqlx::query(
+            "DELETE FROM legacy_counters WHERE name IN ('orders', 'transactions', 'devices', 'conflicts')",
+        )
+        .execute(store.pool())
+        .await
+        .expect("forget the counters");
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 3")
+            .execute(store.pool())
+            .await
+            .expect("forget their migration");
+        store.pool().close().await;
+        drop(store);
+        let store = PgRecords::connect(&url).await.expect("connect and migrate");
+        assert_eq!(store.counts().await.expect("counts"), held);
+
+        sqlx::query("UPDATE legacy_counters SET value = value + 1000000 WHERE name = 'orders'")
+            .execute(store.pool())
+            .await
+            .expect("a million more orders, as far as the counter knows");
+        assert_eq!(store.counts().await.expect("counts").orders, 1_000_002, "read from the counter");
     })
     .await;
 }

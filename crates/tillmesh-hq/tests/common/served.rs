@@ -1,6 +1,7 @@
 //! HQ served on 127.0.0.1, for the REST tests and the ingest benchmark.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
 use tempfile::TempDir;
@@ -11,8 +12,18 @@ use tillmesh_node::{SystemClock, Till, TillConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// HQ's node in a temporary directory (code HQ, a fixed signing key, 8.25 % tax) over a record
-/// store, served on a free port of 127.0.0.1.
+/// HQ's node in `dir/hq`: code HQ, a fixed signing key, 8.25 % tax.
+pub(crate) fn open_hq_node(dir: &Path) -> Till {
+    let mut config = TillConfig::new(dir.join("hq"), TillCode::parse("HQ").expect("code"));
+    let key = HqSigningKey::from_bytes(&[7; 32]);
+    config.hq = Some(key.public_key());
+    config.hq_signing = Some(key);
+    config.tax_rate_bps = 825;
+    Till::open(config, Arc::new(SystemClock)).expect("open HQ's node")
+}
+
+/// HQ's node in a temporary directory ([`open_hq_node`]) over a record store, served on a free
+/// port of 127.0.0.1.
 pub(crate) struct Served<S> {
     /// `http://127.0.0.1:<port>`.
     pub(crate) base: String,
@@ -31,12 +42,7 @@ impl<S: RecordStore> Served<S> {
         Fut: Future<Output = S>,
     {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut config = TillConfig::new(dir.path().join("hq"), TillCode::parse("HQ").expect("code"));
-        let key = HqSigningKey::from_bytes(&[7; 32]);
-        config.hq = Some(key.public_key());
-        config.hq_signing = Some(key);
-        config.tax_rate_bps = 825;
-        let till = Till::open(config, Arc::new(SystemClock)).expect("open HQ's node");
+        let till = open_hq_node(dir.path());
         let records = make(till.clone()).await;
         let hq = Hq::start(records, till, Arc::new(SystemClock), access);
         let service = Arc::clone(&hq.service);

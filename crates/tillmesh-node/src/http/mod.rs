@@ -4,6 +4,12 @@
 //! `app(till)` builds the router without a socket (tests call it with `oneshot`); [`serve`]
 //! runs it on a listener until the shutdown future resolves, lets in-flight requests finish,
 //! then flushes and closes the till.
+//!
+//! Reads answer within [`REQUEST_TIMEOUT_MS`] or get 408. Writes do not sit under that timeout:
+//! each runs to its end in a task of its own and is answered once it is durable or refused (a
+//! store that fails refuses writes at once), so neither a timeout nor a client that goes away
+//! ever answers a stored write as failed, and what the write hands on (the push to peers) is
+//! never cut off.
 
 mod error;
 mod metrics;
@@ -34,7 +40,8 @@ use crate::Till;
 /// Largest request body.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
-/// Longest a request may take before it is answered 408.
+/// Longest a read may take before it is answered 408 (writes are not timed: see the module's
+/// documentation).
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
 /// The router of the till's API: only for the host names it may be reached by (see
@@ -42,7 +49,8 @@ pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 pub fn app(till: Till) -> Router {
     let allowed: Arc<[String]> =
         till.config().allowed_hosts.iter().map(|host| host.to_ascii_lowercase()).collect();
-    app_with(till.clone(), till_routes(till), Router::new(), None)
+    let routes = till_routes(till.clone());
+    app_with(till, routes.reads, routes.writes, None)
         .layer(axum::middleware::from_fn_with_state(allowed, check_host))
 }
 
@@ -84,12 +92,30 @@ async fn check_host(
     })
 }
 
-/// The till's own routes (orders, payments, settlement, sync, roster), with their body limit,
-/// for [`app_with`]; a caller may guard them first (HQ requires its admin token).
-pub fn till_routes(till: Till) -> Router {
-    Router::new()
-        .route("/api/orders", post(routes::create_order).get(routes::list_orders))
-        .route("/api/orders/{id}", get(routes::get_order).patch(routes::update_order))
+/// The till's own routes, each with its body limit, for [`app_with`]; a caller may guard them
+/// first (HQ requires its admin token).
+#[derive(Debug)]
+pub struct TillRoutes {
+    /// Order listings and details, sync status, the quarantine, `POST /api/sync/now` (which
+    /// only asks the sync driver for a round): under the request timeout.
+    pub reads: Router,
+    /// Orders created and edited, payments, settlements, roster entries: each run to its end.
+    pub writes: Router,
+}
+
+/// The till's own routes (orders, payments, settlement, sync, roster).
+pub fn till_routes(till: Till) -> TillRoutes {
+    let reads = Router::new()
+        .route("/api/orders", get(routes::list_orders))
+        .route("/api/orders/{id}", get(routes::get_order))
+        .route("/api/sync/status", get(routes::sync_status))
+        .route("/api/quarantine", get(routes::quarantine))
+        .route("/api/sync/now", post(routes::sync_now))
+        .with_state(till.clone())
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX));
+    let writes = Router::new()
+        .route("/api/orders", post(routes::create_order))
+        .route("/api/orders/{id}", patch(routes::update_order))
         .route("/api/orders/{id}/items", post(routes::add_item))
         .route("/api/orders/{id}/items/{item_id}", patch(routes::set_quantity))
         .route("/api/orders/{id}/items/{item_id}/void", post(routes::void_item))
@@ -97,12 +123,10 @@ pub fn till_routes(till: Till) -> Router {
         .route("/api/orders/{id}/payments", post(routes::record_payment))
         .route("/api/orders/{id}/void", post(routes::void_order))
         .route("/api/orders/{id}/settle", post(routes::settle))
-        .route("/api/sync/status", get(routes::sync_status))
-        .route("/api/quarantine", get(routes::quarantine))
-        .route("/api/sync/now", post(routes::sync_now))
         .route("/api/roster", post(routes::apply_roster))
         .with_state(till)
-        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX));
+    TillRoutes { reads, writes }
 }
 
 /// Figures another layer adds to `GET /metrics` (HQ's legacy API), in the Prometheus text
@@ -117,16 +141,19 @@ pub trait MetricsSource: Send + Sync + 'static {
     }
 }
 
-/// `routes` (the till's own from [`till_routes`], plus any others, each with its body limit) with
-/// what every node serves openly — `GET /api/health` and `GET /metrics` (`extra_metrics`
-/// appended) — the fallback for unknown paths, request counting, the timeout and tracing.
+/// `reads` and `writes` (the till's own from [`till_routes`], plus any others, each with its
+/// body limit) with what every node serves openly — `GET /api/health` and `GET /metrics`
+/// (`extra_metrics` appended) — the fallback for unknown paths, request counting and tracing.
 ///
-/// `untimed` routes run without the request timeout: a layer above whose work runs to its end
-/// whatever the client does (HQ's legacy writes) answers only once it knows the outcome.
+/// `reads` (and health and metrics) answer within [`REQUEST_TIMEOUT_MS`] or get 408. `writes`
+/// run without that timeout, each in a task of its own that the request waits on: a client that
+/// goes away, or a proxy that gives up, drops only the wait, never the write, and no 408 says
+/// that nothing was stored while the write goes on. What bounds a write is what it waits on: the
+/// store (which refuses at once while it fails) and, on HQ, the record store.
 pub fn app_with(
     till: Till,
-    routes: Router,
-    untimed: Router,
+    reads: Router,
+    writes: Router,
     extra_metrics: Option<Arc<dyn MetricsSource>>,
 ) -> Router {
     let requests = Arc::new(metrics::RequestCounts::default());
@@ -138,7 +165,7 @@ pub fn app_with(
         });
     let health_route =
         Router::new().route("/api/health", get(routes::health)).with_state((till, extra_metrics));
-    let timed = Router::new().merge(routes).merge(health_route).merge(metrics_route).layer(
+    let timed = Router::new().merge(reads).merge(health_route).merge(metrics_route).layer(
         TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(REQUEST_TIMEOUT_MS),
@@ -146,7 +173,7 @@ pub fn app_with(
     );
     Router::new()
         .merge(timed)
-        .merge(untimed)
+        .merge(writes.layer(axum::middleware::from_fn(to_the_end)))
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(requests, metrics::count_requests))
         .layer(
@@ -154,6 +181,25 @@ pub fn app_with(
                 .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
+}
+
+/// Runs a write in a task of its own and waits for it: dropping the request (the client went
+/// away) drops only the wait.
+async fn to_the_end(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, "a write's task failed");
+            axum::response::IntoResponse::into_response(ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                error: "internal",
+                detail: "the write failed unexpectedly: read or resend it to learn what was stored".into(),
+            })
+        }
+    }
 }
 
 /// Serves the till's API on `listener` until `shutdown` resolves; in-flight requests finish,
