@@ -36,7 +36,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if matches!(self.status, StatusCode::INSUFFICIENT_STORAGE | StatusCode::SERVICE_UNAVAILABLE) {
+            // A state the node logged once when it began (storage failed, shutting down): one
+            // line per refused write would fill the very disk that is full.
+            tracing::debug!(status = %self.status, detail = %self.detail, "request refused: node degraded");
+        } else if self.status.is_server_error() {
             tracing::error!(status = %self.status, detail = %self.detail, "request failed");
         } else {
             tracing::debug!(status = %self.status, error = self.error, detail = %self.detail, "request refused");

@@ -27,7 +27,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 pub use error::ApiError;
@@ -179,7 +179,9 @@ pub fn app_with(
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                // `ApiError` logs the failures worth an operator's eye, once, with their detail.
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
 }
 
