@@ -467,8 +467,11 @@ impl<S: RecordStore> LegacyService<S> {
         Ok(Some(listed))
     }
 
-    /// Judges every record on its own, stores the good ones in one batch and hands their
-    /// documents to the peer node; a refused record gets its answer at its place.
+    /// Judges every record on its own and stores the good ones, [`INGEST_CHUNK`] records to a
+    /// store batch (orders first, then transactions), so that a device sending 1,000 records
+    /// holds the record store no longer than one chunk at a time: another device's batch,
+    /// waiting on the store's lock (served in order), goes between two chunks. A refused record
+    /// gets its answer at its place.
     async fn ingest(
         &self,
         device: &str,
@@ -479,6 +482,29 @@ impl<S: RecordStore> LegacyService<S> {
         if orders.len() + transactions.len() > BATCH_RECORDS_MAX {
             return Err(too_many_records());
         }
+        let mut order_answers = Vec::with_capacity(orders.len());
+        let mut orders = orders.into_iter().peekable();
+        while orders.peek().is_some() {
+            let chunk = orders.by_ref().take(INGEST_CHUNK).collect();
+            order_answers.extend(self.ingest_chunk(device, chunk, Vec::new()).await?.0);
+        }
+        let mut transaction_answers = Vec::with_capacity(transactions.len());
+        let mut transactions = transactions.into_iter().peekable();
+        while transactions.peek().is_some() {
+            let chunk = transactions.by_ref().take(INGEST_CHUNK).collect();
+            transaction_answers.extend(self.ingest_chunk(device, Vec::new(), chunk).await?.1);
+        }
+        Ok((order_answers, transaction_answers))
+    }
+
+    /// Stores one chunk of records in one store batch and hands their documents to the peer
+    /// node.
+    async fn ingest_chunk(
+        &self,
+        device: &str,
+        orders: Vec<Judged<SyncableOrder>>,
+        transactions: Vec<Judged<SyncableTransaction>>,
+    ) -> Result<(Vec<SyncResponse>, Vec<SyncResponse>), HqError> {
         let default_tax = self.node.config().tax_rate_bps;
         let times = TimeRange::around(self.clock.now(), self.clock_skew_max_ms);
         // A record that leaves its creator out was created by the device sending it.
@@ -1156,6 +1182,9 @@ impl Work {
         self.publish.push((document, None, heads));
     }
 }
+
+/// Records stored in one store batch (see [`LegacyService::ingest`]).
+const INGEST_CHUNK: usize = 100;
 
 /// Fewest new orders in a request for building their documents on worker threads.
 const PREBUILD_MIN: usize = 8;
