@@ -36,10 +36,18 @@ impl SyncHandle {
     }
 }
 
-pub(crate) fn start(service: SyncService) -> SyncHandle {
-    let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(run(service, stopped));
-    SyncHandle { stop: Some(stop), task }
+impl SyncService {
+    /// Starts the background sync: one sync now, then one every
+    /// [`crate::ClientConfig::interval`], or after an exponential backoff with jitter when a
+    /// sync failed. Stop it with [`SyncHandle::stop`] (or by dropping the handle).
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn start(&self) -> SyncHandle {
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(run(self.clone(), stopped));
+        SyncHandle { stop: Some(stop), task }
+    }
 }
 
 async fn run(service: SyncService, mut stopped: oneshot::Receiver<()>) {

@@ -18,7 +18,6 @@ use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
 use crate::api::HqApi;
-use crate::background::{self, SyncHandle};
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::outbox::{Applied, Outbox, Remote};
@@ -340,16 +339,6 @@ impl SyncService {
             }
         }
         result
-    }
-
-    /// Starts the background sync: one sync now, then one every [`ClientConfig::interval`],
-    /// or after an exponential backoff with jitter when a sync failed. Stop it with
-    /// [`SyncHandle::stop`] (or by dropping the handle).
-    ///
-    /// # Panics
-    /// Outside a Tokio runtime.
-    pub fn start(&self) -> SyncHandle {
-        background::start(self.clone())
     }
 
     async fn save<T: LegacyRecord>(
