@@ -35,8 +35,9 @@ use tillmesh_node::http::{ApiError, MetricsSource, metric};
 use tokio::sync::Mutex;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::error::HqError;
 use crate::records::{ConflictEntry, RecordStore};
-use crate::service::{FeedCursor, HqError, IncomingBatch, LegacyService, Listed, token_sha256};
+use crate::service::{FeedCursor, IncomingBatch, LegacyService, Listed, token_sha256};
 
 /// Largest legacy request body: a batch of 1,000 records fits.
 pub const REST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -93,13 +94,10 @@ impl Access {
             admin_token: admin_token.into(),
             legacy_auth: LegacyAuth::Token,
             cors_origins: Vec::new(),
-            clock_skew_max_ms: CLOCK_SKEW_MAX_MS,
+            clock_skew_max_ms: crate::service::CLOCK_SKEW_MAX_MS,
         }
     }
 }
-
-/// How far ahead of HQ's clock legacy records' times may be by default: a day.
-pub const CLOCK_SKEW_MAX_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The OpenAPI description of the legacy API and HQ's admin endpoints.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");

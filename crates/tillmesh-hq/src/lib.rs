@@ -12,8 +12,10 @@
 //!
 //! [`Hq::start`] puts them together over a running node.
 
+pub mod error;
 mod fairness;
 pub mod http;
+pub mod mapping;
 pub mod pg_records;
 pub mod projector;
 pub mod records;
@@ -30,7 +32,7 @@ use tillmesh_node::http::ConnectionLimits;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use http::{Access, CLOCK_SKEW_MAX_MS, LegacyAuth};
+pub use http::{Access, LegacyAuth};
 pub use pg_records::PgRecords;
 /// Connection options for HQ's PostgreSQL from the seed's settings: `url` may be a
 /// `jdbc:postgresql://…` URL as the seed's `DATABASE_URL` is; `user` and `password`
@@ -50,8 +52,9 @@ pub fn database_options(
     Ok(options)
 }
 
+pub use error::HqError;
 pub use records::{Record, RecordBatch, RecordError, RecordKind, RecordStore};
-pub use service::{HqError, LegacyService};
+pub use service::{CLOCK_SKEW_MAX_MS, LegacyService};
 pub use sled_records::SledRecords;
 pub use sqlx::postgres::PgConnectOptions;
 

@@ -12,14 +12,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Resolution, json_text};
 use tillmesh_core::{Clock, Document, HqPublicKey, Timestamp};
 use tillmesh_node::{Till, TillError};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody, RecordKind, RecordStore};
-use crate::service::{HqError, LegacyService, heads_hex, record_kind};
+use crate::error::HqError;
+use crate::mapping::{heads_hex, record_kind, record_of};
+use crate::records::{RecordBatch, RecordKind, RecordStore};
+use crate::service::LegacyService;
 
 /// Most documents projected in one batch.
 const PROJECT_BATCH_MAX: usize = 256;
@@ -28,7 +29,7 @@ const PROJECT_BATCH_MAX: usize = 256;
 const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Follows the node's writes until the node stops. Reconciles everything first, then every
-/// [`RECONCILE_EVERY`]: a split between a record and its document (a write cut short, another
+/// five minutes (`RECONCILE_EVERY`): a split between a record and its document (a write cut short, another
 /// HQ process) is repaired, counted and logged.
 pub async fn run<S: RecordStore>(service: Arc<LegacyService<S>>) {
     let (records, node, clock) = (service.records(), service.node(), service.clock());
@@ -206,124 +207,4 @@ fn local_id_of(document: &Document, hq: Option<&HqPublicKey>) -> Result<Uuid, Hq
         Document::Order(order) => order.view(hq)?.local_id,
         Document::Transaction(transaction) => transaction.view(hq)?.local_id,
     })
-}
-
-/// The record of `document`: its legacy view (keeping the client's ids of `previous`, and a
-/// transaction's names of status and method where they still mean the same), the
-/// version one higher when the content changed, the device of its latest change, a renumbering
-/// when its number is taken by another record, a payment conflict logged once.
-pub(crate) async fn record_of<B: RecordBatch>(
-    batch: &mut B,
-    previous: Option<Record>,
-    document: &mut Document,
-    hq: Option<&HqPublicKey>,
-    now: Timestamp,
-) -> Result<Record, HqError> {
-    let kind = record_kind(document);
-    let (local_id, device_id, mut body, payment_conflict) = match document {
-        Document::Order(order) => {
-            let view = order.view(hq)?;
-            let mut body = LegacyOrder::from_view(&view);
-            if let Some(RecordBody::Order(before)) = previous.as_ref().map(|record| &record.body) {
-                body.id.clone_from(&before.id);
-                body.order_number.clone_from(&before.order_number);
-            }
-            (view.local_id, view.device_id, RecordBody::Order(body), view.payment.conflict)
-        }
-        Document::Transaction(transaction) => {
-            let view = transaction.view(hq)?;
-            let mut body = LegacyTransaction::from_view(&view);
-            if let Some(RecordBody::Transaction(before)) = previous.as_ref().map(|record| &record.body) {
-                body.id.clone_from(&before.id);
-                body.order_id.clone_from(&before.order_id);
-                body.reference_number.clone_from(&before.reference_number);
-                body.keep_names_of(before);
-            }
-            (view.local_id, view.device_id, RecordBody::Transaction(body), view.payment.conflict)
-        }
-    };
-    let mut conflicts = Vec::new();
-    if previous.is_none()
-        && let Some(owner) = batch.number_owner(kind, body.number()).await?
-        && owner != local_id
-    {
-        // Two records cannot share a number: this one is listed under a suffixed number; the
-        // document (and every till) keeps its own.
-        let taken = body.number().to_string();
-        let listed = format!("{taken}~{}", &document.id().simple().to_string()[..8]);
-        match &mut body {
-            RecordBody::Order(order) => order.order_number.clone_from(&listed),
-            RecordBody::Transaction(transaction) => transaction.reference_number.clone_from(&listed),
-        }
-        conflicts.push(FieldConflict {
-            field: if kind == RecordKind::Order { "orderNumber" } else { "referenceNumber" }.into(),
-            client_value: Some(json_text(&taken)),
-            server_value: Some(json_text(&listed)),
-            resolution: Resolution::ServerAssigned,
-        });
-    }
-    let mut logged_conflict = previous.as_ref().and_then(|record| record.logged_conflict.clone());
-    let mut conflict_device = None;
-    if let Some(conflict) = payment_conflict {
-        let marker = format!("{}@{}@{}", conflict.claimed, conflict.claimed_by, conflict.claimed_at.0);
-        if logged_conflict.as_deref() != Some(marker.as_str()) {
-            conflicts.push(FieldConflict {
-                field: if kind == RecordKind::Order { "paymentStatus" } else { "status" }.into(),
-                client_value: Some(json_text(&conflict.claimed)),
-                server_value: Some(json_text(&conflict.settled)),
-                resolution: Resolution::ServerWins,
-            });
-            conflict_device = Some(conflict.claimed_by.clone());
-            logged_conflict = Some(marker);
-        }
-    }
-    let server_hash = body.content_hash();
-    let writer = last_writer(document).unwrap_or_else(|| device_id.clone());
-    for conflict in conflicts {
-        batch
-            .log_conflict(ConflictEntry {
-                at: now,
-                kind,
-                local_id,
-                doc_id: document.id(),
-                device_id: conflict_device.clone().unwrap_or_else(|| device_id.clone()),
-                conflict,
-            })
-            .await?;
-    }
-    let (sync_version, device_id, deleted) = match &previous {
-        Some(before) if before.server_hash == server_hash => {
-            (before.sync_version, before.device_id.clone(), before.deleted)
-        }
-        Some(before) => (before.sync_version + 1, before.device_id.clone(), before.deleted),
-        None => (1, device_id, false),
-    };
-    Ok(Record {
-        local_id,
-        doc_id: document.id(),
-        device_id,
-        written_by: writer,
-        sync_version,
-        server_hash,
-        heads: heads_hex(document),
-        deleted,
-        body,
-        logged_conflict,
-        changed_at: now,
-        position: 0,
-        document: document.save(),
-    })
-}
-
-/// The device of a document's newest change (every change's message is its author's device).
-fn last_writer(document: &mut Document) -> Option<String> {
-    let heads = document.heads();
-    let doc = document.automerge();
-    heads
-        .iter()
-        .filter_map(|head| doc.get_change_by_hash(head))
-        .map(|change| (change.timestamp(), change.message().map(str::to_string).unwrap_or_default()))
-        .max()
-        .map(|(_, message)| message)
-        .filter(|message| !message.is_empty())
 }

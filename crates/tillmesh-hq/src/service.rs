@@ -31,17 +31,20 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tillmesh_core::edit::{check_device_id, limits};
 use tillmesh_core::legacy::{
-    self, BatchSyncResponse, FieldConflict, LegacyError, LegacyOrder, LegacyTransaction, Named, Resolution,
-    Since, SyncResponse, SyncStatus, SyncableOrder, SyncableTransaction, UpdatesResponse,
+    self, BatchSyncResponse, FieldConflict, LegacyError, LegacyOrder, Named, Resolution, Since, SyncResponse,
+    SyncStatus, SyncableOrder, SyncableTransaction, UpdatesResponse,
 };
 use tillmesh_core::{
-    Amount, Clock, DocKind, Document, EditError, NewItem, NewOrder, NewTransaction, Order, OrderDoc,
-    OrderNumber, OrderStatus, PaymentMethod, PaymentStatus, Reached, Timestamp, TransactionDoc,
+    Amount, Clock, Document, EditError, NewItem, NewOrder, NewTransaction, OrderDoc, OrderNumber,
+    OrderStatus, PaymentMethod, PaymentStatus, Reached, Timestamp, TransactionDoc,
 };
 use tillmesh_node::{Till, TillError};
 use tillmesh_store::{Prepared, View};
 use uuid::Uuid;
 
+pub use crate::error::HqError;
+use crate::error::invalid;
+use crate::mapping::{heads_hex, order_body, order_body_of, record_kind, transaction_body};
 use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody, RecordError, RecordKind, RecordStore};
 
 /// Most records returned by one `updates` call (or in one batch answer's `serverUpdates`).
@@ -54,6 +57,9 @@ pub const BATCH_RECORDS_MAX: usize = 1_000;
 /// is taken as this step, so no device can push a record out of every other client's reach
 /// (`9223372036854775807`). The step taken is reported as a conflict on `syncVersion`.
 pub const SYNC_VERSION_STEP_MAX: i64 = 1_000;
+
+/// How far ahead of HQ's clock legacy records' times may be by default: a day.
+pub const CLOCK_SKEW_MAX_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// `POST /api/sync/batch` as it arrives: the top level is checked as a whole; each record is
 /// still JSON, to be read and judged on its own.
@@ -151,65 +157,6 @@ pub fn read_record<T: DeserializeOwned>(value: serde_json::Value) -> Judged<T> {
     })
 }
 
-/// Why a legacy request failed. A failed request stored nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum HqError {
-    /// The request is malformed or a value is out of range.
-    #[error("{detail}")]
-    BadRequest {
-        /// A stable code (`invalid_field`, `too_many_records`, …).
-        error: &'static str,
-        /// What is wrong.
-        detail: String,
-    },
-    /// No valid bearer token.
-    #[error("a valid bearer token is required (Authorization: Bearer <token>)")]
-    Unauthorized,
-    /// The token belongs to another device.
-    #[error("{detail}")]
-    Forbidden {
-        /// Which device the token is for and what was asked.
-        detail: String,
-    },
-    /// The device has a token already.
-    #[error(transparent)]
-    DeviceExists(RecordError),
-    /// The record store failed.
-    #[error(transparent)]
-    Records(RecordError),
-    /// HQ's peer node failed.
-    #[error(transparent)]
-    Node(#[from] TillError),
-    /// A document could not be made or edited (a server fault once input is checked).
-    #[error("document: {0}")]
-    Document(#[from] EditError),
-}
-
-impl From<RecordError> for HqError {
-    fn from(error: RecordError) -> HqError {
-        match error {
-            RecordError::DeviceExists { .. } => HqError::DeviceExists(error),
-            other => HqError::Records(other),
-        }
-    }
-}
-
-impl From<tillmesh_core::DocumentError> for HqError {
-    fn from(error: tillmesh_core::DocumentError) -> HqError {
-        HqError::Document(EditError::from(error))
-    }
-}
-
-fn invalid(detail: impl Into<String>) -> HqError {
-    HqError::BadRequest { error: "invalid_field", detail: detail.into() }
-}
-
-impl From<LegacyError> for HqError {
-    fn from(error: LegacyError) -> HqError {
-        invalid(error.to_string())
-    }
-}
-
 /// Counters of the legacy API for `/metrics`.
 #[derive(Debug, Default)]
 pub struct RestStats {
@@ -285,7 +232,7 @@ impl<S: RecordStore> LegacyService<S> {
             actor: ActorId::from(Uuid::new_v4().into_bytes()),
             stats: RestStats::default(),
             recorded: Mutex::new(HashMap::new()),
-            clock_skew_max_ms: crate::http::CLOCK_SKEW_MAX_MS,
+            clock_skew_max_ms: CLOCK_SKEW_MAX_MS,
             recent_conflicts: Mutex::new(HashMap::new()),
         }
     }
@@ -738,7 +685,7 @@ impl<S: RecordStore> LegacyService<S> {
             return Ok(None);
         }
         let record =
-            crate::projector::record_of(batch, None, &mut document, self.node.config().hq.as_ref(), now)
+            crate::mapping::record_of(batch, None, &mut document, self.node.config().hq.as_ref(), now)
                 .await?;
         Ok(Some(batch.put(record).await?))
     }
@@ -1561,76 +1508,6 @@ fn apply_order_edits(
     Ok(())
 }
 
-/// The server's legacy view of an order document (with the client's `id` and the record's
-/// `number`) and its differences from what the client sent.
-fn order_body(
-    document: &mut Document,
-    client: &LegacyOrder,
-    number: &str,
-    hq: Option<&tillmesh_core::HqPublicKey>,
-) -> Result<(RecordBody, Vec<FieldConflict>), HqError> {
-    let Document::Order(order) = document else {
-        return Err(invalid("not an order"));
-    };
-    Ok(order_body_of(&order.view(hq)?, client, number, &[]))
-}
-
-/// The legacy view of an order (with the client's `id` unless HQ assigned one, and the number
-/// legacy clients see, `number`) and its differences from what the client sent. Fields in
-/// `assigned` were given new values by HQ.
-fn order_body_of(
-    view: &Order,
-    client: &LegacyOrder,
-    number: &str,
-    assigned: &[&str],
-) -> (RecordBody, Vec<FieldConflict>) {
-    let mut body = LegacyOrder::from_view(view);
-    body.order_number = number.to_string();
-    if !assigned.contains(&"id") {
-        body.id.clone_from(&client.id);
-    }
-    let mut conflicts = client.differences(&body, Resolution::ServerWins);
-    mark_assigned(&mut conflicts, assigned, &client.id, &body.id);
-    (RecordBody::Order(body), conflicts)
-}
-
-/// Like [`order_body`] for a transaction.
-fn transaction_body(
-    document: &mut Document,
-    client: &LegacyTransaction,
-    hq: Option<&tillmesh_core::HqPublicKey>,
-    assigned: &[&str],
-) -> Result<(RecordBody, Vec<FieldConflict>), HqError> {
-    let Document::Transaction(transaction) = document else {
-        return Err(invalid("not a transaction"));
-    };
-    let mut body = LegacyTransaction::from_view(&transaction.view(hq)?);
-    if !assigned.contains(&"id") {
-        body.id.clone_from(&client.id);
-    }
-    body.order_id.clone_from(&client.order_id);
-    body.keep_names_of(client);
-    let mut conflicts = client.differences(&body, Resolution::ServerWins);
-    mark_assigned(&mut conflicts, assigned, &client.id, &body.id);
-    Ok((RecordBody::Transaction(body), conflicts))
-}
-
-fn mark_assigned(conflicts: &mut Vec<FieldConflict>, assigned: &[&str], client_id: &str, server_id: &str) {
-    for conflict in conflicts.iter_mut() {
-        if assigned.contains(&conflict.field.as_str()) {
-            conflict.resolution = Resolution::ServerAssigned;
-        }
-    }
-    if assigned.contains(&"id") {
-        conflicts.push(FieldConflict {
-            field: "id".into(),
-            client_value: Some(legacy::json_text(&client_id)),
-            server_value: Some(legacy::json_text(&server_id)),
-            resolution: Resolution::ServerAssigned,
-        });
-    }
-}
-
 fn new_record(
     local_id: Uuid,
     creator: &str,
@@ -1673,19 +1550,5 @@ fn next_version(
         changed_at: now,
         document: document.save(),
         ..record
-    }
-}
-
-/// The hex of a document's version ([`tillmesh_sync::ItemHash`] of its id and heads).
-pub fn heads_hex(document: &mut Document) -> String {
-    let id = document.id();
-    hex::encode(tillmesh_sync::ItemHash::of(id, &document.heads()).0)
-}
-
-/// The record kind of a document.
-pub fn record_kind(document: &Document) -> RecordKind {
-    match document.kind() {
-        DocKind::Order => RecordKind::Order,
-        DocKind::Transaction => RecordKind::Transaction,
     }
 }
