@@ -275,10 +275,18 @@ async fn run(
         println!("till {device} listening on {scheme}://{address}");
         tracing::info!(%address, device, "node started");
     };
+    // On SIGTERM or ctrl-c the mesh stops first, saving its sessions' sync states while the
+    // store is open; then HTTP drains and the store closes.
+    let shutdown = async move {
+        shutdown_signal().await;
+        if let Some(mesh) = mesh {
+            mesh.stop().await;
+        }
+    };
     match role {
         Role::Till => {
             announce();
-            tillmesh_node::http::serve(listener, till, shutdown_signal()).await?;
+            tillmesh_node::http::serve(listener, till, shutdown).await?;
         }
         Role::Hq { database, legacy_auth, cors_origins, clock_skew_max_ms, tls } => {
             let mut access = Access::new(admin_token(&data_dir)?);
@@ -296,18 +304,15 @@ async fn run(
             match database {
                 None => {
                     let records = SledRecords::open(till.store().clone())?;
-                    serve_hq(records, till, listener, &access, tls, announce).await?;
+                    serve_hq(records, till, listener, &access, tls, announce, shutdown).await?;
                 }
                 Some(options) => {
                     let records =
                         PgRecords::connect_with(*options).await.context("cannot reach HQ's PostgreSQL")?;
-                    serve_hq(records, till, listener, &access, tls, announce).await?;
+                    serve_hq(records, till, listener, &access, tls, announce, shutdown).await?;
                 }
             }
         }
-    }
-    if let Some(mesh) = mesh {
-        mesh.stop().await;
     }
     tracing::info!("node stopped; store flushed");
     Ok(())
@@ -320,10 +325,11 @@ async fn serve_hq<S: RecordStore>(
     access: &Access,
     tls: Option<Arc<tillmesh_node::http::TlsServerConfig>>,
     announce: impl FnOnce(),
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let hq = Hq::start(records, till, Arc::new(SystemClock), access);
     announce();
-    hq.serve(listener, tls, shutdown_signal()).await?;
+    hq.serve(listener, tls, shutdown).await?;
     Ok(())
 }
 

@@ -16,6 +16,8 @@ use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry};
 use tillmesh_net::{Multiaddr, NetClient, NetConfig, NetEvent, PeerId, Reply};
 use tillmesh_sync::{Bound, Frame, Session, decode, encode};
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::sync_control::{LocalChange, SyncControl, SyncStats};
 use crate::sync_docs::StoreDocuments;
@@ -69,9 +71,14 @@ pub struct Mesh {
     pub stats: Arc<SyncStats>,
     /// The addresses the node listens on, once known.
     pub listening: watch::Receiver<Vec<Multiaddr>>,
-    driver: tokio::task::JoinHandle<()>,
-    network: tokio::task::JoinHandle<()>,
+    /// Tells the driver to stop.
+    cancel: CancellationToken,
+    /// The driver and the network's event loop.
+    tasks: TaskTracker,
 }
+
+/// How long a stopping mesh may take to save its sessions and close its connections.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
 
 impl Mesh {
     /// Starts the network and the sync driver for `till`.
@@ -114,16 +121,29 @@ impl Mesh {
             interval: Duration::from_millis(config.sync_interval_ms),
             held_max: config.held_frames_max,
         };
-        let driver = tokio::spawn(driver.run());
-        Ok(Mesh { local_peer_id, stats, listening, driver, network })
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(driver.run(cancel.clone()));
+        // The network's loop ends once the driver, the last holder of its client, is gone.
+        tasks.spawn(async move {
+            if let Err(error) = network.await
+                && error.is_panic()
+            {
+                tracing::error!(%error, "the network's event loop panicked");
+            }
+        });
+        tasks.close();
+        Ok(Mesh { local_peer_id, stats, listening, cancel, tasks })
     }
 
-    /// Stops the driver and the network (connections close; the store stays open).
+    /// Stops the mesh before the store closes: the driver saves every live session's sync
+    /// states (so the next session with each peer starts from them), then its connections
+    /// close. Waits at most a few seconds; the store stays open.
     pub async fn stop(self) {
-        self.driver.abort();
-        self.network.abort();
-        let _ = self.driver.await;
-        let _ = self.network.await;
+        self.cancel.cancel();
+        if tokio::time::timeout(STOP_WITHIN, self.tasks.wait()).await.is_err() {
+            tracing::warn!("the mesh did not stop within {STOP_WITHIN:?}; leaving it");
+        }
     }
 }
 
@@ -160,11 +180,15 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self) {
+    async fn run(mut self, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let result = tokio::select! {
+                () = cancel.cancelled() => {
+                    self.save_all_states().await;
+                    return;
+                }
                 event = self.events.recv() => match event {
                     Some(event) => self.on_net(event).await,
                     None => return,
@@ -609,6 +633,18 @@ impl Driver {
         if let Err(error) = self.net.respond(reply, bytes).await {
             tracing::error!(%error, "cannot answer a frame");
         }
+    }
+
+    /// Keeps every admitted peer's session states, as when each disconnects (the mesh stops).
+    async fn save_all_states(&mut self) {
+        for (_, peer) in std::mem::take(&mut self.peers) {
+            if let Some(remote) = peer.remote
+                && let Err(error) = self.save_states(remote.clone(), peer.session).await
+            {
+                tracing::warn!(%remote, %error, "cannot keep a session's sync states");
+            }
+        }
+        self.publish_peers();
     }
 
     /// Keeps a finished session's Automerge sync states for the next session with that remote.
