@@ -31,7 +31,7 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tillmesh_core::legacy::{BatchSyncResponse, Since, SyncResponse};
-use tillmesh_node::http::{ApiError, MetricsSource, metric};
+use tillmesh_node::http::{ApiError, MetricsSource, TillRoutes, metric};
 use tokio::sync::Mutex;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -130,15 +130,15 @@ type Answer<T> = Result<Json<T>, ApiError>;
 /// token guards the admin routes and the node's: HQ's HTTP faces legacy clients on the network,
 /// so nobody else may settle a payment or edit an order there.
 ///
-/// The writes come apart (the second router: the legacy writes and the node's own), for
+/// The writes come apart (the legacy writes and the node's own), for
 /// [`tillmesh_node::http::app_with`] to run each to its end in a task of its own, outside the
-/// request timeout: a client that goes away never cuts a write between committing its records
+/// request timeout, and so does the node's change stream (behind the admin token too): a client that goes away never cuts a write between committing its records
 /// and writing their documents (nor a device's turn short while its write goes on), and no 408
 /// says nothing was done while the work goes on.
 pub fn routes<S: RecordStore>(
     service: Arc<LegacyService<S>>,
     access: &Access,
-) -> (Router, Router, Arc<dyn MetricsSource>) {
+) -> (TillRoutes, Arc<dyn MetricsSource>) {
     let shared = Arc::new(Shared {
         service,
         admin_token_sha256: token_sha256(&access.admin_token),
@@ -178,11 +178,12 @@ pub fn routes<S: RecordStore>(
     );
     let node = tillmesh_node::http::till_routes(shared.service.node().clone());
     let admin_only = middleware::from_fn_with_state(Arc::clone(&shared), require_admin::<S>);
-    (
-        reads.merge(node.reads.route_layer(admin_only.clone())),
-        writes.merge(node.writes.route_layer(admin_only)),
-        Arc::new(RestMetrics(shared)),
-    )
+    let routes = TillRoutes {
+        reads: reads.merge(node.reads.route_layer(admin_only.clone())),
+        writes: writes.merge(node.writes.route_layer(admin_only.clone())),
+        streams: node.streams.route_layer(admin_only),
+    };
+    (routes, Arc::new(RestMetrics(shared)))
 }
 
 /// An [`HqError`] as an HTTP answer.

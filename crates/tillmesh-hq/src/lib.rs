@@ -77,8 +77,8 @@ impl<S: RecordStore> Hq<S> {
         service.clock_skew_max_ms = access.clock_skew_max_ms;
         let service = Arc::new(service);
         let projector = tokio::spawn(projector::run(Arc::clone(&service)));
-        let (reads, writes, metrics) = http::routes(Arc::clone(&service), access);
-        let app = tillmesh_node::http::app_with(node, reads, writes, Some(metrics));
+        let (routes, metrics) = http::routes(Arc::clone(&service), access);
+        let app = tillmesh_node::http::app_with(node, routes, Some(metrics));
         Hq { service, app, projector }
     }
 
@@ -96,6 +96,11 @@ impl<S: RecordStore> Hq<S> {
         tls: Option<Arc<tillmesh_node::http::TlsServerConfig>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let streams = self.service.node().clone();
+        let shutdown = async move {
+            shutdown.await;
+            streams.end_streams();
+        };
         tillmesh_node::http::serve_router(listener, self.app, ConnectionLimits::default(), tls, shutdown)
             .await?;
         self.projector.abort();

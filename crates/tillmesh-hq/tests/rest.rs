@@ -1344,6 +1344,16 @@ async fn openapi_admin_metrics_and_node_orders() {
     let token_c = issued["token"].as_str().expect("token").to_string();
     assert_eq!(add(ADMIN_TOKEN).send().await.expect("request").status(), StatusCode::CONFLICT);
 
+    // HQ's change stream shows every order, so it is behind the admin token like the node's
+    // other routes.
+    let changes = |token: &str| h.http.get(format!("{}/api/changes", h.base)).bearer_auth(token).send();
+    assert_eq!(changes("wrong").await.expect("request").status(), StatusCode::UNAUTHORIZED);
+    let mut stream = changes(ADMIN_TOKEN).await.expect("request");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = stream.chunk().await.expect("read").expect("an event");
+    assert!(String::from_utf8_lossy(&first).starts_with("event: ready"), "{first:?}");
+    drop(stream);
+
     let made = h
         .service
         .node()

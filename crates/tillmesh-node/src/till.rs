@@ -175,6 +175,8 @@ struct Inner {
     changes: broadcast::Sender<LocalChange>,
     /// The sync driver's controls, when the till runs in a mesh.
     sync: OnceLock<SyncControl>,
+    /// Cancelled when the node stops serving: ends its change streams.
+    serving_ends: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for Inner {
@@ -197,7 +199,17 @@ impl Till {
             })?;
         let actor = ActorId::from(Uuid::new_v4().into_bytes());
         let (changes, _) = broadcast::channel(CHANGES_QUEUE_MAX);
-        let inner = Inner { store, writer, config, device_id, actor, clock, changes, sync: OnceLock::new() };
+        let inner = Inner {
+            store,
+            writer,
+            config,
+            device_id,
+            actor,
+            clock,
+            changes,
+            sync: OnceLock::new(),
+            serving_ends: tokio_util::sync::CancellationToken::new(),
+        };
         let till = Till { inner: Arc::new(inner) };
         let scrubbed = Arc::downgrade(&till.inner);
         // Started here so that no till runs unchecked; in the background so that opening stays
@@ -262,6 +274,17 @@ impl Till {
     /// The till's store (for reads).
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Ends the change streams ([`crate::http`]'s `GET /api/changes`): the node stops serving,
+    /// and a stream would otherwise hold its connection open through the shutdown's grace.
+    pub fn end_streams(&self) {
+        self.inner.serving_ends.cancel();
+    }
+
+    /// Resolves once [`Till::end_streams`] was called.
+    pub fn streams_ended(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.inner.serving_ends.clone().cancelled_owned()
     }
 
     /// Stops taking edits, finishes and flushes the queued ones.

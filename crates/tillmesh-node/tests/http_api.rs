@@ -572,3 +572,88 @@ async fn only_allowed_hosts_reach_the_api() {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
+
+/// A change-stream subscriber: reads server-sent events from `GET /api/changes`.
+struct Changes {
+    response: reqwest::Response,
+    buffered: String,
+}
+
+impl Changes {
+    async fn open(till: &Harness) -> Changes {
+        let response = till.client.get(format!("{}/api/changes", till.base)).send().await.expect("subscribe");
+        assert_eq!(response.status(), StatusCode::OK);
+        let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        Changes { response, buffered: String::new() }
+    }
+
+    /// The next event as (name, data); `None` once the stream ends. Keep-alive comments are
+    /// skipped.
+    async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffered.find("\n\n") {
+                let block: String = self.buffered.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block.lines().find_map(|line| line.strip_prefix(name)).map(|v| v.trim_start().to_string())
+                };
+                if let Some(event) = field("event:") {
+                    let data =
+                        field("data:").map_or(Value::Null, |d| serde_json::from_str(&d).expect("JSON data"));
+                    return Some((event, data));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), self.response.chunk())
+                .await
+                .expect("an event within 30 s")
+                .expect("read the stream")?;
+            self.buffered.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    }
+
+    /// Skips events until an order event for `id` whose summary satisfies `wanted`.
+    async fn order(&mut self, id: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        while let Some((event, data)) = self.next().await {
+            if event == "order" && data["id"] == id && wanted(&data) {
+                return data;
+            }
+        }
+        panic!("the stream ended before order {id}'s change");
+    }
+}
+
+/// Every durable write shows on the change stream as it happens, with the order's summary; the
+/// stream ends when the till stops serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_stream_shows_every_write() {
+    let till = Harness::start().await;
+    let mut changes = Changes::open(&till).await;
+    assert_eq!(changes.next().await.map(|(event, _)| event).as_deref(), Some("ready"));
+
+    let (status, order) =
+        till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(2), json!("4.50"))] }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let id = order["id"].as_str().expect("id").to_string();
+    let created = changes.order(&id, |_| true).await;
+    assert_eq!(
+        (created["orderNumber"].as_str(), created["orderStatus"].as_str(), created["total"].to_string()),
+        (Some("A-1"), Some("OPEN"), "9.74".to_string())
+    );
+    let (status, _) =
+        till.call("POST", &format!("/api/orders/{id}/status"), Some(json!({ "status": "SENT" }))).await;
+    assert_eq!(status, StatusCode::OK);
+    changes.order(&id, |summary| summary["orderStatus"] == "SENT").await;
+
+    // A second subscriber sees only what comes after it subscribed.
+    let mut late = Changes::open(&till).await;
+    assert_eq!(late.next().await.map(|(event, _)| event).as_deref(), Some("ready"));
+    let (status, _) =
+        till.call("POST", &format!("/api/orders/{id}/status"), Some(json!({ "status": "READY" }))).await;
+    assert_eq!(status, StatusCode::OK);
+    let first = late.next().await.expect("an event");
+    assert_eq!((first.0.as_str(), first.1["orderStatus"].as_str()), ("order", Some("READY")));
+
+    till.stop().await;
+    while changes.next().await.is_some() {}
+}

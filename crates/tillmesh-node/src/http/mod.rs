@@ -11,6 +11,7 @@
 //! ever answers a stored write as failed, and what the write hands on (the push to peers) is
 //! never cut off.
 
+mod changes;
 mod error;
 mod metrics;
 mod routes;
@@ -44,13 +45,12 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// documentation).
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
-/// The router of the till's API: only for the host names it may be reached by (see
-/// [`allowed_host`]).
+/// The router of the till's API: only for the host names it may be reached by (localhost, IP
+/// addresses and [`crate::TillConfig::allowed_hosts`]).
 pub fn app(till: Till) -> Router {
     let allowed: Arc<[String]> =
         till.config().allowed_hosts.iter().map(|host| host.to_ascii_lowercase()).collect();
-    let routes = till_routes(till.clone());
-    app_with(till, routes.reads, routes.writes, None)
+    app_with(till.clone(), till_routes(till), None)
         .layer(axum::middleware::from_fn_with_state(allowed, check_host))
 }
 
@@ -101,6 +101,9 @@ pub struct TillRoutes {
     pub reads: Router,
     /// Orders created and edited, payments, settlements, roster entries: each run to its end.
     pub writes: Router,
+    /// `GET /api/changes`, the change stream: open as long as the client listens, so neither
+    /// timed nor run as a write.
+    pub streams: Router,
 }
 
 /// The till's own routes (orders, payments, settlement, sync, roster).
@@ -124,9 +127,10 @@ pub fn till_routes(till: Till) -> TillRoutes {
         .route("/api/orders/{id}/void", post(routes::void_order))
         .route("/api/orders/{id}/settle", post(routes::settle))
         .route("/api/roster", post(routes::apply_roster))
-        .with_state(till)
+        .with_state(till.clone())
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX));
-    TillRoutes { reads, writes }
+    let streams = Router::new().route("/api/changes", get(changes::changes)).with_state(till);
+    TillRoutes { reads, writes, streams }
 }
 
 /// Figures another layer adds to `GET /metrics` (HQ's legacy API), in the Prometheus text
@@ -141,21 +145,18 @@ pub trait MetricsSource: Send + Sync + 'static {
     }
 }
 
-/// `reads` and `writes` (the till's own from [`till_routes`], plus any others, each with its
-/// body limit) with what every node serves openly — `GET /api/health` and `GET /metrics`
+/// `routes` (the till's own from [`till_routes`], plus any others, each with its body limit)
+/// with what every node serves openly — `GET /api/health` and `GET /metrics`
 /// (`extra_metrics` appended) — the fallback for unknown paths, request counting and tracing.
 ///
-/// `reads` (and health and metrics) answer within [`REQUEST_TIMEOUT_MS`] or get 408. `writes`
+/// `routes.reads` (and health and metrics) answer within [`REQUEST_TIMEOUT_MS`] or get 408;
+/// `routes.streams` stay open until the client or the node ends them. `routes.writes`
 /// run without that timeout, each in a task of its own that the request waits on: a client that
 /// goes away, or a proxy that gives up, drops only the wait, never the write, and no 408 says
 /// that nothing was stored while the write goes on. What bounds a write is what it waits on: the
 /// store (which refuses at once while it fails) and, on HQ, the record store.
-pub fn app_with(
-    till: Till,
-    reads: Router,
-    writes: Router,
-    extra_metrics: Option<Arc<dyn MetricsSource>>,
-) -> Router {
+pub fn app_with(till: Till, routes: TillRoutes, extra_metrics: Option<Arc<dyn MetricsSource>>) -> Router {
+    let TillRoutes { reads, writes, streams } = routes;
     let requests = Arc::new(metrics::RequestCounts::default());
     let metrics_route =
         Router::new().route("/metrics", get(metrics::metrics)).with_state(metrics::MetricsState {
@@ -174,6 +175,7 @@ pub fn app_with(
     Router::new()
         .merge(timed)
         .merge(writes.layer(axum::middleware::from_fn(to_the_end)))
+        .merge(streams)
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(requests, metrics::count_requests))
         .layer(
@@ -211,6 +213,11 @@ pub async fn serve(
     till: Till,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let streams = till.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.end_streams();
+    };
     serve_router(listener, app(till.clone()), ConnectionLimits::default(), None, shutdown).await?;
     tokio::task::spawn_blocking(move || till.close()).await.map_err(std::io::Error::other)
 }

@@ -1,0 +1,57 @@
+//! `GET /api/changes`: the node's change stream, as server-sent events, for front-ends that show
+//! orders live (a till's open orders, a kitchen display) without polling.
+//!
+//! The stream starts with `event: ready` once subscribed; from then on every document the node
+//! makes durable — a local edit or one from a peer — is one event, in the order written:
+//! `event: order` with the order's summary (as `GET /api/orders` lists it) as `data` and its id
+//! as the event `id`, or `event: document` with `{"id": …}` for a payment transaction. A
+//! subscriber that falls more than the stream's buffer behind gets `event: resync` with the
+//! number of events missed and should list again. The stream ends when the node stops serving.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::Till;
+
+/// How often an idle stream sends a comment, so that proxies and clients keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+pub(super) async fn changes(State(till): State<Till>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let written = till.subscribe_written();
+    let ended = Box::pin(till.streams_ended());
+    let ready = futures_util::stream::once(async { Ok(Event::default().event("ready").data("{}")) });
+    let events =
+        futures_util::stream::unfold((till, written, ended), |(till, mut written, mut ended)| async move {
+            let event = tokio::select! {
+                () = &mut ended => return None,
+                received = written.recv() => match received {
+                    Ok(id) => change(&till, id),
+                    Err(RecvError::Lagged(missed)) => {
+                        Event::default().event("resync").data(format!("{{\"missed\":{missed}}}"))
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            Some((Ok(event), (till, written, ended)))
+        });
+    Sse::new(futures_util::StreamExt::chain(ready, events)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+/// The event for a document written: an order's summary, else its id.
+fn change(till: &Till, id: Uuid) -> Event {
+    let summary = till.store().order_summary(id).unwrap_or_else(|error| {
+        tracing::debug!(%id, %error, "no summary for a change event");
+        None
+    });
+    let event = Event::default().id(id.to_string());
+    match summary.map(|summary| event.clone().event("order").json_data(summary)) {
+        Some(Ok(order)) => order,
+        _ => event.event("document").data(format!("{{\"id\":\"{id}\"}}")),
+    }
+}
