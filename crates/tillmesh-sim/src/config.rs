@@ -4,6 +4,7 @@
 //! on every platform.
 
 use crate::error::SimError;
+use crate::rng::{SimRng, Stream};
 
 /// Most tills a simulation runs (till codes `A` to `Z`, then `T27`…).
 pub const TILLS_MAX: usize = 64;
@@ -196,6 +197,47 @@ impl SimConfig {
         config
     }
 
+    /// A swarm run: the seed draws its own fault mix as well as the run. Each fault class —
+    /// loss, duplication, reordering, long delays, crashes, partitions, clock skew, HQ
+    /// settlements, contention on few orders — is on or off (off one time in three) and, when
+    /// on, at an intensity between a tenth of the default and the stormy level, so that across
+    /// seeds every fault meets every other and each is also seen alone (swarm testing: one
+    /// fault can hide another).
+    pub fn swarm(seed: u64, tills: usize) -> SimConfig {
+        let mut config = SimConfig::new(seed, tills);
+        let mut mix = SimRng::stream(seed, Stream::Mix);
+        let mut draw = |most: u64| if mix.below(3) == 0 { 0 } else { mix.between(most / 10, most) };
+        let ppm = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+        config.network.loss_ppm_max = ppm(draw(200_000));
+        config.network.duplicate_ppm = ppm(draw(60_000));
+        config.network.reorder_ppm = ppm(draw(60_000));
+        config.network.delay_ticks_max = draw(120).max(config.network.delay_ticks_min);
+        config.faults.crash_ppm = ppm(draw(1_000));
+        config.faults.partition_ppm = ppm(draw(2_000));
+        config.faults.clock_skew_ms_max = i64::try_from(draw(60_000)).unwrap_or(0);
+        config.workload.hq_settle_ppm = ppm(draw(16_000));
+        config.workload.hot_orders = usize::try_from(draw(16)).unwrap_or(0).max(1);
+        config
+    }
+
+    /// The fault mix in a few words (for the progress lines of a swarm).
+    pub fn mix(&self) -> String {
+        let ppm = |value: u32| format!("{:.1} %", f64::from(value) / 10_000.0);
+        format!(
+            "loss ≤ {}, duplicates {}, reorders {}, delay ≤ {} ticks, crashes {} ppm/tick, partitions {} ppm/tick, \
+             clock skew ≤ {} ms, settlements {} ppm/tick, {} hot orders",
+            ppm(self.network.loss_ppm_max),
+            ppm(self.network.duplicate_ppm),
+            ppm(self.network.reorder_ppm),
+            self.network.delay_ticks_max,
+            self.faults.crash_ppm,
+            self.faults.partition_ppm,
+            self.faults.clock_skew_ms_max,
+            self.workload.hq_settle_ppm,
+            self.workload.hot_orders,
+        )
+    }
+
     /// The same run with another seed.
     pub fn with_seed(&self, seed: u64) -> SimConfig {
         SimConfig { seed, ..self.clone() }
@@ -268,5 +310,25 @@ mod tests {
         backwards.network.delay_ticks_min = 10;
         backwards.network.delay_ticks_max = 5;
         assert!(backwards.validate().is_err());
+    }
+
+    #[test]
+    fn swarm_seeds_draw_valid_and_varied_mixes() {
+        let mixes: Vec<SimConfig> = (0..200).map(|seed| SimConfig::swarm(seed, 3)).collect();
+        assert!(mixes.iter().all(|config| config.validate().is_ok()));
+        assert_eq!(SimConfig::swarm(7, 3), SimConfig::swarm(7, 3), "a seed is its mix");
+        let classes: [fn(&SimConfig) -> bool; 7] = [
+            |c| c.network.loss_ppm_max > 0,
+            |c| c.network.duplicate_ppm > 0,
+            |c| c.network.reorder_ppm > 0,
+            |c| c.faults.crash_ppm > 0,
+            |c| c.faults.partition_ppm > 0,
+            |c| c.faults.clock_skew_ms_max > 0,
+            |c| c.workload.hq_settle_ppm > 0,
+        ];
+        for (n, on) in classes.iter().enumerate() {
+            let count = mixes.iter().filter(|config| on(config)).count();
+            assert!((100..=170).contains(&count), "fault class {n} on in {count} of 200 mixes");
+        }
     }
 }

@@ -35,6 +35,8 @@ pub enum Stream {
     Workload,
     /// Node set-up: clock skews, actor ids, the HQ key.
     Setup,
+    /// A swarm run's fault mix ([`crate::SimConfig::swarm`]).
+    Mix,
 }
 
 impl SimRng {
@@ -59,6 +61,7 @@ impl SimRng {
             Stream::Faults => 2,
             Stream::Workload => 3,
             Stream::Setup => 4,
+            Stream::Mix => 5,
         };
         let mut mixer = tag;
         SimRng::new(seed ^ splitmix64(&mut mixer))

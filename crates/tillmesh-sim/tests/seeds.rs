@@ -1,5 +1,6 @@
-//! Many seeds, 3 tills + HQ each, default faults: every run must converge and hold every
-//! invariant. Split into several tests so that the test harness runs them in parallel.
+//! Many seeds, 3 tills + HQ each, each seed with its own fault mix (swarm testing): every run
+//! must converge and hold every invariant. Split into several tests so that the test harness
+//! runs them in parallel.
 
 mod common;
 
@@ -12,7 +13,7 @@ const FAULTY_TICKS: u64 = 1_500;
 const SEEDS_PER_TEST: u64 = 50;
 
 fn shop(seed: u64) -> SimConfig {
-    let mut config = SimConfig::new(seed, 3);
+    let mut config = SimConfig::swarm(seed, 3);
     config.faulty_ticks = FAULTY_TICKS;
     config
 }
