@@ -429,17 +429,43 @@ impl<S: RecordStore> LegacyService<S> {
         if orders.len() + transactions.len() > BATCH_RECORDS_MAX {
             return Err(too_many_records());
         }
-        let mut order_answers = Vec::with_capacity(orders.len());
+        let mut chunks: Vec<Chunk> = Vec::new();
         let mut orders = orders.into_iter().peekable();
         while orders.peek().is_some() {
-            let chunk = orders.by_ref().take(INGEST_CHUNK).collect();
-            order_answers.extend(self.ingest_chunk(device, chunk, Vec::new()).await?.0);
+            chunks.push((orders.by_ref().take(INGEST_CHUNK).collect(), Vec::new()));
         }
-        let mut transaction_answers = Vec::with_capacity(transactions.len());
         let mut transactions = transactions.into_iter().peekable();
         while transactions.peek().is_some() {
-            let chunk = transactions.by_ref().take(INGEST_CHUNK).collect();
-            transaction_answers.extend(self.ingest_chunk(device, Vec::new(), chunk).await?.1);
+            chunks.push((Vec::new(), transactions.by_ref().take(INGEST_CHUNK).collect()));
+        }
+        let (mut order_answers, mut transaction_answers) = (Vec::new(), Vec::new());
+        let mut chunks = chunks.into_iter();
+        while let Some((orders, transactions)) = chunks.next() {
+            let (counts, stored) = (
+                (orders.len(), transactions.len()),
+                !order_answers.is_empty() || !transaction_answers.is_empty(),
+            );
+            match self.ingest_chunk(device, orders, transactions).await {
+                Ok((orders, transactions)) => {
+                    order_answers.extend(orders);
+                    transaction_answers.extend(transactions);
+                }
+                // Nothing stored yet: the request fails whole, and says so.
+                Err(fault) if !stored => return Err(fault),
+                // Earlier chunks are stored: they keep their answers, and this chunk's records
+                // and the rest are answered as not stored, each on its own, so that the answer
+                // tells the truth record by record.
+                Err(fault) => {
+                    tracing::error!(%fault, "a legacy batch stopped part way: the rest is answered as not stored");
+                    let now = self.clock.now();
+                    let not_stored = || refused(format!("not stored ({fault}): send it again"), now);
+                    let rest = chunks.by_ref().fold(counts, |(o, t), (orders, transactions)| {
+                        (o + orders.len(), t + transactions.len())
+                    });
+                    order_answers.extend(std::iter::repeat_with(not_stored).take(rest.0));
+                    transaction_answers.extend(std::iter::repeat_with(not_stored).take(rest.1));
+                }
+            }
         }
         Ok((order_answers, transaction_answers))
     }
@@ -1132,6 +1158,9 @@ impl Work {
 
 /// Records stored in one store batch (see [`LegacyService::ingest`]).
 const INGEST_CHUNK: usize = 100;
+
+/// One store batch's orders and transactions.
+type Chunk = (Vec<Judged<SyncableOrder>>, Vec<Judged<SyncableTransaction>>);
 
 /// Fewest new orders in a request for building their documents on worker threads.
 const PREBUILD_MIN: usize = 8;

@@ -1388,3 +1388,40 @@ async fn openapi_admin_metrics_and_node_orders() {
     }
     h.stop().await;
 }
+
+/// A batch larger than one store batch that fails part way (PostgreSQL refuses one order): the
+/// records stored before keep their answers, the failed store batch and the rest are answered
+/// as not stored, record by record — the answer tells the truth, and a resend completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_failing_part_way_answers_record_by_record() {
+    common::on_pg_database(|url| async move {
+        let h = on_pg(url).await;
+        let pool = h.service.records().pool();
+        for statement in [
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.order_number = 'POISON' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON sync_orders FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+        ] {
+            sqlx::query(statement).execute(pool).await.expect("a trigger that fails one order");
+        }
+        let mut orders: Vec<Value> = (0..250)
+            .map(|n| order(Uuid::new_v4(), &format!("PW-{n}"), &[("x", 1, 100)], "OPEN", "PENDING", 1, "pos-a"))
+            .collect();
+        orders[150]["order"]["orderNumber"] = json!("POISON");
+        let answer = h.batch(&h.token_a, "pos-a", orders.clone(), Vec::new()).await;
+        let answers = answer["syncedOrders"].as_array().expect("answers");
+        assert_eq!(answers.len(), 250);
+        let stored = answers.iter().take_while(|a| a["success"] == true).count();
+        assert_eq!(stored, 100, "the first store batch is stored: {}", answers[100]);
+        assert!(answers[100..].iter().all(|a| a["success"] == false
+            && a["message"].as_str().is_some_and(|m| m.starts_with("not stored"))));
+        assert_eq!(h.service.records().counts().await.expect("counts").orders, 100);
+
+        sqlx::query("DROP TRIGGER refuse_poison ON sync_orders").execute(pool).await.expect("drop");
+        let again = h.batch(&h.token_a, "pos-a", orders, Vec::new()).await;
+        assert_eq!(again["success"], true, "{again}");
+        assert_eq!(h.service.records().counts().await.expect("counts").orders, 250);
+        h.stop().await;
+    })
+    .await;
+}
