@@ -2,6 +2,8 @@
 //! make seeded pseudo-random choices.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

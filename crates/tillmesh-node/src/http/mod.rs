@@ -97,7 +97,8 @@ async fn check_host(
 #[derive(Debug)]
 pub struct TillRoutes {
     /// Order listings and details, sync status, the quarantine, `POST /api/sync/now` (which
-    /// only asks the sync driver for a round): under the request timeout.
+    /// only asks the sync driver for a round), the kitchen display (`GET /kitchen`): under the
+    /// request timeout.
     pub reads: Router,
     /// Orders created and edited, payments, settlements, roster entries: each run to its end.
     pub writes: Router,
@@ -114,6 +115,7 @@ pub fn till_routes(till: Till) -> TillRoutes {
         .route("/api/sync/status", get(routes::sync_status))
         .route("/api/quarantine", get(routes::quarantine))
         .route("/api/sync/now", post(routes::sync_now))
+        .route("/kitchen", get(kitchen))
         .with_state(till.clone())
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX));
     let writes = Router::new()
@@ -131,6 +133,13 @@ pub fn till_routes(till: Till) -> TillRoutes {
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX));
     let streams = Router::new().route("/api/changes", get(changes::changes)).with_state(till);
     TillRoutes { reads, writes, streams }
+}
+
+/// The kitchen display: a page that lists the orders sent to the kitchen and those ready, follows
+/// the change stream, and bumps a ticket to its next status with one click. Compiled into the
+/// binary; it speaks only to this node's API.
+async fn kitchen() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("kitchen.html"))
 }
 
 /// Figures another layer adds to `GET /metrics` (HQ's legacy API), in the Prometheus text
