@@ -977,6 +977,10 @@ async fn keep_running(shop: &mut DemoShop) -> anyhow::Result<()> {
         println!("  {exe} order list --till {}{auth}", node.url);
         println!("  {exe} status --till {}{auth}", node.url);
         println!("  {exe} order new --till {}{auth} --item 'SOUP:Tomato soup:1:4.50'", node.url);
+        if index > 0 {
+            println!("  kitchen display: {}/kitchen (in a browser)", node.url);
+            println!("  change stream: curl -N {}/api/changes", node.url);
+        }
     }
     println!();
     println!("HQ's legacy REST API ({CLIENT}'s token; HQ keeps only its SHA-256):");
