@@ -316,7 +316,7 @@ enum OrderCommand {
     New {
         #[command(flatten)]
         client: ClientArgs,
-        /// An item as SKU:NAME:QTY:PRICE (e.g. 'SOUP:Tomato soup:2:4.50'); repeat for more.
+        /// An item as SKU:NAME:QTY:PRICE (e.g. 'SOUP:Tomato soup:2:4.50', or a weight: 'BRIE:Brie:0.25:24.90'); repeat for more.
         #[arg(long = "item", value_name = "SKU:NAME:QTY:PRICE", required = true)]
         items: Vec<String>,
         /// Notes for the kitchen.
