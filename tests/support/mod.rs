@@ -332,3 +332,55 @@ pub async fn create_five_dish_order(
     let status = response.status();
     (status, response.json().await.unwrap_or(serde_json::Value::Null))
 }
+
+/// A subscriber of a node's change stream (`GET /api/changes`, server-sent events).
+pub struct Changes {
+    response: reqwest::Response,
+    buffered: String,
+}
+
+impl Changes {
+    /// Subscribes to the node at `url` and waits for its `ready` event.
+    pub async fn open(http: &reqwest::Client, url: &str) -> Changes {
+        let response = http.get(format!("{url}/api/changes")).send().await.expect("subscribe");
+        assert!(response.status().is_success(), "{}", response.status());
+        let mut changes = Changes { response, buffered: String::new() };
+        let (event, _) = changes.next().await.expect("the stream's first event");
+        assert_eq!(event, "ready");
+        changes
+    }
+
+    /// The next event as (name, data); `None` once the stream ends. Keep-alive comments are
+    /// skipped.
+    pub async fn next(&mut self) -> Option<(String, serde_json::Value)> {
+        loop {
+            if let Some(end) = self.buffered.find("\n\n") {
+                let block: String = self.buffered.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block.lines().find_map(|line| line.strip_prefix(name)).map(|v| v.trim_start().to_string())
+                };
+                if let Some(event) = field("event:") {
+                    let data = field("data:")
+                        .map_or(serde_json::Value::Null, |d| serde_json::from_str(&d).expect("JSON data"));
+                    return Some((event, data));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.response.chunk())
+                .await
+                .expect("an event within 30 s")
+                .expect("read the stream")?;
+            self.buffered.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    }
+
+    /// Skips events until an order event for `id`.
+    pub async fn order(&mut self, id: &str) -> serde_json::Value {
+        while let Some((event, data)) = self.next().await {
+            if event == "order" && data["id"] == id {
+                return data;
+            }
+        }
+        panic!("the stream ended before order {id}'s change");
+    }
+}
