@@ -97,23 +97,32 @@ const RESERVE_BYTES: usize = 4 * 1024 * 1024;
 /// The reserve's file in the store's directory.
 const RESERVE_FILE: &str = "reserve";
 
+/// A file written (as large as the reserve) and removed to check that a disk which filled up
+/// has room again beyond the reserve before writes resume.
+const HEADROOM_FILE: &str = "headroom";
+
 /// How long reopening waits for readers of the old opening to let go of its file lock.
 const REOPEN_LOCK_WAIT_MS: u64 = 500;
 
 /// Writes and flushes the reserve in `dir` (0600). On failure nothing of it is left.
 fn take_reserve(dir: &Path) -> std::io::Result<()> {
+    fill(&dir.join(RESERVE_FILE))
+}
+
+/// Writes and flushes [`RESERVE_BYTES`] of zeros to `path` (0600). On failure nothing of it is
+/// left.
+fn fill(path: &Path) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(RESERVE_FILE);
     let written =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).and_then(
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).and_then(
             |mut file| {
                 file.write_all(&vec![0u8; RESERVE_BYTES])?;
                 file.sync_all()
             },
         );
     if written.is_err() {
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path);
     }
     written
 }
@@ -309,9 +318,19 @@ impl Store {
     }
 
     /// Ends the failed state once the disk takes writes again: the reserve taken back (written
-    /// and flushed), then a durable write in the database (opening it again if it is not open).
+    /// and flushed) with as much room again beside it (written and removed: the space the
+    /// reserve gave back is not space to resume on), then a durable write in the database
+    /// (opening it again if it is not open).
     pub fn recover(&self) -> Result<(), StoreError> {
         take_reserve(&self.shared.dir).map_err(|error| StoreError::Sled(error.into()))?;
+        let headroom = self.shared.dir.join(HEADROOM_FILE);
+        let room = fill(&headroom);
+        let _ = std::fs::remove_file(&headroom);
+        if let Err(error) = room {
+            // Still full: the reserve goes back to the database's reads.
+            let _ = std::fs::remove_file(self.shared.dir.join(RESERVE_FILE));
+            return Err(StoreError::Sled(error.into()));
+        }
         let open = match self.open_db() {
             Ok(open) => open,
             Err(_) => {
