@@ -13,9 +13,13 @@
 //! intensity; see `SimConfig::swarm`), printed after the seed; a knob given on the command line
 //! overrides the mix, `--stormy` replaces it with frequent crashes and partitions.
 //! `--seeds N` runs seeds `seed..seed+N` and ends with one line: seeds run, violations, time.
-//! `--quiet` prints only the reports.
+//! `--quiet` prints only the reports; `--jobs N` runs N seeds at once (default: one per core),
+//! printing them in seed order.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
 use clap::Parser;
@@ -63,59 +67,52 @@ struct Args {
     /// Print only the reports, no progress lines.
     #[arg(long)]
     quiet: bool,
+    /// Seeds run at once, each on a thread of its own (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let mut failed = Vec::new();
     let started = Instant::now();
-    for seed in args.seed..args.seed.saturating_add(args.seeds) {
-        let mut config = if args.stormy {
-            SimConfig::stormy(seed, args.tills)
-        } else {
-            SimConfig::swarm(seed, args.tills)
-        };
-        println!("seed {seed}: {}", config.mix());
-        config.hq = !args.no_hq;
-        config.faulty_ticks = args.faulty_ticks;
-        if let Some(loss_ppm) = args.loss_ppm {
-            config.network.loss_ppm_max = loss_ppm;
-        }
-        if let Some(duplicate_ppm) = args.duplicate_ppm {
-            config.network.duplicate_ppm = duplicate_ppm;
-        }
-        if let Some(reorder_ppm) = args.reorder_ppm {
-            config.network.reorder_ppm = reorder_ppm;
-        }
-        if let Some(delay_ticks_max) = args.delay_ticks_max {
-            config.network.delay_ticks_max = delay_ticks_max;
-        }
-        if let Some(every) = args.anti_entropy_every_ticks {
-            config.anti_entropy_every_ticks = every;
-        }
-        if let Some(hot_orders) = args.hot_orders {
-            config.workload.hot_orders = hot_orders;
-        }
-        let quiet = args.quiet;
-        let outcome = run_observed(&config, |progress| {
-            if !quiet {
-                println!("  {progress}");
-            }
-        });
-        match outcome {
-            Ok(report) => println!("{report}"),
-            Err(error) => {
-                eprintln!("FAILED seed {seed}: {error}");
-                let mut source = std::error::Error::source(&error);
-                while let Some(cause) = source {
-                    eprintln!("  caused by: {cause}");
-                    source = cause.source();
+    let seeds: Vec<u64> = (args.seed..args.seed.saturating_add(args.seeds)).collect();
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+        .clamp(1, seeds.len().max(1));
+    // Seeds run on `jobs` threads (each run is alone on its thread and as deterministic as
+    // ever); their output is printed in seed order.
+    let next = AtomicUsize::new(0);
+    let (sender, results) = mpsc::channel::<(usize, Outcome)>();
+    let failed = std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let (sender, next, seeds, args) = (sender.clone(), &next, &seeds, &args);
+            scope.spawn(move || {
+                while let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let index = usize::try_from(seed - args.seed).unwrap_or(usize::MAX);
+                    if sender.send((index, run_seed(args, seed))).is_err() {
+                        break;
+                    }
                 }
-                eprintln!("replay with: {}", replay_command(&args, seed));
-                failed.push(seed);
+            });
+        }
+        drop(sender);
+        let mut waiting = BTreeMap::new();
+        let mut printed = 0;
+        let mut failed = Vec::new();
+        for (index, outcome) in results {
+            waiting.insert(index, outcome);
+            while let Some(outcome) = waiting.remove(&printed) {
+                print!("{}", outcome.out);
+                eprint!("{}", outcome.err);
+                if !outcome.passed {
+                    failed.push(seeds[printed]);
+                }
+                printed += 1;
             }
         }
-    }
+        failed
+    });
     println!("{} seeds, {} violations, {:.1} s", args.seeds, failed.len(), started.elapsed().as_secs_f64());
     if failed.is_empty() {
         ExitCode::SUCCESS
@@ -123,6 +120,64 @@ fn main() -> ExitCode {
         eprintln!("failing seeds: {failed:?}");
         ExitCode::FAILURE
     }
+}
+
+/// What one seed printed, and whether it held.
+struct Outcome {
+    out: String,
+    err: String,
+    passed: bool,
+}
+
+/// Runs one seed with the command line's settings; its output is returned, not printed.
+fn run_seed(args: &Args, seed: u64) -> Outcome {
+    let mut config =
+        if args.stormy { SimConfig::stormy(seed, args.tills) } else { SimConfig::swarm(seed, args.tills) };
+    config.hq = !args.no_hq;
+    config.faulty_ticks = args.faulty_ticks;
+    if let Some(loss_ppm) = args.loss_ppm {
+        config.network.loss_ppm_max = loss_ppm;
+    }
+    if let Some(duplicate_ppm) = args.duplicate_ppm {
+        config.network.duplicate_ppm = duplicate_ppm;
+    }
+    if let Some(reorder_ppm) = args.reorder_ppm {
+        config.network.reorder_ppm = reorder_ppm;
+    }
+    if let Some(delay_ticks_max) = args.delay_ticks_max {
+        config.network.delay_ticks_max = delay_ticks_max;
+    }
+    if let Some(every) = args.anti_entropy_every_ticks {
+        config.anti_entropy_every_ticks = every;
+    }
+    if let Some(hot_orders) = args.hot_orders {
+        config.workload.hot_orders = hot_orders;
+    }
+    let mut out = format!("seed {seed}: {}\n", config.mix());
+    let mut err = String::new();
+    let quiet = args.quiet;
+    let outcome = run_observed(&config, |progress| {
+        if !quiet {
+            out.push_str(&format!("  {progress}\n"));
+        }
+    });
+    let passed = match outcome {
+        Ok(report) => {
+            out.push_str(&format!("{report}\n"));
+            true
+        }
+        Err(error) => {
+            err.push_str(&format!("FAILED seed {seed}: {error}\n"));
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                err.push_str(&format!("  caused by: {cause}\n"));
+                source = cause.source();
+            }
+            err.push_str(&format!("replay with: {}\n", replay_command(args, seed)));
+            false
+        }
+    };
+    Outcome { out, err, passed }
 }
 
 /// The command that runs exactly this seed again.
