@@ -153,22 +153,28 @@ impl BaseDoc {
         crate::time::Timestamp(latest_i64(&self.doc, &ROOT, "updatedAt").unwrap_or(fallback))
     }
 
-    /// Puts a legacy device's names (by legacy field) into the document's `legacyNames` map,
-    /// replacing those it names. A document made before legacy names were kept has no map and
-    /// keeps none (it is never added later, by two peers at once): false then.
-    pub(crate) fn put_legacy_names(
+    /// Keeps a legacy device's names (by legacy field) in the document's `legacyNames` map as
+    /// sent, replacing those it names, as one change by `by`. A document made before legacy
+    /// names were kept has no map and keeps none (it is never added later, by two peers at
+    /// once).
+    pub(crate) fn set_legacy_names(
         &mut self,
         names: &std::collections::BTreeMap<String, String>,
-    ) -> Result<bool, DocumentError> {
-        let Some((automerge::Value::Object(automerge::ObjType::Map), map)) =
-            self.doc.get(ROOT, "legacyNames")?
+        by: &str,
+        at: crate::time::Timestamp,
+    ) -> Result<(), crate::edit::EditError> {
+        for name in names.values() {
+            crate::edit::limits::LEGACY_NAME.check(name)?;
+        }
+        let Some((Value::Object(ObjType::Map), map)) =
+            self.doc.get(ROOT, "legacyNames").map_err(DocumentError::from)?
         else {
-            return Ok(false);
+            return Ok(());
         };
         for (field, name) in names {
-            self.doc.put(&map, field.as_str(), name.as_str())?;
+            self.doc.put(&map, field.as_str(), name.as_str()).map_err(DocumentError::from)?;
         }
-        Ok(true)
+        Ok(self.finish(by, at)?)
     }
 
     /// Ends an edit: moves `updatedAt` forward and commits one change, authored by device `by`.

@@ -452,13 +452,7 @@ impl OrderDoc {
         by: &str,
         at: Timestamp,
     ) -> Result<(), EditError> {
-        for name in names.values() {
-            limits::LEGACY_NAME.check(name)?;
-        }
-        if self.base.put_legacy_names(names)? {
-            self.base.finish(by, at)?;
-        }
-        Ok(())
+        self.base.set_legacy_names(names, by, at)
     }
 
     /// Records the till's claim about the payment (`PENDING` or `PAID`, with the method).

@@ -225,13 +225,7 @@ impl TransactionDoc {
         by: &str,
         at: Timestamp,
     ) -> Result<(), EditError> {
-        for name in names.values() {
-            limits::LEGACY_NAME.check(name)?;
-        }
-        if self.base.put_legacy_names(names)? {
-            self.base.finish(by, at)?;
-        }
-        Ok(())
+        self.base.set_legacy_names(names, by, at)
     }
 
     /// Records a new claim by the till (`PENDING` or `PAID`).
