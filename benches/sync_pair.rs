@@ -10,7 +10,7 @@ mod support;
 
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::Changes;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -36,15 +36,8 @@ async fn main() {
     let mut seen = Vec::with_capacity(orders);
     for n in 0..=orders {
         let started = Instant::now();
-        let order: Value = http
-            .post(format!("{}/api/orders", a.url))
-            .json(&body)
-            .send()
-            .await
-            .expect("order")
-            .json()
-            .await
-            .expect("JSON");
+        let (status, order) = support::post_order(&http, &a.url, &body).await;
+        assert!(status.is_success(), "{order}");
         let id = order["id"].as_str().expect("id");
         changes.order(id).await;
         if n > 0 {

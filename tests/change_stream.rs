@@ -4,7 +4,7 @@
 
 mod support;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{Changes, TillProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,15 +17,8 @@ async fn the_change_stream_shows_every_write() {
 
     let body =
         json!({ "items": [{ "sku": "SOUP", "name": "Tomato soup", "quantity": 2, "unitPrice": "4.50" }] });
-    let order: Value = http
-        .post(format!("{}/api/orders", till.url))
-        .json(&body)
-        .send()
-        .await
-        .expect("order")
-        .json()
-        .await
-        .expect("JSON");
+    let (status, order) = support::post_order(&http, &till.url, &body).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{order}");
     let id = order["id"].as_str().expect("id").to_string();
     let created = changes.order(&id).await;
     assert_eq!(

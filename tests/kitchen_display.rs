@@ -47,15 +47,8 @@ async fn an_order_sent_on_one_till_is_bumped_on_anothers_kitchen_display() {
         { "sku": "SOUP", "name": "Tomato soup", "quantity": 2, "unitPrice": "4.50" },
         { "sku": "CHEESE", "name": "Comté", "quantity": 0.25, "unitPrice": "24.90" }
     ], "notes": "no croutons" });
-    let order: Value = http
-        .post(format!("{}/api/orders", a.url))
-        .json(&body)
-        .send()
-        .await
-        .expect("order")
-        .json()
-        .await
-        .expect("JSON");
+    let (status, order) = support::post_order(&http, &a.url, &body).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{order}");
     let id = order["id"].as_str().expect("id").to_string();
     let number = order["orderNumber"].as_str().expect("number").to_string();
     let sent = http

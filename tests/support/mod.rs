@@ -308,6 +308,17 @@ pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
+/// Posts `order` (`{"items": […], …}`) to the till at `url`: the answer's status and body.
+pub async fn post_order(
+    http: &reqwest::Client,
+    url: &str,
+    order: &serde_json::Value,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = http.post(format!("{url}/api/orders")).json(order).send().await.expect("send");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// Creates an order of five dishes on the till at `url` (≈ 3.5 KB stored; `n` goes into the
 /// dishes' names): its status and body.
 pub async fn create_five_dish_order(
@@ -323,14 +334,7 @@ pub async fn create_five_dish_order(
             })
         })
         .collect();
-    let response = http
-        .post(format!("{url}/api/orders"))
-        .json(&serde_json::json!({ "items": items }))
-        .send()
-        .await
-        .expect("send");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    post_order(http, url, &serde_json::json!({ "items": items })).await
 }
 
 /// A subscriber of a node's change stream (`GET /api/changes`, server-sent events).
