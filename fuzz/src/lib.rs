@@ -3,11 +3,7 @@
 //! stable and calls them on every input committed under `fuzz/crashers/<target>/`, so a crasher
 //! found once stays a test. Each returns normally on any input; a panic or an abort is a crash.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-
-use automerge::{AutoCommit, ChangeHash, sync};
-use tillmesh_sync::{DocBody, DocId, DocMsg, Documents, Frame, Index, Session, Verdict};
+use tillmesh_sync::{DocBody, DocId, DocMsg, Frame, MemoryDocuments, Session};
 
 /// Run once before fuzzing. Panics that tillmesh contains (`catch_unwind` around Automerge) are
 /// part of the behaviour under test, not crashes: the default hook, which aborts under
@@ -31,7 +27,10 @@ pub fn frame_decode(data: &[u8]) {
 /// computes). The same bytes are tried as a whole document and as a sync message.
 pub fn document_receive(data: &[u8]) {
     let id = DocId::from_u128(1);
-    let mut docs = Received::default();
+    // Documents held in memory, each checked on the way in as the node checks it.
+    let mut docs = MemoryDocuments::with_validator(|id, doc| {
+        tillmesh_store::Prepared::received(id, doc.clone(), None, None).map(|_| ())
+    });
     let mut session = Session::new();
     let docs_sent = vec![
         DocMsg { id, body: DocBody::Whole(data.to_vec()) },
@@ -51,48 +50,5 @@ pub fn money_parse(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(amount) = tillmesh_core::Amount::parse(text) {
         assert_eq!(tillmesh_core::Amount::parse(&amount.to_string()).ok(), Some(amount), "{text:?}");
-    }
-}
-
-/// Documents held in memory, checked on the way in as the node checks them.
-#[derive(Default)]
-struct Received {
-    index: Index,
-    docs: BTreeMap<DocId, AutoCommit>,
-}
-
-impl Documents for Received {
-    type Error = Infallible;
-
-    fn index(&self) -> &Index {
-        &self.index
-    }
-
-    fn saved(&mut self, id: DocId) -> Result<Option<Vec<u8>>, Infallible> {
-        Ok(self.docs.get_mut(&id).map(AutoCommit::save))
-    }
-
-    fn heads(&mut self, id: DocId) -> Result<Option<Vec<ChangeHash>>, Infallible> {
-        Ok(self.docs.get_mut(&id).map(AutoCommit::get_heads))
-    }
-
-    fn load(&mut self, id: DocId) -> Result<Option<AutoCommit>, Infallible> {
-        Ok(self.docs.get(&id).cloned())
-    }
-
-    fn store(&mut self, id: DocId, doc: AutoCommit, saved: Option<Vec<u8>>) -> Result<Verdict, Infallible> {
-        let kept = doc.clone();
-        match tillmesh_store::Prepared::received(id, doc, saved, None) {
-            Ok((_, prepared)) => {
-                self.index.insert(id, prepared.item_hash());
-                self.docs.insert(id, kept);
-                Ok(Ok(()))
-            }
-            Err(reason) => Ok(Err(reason)),
-        }
-    }
-
-    fn sync_state(&mut self, _: DocId) -> Result<Option<sync::State>, Infallible> {
-        Ok(None)
     }
 }
