@@ -79,7 +79,7 @@ pub struct Received {
     /// (see [`Documents::refused_before`]).
     pub repeated: Vec<DocId>,
     /// Set when this frame showed that both peers hold exactly the same documents: the
-    /// whole-set fingerprint both agreed on. (Compare it with the index now: local writes since
+    /// whole-set fingerprint both agreed on (the peer's, equal to ours when we received it). (Compare it with the index now: local writes since
     /// may have changed it.)
     pub agreed: Option<Fingerprint>,
 }
@@ -95,8 +95,11 @@ pub struct Session {
     queued_whole: HashSet<DocId>,
     /// Automerge sync state per document touched in this session.
     states: HashMap<DocId, sync::State>,
-    /// The whole-set fingerprint of our last [`Session::start_reconcile`].
+    /// The whole-set fingerprint of our last [`Session::start_reconcile`], until its echo comes.
     started: Option<Fingerprint>,
+    /// The whole-set fingerprint both sides last agreed on in this session: a matching
+    /// fingerprint received again is not echoed again (two echoes never answer each other).
+    agreed: Option<Fingerprint>,
 }
 
 impl Session {
@@ -303,8 +306,11 @@ impl Session {
     }
 
     /// Answers a range list (see `docs/PROTOCOL.md`). Returns the whole-set fingerprint when the
-    /// list shows both sets equal: a matching whole-set fingerprint (answered with one skip, so
-    /// the sender learns it too), or that one skip answering our own.
+    /// list shows both sets equal: a whole-set fingerprint equal to ours. The agreement is told by
+    /// the fingerprint itself, never by an answer that names none: a late or repeated answer can
+    /// then never vouch for a set other than the one it was computed on. A matching fingerprint
+    /// is echoed once (so the sender learns it too), unless it is the echo of our own start or
+    /// one we agreed on already.
     fn answer_ranges<D: Documents>(
         &mut self,
         ranges: Vec<RangeMsg>,
@@ -312,12 +318,23 @@ impl Session {
     ) -> Result<Option<Fingerprint>, D::Error> {
         if let [RangeMsg { upper: Bound::Max, body }] = ranges.as_slice() {
             match body {
-                RangeBody::Skip => return Ok(self.started.take()),
+                // The end of an exchange (an older peer's way of agreeing): nothing to answer, and
+                // it vouches for no set.
+                RangeBody::Skip => return Ok(None),
                 RangeBody::Fingerprint(theirs)
                     if docs.index().fingerprint(&Bound::min(), &Bound::Max) == *theirs =>
                 {
-                    self.outbox_ranges.push_back(vec![RangeMsg { upper: Bound::Max, body: RangeBody::Skip }]);
-                    return Ok(Some(*theirs));
+                    let theirs = *theirs;
+                    if self.started == Some(theirs) {
+                        self.started = None;
+                    } else if self.agreed != Some(theirs) {
+                        self.outbox_ranges.push_back(vec![RangeMsg {
+                            upper: Bound::Max,
+                            body: RangeBody::Fingerprint(theirs),
+                        }]);
+                    }
+                    self.agreed = Some(theirs);
+                    return Ok(Some(theirs));
                 }
                 _ => {}
             }

@@ -128,14 +128,38 @@ fn both_sides_learn_that_they_agree() {
     let (mut a, mut b) = (a, b);
     let at_b = on_b.receive(on_a.next_frame().expect("fingerprint"), &mut b).expect("in memory");
     assert_eq!(at_b.agreed, Some(whole));
-    let at_a = on_a.receive(on_b.next_frame().expect("one skip"), &mut a).expect("in memory");
+    let echo = on_b.next_frame().expect("the fingerprint echoed");
+    let late = echo.clone();
+    let at_a = on_a.receive(echo, &mut a).expect("in memory");
     assert_eq!(at_a.agreed, Some(whole));
     assert!(!on_a.has_outgoing() && !on_b.has_outgoing());
+    // The same echo arriving again (late, or twice) is not echoed back: no endless exchange.
+    let again = on_a.receive(late, &mut a).expect("in memory");
+    assert_eq!(again.agreed, Some(whole));
+    assert!(!on_a.has_outgoing());
     // A set that differs agrees on nothing.
     b.put(id(99_999), doc(99_999, 7));
     on_a.start_reconcile(a.index());
     let at_b = on_b.receive(on_a.next_frame().expect("fingerprint"), &mut b).expect("in memory");
     assert_eq!(at_b.agreed, None);
+}
+
+/// An answer that names no set (an older peer's skip) vouches for none: a start of ours that
+/// it might answer, or not, is never taken as agreed on its word.
+#[test]
+fn a_skip_agrees_on_nothing() {
+    let (mut a, _) = peers_with(20);
+    let mut on_a = Session::new();
+    on_a.start_reconcile(a.index());
+    let _ = on_a.next_frame();
+    let skip = tillmesh_sync::Frame {
+        ranges: Some(vec![tillmesh_sync::RangeMsg {
+            upper: tillmesh_sync::Bound::Max,
+            body: tillmesh_sync::RangeBody::Skip,
+        }]),
+        ..tillmesh_sync::Frame::default()
+    };
+    assert_eq!(on_a.receive(skip, &mut a).expect("in memory").agreed, None);
 }
 
 /// A real order document (as a till makes it), cloned under many ids: realistic sizes cheaply.
