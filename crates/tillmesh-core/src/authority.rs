@@ -289,6 +289,8 @@ pub(crate) fn resolve(
             (Some(signed), Some(hq)) => signed.verify(hq),
             _ => false,
         };
+        #[cfg(feature = "planted-bugs")]
+        let valid = valid || (signed.is_some() && crate::planted::planted().accept_unsigned_settlement);
         match signed {
             Some(signed) if valid => {
                 let key = |s: &SignedSettlement| {

@@ -63,6 +63,8 @@ pub mod money;
 pub mod numbering;
 pub mod order;
 pub mod payment;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 pub mod quantity;
 pub mod roster;
 pub mod status;

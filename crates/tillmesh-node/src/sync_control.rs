@@ -1,22 +1,11 @@
-//! What the till's runtime and its sync driver share, in a leaf both import: the local changes
-//! the till announces, the controls the HTTP API uses to reach the driver, and the driver's
-//! traffic counters.
+//! What the till's runtime and its sync driver share, in a leaf both import: the controls the
+//! HTTP API uses to reach the driver, and the driver's traffic counters.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tillmesh_core::SignedRosterEntry;
 use tokio::sync::{mpsc, watch};
-use uuid::Uuid;
-
-/// A document written on this till, for the sync driver to push to peers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalChange {
-    /// The document.
-    pub id: Uuid,
-    /// Whether it was created by this write (no peer can have it yet).
-    pub created: bool,
-}
 
 /// How the HTTP API reaches the sync driver, once one runs.
 #[derive(Debug, Clone)]

@@ -1,17 +1,126 @@
-//! The store as the sync protocol's [`Documents`]: runs inside a writer job, so every document a
-//! peer sends is validated, written with the indexes, and flushed before the job is answered.
-//! Documents accepted during one frame are written together, in one store transaction, by
-//! [`StoreDocuments::write`]; until then reads see them from the batch and the index already
-//! counts them.
+//! The store as the mesh core's [`Storage`] and the sync protocol's [`Documents`]: runs inside a
+//! writer job, so every document a peer sends is validated, written with the indexes, and flushed
+//! before the job is answered (the core's actions are carried out only then). Documents accepted
+//! during one frame are written together, in one store transaction, by [`Storage::commit`];
+//! until then reads see them from the batch and the index already counts them (a failed write
+//! leaves the store failed, and the writer reads the index again from disk).
 
 use std::collections::BTreeMap;
 
-use automerge::{AutoCommit, ChangeHash, sync};
-use tillmesh_core::Document;
-use tillmesh_store::{Prepared, StoreError};
-use tillmesh_sync::{DocId, Documents, Index, Verdict};
+use std::sync::atomic::Ordering;
 
+use automerge::{AutoCommit, ChangeHash, sync};
+use tillmesh_core::{Document, SignedRosterEntry, Timestamp};
+use tillmesh_mesh::Storage;
+use tillmesh_store::{Prepared, Quarantined, StoreError};
+use tillmesh_sync::{DocId, Documents, Index, Refusal, Verdict};
+
+use crate::sync_control::SyncStats;
 use crate::writer::WriteContext;
+
+/// The setting under which the known roster entries are kept.
+pub(crate) const ROSTER_SETTING: &str = "roster";
+
+/// The store, for one writer job of the mesh core.
+#[derive(Debug)]
+pub(crate) struct NodeStorage<'c, 'a> {
+    context: &'c mut WriteContext<'a>,
+    stats: &'c SyncStats,
+}
+
+impl<'c, 'a> NodeStorage<'c, 'a> {
+    pub(crate) fn new(context: &'c mut WriteContext<'a>, stats: &'c SyncStats) -> Self {
+        NodeStorage { context, stats }
+    }
+
+    /// Passes a store call's result on; a failure leaves the store failed (refusing writes until
+    /// it recovers), as any write job's would.
+    fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result {
+            self.context.store.note_failure(error);
+        }
+        result
+    }
+}
+
+impl<'a> Storage for NodeStorage<'_, 'a> {
+    type Error = StoreError;
+    type Docs<'s>
+        = StoreDocuments<'s, 'a>
+    where
+        Self: 's;
+
+    fn documents<'s>(&'s mut self, remote: &'s str) -> StoreDocuments<'s, 'a> {
+        StoreDocuments::new(self.context, remote)
+    }
+
+    fn commit(docs: StoreDocuments<'_, 'a>) -> Result<Vec<DocId>, StoreError> {
+        let store = docs.context.store;
+        let written = docs.write();
+        if let Err(error) = &written {
+            store.note_failure(error);
+        }
+        written
+    }
+
+    fn index(&self) -> &Index {
+        self.context.index
+    }
+
+    fn mark_synced(&mut self, remote: &str, at: Timestamp) -> Result<(), StoreError> {
+        let store = self.context.store;
+        self.noted(store.mark_all_synced(remote).and_then(|()| store.record_sync(remote, at)))
+    }
+
+    /// Counts the refused messages, logs each with the peer that sent it and keeps it aside
+    /// (once: the same bytes sent again are dropped unread, see [`Documents::refused_before`]).
+    fn refused(
+        &mut self,
+        from: &str,
+        refusals: Vec<Refusal>,
+        repeated: usize,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let count = refusals.len() + repeated;
+        self.stats.documents_refused.fetch_add(count as u64, Ordering::Relaxed);
+        if repeated > 0 {
+            tracing::debug!(peer = from, repeated, "documents refused before sent again: dropped unread");
+        }
+        for Refusal { id, reason, bytes } in refusals {
+            tracing::warn!(peer = from, %id, %reason, bytes = bytes.len(), "document refused and kept aside");
+            let entry = Quarantined { id, from: from.to_string(), reason, at_ms: at.0, bytes };
+            self.noted(self.context.store.quarantine(&entry))?;
+        }
+        Ok(())
+    }
+
+    fn register_remote(&mut self, remote: &str) -> Result<(), StoreError> {
+        self.noted(self.context.store.register_remote(remote))
+    }
+
+    fn forget_remotes(&mut self, remotes: Vec<String>) -> Result<Vec<String>, StoreError> {
+        let mut forgotten = Vec::new();
+        for remote in remotes {
+            if self.noted(self.context.store.forget_remote(&remote))? {
+                forgotten.push(remote);
+            }
+        }
+        Ok(forgotten)
+    }
+
+    fn save_roster(&mut self, entries: Vec<SignedRosterEntry>) -> Result<(), StoreError> {
+        // Serialising signed entries cannot fail; an empty roster is the fallback regardless.
+        let bytes = serde_json::to_vec(&entries).unwrap_or_default();
+        self.noted(self.context.store.set_setting(ROSTER_SETTING, &bytes))
+    }
+
+    fn save_sync_states(&mut self, remote: &str, states: Vec<(DocId, Vec<u8>)>) -> Result<(), StoreError> {
+        for (id, state) in states {
+            self.noted(self.context.store.put_sync_state(remote, id, &state))?;
+        }
+        Ok(())
+    }
+}
 
 /// One remote's view of the store, for one writer job.
 #[derive(Debug)]

@@ -10,6 +10,7 @@ use tillmesh_core::{
     Order, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp, Transaction,
     TransactionDoc, order_hash,
 };
+use tillmesh_mesh::LocalWrite;
 use tillmesh_store::{
     OrderPage, OrderQuery, Prepared, RemoteCounts, Store, StoreOptions, TillIdentity, View,
 };
@@ -17,7 +18,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::TillError;
-use crate::sync_control::{LocalChange, SyncControl};
+use crate::sync_control::SyncControl;
 use crate::writer::{WriteContext, Writer};
 
 /// Local changes a sync driver may lag behind before it falls back to a full reconciliation.
@@ -172,7 +173,7 @@ struct Inner {
     actor: ActorId,
     clock: Arc<dyn Clock>,
     /// Documents written here, for the sync driver.
-    changes: broadcast::Sender<LocalChange>,
+    changes: broadcast::Sender<LocalWrite>,
     /// The sync driver's controls, when the till runs in a mesh.
     sync: OnceLock<SyncControl>,
     /// Cancelled when the node stops serving: ends its change streams.
@@ -303,7 +304,7 @@ impl Till {
     }
 
     /// Documents written here from now on.
-    pub fn subscribe_changes(&self) -> broadcast::Receiver<LocalChange> {
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<LocalWrite> {
         self.inner.changes.subscribe()
     }
 
@@ -344,7 +345,7 @@ impl Till {
         let written = self.inner.writer.submit(job).await?;
         for (id, created) in &written {
             // No receiver (no mesh) is fine.
-            let _ = self.inner.changes.send(LocalChange { id: *id, created: *created });
+            let _ = self.inner.changes.send(LocalWrite { id: *id, created: *created });
         }
         Ok(written.into_iter().map(|(id, _)| id).collect())
     }
@@ -364,7 +365,7 @@ impl Till {
     fn announce(&self, documents: &[Document], created: bool) {
         for document in documents {
             // No receiver (standalone till) is fine.
-            let _ = self.inner.changes.send(LocalChange { id: document.id(), created });
+            let _ = self.inner.changes.send(LocalWrite { id: document.id(), created });
         }
     }
 

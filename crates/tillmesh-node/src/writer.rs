@@ -184,7 +184,18 @@ impl Writer {
         &self,
         job: impl FnOnce(&mut WriteContext<'_>) -> Result<T, TillError> + Send + 'static,
     ) -> Result<T, TillError> {
-        let (sender, job, answer) = self.prepare(job)?;
+        let (sender, job, answer) = self.prepare(move |context| context.and_then(job))?;
+        sender.send(job).await.map_err(|_| TillError::ShuttingDown)?;
+        answer.await.map_err(|_| UNANSWERED)?
+    }
+
+    /// Runs `job` on the writer thread even while the store refuses writes: it is then given the
+    /// refusal instead of the store. Resolves once everything it wrote is durable.
+    pub async fn submit_any<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(Result<&mut WriteContext<'_>, TillError>) -> T + Send + 'static,
+    ) -> Result<T, TillError> {
+        let (sender, job, answer) = self.prepare(move |context| Ok(job(context)))?;
         sender.send(job).await.map_err(|_| TillError::ShuttingDown)?;
         answer.await.map_err(|_| UNANSWERED)?
     }
@@ -194,7 +205,7 @@ impl Writer {
         &self,
         job: impl FnOnce(&mut WriteContext<'_>) -> Result<T, TillError> + Send + 'static,
     ) -> Result<T, TillError> {
-        let (sender, job, answer) = self.prepare(job)?;
+        let (sender, job, answer) = self.prepare(move |context| context.and_then(job))?;
         sender.blocking_send(job).map_err(|_| TillError::ShuttingDown)?;
         answer.blocking_recv().map_err(|_| UNANSWERED)?
     }
@@ -203,7 +214,7 @@ impl Writer {
     #[allow(clippy::type_complexity)]
     fn prepare<T: Send + 'static>(
         &self,
-        job: impl FnOnce(&mut WriteContext<'_>) -> Result<T, TillError> + Send + 'static,
+        job: impl FnOnce(Result<&mut WriteContext<'_>, TillError>) -> Result<T, TillError> + Send + 'static,
     ) -> Result<(mpsc::Sender<Job>, Job, oneshot::Receiver<Result<T, TillError>>), TillError> {
         let sender = self
             .sender
@@ -212,7 +223,7 @@ impl Writer {
             .clone()
             .ok_or(TillError::ShuttingDown)?;
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |context| Box::new(Typed { result: context.and_then(job), reply }));
+        let job: Job = Box::new(move |context| Box::new(Typed { result: job(context), reply }));
         Ok((sender, job, answer))
     }
 

@@ -1,0 +1,546 @@
+//! [`MeshCore`]: one peer's behaviour as a state machine from [`Event`]s to [`Action`]s.
+
+use std::collections::BTreeMap;
+use std::fmt::{Debug, Display};
+
+use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry, Timestamp};
+use tillmesh_sync::{Bound, Frame, Session, decode, encode};
+
+use crate::credentials::{Credentials, remote_name};
+use crate::event::{Action, Event, LocalWrite, Step};
+use crate::storage::{Storage, StoreUnavailable, Unavailable};
+
+/// How a peer starts.
+#[derive(Debug, Clone)]
+pub struct CoreConfig<P> {
+    /// This node's own peer id.
+    pub local: P,
+    /// HQ's public key: it signs the roster (and settlements).
+    pub hq: HqPublicKey,
+    /// This node's own signed roster entry, presented to every peer.
+    pub own_entry: SignedRosterEntry,
+    /// Roster entries known at start (kept from the last run, from the credentials file).
+    pub roster: Vec<SignedRosterEntry>,
+    /// Frames a peer may send before it is admitted (held until it is); one more and it is
+    /// blocked.
+    pub held_frames_max: usize,
+}
+
+/// One connected peer.
+#[derive(Debug)]
+struct Peer<R> {
+    /// The remote's name once admitted (`till-B`, `hq`).
+    remote: Option<String>,
+    session: Session,
+    /// Whether a request of ours awaits its answer.
+    in_flight: bool,
+    /// Requests that arrived before the peer was admitted.
+    held: Vec<(R, Frame)>,
+    /// Whether our next request carries the roster (it changed).
+    send_roster: bool,
+    /// Whether the peer answered one of our requests, so has admitted us: until then every
+    /// request carries our credentials (the first may have been lost).
+    introduced: bool,
+}
+
+impl<R> Peer<R> {
+    fn new() -> Peer<R> {
+        Peer {
+            remote: None,
+            session: Session::new(),
+            in_flight: false,
+            held: Vec::new(),
+            send_roster: false,
+            introduced: false,
+        }
+    }
+}
+
+/// A peer of the shop's mesh: its roster, its connected peers and their sync sessions. `P`
+/// names peers (ordered; its `Display` is the peer id roster entries name), `R` is where a
+/// request's answer goes.
+#[derive(Debug)]
+pub struct MeshCore<P, R> {
+    local: P,
+    hq: HqPublicKey,
+    own: SignedRosterEntry,
+    roster: Roster,
+    peers: BTreeMap<P, Peer<R>>,
+    held_max: usize,
+    /// The actions of the step under way.
+    actions: Vec<Action<P, R>>,
+}
+
+impl<P, R> MeshCore<P, R>
+where
+    P: Copy + Ord + Display + Debug,
+    R: Debug,
+{
+    /// A peer with no connections yet; roster entries that do not verify are left out (logged).
+    pub fn new(config: CoreConfig<P>) -> MeshCore<P, R> {
+        let mut roster = Roster::new();
+        for entry in config.roster.into_iter().chain([config.own_entry.clone()]) {
+            if let Err(error) = roster.merge(entry, &config.hq) {
+                tracing::warn!(%error, "ignoring a roster entry");
+            }
+        }
+        MeshCore {
+            local: config.local,
+            hq: config.hq,
+            own: config.own_entry,
+            roster,
+            peers: BTreeMap::new(),
+            held_max: config.held_frames_max,
+            actions: Vec::new(),
+        }
+    }
+
+    /// The remote names of the admitted peers.
+    pub fn admitted(&self) -> Vec<String> {
+        self.peers.values().filter_map(|peer| peer.remote.clone()).collect()
+    }
+
+    /// Whether any admitted peer has something to send.
+    pub fn has_outgoing(&self) -> bool {
+        self.peers.values().any(|peer| peer.remote.is_some() && peer.session.has_outgoing())
+    }
+
+    /// Handles one event at time `now` against `storage`. Carry out the returned actions, in
+    /// order, only once everything `storage` wrote is durable; if it cannot be made durable, drop
+    /// them and call [`MeshCore::storage_failed`].
+    pub fn handle<S: Storage>(
+        &mut self,
+        now: Timestamp,
+        event: Event<P, R>,
+        storage: &mut S,
+    ) -> Step<P, R, S::Error> {
+        let result = self.dispatch(now, event, storage);
+        let mut actions = std::mem::take(&mut self.actions);
+        let failed = match result {
+            Ok(()) => None,
+            Err(error) => {
+                tracing::warn!(%error, "sync step cut short by the store: answering nothing, sessions start afresh");
+                actions.retain(|action| matches!(action, Action::Block(_) | Action::PeersChanged(_)));
+                self.storage_failed();
+                Some(error)
+            }
+        };
+        Step { actions, failed }
+    }
+
+    /// [`MeshCore::handle`] while the node's store refuses every call: peers, flow control and
+    /// the roster stay in order; nothing is answered.
+    pub fn handle_unavailable(&mut self, now: Timestamp, event: Event<P, R>) -> Step<P, R, StoreUnavailable> {
+        self.handle(now, event, &mut Unavailable::default())
+    }
+
+    /// What a step wrote did not become durable, or its actions were lost: every session starts
+    /// afresh (their outboxes may answer from documents that were not kept) and no request is
+    /// awaited any more. The next reconciliation finds whatever differs.
+    pub fn storage_failed(&mut self) {
+        for peer in self.peers.values_mut() {
+            peer.session = Session::new();
+            peer.in_flight = false;
+        }
+    }
+
+    fn dispatch<S: Storage>(
+        &mut self,
+        now: Timestamp,
+        event: Event<P, R>,
+        storage: &mut S,
+    ) -> Result<(), S::Error> {
+        match event {
+            Event::Connected(peer) => {
+                self.peers.insert(peer, Peer::new());
+                let hello = Frame { credentials: Some(self.credentials()), ..Frame::default() };
+                self.send(peer, &hello);
+                Ok(())
+            }
+            Event::Disconnected(peer) => {
+                let Some(state) = self.peers.remove(&peer) else { return Ok(()) };
+                self.publish_peers();
+                match state.remote {
+                    Some(remote) => storage.save_sync_states(&remote, state.session.encoded_states()),
+                    None => Ok(()),
+                }
+            }
+            Event::Request { peer, frame, reply } => self.on_request(now, peer, &frame, reply, storage),
+            Event::Response { peer, frame } => {
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.in_flight = false;
+                    state.introduced = true;
+                }
+                if let Some(frame) = decoded(peer, &frame) {
+                    self.on_frame(now, peer, frame, storage)?;
+                }
+                self.pump_all();
+                Ok(())
+            }
+            Event::RequestFailed(peer) => {
+                let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+                state.in_flight = false;
+                if state.remote.is_none() {
+                    // Our greeting may be what was lost: greet again, or neither side ever
+                    // admits the other on this connection.
+                    let hello = Frame { credentials: Some(self.credentials()), ..Frame::default() };
+                    self.send(peer, &hello);
+                }
+                // What waited behind the failed request goes now; what the request carried is
+                // found again by the next reconciliation.
+                self.pump_all();
+                Ok(())
+            }
+            Event::LocalWrites(writes) => self.on_local_writes(&writes, storage),
+            Event::Reconcile => {
+                self.reconcile(None, storage);
+                Ok(())
+            }
+            Event::RosterEntry(entry) => self.merge_roster(vec![entry], storage),
+            Event::Stop => self.save_all_states(storage),
+        }
+    }
+
+    /// Our own entry, then every revocation we know: each peer presents its own entry, so only
+    /// revocations need passing on (to peers that were away when they were issued).
+    fn credentials(&self) -> Vec<u8> {
+        let mut entries = vec![self.own.clone()];
+        entries.extend(
+            self.roster
+                .entries()
+                .filter(|entry| entry.entry.revoked && entry.entry.peer_id != self.own.entry.peer_id)
+                .cloned(),
+        );
+        Credentials::encode(entries)
+    }
+
+    fn publish_peers(&mut self) {
+        let names = self.admitted();
+        self.actions.push(Action::PeersChanged(names));
+    }
+
+    fn on_request<S: Storage>(
+        &mut self,
+        now: Timestamp,
+        peer: P,
+        bytes: &[u8],
+        reply: R,
+        storage: &mut S,
+    ) -> Result<(), S::Error> {
+        let admitted = self.peers.get(&peer).is_some_and(|state| state.remote.is_some());
+        let Some(frame) = decoded(peer, bytes) else {
+            self.respond(reply, &Frame::default());
+            return Ok(());
+        };
+        if !admitted {
+            match &frame.credentials {
+                Some(credentials) => {
+                    if !self.admit(peer, credentials, storage)? {
+                        return Ok(());
+                    }
+                }
+                None => {
+                    let held_max = self.held_max;
+                    let state = self.peers.entry(peer).or_insert_with(Peer::new);
+                    if state.held.len() >= held_max {
+                        tracing::warn!(%peer, "too many frames before admission: blocked");
+                        self.block(peer);
+                    } else {
+                        state.held.push((reply, frame));
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        self.on_frame(now, peer, frame, storage)?;
+        let answer = self.next_frame(peer);
+        self.respond(reply, &answer);
+        if !admitted {
+            self.release_held(now, peer, storage)?;
+        }
+        self.pump_all();
+        Ok(())
+    }
+
+    /// The next frame of a peer's session, or an empty one.
+    fn next_frame(&mut self, peer: P) -> Frame {
+        self.peers.get_mut(&peer).and_then(|state| state.session.next_frame()).unwrap_or_default()
+    }
+
+    /// Checks a peer's credentials; admits it or blocks it.
+    fn admit<S: Storage>(&mut self, peer: P, credentials: &[u8], storage: &mut S) -> Result<bool, S::Error> {
+        let mut entries = Credentials::decode(credentials).into_iter();
+        let own = entries.next();
+        self.merge_roster(entries.collect(), storage)?;
+        let remote = match own {
+            Some(own) if own.entry.peer_id == peer.to_string() => self.admitted_as(peer, own),
+            _ => None,
+        };
+        let Some(remote) = remote else {
+            tracing::warn!(%peer, "peer is not on the roster: blocked");
+            self.block(peer);
+            return Ok(false);
+        };
+        tracing::info!(%peer, %remote, "peer admitted");
+        self.peers.entry(peer).or_insert_with(Peer::new).remote = Some(remote.clone());
+        self.publish_peers();
+        storage.register_remote(&remote)?;
+        self.save_roster(storage)?;
+        Ok(true)
+    }
+
+    /// The remote name a peer is admitted as, on its own entry: only if the roster holds an
+    /// HQ-signed, unrevoked entry for it.
+    fn admitted_as(&mut self, peer: P, own: SignedRosterEntry) -> Option<String> {
+        #[cfg(feature = "planted-bugs")]
+        if tillmesh_core::planted::planted().skip_admission_check {
+            return Some(remote_name(own.entry.till_code.as_str()));
+        }
+        if let Err(error) = self.roster.merge(own, &self.hq) {
+            tracing::warn!(%peer, %error, "peer refused");
+        }
+        self.roster.active(&peer.to_string()).map(|entry| remote_name(entry.till_code.as_str()))
+    }
+
+    /// Answers the frames a newly admitted peer sent before, then starts a reconciliation with
+    /// it if ours is the lower peer id (both would only do the same work twice).
+    fn release_held<S: Storage>(&mut self, now: Timestamp, peer: P, storage: &mut S) -> Result<(), S::Error> {
+        let held = self.peers.get_mut(&peer).map(|state| std::mem::take(&mut state.held)).unwrap_or_default();
+        for (reply, frame) in held {
+            self.on_frame(now, peer, frame, storage)?;
+            let answer = self.next_frame(peer);
+            self.respond(reply, &answer);
+        }
+        if self.local < peer {
+            self.reconcile(Some(peer), storage);
+        }
+        Ok(())
+    }
+
+    /// Merges roster entries; revoked peers are blocked, the news is passed on, and revoked
+    /// tills no active device stands for are forgotten as remotes.
+    fn merge_roster<S: Storage>(
+        &mut self,
+        entries: Vec<SignedRosterEntry>,
+        storage: &mut S,
+    ) -> Result<(), S::Error> {
+        let mut changed = false;
+        for entry in entries {
+            match self.roster.merge(entry, &self.hq) {
+                Ok(merged) => changed |= merged,
+                Err(error) => tracing::warn!(%error, "roster entry ignored"),
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+        let revoked: Vec<P> = self
+            .peers
+            .iter()
+            .filter(|(peer, state)| state.remote.is_some() && self.roster.active(&peer.to_string()).is_none())
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in revoked {
+            tracing::warn!(%peer, "peer revoked: blocked");
+            self.block(peer);
+        }
+        for state in self.peers.values_mut() {
+            state.send_roster = true;
+        }
+        self.pump_all();
+        self.save_roster(storage)?;
+        let gone: Vec<String> = self
+            .roster
+            .entries()
+            .map(|signed| &signed.entry)
+            .filter(|entry| entry.revoked && self.roster.holder_of(&entry.till_code).is_none())
+            .map(|entry| remote_name(entry.till_code.as_str()))
+            .collect();
+        if !gone.is_empty() {
+            let forgotten = storage.forget_remotes(gone)?;
+            if !forgotten.is_empty() {
+                tracing::info!(?forgotten, "revoked tills forgotten as remotes");
+            }
+        }
+        Ok(())
+    }
+
+    fn save_roster<S: Storage>(&self, storage: &mut S) -> Result<(), S::Error> {
+        storage.save_roster(self.roster.entries().cloned().collect())
+    }
+
+    fn block(&mut self, peer: P) {
+        self.peers.remove(&peer);
+        self.publish_peers();
+        self.actions.push(Action::Block(peer));
+    }
+
+    /// Applies a frame from a peer: roster news, then (admitted peers only) documents and
+    /// ranges; marks everything synced when both sides turn out to hold the same; relays what
+    /// the peer brought to every other admitted peer.
+    fn on_frame<S: Storage>(
+        &mut self,
+        now: Timestamp,
+        peer: P,
+        mut frame: Frame,
+        storage: &mut S,
+    ) -> Result<(), S::Error> {
+        if let Some(credentials) = frame.credentials.take() {
+            self.merge_roster(Credentials::decode(&credentials), storage)?;
+        }
+        if frame.is_empty() {
+            return Ok(());
+        }
+        let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
+        let Some(remote) = state.remote.clone() else { return Ok(()) };
+        let mut docs = storage.documents(&remote);
+        let received = state.session.receive(frame, &mut docs)?;
+        let changed = match S::commit(docs) {
+            Ok(changed) => changed,
+            #[cfg(feature = "planted-bugs")]
+            Err(_) if tillmesh_core::planted::planted().answer_before_durable => Vec::new(),
+            Err(error) => return Err(error),
+        };
+        tracing::debug!(%peer, documents = changed.len(), "documents received");
+        if !received.refused.is_empty() || !received.repeated.is_empty() {
+            storage.refused(&remote, received.refused, received.repeated.len(), now)?;
+        }
+        if let Some(agreed) = received.agreed
+            && storage.index().fingerprint(&Bound::min(), &Bound::Max) == agreed
+        {
+            storage.mark_synced(&remote, now)?;
+        }
+        #[cfg(feature = "planted-bugs")]
+        if tillmesh_core::planted::planted().drop_relay {
+            return Ok(());
+        }
+        for (other, state) in &mut self.peers {
+            if *other == peer {
+                continue;
+            }
+            let Some(remote) = state.remote.clone() else { continue };
+            let mut docs = storage.documents(&remote);
+            for id in &changed {
+                state.session.push_change(*id, &mut docs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes local writes to every admitted peer.
+    fn on_local_writes<S: Storage>(
+        &mut self,
+        writes: &[LocalWrite],
+        storage: &mut S,
+    ) -> Result<(), S::Error> {
+        for state in self.peers.values_mut() {
+            let Some(remote) = state.remote.clone() else { continue };
+            let mut docs = storage.documents(&remote);
+            for write in writes {
+                if write.created {
+                    state.session.push_new(write.id, &mut docs)?;
+                } else {
+                    state.session.push_change(write.id, &mut docs)?;
+                }
+            }
+        }
+        self.pump_all();
+        Ok(())
+    }
+
+    /// Starts a reconciliation with one peer, or with every admitted peer.
+    fn reconcile<S: Storage>(&mut self, only: Option<P>, storage: &mut S) {
+        for (peer, state) in &mut self.peers {
+            if state.remote.is_some() && only.is_none_or(|only| only == *peer) {
+                state.session.start_reconcile(storage.index());
+            }
+        }
+        self.pump_all();
+    }
+
+    /// Sends the next frame to every admitted peer with nothing in flight.
+    fn pump_all(&mut self) {
+        let mut credentials: Option<Vec<u8>> = None;
+        let ready: Vec<P> = self
+            .peers
+            .iter()
+            .filter(|(_, state)| {
+                state.remote.is_some()
+                    && !state.in_flight
+                    && (state.session.has_outgoing() || state.send_roster)
+            })
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in ready {
+            let with_credentials =
+                self.peers.get(&peer).is_some_and(|state| state.send_roster || !state.introduced);
+            let mut frame = self.next_frame(peer);
+            if with_credentials {
+                frame.credentials = Some(credentials.get_or_insert_with(|| self.credentials()).clone());
+            }
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.send_roster = false;
+            }
+            self.send(peer, &frame);
+        }
+    }
+
+    fn send(&mut self, peer: P, frame: &Frame) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.in_flight = true;
+        }
+        let bytes = encode(frame);
+        trace_frame("request", peer, frame, bytes.len());
+        self.actions.push(Action::Send { peer, frame: bytes });
+    }
+
+    fn respond(&mut self, reply: R, frame: &Frame) {
+        let bytes = encode(frame);
+        tracing::debug!(
+            bytes = bytes.len(),
+            ranges = frame.ranges.as_ref().map_or(0, Vec::len),
+            docs = frame.docs.len(),
+            "response"
+        );
+        self.actions.push(Action::Respond { reply, frame: bytes });
+    }
+
+    /// Keeps every admitted peer's session states, as when each disconnects (the node stops).
+    fn save_all_states<S: Storage>(&mut self, storage: &mut S) -> Result<(), S::Error> {
+        let mut first_error = None;
+        for (_, peer) in std::mem::take(&mut self.peers) {
+            if let Some(remote) = peer.remote
+                && let Err(error) = storage.save_sync_states(&remote, peer.session.encoded_states())
+            {
+                tracing::warn!(%remote, %error, "cannot keep a session's sync states");
+                first_error.get_or_insert(error);
+            }
+        }
+        self.publish_peers();
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// A peer's frame, or `None` (logged) when it does not decode.
+fn decoded<P: Display>(peer: P, bytes: &[u8]) -> Option<Frame> {
+    match decode(bytes) {
+        Ok(frame) => Some(frame),
+        Err(error) => {
+            tracing::warn!(%peer, %error, "malformed frame ignored");
+            None
+        }
+    }
+}
+
+/// Logs a frame at debug level: what it carries and its size.
+fn trace_frame<P: Display>(kind: &str, peer: P, frame: &Frame, bytes: usize) {
+    tracing::debug!(
+        kind,
+        %peer,
+        bytes,
+        ranges = frame.ranges.as_ref().map_or(0, Vec::len),
+        docs = frame.docs.len(),
+        credentials = frame.credentials.as_ref().map_or(0, Vec::len),
+        "frame"
+    );
+}

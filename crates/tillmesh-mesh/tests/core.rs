@@ -1,0 +1,344 @@
+//! The mesh core on its own, event by event: admission, frames held before it, revocation,
+//! one request in flight, greeting again after a lost greeting, relaying and marking synced.
+//! (The simulator runs the same core under faults across thousands of seeds.)
+
+use std::convert::Infallible;
+
+use automerge::{AutoCommit, ROOT, transaction::Transactable};
+use tillmesh_core::{HqSigningKey, RosterEntry, SignedRosterEntry, TillCode, Timestamp};
+use tillmesh_mesh::{Action, CoreConfig, Event, LocalWrite, MeshCore, Storage};
+use tillmesh_sync::{DocId, Documents, Frame, Index, MemoryDocuments, Refusal, decode, encode};
+use uuid::Uuid;
+
+/// A store in memory that keeps what the core asks it to.
+#[derive(Debug, Default)]
+struct Memory {
+    docs: MemoryDocuments,
+    roster: Vec<SignedRosterEntry>,
+    marked: Vec<String>,
+}
+
+impl Storage for Memory {
+    type Error = Infallible;
+    type Docs<'s> = Accepting<'s>;
+
+    fn documents<'s>(&'s mut self, _remote: &'s str) -> Accepting<'s> {
+        Accepting { docs: &mut self.docs, accepted: Vec::new() }
+    }
+
+    fn commit(docs: Accepting<'_>) -> Result<Vec<DocId>, Infallible> {
+        Ok(docs.accepted)
+    }
+
+    fn index(&self) -> &Index {
+        self.docs.index()
+    }
+
+    fn mark_synced(&mut self, remote: &str, _at: Timestamp) -> Result<(), Infallible> {
+        self.marked.push(remote.to_string());
+        Ok(())
+    }
+
+    fn refused(&mut self, _: &str, _: Vec<Refusal>, _: usize, _: Timestamp) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    fn register_remote(&mut self, _remote: &str) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    fn forget_remotes(&mut self, remotes: Vec<String>) -> Result<Vec<String>, Infallible> {
+        Ok(remotes)
+    }
+
+    fn save_roster(&mut self, entries: Vec<SignedRosterEntry>) -> Result<(), Infallible> {
+        self.roster = entries;
+        Ok(())
+    }
+
+    fn save_sync_states(&mut self, _: &str, _: Vec<(DocId, Vec<u8>)>) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+const NOW: Timestamp = Timestamp(1_700_000_000_000);
+
+struct Shop {
+    hq: HqSigningKey,
+}
+
+impl Shop {
+    fn new() -> Shop {
+        Shop { hq: HqSigningKey::from_bytes(&[7; 32]) }
+    }
+
+    fn entry(&self, peer: u32, code: &str, revoked: bool, version: u64) -> SignedRosterEntry {
+        self.hq.sign_roster(RosterEntry {
+            peer_id: peer.to_string(),
+            till_code: TillCode::parse(code).expect("code"),
+            revoked,
+            version,
+            issued_at: NOW,
+        })
+    }
+
+    /// Peer `peer` (till `code`), knowing the given roster.
+    fn core(&self, peer: u32, code: &str, roster: Vec<SignedRosterEntry>) -> MeshCore<u32, u64> {
+        MeshCore::new(CoreConfig {
+            local: peer,
+            hq: self.hq.public_key(),
+            own_entry: self.entry(peer, code, false, 1),
+            roster,
+            held_frames_max: 2,
+        })
+    }
+}
+
+fn handle(
+    core: &mut MeshCore<u32, u64>,
+    store: &mut Memory,
+    event: Event<u32, u64>,
+) -> Vec<Action<u32, u64>> {
+    let step = core.handle(NOW, event, store);
+    assert!(step.failed.is_none());
+    step.actions
+}
+
+/// The frames sent (requests) and the answers given, decoded.
+fn sent(actions: &[Action<u32, u64>]) -> Vec<(u32, Frame)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Send { peer, frame } => Some((*peer, decode(frame).expect("frame"))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answers(actions: &[Action<u32, u64>]) -> Vec<(u64, Frame)> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Respond { reply, frame } => Some((*reply, decode(frame).expect("frame"))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn blocked(actions: &[Action<u32, u64>]) -> Vec<u32> {
+    actions
+        .iter()
+        .filter_map(|action| if let Action::Block(peer) = action { Some(*peer) } else { None })
+        .collect()
+}
+
+/// Greets `core` as `peer` would: its hello, answered.
+fn greet(
+    core: &mut MeshCore<u32, u64>,
+    store: &mut Memory,
+    hello: Frame,
+    peer: u32,
+) -> Vec<Action<u32, u64>> {
+    handle(core, store, Event::Request { peer, frame: encode(&hello), reply: 1 })
+}
+
+/// Connects A (1) and B (2): returns both cores, stores, after both admitted each other.
+fn pair(shop: &Shop) -> (MeshCore<u32, u64>, Memory, MeshCore<u32, u64>, Memory) {
+    let roster = vec![shop.entry(1, "A", false, 1), shop.entry(2, "B", false, 1)];
+    let (mut a, mut b) = (shop.core(1, "A", roster.clone()), shop.core(2, "B", roster));
+    let (mut at_a, mut at_b) = (Memory::default(), Memory::default());
+    let hello_a = sent(&handle(&mut a, &mut at_a, Event::Connected(2))).remove(0).1;
+    let hello_b = sent(&handle(&mut b, &mut at_b, Event::Connected(1))).remove(0).1;
+    greet(&mut a, &mut at_a, hello_b, 2);
+    greet(&mut b, &mut at_b, hello_a, 1);
+    assert_eq!(a.admitted(), vec!["till-B".to_string()]);
+    assert_eq!(b.admitted(), vec!["till-A".to_string()]);
+    (a, at_a, b, at_b)
+}
+
+#[test]
+fn a_peer_is_admitted_only_on_its_own_signed_unrevoked_entry() {
+    let shop = Shop::new();
+    let mut store = Memory::default();
+    let mut core = shop.core(1, "A", vec![shop.entry(2, "B", false, 1)]);
+    handle(&mut core, &mut store, Event::Connected(3));
+    // Peer 3 shows B's entry: not its own.
+    let credentials =
+        serde_json::to_vec(&serde_json::json!({ "entries": [shop.entry(2, "B", false, 1)] })).expect("json");
+    let hello = Frame { credentials: Some(credentials), ..Frame::default() };
+    let actions = greet(&mut core, &mut store, hello, 3);
+    assert_eq!(blocked(&actions), vec![3]);
+    assert!(answers(&actions).is_empty(), "a refused peer gets no answer");
+    // An entry signed by another key.
+    let stranger = Shop { hq: HqSigningKey::from_bytes(&[9; 32]) };
+    handle(&mut core, &mut store, Event::Connected(4));
+    let credentials =
+        serde_json::to_vec(&serde_json::json!({ "entries": [stranger.entry(4, "D", false, 1)] }))
+            .expect("json");
+    let actions =
+        greet(&mut core, &mut store, Frame { credentials: Some(credentials), ..Frame::default() }, 4);
+    assert_eq!(blocked(&actions), vec![4]);
+    assert!(core.admitted().is_empty());
+}
+
+#[test]
+fn frames_before_admission_are_held_then_answered_and_a_flood_is_blocked() {
+    let shop = Shop::new();
+    let mut store = Memory::default();
+    let mut core = shop.core(1, "A", vec![shop.entry(2, "B", false, 1)]);
+    handle(&mut core, &mut store, Event::Connected(2));
+    let plain = encode(&Frame::default());
+    for reply in 10..12 {
+        let actions = handle(&mut core, &mut store, Event::Request { peer: 2, frame: plain.clone(), reply });
+        assert!(actions.is_empty(), "held, unanswered: {actions:?}");
+    }
+    // B's real greeting admits it; the held frames are answered after it.
+    let mut b = shop.core(2, "B", Vec::new());
+    let hello = sent(&handle(&mut b, &mut Memory::default(), Event::Connected(1))).remove(0).1;
+    let actions = handle(&mut core, &mut store, Event::Request { peer: 2, frame: encode(&hello), reply: 12 });
+    let replies: Vec<u64> = answers(&actions).into_iter().map(|(reply, _)| reply).collect();
+    assert_eq!(replies, vec![12, 10, 11]);
+    // Another peer floods before admission: blocked at the third frame (limit 2).
+    handle(&mut core, &mut store, Event::Connected(5));
+    for reply in 20..22 {
+        assert!(
+            blocked(&handle(&mut core, &mut store, Event::Request { peer: 5, frame: plain.clone(), reply }))
+                .is_empty()
+        );
+    }
+    let actions = handle(&mut core, &mut store, Event::Request { peer: 5, frame: plain.clone(), reply: 22 });
+    assert_eq!(blocked(&actions), vec![5]);
+}
+
+#[test]
+fn a_revocation_blocks_the_peer_and_travels_on() {
+    let shop = Shop::new();
+    let (mut a, mut at_a, _, _) = pair(&shop);
+    let actions = handle(&mut a, &mut at_a, Event::RosterEntry(shop.entry(2, "B", true, 2)));
+    assert_eq!(blocked(&actions), vec![2]);
+    assert!(a.admitted().is_empty());
+    assert!(
+        at_a.roster.iter().any(|entry| entry.entry.peer_id == "2" && entry.entry.revoked),
+        "kept for the next start"
+    );
+    // B comes back on a new connection with its old entry: refused.
+    handle(&mut a, &mut at_a, Event::Connected(2));
+    let credentials =
+        serde_json::to_vec(&serde_json::json!({ "entries": [shop.entry(2, "B", false, 1)] })).expect("json");
+    let actions = greet(&mut a, &mut at_a, Frame { credentials: Some(credentials), ..Frame::default() }, 2);
+    assert_eq!(blocked(&actions), vec![2]);
+}
+
+#[test]
+fn one_request_in_flight_and_a_lost_greeting_is_sent_again() {
+    let shop = Shop::new();
+    let (mut a, mut at_a, _, _) = pair(&shop);
+    let write = |n: u128, store: &mut Memory| {
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, "n", 1).expect("put");
+        store.docs.put(Uuid::from_u128(n), doc);
+        Event::LocalWrites(vec![LocalWrite { id: Uuid::from_u128(n), created: true }])
+    };
+    // A's greeting to B is still unanswered: the first write waits behind it.
+    let first = write(1, &mut at_a);
+    assert!(sent(&handle(&mut a, &mut at_a, first)).is_empty());
+    let actions = handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&Frame::default()) });
+    assert_eq!(sent(&actions).len(), 1, "the write goes once the greeting is answered");
+    let second = write(2, &mut at_a);
+    assert!(sent(&handle(&mut a, &mut at_a, second)).is_empty(), "one request in flight");
+    let actions = handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&Frame::default()) });
+    assert_eq!(sent(&actions).len(), 1);
+
+    // A peer whose greeting was lost is greeted again when it fails.
+    let mut c = shop.core(3, "C", Vec::new());
+    let mut at_c = Memory::default();
+    assert_eq!(sent(&handle(&mut c, &mut at_c, Event::Connected(1))).len(), 1);
+    let again = sent(&handle(&mut c, &mut at_c, Event::RequestFailed(1)));
+    assert_eq!(again.len(), 1);
+    assert!(again[0].1.credentials.is_some(), "the greeting carries the credentials");
+}
+
+#[test]
+fn documents_one_peer_brings_are_relayed_and_agreement_marks_synced() {
+    let shop = Shop::new();
+    let roster =
+        vec![shop.entry(1, "A", false, 1), shop.entry(2, "B", false, 1), shop.entry(3, "C", false, 1)];
+    let mut hub = shop.core(2, "B", roster.clone());
+    let mut at_hub = Memory::default();
+    for (peer, code) in [(1, "A"), (3, "C")] {
+        handle(&mut hub, &mut at_hub, Event::Connected(peer));
+        let mut other = shop.core(peer, code, roster.clone());
+        let hello = sent(&handle(&mut other, &mut Memory::default(), Event::Connected(2))).remove(0).1;
+        greet(&mut hub, &mut at_hub, hello, peer);
+        handle(&mut hub, &mut at_hub, Event::Response { peer, frame: encode(&Frame::default()) });
+    }
+    // A sends a new document whole: the hub keeps it and passes it on to C.
+    let mut doc = AutoCommit::new();
+    doc.put(ROOT, "table", 4).expect("put");
+    let id = Uuid::from_u128(42);
+    let mut from_a = MemoryDocuments::new();
+    from_a.put(id, doc);
+    let mut session = tillmesh_sync::Session::new();
+    session.push_new(id, &mut from_a).expect("memory");
+    let frame = session.next_frame().expect("frame");
+    let actions = handle(&mut hub, &mut at_hub, Event::Request { peer: 1, frame: encode(&frame), reply: 7 });
+    assert_eq!(answers(&actions).len(), 1);
+    // C's channel is busy with the hub's reconciliation: the relay waits for its answer.
+    assert!(sent(&actions).iter().all(|(peer, _)| *peer != 3));
+    let actions =
+        handle(&mut hub, &mut at_hub, Event::Response { peer: 3, frame: encode(&Frame::default()) });
+    let to_c: Vec<Frame> =
+        sent(&actions).into_iter().filter(|(peer, _)| *peer == 3).map(|(_, f)| f).collect();
+    assert_eq!(to_c.len(), 1, "relayed to C: {actions:?}");
+    assert!(to_c[0].docs.iter().any(|doc| doc.id == id));
+    // C answers a reconciliation with its fingerprint of the same set: the hub marks it synced.
+    let mut at_c = MemoryDocuments::new();
+    at_c.put(id, at_hub.docs.get(&id).expect("kept").clone());
+    let mut c_session = tillmesh_sync::Session::new();
+    c_session.start_reconcile(Documents::index(&at_c));
+    let start = c_session.next_frame().expect("start");
+    handle(&mut hub, &mut at_hub, Event::Response { peer: 3, frame: encode(&Frame::default()) });
+    handle(&mut hub, &mut at_hub, Event::Request { peer: 3, frame: encode(&start), reply: 8 });
+    assert_eq!(at_hub.marked, vec!["till-C".to_string()]);
+}
+
+/// The documents, noting which ids a view accepted.
+#[derive(Debug)]
+struct Accepting<'s> {
+    docs: &'s mut MemoryDocuments,
+    accepted: Vec<DocId>,
+}
+
+impl Documents for Accepting<'_> {
+    type Error = Infallible;
+
+    fn index(&self) -> &Index {
+        self.docs.index()
+    }
+
+    fn saved(&mut self, id: DocId) -> Result<Option<Vec<u8>>, Infallible> {
+        self.docs.saved(id)
+    }
+
+    fn heads(&mut self, id: DocId) -> Result<Option<Vec<automerge::ChangeHash>>, Infallible> {
+        self.docs.heads(id)
+    }
+
+    fn load(&mut self, id: DocId) -> Result<Option<AutoCommit>, Infallible> {
+        self.docs.load(id)
+    }
+
+    fn store(
+        &mut self,
+        id: DocId,
+        doc: AutoCommit,
+        saved: Option<Vec<u8>>,
+    ) -> Result<tillmesh_sync::Verdict, Infallible> {
+        self.accepted.push(id);
+        self.docs.store(id, doc, saved)
+    }
+
+    fn sync_state(&mut self, id: DocId) -> Result<Option<automerge::sync::State>, Infallible> {
+        self.docs.sync_state(id)
+    }
+}
