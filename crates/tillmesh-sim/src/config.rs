@@ -26,8 +26,11 @@ pub struct SimConfig {
     pub heal_ticks_max: u64,
     /// After convergence, traffic must stop within this many ticks (anti-entropy off).
     pub quiesce_ticks_max: u64,
-    /// Each pair of nodes starts a reconciliation every this many ticks.
+    /// Each node starts a reconciliation with its peers every this many ticks; 0: never (then
+    /// only pushes, relays and the reconciliation on connecting carry documents).
     pub anti_entropy_every_ticks: u64,
+    /// Which pairs of nodes can connect.
+    pub topology: Topology,
     /// A progress report every this many ticks (0: only at phase changes).
     pub progress_every_ticks: u64,
     /// The network's behaviour.
@@ -36,6 +39,18 @@ pub struct SimConfig {
     pub faults: FaultConfig,
     /// What the tills and HQ do.
     pub workload: WorkloadConfig,
+}
+
+/// Which pairs of nodes can connect (a shop's LAN may not let every till reach every other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// Every node can reach every other.
+    Full,
+    /// A random connected graph: a spanning tree plus some other pairs (drawn from the seed);
+    /// it stays connected without a revoked till.
+    Sparse,
+    /// A chain: each node reaches only the one before and the one after it.
+    Line,
 }
 
 /// How each directed link behaves during the faulty phase. Each link draws its own delay range
@@ -76,6 +91,15 @@ pub struct FaultConfig {
     pub partitions_max: usize,
     /// Each node's clock is off by up to this much, either way.
     pub clock_skew_ms_max: i64,
+    /// Per step of a node that writes what a peer sent: chance that the write fails (the disk
+    /// refuses it; nothing of it is kept).
+    pub storage_fault_ppm: u32,
+    /// Per step of a node that wrote what a peer sent: chance that the node crashes after the
+    /// write and before it answers or sends anything.
+    pub crash_before_ack_ppm: u32,
+    /// Whether HQ revokes one till during the faulty phase (the till is unplugged then, comes
+    /// back later and keeps taking orders that must reach no other node).
+    pub revocation: bool,
 }
 
 /// The shop's activity during the faulty phase.
@@ -85,6 +109,9 @@ pub struct WorkloadConfig {
     pub till_write_ppm: u32,
     /// Per tick: chance that HQ settles one paid order or transaction.
     pub hq_settle_ppm: u32,
+    /// Per till and tick: chance that the till forges a settlement (signed with a key of its
+    /// own) on a paid order or transaction; every view must ignore it and report it.
+    pub forge_ppm: u32,
     /// Edits go to one of a till's this many most recent orders (more concurrent edits).
     pub hot_orders: usize,
     /// A till adds no item beyond this many in one order.
@@ -136,6 +163,9 @@ impl Default for FaultConfig {
             partition_ticks_max: 1_000,
             partitions_max: 2,
             clock_skew_ms_max: 5_000,
+            storage_fault_ppm: 5_000,
+            crash_before_ack_ppm: 1_000,
+            revocation: false,
         }
     }
 }
@@ -158,6 +188,7 @@ impl Default for WorkloadConfig {
         WorkloadConfig {
             till_write_ppm: 12_000,
             hq_settle_ppm: 8_000,
+            forge_ppm: 500,
             hot_orders: 8,
             items_per_order_max: 8,
             create_weight: 25,
@@ -178,6 +209,7 @@ impl SimConfig {
             heal_ticks_max: 50_000,
             quiesce_ticks_max: 10_000,
             anti_entropy_every_ticks: 250,
+            topology: Topology::Full,
             progress_every_ticks: 1_000,
             network: NetworkConfig::default(),
             faults: FaultConfig::default(),
@@ -198,11 +230,15 @@ impl SimConfig {
     }
 
     /// A swarm run: the seed draws its own fault mix as well as the run. Each fault class —
-    /// loss, duplication, reordering, long delays, crashes, partitions, clock skew, HQ
-    /// settlements, contention on few orders — is on or off (off one time in three) and, when
-    /// on, at an intensity between a tenth of the default and the stormy level, so that across
-    /// seeds every fault meets every other and each is also seen alone (swarm testing: one
-    /// fault can hide another).
+    /// loss, duplication, reordering, long delays, crashes, partitions, clock skew, storage
+    /// faults, crashes between a write and its answer, HQ settlements, forged settlements,
+    /// contention on few orders
+    /// — is on or off (off one time in three) and, when on, at an intensity between a tenth of
+    /// the default and the stormy level; a till is revoked in a third of the runs; one run in
+    /// three has a sparse topology (relays carry what some pairs cannot send each other); one
+    /// in ten runs without anti-entropy (and then without the faults only it repairs: loss,
+    /// duplicates, reordering, partitions, storage faults). Across seeds every fault meets every other and each is also
+    /// seen alone (swarm testing: one fault can hide another).
     pub fn swarm(seed: u64, tills: usize) -> SimConfig {
         let mut config = SimConfig::new(seed, tills);
         let mut mix = SimRng::stream(seed, Stream::Mix);
@@ -216,16 +252,37 @@ impl SimConfig {
         config.faults.partition_ppm = ppm(draw(2_000));
         config.faults.clock_skew_ms_max = i64::try_from(draw(60_000)).unwrap_or(0);
         config.workload.hq_settle_ppm = ppm(draw(16_000));
+        config.workload.forge_ppm = ppm(draw(2_000));
         config.workload.hot_orders = usize::try_from(draw(16)).unwrap_or(0).max(1);
+        config.faults.storage_fault_ppm = ppm(draw(20_000));
+        config.faults.crash_before_ack_ppm = ppm(draw(5_000));
+        config.faults.revocation = tills >= 2 && mix.below(3) == 0;
+        config.topology = if mix.below(3) == 0 { Topology::Sparse } else { Topology::Full };
+        if mix.below(10) == 0 {
+            // Automerge's sync assumes frames arrive once and in order, as they do on a
+            // connection; anti-entropy repairs what a faulty network breaks. Without it, the
+            // network is clean: relays and reconnects alone must carry everything.
+            config.anti_entropy_every_ticks = 0;
+            config.network.loss_ppm_max = 0;
+            config.network.duplicate_ppm = 0;
+            config.network.reorder_ppm = 0;
+            config.faults.partition_ppm = 0;
+            config.faults.storage_fault_ppm = 0;
+        }
         config
     }
 
     /// The fault mix in a few words (for the progress lines of a swarm).
     pub fn mix(&self) -> String {
         let ppm = |value: u32| format!("{:.1} %", f64::from(value) / 10_000.0);
+        let anti_entropy = match self.anti_entropy_every_ticks {
+            0 => "no anti-entropy".to_string(),
+            every => format!("anti-entropy every {every} ticks"),
+        };
         format!(
             "loss ≤ {}, duplicates {}, reorders {}, delay ≤ {} ticks, crashes {} ppm/tick, partitions {} ppm/tick, \
-             clock skew ≤ {} ms, settlements {} ppm/tick, {} hot orders",
+             clock skew ≤ {} ms, storage faults {}, crashes before an answer {}, {}, {:?} topology, {}, \
+             settlements {} ppm/tick, forgeries {} ppm/tick, {} hot orders",
             ppm(self.network.loss_ppm_max),
             ppm(self.network.duplicate_ppm),
             ppm(self.network.reorder_ppm),
@@ -233,7 +290,13 @@ impl SimConfig {
             self.faults.crash_ppm,
             self.faults.partition_ppm,
             self.faults.clock_skew_ms_max,
+            ppm(self.faults.storage_fault_ppm),
+            ppm(self.faults.crash_before_ack_ppm),
+            if self.faults.revocation { "a till revoked" } else { "no revocation" },
+            self.topology,
+            anti_entropy,
             self.workload.hq_settle_ppm,
+            self.workload.forge_ppm,
             self.workload.hot_orders,
         )
     }
@@ -255,8 +318,8 @@ impl SimConfig {
         if self.tick_ms <= 0 {
             return problem("tick_ms must be positive");
         }
-        if self.anti_entropy_every_ticks == 0 {
-            return problem("anti_entropy_every_ticks must be positive");
+        if self.faults.revocation && self.tills < 2 {
+            return problem("revoking a till needs at least two tills");
         }
         if self.network.delay_ticks_min == 0 || self.network.delay_ticks_min > self.network.delay_ticks_max {
             return problem("network delays need 1 <= delay_ticks_min <= delay_ticks_max");
@@ -278,8 +341,11 @@ impl SimConfig {
             self.network.reorder_ppm,
             self.faults.crash_ppm,
             self.faults.partition_ppm,
+            self.faults.storage_fault_ppm,
+            self.faults.crash_before_ack_ppm,
             self.workload.till_write_ppm,
             self.workload.hq_settle_ppm,
+            self.workload.forge_ppm,
         ];
         if ppm.iter().any(|value| *value > 1_000_000) {
             return problem("probabilities are parts per million: at most 1000000");
@@ -317,7 +383,7 @@ mod tests {
         let mixes: Vec<SimConfig> = (0..200).map(|seed| SimConfig::swarm(seed, 3)).collect();
         assert!(mixes.iter().all(|config| config.validate().is_ok()));
         assert_eq!(SimConfig::swarm(7, 3), SimConfig::swarm(7, 3), "a seed is its mix");
-        let classes: [fn(&SimConfig) -> bool; 7] = [
+        let classes: [fn(&SimConfig) -> bool; 10] = [
             |c| c.network.loss_ppm_max > 0,
             |c| c.network.duplicate_ppm > 0,
             |c| c.network.reorder_ppm > 0,
@@ -325,10 +391,29 @@ mod tests {
             |c| c.faults.partition_ppm > 0,
             |c| c.faults.clock_skew_ms_max > 0,
             |c| c.workload.hq_settle_ppm > 0,
+            |c| c.workload.forge_ppm > 0,
+            |c| c.faults.storage_fault_ppm > 0,
+            |c| c.faults.crash_before_ack_ppm > 0,
         ];
         for (n, on) in classes.iter().enumerate() {
             let count = mixes.iter().filter(|config| on(config)).count();
             assert!((100..=170).contains(&count), "fault class {n} on in {count} of 200 mixes");
         }
+        // A third of the runs revoke a till, a third are sparse, a tenth have no anti-entropy.
+        let revoked = mixes.iter().filter(|config| config.faults.revocation).count();
+        let sparse = mixes.iter().filter(|config| config.topology == Topology::Sparse).count();
+        let quiet = mixes.iter().filter(|config| config.anti_entropy_every_ticks == 0).count();
+        assert!((40..=95).contains(&revoked), "{revoked} of 200 mixes revoke a till");
+        assert!((40..=95).contains(&sparse), "{sparse} of 200 mixes are sparse");
+        assert!((8..=35).contains(&quiet), "{quiet} of 200 mixes have no anti-entropy");
+        assert!(
+            mixes.iter().all(|c| c.anti_entropy_every_ticks > 0
+                || (c.network.loss_ppm_max == 0
+                    && c.network.duplicate_ppm == 0
+                    && c.network.reorder_ppm == 0
+                    && c.faults.partition_ppm == 0
+                    && c.faults.storage_fault_ppm == 0)),
+            "only runs without the faults anti-entropy repairs go without it"
+        );
     }
 }

@@ -161,6 +161,37 @@ pub enum SimError {
         /// The reason given.
         reason: String,
     },
+    /// A node marked every document synced with a peer that does not durably hold them all: an
+    /// answer was given for documents that were not kept.
+    #[error(
+        "seed {seed}: {node} marked everything synced with {remote}, which does not hold document {doc_id}: {detail}"
+    )]
+    SyncedNotHeld {
+        /// The run's seed.
+        seed: u64,
+        /// The node that marked.
+        node: String,
+        /// The peer it believed in step.
+        remote: String,
+        /// A document the peer lacks.
+        doc_id: DocId,
+        /// What the peer holds of it.
+        detail: String,
+    },
+    /// A change a revoked till made after its revocation reached another node.
+    #[error(
+        "seed {seed}: {node} holds a change that revoked {revoked} made after its revocation, in {doc_id}"
+    )]
+    RevokedWriteSpread {
+        /// The run's seed.
+        seed: u64,
+        /// The node that accepted it.
+        node: String,
+        /// The revoked till.
+        revoked: String,
+        /// The document.
+        doc_id: DocId,
+    },
     /// A frame the simulator encoded did not decode.
     #[error("seed {seed}: frame from {from} to {to} does not decode")]
     Wire {
@@ -229,6 +260,8 @@ impl SimError {
             | SimError::AuthorityViolation { seed, .. }
             | SimError::ViewsDiffer { seed, .. }
             | SimError::Refused { seed, .. }
+            | SimError::SyncedNotHeld { seed, .. }
+            | SimError::RevokedWriteSpread { seed, .. }
             | SimError::Wire { seed, .. }
             | SimError::Edit { seed, .. }
             | SimError::Internal { seed, .. }

@@ -3,7 +3,10 @@
 //! - no acknowledged document is lost, and no document appears that no device created;
 //! - no order number is used twice; every `localId` is carried by one document only;
 //! - every HQ-owned field shows the value HQ last signed, confirmed, on every node, and no node
-//!   sees an authority violation.
+//!   sees an authority violation;
+//! - nothing a revoked till wrote after its revocation is held by any other node.
+//!
+//! A revoked till is left out of the checks of the others (it keeps what it wrote alone).
 
 use std::collections::BTreeMap;
 
@@ -34,9 +37,19 @@ pub(crate) fn check(
     ledger: &Ledger,
     hq_public: Option<&HqPublicKey>,
 ) -> Result<(), SimError> {
-    same_heads_everywhere(seed, nodes)?;
+    let revoked = ledger.revoked.map(|till| nodes[till].device_id.clone());
+    let mut members: Vec<&mut Node> = nodes
+        .iter_mut()
+        .enumerate()
+        .filter(|(index, _)| Some(*index) != ledger.revoked)
+        .map(|(_, node)| node)
+        .collect();
+    same_heads_everywhere(seed, &mut members)?;
+    if let Some(revoked) = revoked {
+        revoked_writes_stayed(seed, &members, ledger, &revoked)?;
+    }
     let mut reference: Option<(String, BTreeMap<DocId, Shown>)> = None;
-    for node in nodes.iter() {
+    for node in &members {
         let shown = views(seed, node, hq_public)?;
         nothing_lost_nothing_invented(seed, node, ledger, &shown)?;
         hq_values_in_force(seed, node, ledger, &shown)?;
@@ -62,8 +75,32 @@ pub(crate) fn check(
     Ok(())
 }
 
+/// No member holds a change the revoked till made after its revocation.
+fn revoked_writes_stayed(
+    seed: u64,
+    members: &[&mut Node],
+    ledger: &Ledger,
+    revoked: &str,
+) -> Result<(), SimError> {
+    for node in members {
+        for id in &ledger.revoked_writes {
+            let Some(doc) = node.docs.get(id) else { continue };
+            let mut doc = doc.clone();
+            if doc.get_changes(&[]).iter().any(|change| ledger.revoked_actors.contains(change.actor_id())) {
+                return Err(SimError::RevokedWriteSpread {
+                    seed,
+                    node: node.device_id.clone(),
+                    revoked: revoked.to_string(),
+                    doc_id: *id,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Every node holds the same set of documents, each at the same heads.
-fn same_heads_everywhere(seed: u64, nodes: &mut [Node]) -> Result<(), SimError> {
+fn same_heads_everywhere(seed: u64, nodes: &mut [&mut Node]) -> Result<(), SimError> {
     let Some((first, rest)) = nodes.split_first_mut() else { return Ok(()) };
     let expected = all_heads(first);
     for node in rest {
@@ -173,7 +210,12 @@ fn nothing_lost_nothing_invented(
     shown: &BTreeMap<DocId, Shown>,
 ) -> Result<(), SimError> {
     for (id, created) in &ledger.created {
+        // What a revoked till wrote may have reached the others before its revocation, or not.
+        let optional = Some(created.creator) == ledger.revoked;
         let Some(view) = shown.get(id) else {
+            if optional {
+                continue;
+            }
             return Err(SimError::Lost {
                 seed,
                 what: created.what,
@@ -199,7 +241,7 @@ fn nothing_lost_nothing_invented(
 }
 
 /// HQ's last signed settlement is in force and confirmed wherever HQ settled; nowhere else is
-/// anything confirmed; no node sees a violation.
+/// anything confirmed; no node sees a violation but the forgeries a till wrote.
 fn hq_values_in_force(
     seed: u64,
     node: &Node,
@@ -207,7 +249,10 @@ fn hq_values_in_force(
     shown: &BTreeMap<DocId, Shown>,
 ) -> Result<(), SimError> {
     for (id, view) in shown {
-        if let Some(violation) = &view.violation {
+        // A forged settlement is reported by every view: that is the rule working.
+        if let Some(violation) = &view.violation
+            && !ledger.forged.contains(id)
+        {
             return Err(SimError::AuthorityViolation {
                 seed,
                 doc_id: *id,

@@ -31,6 +31,14 @@ pub(crate) struct Ledger {
     pub(crate) paid: BTreeSet<DocId>,
     /// Orders and transactions HQ settled, with the last settlement it signed.
     pub(crate) settled: BTreeMap<DocId, SignedSettlement>,
+    /// Orders and transactions a till forged a settlement on: their views report it.
+    pub(crate) forged: BTreeSet<DocId>,
+    /// The till HQ revoked, once it has.
+    pub(crate) revoked: Option<usize>,
+    /// The Automerge actors the revoked till wrote under after its revocation.
+    pub(crate) revoked_actors: BTreeSet<automerge::ActorId>,
+    /// Documents the revoked till wrote to after its revocation.
+    pub(crate) revoked_writes: BTreeSet<DocId>,
 }
 
 impl Ledger {

@@ -1,5 +1,5 @@
-//! The simulated network: encoded frames in flight between nodes, with per-link delay, loss,
-//! duplication and reordering, and partitions that cut sets of nodes off. Frames in flight are
+//! The simulated network: encoded frames (requests and responses) in flight between nodes, with
+//! per-link delay, loss, duplication and reordering, and partitions that cut sets of nodes off. Frames in flight are
 //! kept in a `BTreeMap` keyed by (delivery tick, send order), so delivery order depends only on
 //! the seed.
 
@@ -9,6 +9,15 @@ use crate::config::NetworkConfig;
 use crate::report::Stats;
 use crate::rng::SimRng;
 
+/// Whether a packet asks or answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A request, numbered by its sender.
+    Request(u64),
+    /// The answer to the receiver's request of that number.
+    Response(u64),
+}
+
 /// An encoded frame on its way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Packet {
@@ -16,10 +25,10 @@ pub(crate) struct Packet {
     pub(crate) from: usize,
     /// Receiving node.
     pub(crate) to: usize,
-    /// The sender's incarnation when it sent: a frame from before a crash is dropped.
-    pub(crate) from_incarnation: u64,
-    /// The receiver's incarnation when it was sent: a restarted receiver never sees it.
-    pub(crate) to_incarnation: u64,
+    /// Request or response.
+    pub(crate) kind: Kind,
+    /// The connection it travels on: a packet of a closed connection is never delivered.
+    pub(crate) connection: u64,
     /// The encoded frame.
     pub(crate) bytes: Vec<u8>,
 }
@@ -109,6 +118,12 @@ impl Network {
         self.partitions.retain(|partition| partition.until_tick > now);
     }
 
+    /// The longest a request and its answer can take on any link: a request unanswered after
+    /// this long never will be.
+    pub(crate) fn round_trip_max(&self) -> u64 {
+        2 * (self.config.delay_ticks_max + self.config.reorder_ticks_max) + 1
+    }
+
     /// Frames in flight.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.len()
@@ -177,7 +192,7 @@ mod tests {
     use super::*;
 
     fn packet(from: usize, to: usize, byte: u8) -> Packet {
-        Packet { from, to, from_incarnation: 0, to_incarnation: 0, bytes: vec![byte] }
+        Packet { from, to, kind: Kind::Request(u64::from(byte)), connection: 1, bytes: vec![byte] }
     }
 
     #[test]

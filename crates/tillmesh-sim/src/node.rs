@@ -1,14 +1,20 @@
-//! One simulated peer (a till or HQ): its durable documents and order counter, which survive a
-//! crash, and its volatile state (sessions, Automerge actor), which does not.
+//! One simulated peer (a till or HQ): its durable documents, order counter, roster and sync
+//! states, which survive a crash, and its volatile state — the mesh core (sessions, admitted
+//! peers) and the Automerge actor — which does not.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use automerge::{ActorId, AutoCommit};
-use tillmesh_core::{Document, TillCode, Timestamp};
-use tillmesh_sync::{DocId, Frame, MemoryDocuments, Session, Verdict};
+use tillmesh_core::{Document, HqPublicKey, SignedRosterEntry, TillCode, Timestamp};
+use tillmesh_mesh::{Action, CoreConfig, Event, MeshCore};
+use tillmesh_sync::{DocId, MemoryDocuments, Verdict};
 
 use crate::clock::SimClock;
-use crate::peer_docs::{PeerDocuments, SavedStates};
+use crate::storage::{Effects, SavedStates, SimStorage};
+
+/// Frames a peer may send before it is admitted (the node's default).
+const HELD_FRAMES_MAX: usize = 64;
 
 /// What a node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +23,36 @@ pub(crate) enum Role {
     Till,
     /// HQ: settles payments with its signing key.
     Hq,
+}
+
+/// A node as the mesh names it; its roster entry's peer id is `sim-<index>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Peer(pub(crate) usize);
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sim-{}", self.0)
+    }
+}
+
+/// Where the answer to a request goes: the requester, the request's number, the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reply {
+    pub(crate) requester: usize,
+    pub(crate) number: u64,
+    pub(crate) connection: u64,
+}
+
+/// The mesh core as the simulator runs it.
+pub(crate) type SimCore = MeshCore<Peer, Reply>;
+
+/// What one step of a node's core did.
+#[derive(Debug)]
+pub(crate) struct Stepped {
+    /// The actions, to carry out.
+    pub(crate) actions: Vec<Action<Peer, Reply>>,
+    /// What it did to the storage.
+    pub(crate) effects: Effects,
 }
 
 /// Accepts only readable tillmesh documents whose header id is the id they are stored under,
@@ -36,57 +72,67 @@ pub(crate) struct Node {
     pub(crate) role: Role,
     /// `A`, `B`, … or `HQ`: unique in the shop, the prefix of the till's order numbers.
     pub(crate) till_code: TillCode,
-    /// `till-A`, …, `hq`: written into every change the node makes.
+    /// `till-A`, …, `hq`: written into every change the node makes, and its remote name.
     pub(crate) device_id: String,
     /// Durable: every document the node holds. A local write counts as acknowledged once here.
     pub(crate) docs: MemoryDocuments,
     /// Durable: the last order sequence number used, so a restarted till never reuses one.
     pub(crate) order_seq: u64,
+    /// Durable: its own HQ-signed roster entry.
+    pub(crate) own_entry: SignedRosterEntry,
+    /// Durable: the roster entries it knows.
+    pub(crate) roster: Vec<SignedRosterEntry>,
+    /// Durable: per remote, the Automerge sync states of the last session that ended cleanly.
+    pub(crate) sync_states: BTreeMap<String, SavedStates>,
     /// How far this node's clock is off, in milliseconds.
     pub(crate) skew_ms: i64,
     /// Volatile: the Automerge actor of this process run; fresh after every restart so that no
     /// two runs write changes under one actor.
     pub(crate) actor: ActorId,
-    /// Volatile: counts restarts; frames addressed to or sent by an older incarnation are lost.
-    pub(crate) incarnation: u64,
-    /// Whether the node is running.
-    pub(crate) up: bool,
+    /// Volatile: the mesh core; `None` while the node is down.
+    pub(crate) core: Option<SimCore>,
     /// While down: the tick it restarts.
     pub(crate) restart_tick: u64,
-    /// Volatile: one sync session per other node, by node index.
-    pub(crate) sessions: BTreeMap<usize, Session>,
-    /// Durable: per peer, the Automerge sync states of the last session that ended cleanly.
-    pub(crate) sync_states: BTreeMap<usize, SavedStates>,
 }
 
 impl Node {
-    /// A node that starts up with sessions to every other node in `0..nodes`.
+    /// A node that is up, with its roster and no connections yet.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         index: usize,
-        nodes: usize,
         role: Role,
         till_code: TillCode,
+        own_entry: SignedRosterEntry,
+        roster: Vec<SignedRosterEntry>,
         skew_ms: i64,
         actor: ActorId,
+        hq: &HqPublicKey,
     ) -> Node {
         let device_id = match role {
             Role::Till => format!("till-{}", till_code.as_str()),
             Role::Hq => "hq".to_string(),
         };
-        Node {
+        let mut node = Node {
             role,
             till_code,
             device_id,
             docs: MemoryDocuments::with_validator(validate),
             order_seq: 0,
+            own_entry,
+            roster,
+            sync_states: BTreeMap::new(),
             skew_ms,
             actor,
-            incarnation: 0,
-            up: true,
+            core: None,
             restart_tick: 0,
-            sessions: fresh_sessions(index, nodes),
-            sync_states: BTreeMap::new(),
-        }
+        };
+        node.start(index, hq);
+        node
+    }
+
+    /// Whether the node is running.
+    pub(crate) fn up(&self) -> bool {
+        self.core.is_some()
     }
 
     /// The time this node's clock reads now.
@@ -94,37 +140,48 @@ impl Node {
         clock.time_with_skew(self.skew_ms)
     }
 
-    /// Kills the process: sessions and everything queued in them are gone; documents and the
-    /// order counter stay.
+    /// Starts the process: a new core from the durable roster.
+    fn start(&mut self, index: usize, hq: &HqPublicKey) {
+        self.core = Some(MeshCore::new(CoreConfig {
+            local: Peer(index),
+            hq: *hq,
+            own_entry: self.own_entry.clone(),
+            roster: self.roster.clone(),
+            held_frames_max: HELD_FRAMES_MAX,
+        }));
+    }
+
+    /// Kills the process: the core and everything queued in it are gone; documents, the order
+    /// counter, the roster and the saved sync states stay.
     pub(crate) fn crash(&mut self, restart_tick: u64) {
-        self.up = false;
+        self.core = None;
         self.restart_tick = restart_tick;
-        self.sessions.clear();
     }
 
-    /// Starts the process again with a fresh actor and new sessions to every other node.
-    pub(crate) fn restart(&mut self, index: usize, nodes: usize, actor: ActorId) {
-        self.up = true;
-        self.incarnation += 1;
+    /// Starts the process again with a fresh actor.
+    pub(crate) fn restart(&mut self, index: usize, actor: ActorId, hq: &HqPublicKey) {
         self.actor = actor;
-        self.sessions = fresh_sessions(index, nodes);
+        self.start(index, hq);
     }
 
-    /// Ends the session with `peer` cleanly (its connection closed: the peer crashed or came
-    /// back), saving its sync states, and opens a new one for the next connection.
-    pub(crate) fn reset_session(&mut self, peer: usize) {
-        if !self.up {
-            return;
-        }
-        if let Some(old) = self.sessions.insert(peer, Session::new()) {
-            self.sync_states.entry(peer).or_default().extend(old.encoded_states());
-        }
-    }
-
-    /// The session with `peer` and this node's documents as that session sees them.
-    pub(crate) fn session_with(&mut self, peer: usize) -> Option<(&mut Session, PeerDocuments<'_>)> {
-        let session = self.sessions.get_mut(&peer)?;
-        Some((session, PeerDocuments::new(&mut self.docs, self.sync_states.get(&peer))))
+    /// Runs one event through the core against the node's durable state (`failing`: its writes
+    /// fail). `None` while the node is down.
+    pub(crate) fn step(
+        &mut self,
+        now: Timestamp,
+        event: Event<Peer, Reply>,
+        failing: bool,
+    ) -> Option<Stepped> {
+        let core = self.core.as_mut()?;
+        let mut storage = SimStorage {
+            docs: &mut self.docs,
+            states: &mut self.sync_states,
+            roster: &mut self.roster,
+            failing,
+            effects: Effects::default(),
+        };
+        let step = core.handle(now, event, &mut storage);
+        Some(Stepped { actions: step.actions, effects: storage.effects })
     }
 
     /// A copy of a held document that writes as this node's current actor.
@@ -132,25 +189,10 @@ impl Node {
         self.docs.get(id).map(|doc| doc.clone().with_actor(self.actor.clone()))
     }
 
-    /// Takes every frame waiting in the sessions' outboxes, peer by peer.
-    pub(crate) fn drain_outboxes(&mut self) -> Vec<(usize, Frame)> {
-        let mut frames = Vec::new();
-        for (peer, session) in &mut self.sessions {
-            while let Some(frame) = session.next_frame() {
-                frames.push((*peer, frame));
-            }
-        }
-        frames
-    }
-
-    /// Whether any session has something to send.
+    /// Whether the core has something to send.
     pub(crate) fn has_outgoing(&self) -> bool {
-        self.sessions.values().any(Session::has_outgoing)
+        self.core.as_ref().is_some_and(SimCore::has_outgoing)
     }
-}
-
-fn fresh_sessions(index: usize, nodes: usize) -> BTreeMap<usize, Session> {
-    (0..nodes).filter(|peer| *peer != index).map(|peer| (peer, Session::new())).collect()
 }
 
 /// The till code of the `index`-th till: `A` to `Z`, then `T27`, `T28`, …
@@ -177,6 +219,12 @@ mod tests {
         assert_eq!(distinct.len(), codes.len());
         assert_eq!(codes[0], "A");
         assert_eq!(codes[26], "T27");
+    }
+
+    #[test]
+    fn peers_are_named_as_their_roster_entries() {
+        assert_eq!(Peer(3).to_string(), "sim-3");
+        assert!(Peer(2) < Peer(10));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct Stats {
     pub edits: u64,
     /// Settlements signed by HQ.
     pub settlements: u64,
+    /// Settlements forged by tills (signed with keys of their own).
+    pub forgeries: u64,
     /// Frames handed to the network (each encoded to bytes).
     pub frames: u64,
     /// Bytes of those frames.
@@ -25,7 +27,7 @@ pub struct Stats {
     pub dropped_loss: u64,
     /// Frames dropped because a partition cut their link.
     pub dropped_partition: u64,
-    /// Frames dropped because an end had crashed (in flight or sent to a down node).
+    /// Frames dropped because their connection had closed (an end crashed or blocked the other).
     pub dropped_crash: u64,
     /// Frames the network delivered twice.
     pub duplicates: u64,
@@ -35,8 +37,16 @@ pub struct Stats {
     pub crashes: u64,
     /// Partitions started.
     pub partitions: u64,
-    /// Reconciliations started (anti-entropy and reconnects).
+    /// Anti-entropy rounds started (each reconciles a node with every admitted peer).
     pub reconciles: u64,
+    /// Writes of what a peer sent that the disk refused (storage faults).
+    pub storage_faults: u64,
+    /// Crashes between a write and its answer.
+    pub crashes_before_ack: u64,
+    /// Requests that got no answer (lost, or their answer was never sent).
+    pub requests_failed: u64,
+    /// Peers blocked (revoked, or not on the roster).
+    pub blocks: u64,
     /// Documents created or changed by sync on some node.
     pub synced_docs: u64,
     /// Length of the faulty phase, in ticks.
@@ -49,12 +59,13 @@ pub struct Stats {
 
 impl Stats {
     /// Every counter, in declaration order (for digests).
-    pub fn values(&self) -> [u64; 19] {
+    pub fn values(&self) -> [u64; 24] {
         [
             self.orders,
             self.transactions,
             self.edits,
             self.settlements,
+            self.forgeries,
             self.frames,
             self.bytes,
             self.delivered,
@@ -66,6 +77,10 @@ impl Stats {
             self.crashes,
             self.partitions,
             self.reconciles,
+            self.storage_faults,
+            self.crashes_before_ack,
+            self.requests_failed,
+            self.blocks,
             self.synced_docs,
             self.faulty_ticks,
             self.ticks_to_converge,
@@ -219,7 +234,11 @@ impl fmt::Display for Report {
             "  documents   {} on every node ({} orders, {} transactions)",
             self.documents, s.orders, s.transactions
         )?;
-        writeln!(f, "  writes      {} edits, {} settlements signed by HQ", s.edits, s.settlements)?;
+        writeln!(
+            f,
+            "  writes      {} edits, {} settlements signed by HQ, {} forged by tills",
+            s.edits, s.settlements, s.forgeries
+        )?;
         writeln!(
             f,
             "  network     {} frames, {} bytes, {} delivered, {} docs changed by sync",
@@ -232,8 +251,13 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  nodes       {} crashes, {} partitions, {} reconciliations",
-            s.crashes, s.partitions, s.reconciles
+            "  nodes       {} crashes ({} between a write and its answer), {} partitions, {} anti-entropy rounds",
+            s.crashes, s.crashes_before_ack, s.partitions, s.reconciles
+        )?;
+        writeln!(
+            f,
+            "  storage     {} writes refused by the disk, {} requests unanswered, {} peers blocked",
+            s.storage_faults, s.requests_failed, s.blocks
         )?;
         writeln!(
             f,

@@ -37,6 +37,8 @@ pub enum Stream {
     Setup,
     /// A swarm run's fault mix ([`crate::SimConfig::swarm`]).
     Mix,
+    /// Storage faults and crashes between a write and its answer.
+    Storage,
 }
 
 impl SimRng {
@@ -62,6 +64,7 @@ impl SimRng {
             Stream::Workload => 3,
             Stream::Setup => 4,
             Stream::Mix => 5,
+            Stream::Storage => 6,
         };
         let mut mixer = tag;
         SimRng::new(seed ^ splitmix64(&mut mixer))

@@ -85,6 +85,39 @@ impl Workload {
         self.rng.chance_ppm(self.config.till_write_ppm)
     }
 
+    /// Whether a till forges a settlement this tick.
+    pub(crate) fn till_forges_now(&mut self) -> bool {
+        self.rng.chance_ppm(self.config.forge_ppm)
+    }
+
+    /// A till forges HQ's settlement on a paid order or transaction it holds, signing with a
+    /// key of its own (a compromised till). Nothing when it holds none, or when the document's
+    /// rules refuse the write.
+    pub(crate) fn forge_settlement(&mut self, desk: &mut Desk<'_>) -> Result<Vec<Write>, SimError> {
+        let held: Vec<DocId> =
+            desk.ledger.paid.iter().filter(|id| desk.node.docs.get(id).is_some()).copied().collect();
+        let Some(&id) = self.rng.pick(&held) else { return Ok(Vec::new()) };
+        let forger = HqSigningKey::from_bytes(&self.rng.bytes32());
+        let status =
+            if self.rng.chance_ppm(500_000) { PaymentStatus::Captured } else { PaymentStatus::Declined };
+        let at = desk.node.now(desk.clock);
+        let by = desk.node.device_id.clone();
+        let doc = desk.node.writable(&id).ok_or_else(|| missing(desk, id))?;
+        let mut document =
+            Document::from_automerge(doc).map_err(|source| document_error(desk, id, source))?;
+        let forged = match &mut document {
+            Document::Order(order) => order.settle(&forger, status, &by, at),
+            Document::Transaction(transaction) => transaction.settle(&forger, status, &by, at),
+        };
+        if forged.is_err() {
+            return Ok(Vec::new());
+        }
+        desk.node.docs.put(id, std::mem::take(document.automerge()));
+        desk.ledger.forged.insert(id);
+        desk.stats.forgeries += 1;
+        Ok(vec![Write::Changed(id)])
+    }
+
     /// Whether HQ settles something this tick.
     pub(crate) fn hq_settles_now(&mut self) -> bool {
         self.rng.chance_ppm(self.config.hq_settle_ppm)

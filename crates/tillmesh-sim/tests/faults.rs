@@ -16,8 +16,10 @@ fn stormy_runs_crash_restart_and_partition_then_converge() {
     }));
     for report in &reports {
         assert!(report.stats.crashes >= 1, "no crash in seed {}: {report}", report.seed);
-        assert!(report.stats.partitions >= 1, "no partition in seed {}: {report}", report.seed);
     }
+    // Three partitions are expected per run: a run without one is rare, not impossible.
+    let partitioned = reports.iter().filter(|report| report.stats.partitions >= 1).count();
+    assert!(partitioned >= 17, "only {partitioned} of 20 runs saw a partition");
     let dropped_by_crashes: u64 = reports.iter().map(|report| report.stats.dropped_crash).sum();
     let cut: u64 = reports.iter().map(|report| report.stats.dropped_partition).sum();
     assert!(
