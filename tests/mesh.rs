@@ -2,6 +2,10 @@
 //! and restarted, a till paused (cut off) and resumed, concurrent edits of one order — all
 //! converge with nothing lost. Strangers (wrong shop key, or not on the roster) and revoked tills
 //! get no document.
+//!
+//! Nothing here waits a fixed time to decide an outcome: a test waits for the state it needs,
+//! and "nothing crossed" is checked once an event shows that it would have (the stranger was
+//! turned away, another till already holds the order the revoked one must not get).
 
 mod support;
 
@@ -79,6 +83,15 @@ async fn wait_converged(
     }
 }
 
+/// Polls `check` until it holds; fails after [`CONVERGE_TIMEOUT_MS`] saying `what` it waited for.
+async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < Duration::from_millis(CONVERGE_TIMEOUT_MS), "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn server_hash(http: &reqwest::Client, url: &str, id: &str) -> Value {
     http.get(format!("{url}/api/orders/{id}")).send().await.expect("get").json().await.expect("json")
 }
@@ -128,7 +141,8 @@ async fn three_tills_converge_through_crash_and_partition() {
         created += 1;
     }
     let shared_id = shared["id"].as_str().expect("id").to_string();
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // B must hold the shared order before it can edit it.
+    wait_converged(&http, &[&a.url, &b.url], created).await;
     // Concurrent edits of one order on A and B: an item added on A, the status advanced on B.
     let (added, advanced) = tokio::join!(
         http.post(format!("{}/api/orders/{shared_id}/items", a.url))
@@ -171,7 +185,7 @@ async fn three_tills_converge_through_crash_and_partition() {
 async fn strangers_and_revoked_tills_get_no_document() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
-    shop(dir, &["A", "B"]);
+    shop(dir, &["A", "B", "C"]);
     // Another shop: its till has the wrong shop key.
     let other = dir.join("other");
     std::fs::create_dir_all(&other).expect("mkdir");
@@ -190,16 +204,30 @@ async fn strangers_and_revoked_tills_get_no_document() {
     let a = start(dir, "A", &[]);
     let a_peer = a.peer.clone().expect("A listens");
     let b = start(dir, "B", &[&a_peer]);
-    let wrong_key = start(&other, "W", &[&a_peer]);
+    // C only witnesses what A sends its peers.
+    let c = start(dir, "C", &[&a_peer]);
+    // W logs its failed dials (a debug line): the proof that the wrong key kept it out.
+    let w_args = support::shop_till_args(&other, "W", "W", SYNC_INTERVAL_MS, &[&a_peer]);
+    let wrong_key = TillProcess::spawn_with(
+        &w_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["--http", "127.0.0.1:0"],
+        &[("RUST_LOG", "warn,tillmesh_net=debug")],
+    );
     let not_on_roster = start(&other, "N", &[&a_peer]);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
 
     create_order(&http, &a.url, "A1").await;
     create_order(&http, &wrong_key.url, "W1").await;
     create_order(&http, &not_on_roster.url, "N1").await;
-    wait_converged(&http, &[&a.url, &b.url], 1).await;
-    // Several reconciliation rounds later, still nothing crossed.
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    wait_converged(&http, &[&a.url, &b.url, &c.url], 1).await;
+    // Each stranger has been turned away: W's dial to A failed, and A or N refused the other
+    // at admission (whichever judged first blocked the connection). Nothing crossed before.
+    wait_for("W's dial to A failing", || wrong_key.logged(&["dial failed"])).await;
+    wait_for("A and N refusing each other", || {
+        a.logged(&["peer is not on the roster: blocked", not_on_roster.peer_id()])
+            || not_on_roster.logged(&["peer is not on the roster: blocked", a.peer_id()])
+    })
+    .await;
     assert_eq!(orders(&http, &a.url).await.len(), 1, "A took nothing from strangers");
     assert_eq!(orders(&http, &wrong_key.url).await.len(), 1, "wrong shop key: no document");
     assert_eq!(orders(&http, &not_on_roster.url).await.len(), 1, "not on the roster: no document");
@@ -238,9 +266,9 @@ async fn strangers_and_revoked_tills_get_no_document() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     create_order(&http, &a.url, "A2").await;
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    // A sent A2 to its peers: C has it, and B would have it too were it still one of them.
+    wait_converged(&http, &[&a.url, &c.url], 2).await;
     assert_eq!(orders(&http, &b.url).await.len(), 1, "the revoked till gets no new document");
-    assert_eq!(orders(&http, &a.url).await.len(), 2);
     // A forged roster entry is refused at the door.
     let mut forged: Value =
         serde_json::from_str(&std::fs::read_to_string(&revocation).expect("read")).expect("json");
@@ -248,7 +276,7 @@ async fn strangers_and_revoked_tills_get_no_document() {
     forged["entry"]["version"] = json!(99);
     let response = http.post(format!("{}/api/roster", a.url)).json(&forged).send().await.expect("send");
     assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
-    for till in [a, b, wrong_key, not_on_roster] {
+    for till in [a, b, c, wrong_key, not_on_roster] {
         assert!(till.terminate().success());
     }
 }

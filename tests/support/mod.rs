@@ -7,6 +7,7 @@ pub mod browser;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a till may take to start listening.
@@ -19,6 +20,8 @@ pub struct TillProcess {
     pub url: String,
     /// Its peer address (`/ip4/…/tcp/…/p2p/…`), when it listens for peers.
     pub peer: Option<String>,
+    /// Every line it has logged (its stderr, which is also passed on to the test's).
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl TillProcess {
@@ -35,9 +38,10 @@ impl TillProcess {
     }
 
     /// Like [`TillProcess::spawn`] with `http_args` instead of `--http 127.0.0.1:0` and the
-    /// seed's environment variables in `seed_env` (none else are passed on).
-    pub fn spawn_with(args: &[&str], http_args: &[&str], seed_env: &[(&str, &str)]) -> TillProcess {
-        TillProcess::spawn_program(env!("CARGO_BIN_EXE_tillmesh"), args, http_args, seed_env)
+    /// environment variables `env` (the seed's, such as `SERVER_PORT`, or a `RUST_LOG` filter
+    /// that logs more than warnings); the seed's others are not passed on.
+    pub fn spawn_with(args: &[&str], http_args: &[&str], env: &[(&str, &str)]) -> TillProcess {
+        TillProcess::spawn_program(env!("CARGO_BIN_EXE_tillmesh"), args, http_args, env)
     }
 
     /// Like [`TillProcess::spawn_with`] through another program
@@ -46,7 +50,7 @@ impl TillProcess {
         program: &str,
         args: &[&str],
         http_args: &[&str],
-        seed_env: &[(&str, &str)],
+        env: &[(&str, &str)],
     ) -> TillProcess {
         let child = Command::new(program)
             .args(args)
@@ -56,13 +60,21 @@ impl TillProcess {
             .env_remove("DATABASE_USER")
             .env_remove("DATABASE_PASSWORD")
             .env_remove("SERVER_PORT")
-            .envs(seed_env.iter().copied())
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tillmesh");
         // Owned by the guard from here on: a failed start still kills and reaps the process.
-        let mut till = TillProcess { child, url: String::new(), peer: None };
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut till = TillProcess { child, url: String::new(), peer: None, log: Arc::clone(&log) };
+        let stderr = till.child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                log.lock().expect("log lock").push(line);
+            }
+        });
         let stdout = till.child.stdout.take().expect("stdout");
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -82,6 +94,18 @@ impl TillProcess {
                 return till;
             }
         }
+    }
+
+    /// The peer id at the end of its peer address.
+    pub fn peer_id(&self) -> &str {
+        let peer = self.peer.as_deref().expect("the till listens for peers");
+        peer.rsplit_once("/p2p/").map_or(peer, |(_, id)| id)
+    }
+
+    /// Whether it has logged a line containing every one of `parts` (a message and, say, a
+    /// peer id: a line's fields may be set apart by colour codes).
+    pub fn logged(&self, parts: &[&str]) -> bool {
+        self.log.lock().expect("log lock").iter().any(|line| parts.iter().all(|part| line.contains(part)))
     }
 
     /// Pauses the process (SIGSTOP): to its peers it is cut off.

@@ -19,14 +19,17 @@
 //! - [`resolve`]: applying HQ's field conflicts (`SERVER_WINS`, `SERVER_ASSIGNED`).
 //! - [`backoff`]: exponential backoff with jitter after failures.
 //! - `api`: the HTTP calls and how HQ's statuses become [`ClientError`]s.
-//! - [`config`]: [`ClientConfig`] and its bounds; [`error`]: [`ClientError`];
-//!   [`clock`]: the [`SystemClock`].
+//! - [`config`]: [`ClientConfig`] and its bounds; [`error`]: [`ClientError`].
+//!
+//! The service stamps what it saves with an injected [`tillmesh_core::Clock`]: on a device,
+//! `tillmesh_node::SystemClock` (the one wall clock of the workspace); in tests, their own.
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //!
-//! use tillmesh_client::{ClientConfig, SyncService, SyncState, SystemClock};
+//! use tillmesh_client::{ClientConfig, SyncService, SyncState};
 //! use tillmesh_core::legacy::LegacyOrder;
+//! use tillmesh_node::SystemClock;
 //!
 //! # async fn example(order: LegacyOrder) -> Result<(), tillmesh_client::ClientError> {
 //! let config = ClientConfig::new("http://hq.local:8080", "pos-1", "tmd_…", "/var/lib/pos/outbox");
@@ -55,7 +58,6 @@
 mod api;
 pub mod background;
 pub mod backoff;
-pub mod clock;
 pub mod config;
 pub mod error;
 mod outbox;
@@ -64,7 +66,6 @@ pub mod resolve;
 pub mod service;
 
 pub use background::SyncHandle;
-pub use clock::SystemClock;
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use record::{LegacyRecord, RecordKind, Tracked, TrackedOrder, TrackedTransaction};

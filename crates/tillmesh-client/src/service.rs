@@ -194,7 +194,8 @@ fn wire_transaction(tracked: &TrackedTransaction) -> SyncableTransaction {
 impl SyncService {
     /// Opens the outbox in `config.data_dir` (queuing again whatever a crash left in flight)
     /// and prepares the HTTP client. Nothing is sent until [`SyncService::sync_now`] or
-    /// [`SyncService::start`].
+    /// [`SyncService::start`]. `clock` stamps deletions and sync times
+    /// (`tillmesh_node::SystemClock` on a device).
     pub fn open(config: ClientConfig, clock: Arc<dyn Clock>) -> Result<SyncService, ClientError> {
         config.check()?;
         let outbox = Outbox::open(&config.data_dir)?;

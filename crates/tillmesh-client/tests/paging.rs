@@ -7,7 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{client, config, hq_with, order};
-use tillmesh_client::{SyncService, SystemClock};
+use tillmesh_client::SyncService;
+use tillmesh_node::SystemClock;
 
 const ORDERS: usize = 501;
 

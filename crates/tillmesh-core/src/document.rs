@@ -5,9 +5,10 @@
 use automerge::{AutoCommit, ChangeHash};
 use uuid::Uuid;
 
+use crate::authority::HqPublicKey;
 use crate::kind::{DocKind, DocumentError, Header};
-use crate::order::OrderDoc;
-use crate::payment::TransactionDoc;
+use crate::order::{Order, OrderDoc};
+use crate::payment::{Transaction, TransactionDoc};
 
 /// A loaded document of either kind.
 #[derive(Debug, Clone)]
@@ -46,6 +47,15 @@ impl Document {
         }
     }
 
+    /// The document's effective view ([`OrderDoc::view`] or [`TransactionDoc::view`]): HQ's
+    /// settlements count only with a valid signature by `hq`.
+    pub fn view(&self, hq: Option<&HqPublicKey>) -> Result<View, DocumentError> {
+        Ok(match self {
+            Document::Order(order) => View::Order(order.view(hq)?),
+            Document::Transaction(transaction) => View::Transaction(transaction.view(hq)?),
+        })
+    }
+
     /// The document's kind.
     pub fn kind(&self) -> DocKind {
         match self {
@@ -80,5 +90,24 @@ impl Document {
         }
         self.automerge().merge(other.automerge()).map_err(DocumentError::from)?;
         Ok(())
+    }
+}
+
+/// The effective view of a document of either kind ([`Document::view`]).
+#[derive(Debug, Clone)]
+pub enum View {
+    /// An order's.
+    Order(Order),
+    /// A transaction's.
+    Transaction(Transaction),
+}
+
+impl View {
+    /// The `localId` the originating device gave the document.
+    pub fn local_id(&self) -> Uuid {
+        match self {
+            View::Order(order) => order.local_id,
+            View::Transaction(transaction) => transaction.local_id,
+        }
     }
 }

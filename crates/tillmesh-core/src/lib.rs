@@ -74,7 +74,7 @@ pub mod time;
 pub use authority::{
     AuthorityViolation, HqPublicKey, HqSigningKey, PaymentConflict, PaymentView, SignedSettlement,
 };
-pub use document::Document;
+pub use document::{Document, View};
 pub use edit::{EditError, limits};
 pub use hash::{order_hash, transaction_hash};
 pub use kind::{DocKind, DocumentError, LayoutError, SCHEMA_VERSION};

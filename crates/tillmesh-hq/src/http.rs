@@ -6,9 +6,10 @@
 //!   `GET /api/sync/updates?deviceId=…&since=…`: the seed's API, each with
 //!   `Authorization: Bearer <device token>`; a token may only act as its own device (403). With
 //!   [`LegacyAuth::Open`] a request without a token is admitted as the device it names. Web
-//!   origins listed in [`Access::cors_origins`] may call them from a browser (CORS). A body over
-//!   the limit is read to its end (up to [`REST_BODY_DRAIN_BYTES_MAX`]) and answered 413, so the
-//!   client can read the answer instead of seeing its connection reset.
+//!   origins listed in [`Access::cors_origins`] may call them from a browser (CORS). Every body
+//!   is read to its end before it is judged (up to [`REST_BODY_DRAIN_BYTES_MAX`]; over the
+//!   limit, answered 413), so a client refused while still sending (a bad token, a body too
+//!   large) reads the answer instead of seeing its connection reset.
 //! - `POST /api/hq/devices` `{"deviceId"}` → `{"deviceId","token"}` and `GET /api/hq/conflicts`:
 //!   HQ's admin endpoints, with `Authorization: Bearer <admin token>` (the file `admin-token` in
 //!   HQ's data directory).
@@ -21,8 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +32,7 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tillmesh_core::legacy::{BatchSyncResponse, Since, SyncResponse};
-use tillmesh_node::http::{ApiError, MetricsSource, TillRoutes, metric};
+use tillmesh_node::http::{ApiError, ApiJson, ApiQuery, MetricsSource, TillRoutes, metric};
 use tokio::sync::Mutex;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -150,7 +151,7 @@ pub fn routes<S: RecordStore>(
     let edge = |router: Router| {
         let router = router
             .layer(DefaultBodyLimit::max(REST_BODY_BYTES_MAX))
-            .layer(middleware::from_fn(read_oversized_to_end));
+            .layer(middleware::from_fn(read_body_to_end));
         if access.cors_origins.is_empty() {
             return router;
         }
@@ -161,23 +162,32 @@ pub fn routes<S: RecordStore>(
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
         )
     };
+    let counted = |endpoint: Endpoint| {
+        middleware::from_fn_with_state((Arc::clone(&shared), endpoint), count_request::<S>)
+    };
+    let admin_only = middleware::from_extractor_with_state::<Admin, _>(Arc::clone(&shared));
     let writes = edge(
         Router::new()
-            .route("/api/sync/batch", post(batch::<S>))
-            .route("/api/sync/order", post(order::<S>))
-            .route("/api/sync/transaction", post(transaction::<S>))
+            .route("/api/sync/batch", post(batch::<S>).route_layer(counted(|requests| &requests.batch)))
+            .route("/api/sync/order", post(order::<S>).route_layer(counted(|requests| &requests.order)))
+            .route(
+                "/api/sync/transaction",
+                post(transaction::<S>).route_layer(counted(|requests| &requests.transaction)),
+            )
             .with_state(Arc::clone(&shared)),
     );
+    let admin = Router::new()
+        .route("/api/hq/devices", post(add_device::<S>))
+        .route("/api/hq/conflicts", get(conflicts::<S>))
+        .route_layer(admin_only.clone());
     let reads = edge(
         Router::new()
-            .route("/api/sync/updates", get(updates::<S>))
-            .route("/api/hq/devices", post(add_device::<S>))
-            .route("/api/hq/conflicts", get(conflicts::<S>))
+            .route("/api/sync/updates", get(updates::<S>).route_layer(counted(|requests| &requests.updates)))
+            .merge(admin)
             .route("/api/openapi.json", get(openapi))
             .with_state(Arc::clone(&shared)),
     );
     let node = tillmesh_node::http::till_routes(shared.service.node().clone());
-    let admin_only = middleware::from_fn_with_state(Arc::clone(&shared), require_admin::<S>);
     let routes = TillRoutes {
         reads: reads.merge(node.reads.route_layer(admin_only.clone())),
         writes: writes.merge(node.writes.route_layer(admin_only.clone())),
@@ -206,59 +216,81 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
 }
 
-/// The device a request's bearer token belongs to; `None` for a request without a token that
-/// open mode admits by the device it names (see [`admit`]).
-async fn token_device<S: RecordStore>(
-    shared: &Shared<S>,
-    headers: &HeaderMap,
-) -> Result<Option<String>, ApiError> {
-    match (bearer(headers), shared.legacy_auth) {
-        (Some(token), _) => shared.service.authenticate(token).await.map(Some).map_err(api_error),
-        (None, LegacyAuth::Open) => Ok(None),
-        (None, LegacyAuth::Token) => Err(api_error(HqError::Unauthorized)),
-    }
-}
+/// A legacy request's sender, from its bearer token: the device the token belongs to, or, for
+/// a request without a token that open mode lets in, nobody yet (see [`LegacyCaller::admit`]).
+/// Without a valid token (and not in open mode) the request is refused 401 before its body is
+/// parsed.
+struct LegacyCaller(Option<String>);
 
-/// The writing device: the token's, or in open mode the `claimed` one, registered among HQ's
-/// devices on first sight.
-async fn admit<S: RecordStore>(
-    shared: &Shared<S>,
-    by_token: Option<String>,
-    claimed: &str,
-) -> Result<String, ApiError> {
-    if let Some(device) = by_token {
-        return Ok(device);
-    }
-    let mut admitted = shared.admitted.lock().await;
-    if !admitted.contains(claimed) {
-        match shared.service.add_device(claimed).await {
-            Ok(_) | Err(HqError::DeviceExists(_)) => {
-                tracing::info!(device = claimed, "admitted a legacy device without a token (open mode)");
-            }
-            Err(error) => return Err(api_error(error)),
+impl<S: RecordStore> FromRequestParts<Arc<Shared<S>>> for LegacyCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared<S>>) -> Result<Self, ApiError> {
+        match (bearer(&parts.headers), shared.legacy_auth) {
+            (Some(token), _) => shared
+                .service
+                .authenticate(token)
+                .await
+                .map(|device| LegacyCaller(Some(device)))
+                .map_err(api_error),
+            (None, LegacyAuth::Open) => Ok(LegacyCaller(None)),
+            (None, LegacyAuth::Token) => Err(api_error(HqError::Unauthorized)),
         }
-        admitted.insert(claimed.to_string());
-    }
-    Ok(claimed.to_string())
-}
-
-fn admin<S>(shared: &Shared<S>, headers: &HeaderMap) -> Result<(), ApiError> {
-    match bearer(headers) {
-        Some(token) if token_sha256(token) == shared.admin_token_sha256 => Ok(()),
-        _ => Err(ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            error: "unauthorized",
-            detail: "HQ's admin token is required (Authorization: Bearer <contents of admin-token>)".into(),
-        }),
     }
 }
 
-/// Lets a request through only with HQ's admin token.
-async fn require_admin<S>(State(shared): AppState<S>, request: Request, next: Next) -> Response {
-    match admin(&shared, request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(error) => error.into_response(),
+impl LegacyCaller {
+    /// The writing device: the token's, or in open mode the `claimed` one, registered among
+    /// HQ's devices on first sight.
+    async fn admit<S: RecordStore>(self, shared: &Shared<S>, claimed: &str) -> Result<String, ApiError> {
+        if let Some(device) = self.0 {
+            return Ok(device);
+        }
+        let mut admitted = shared.admitted.lock().await;
+        if !admitted.contains(claimed) {
+            match shared.service.add_device(claimed).await {
+                Ok(_) | Err(HqError::DeviceExists(_)) => {
+                    tracing::info!(device = claimed, "admitted a legacy device without a token (open mode)");
+                }
+                Err(error) => return Err(api_error(error)),
+            }
+            admitted.insert(claimed.to_string());
+        }
+        Ok(claimed.to_string())
     }
+}
+
+/// A request with HQ's admin token: the admin routes and the node's own require it (through
+/// [`middleware::from_extractor_with_state`]).
+struct Admin;
+
+impl<S: Send + Sync> FromRequestParts<Arc<Shared<S>>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared<S>>) -> Result<Self, ApiError> {
+        match bearer(&parts.headers) {
+            Some(token) if token_sha256(token) == shared.admin_token_sha256 => Ok(Admin),
+            _ => Err(ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                error: "unauthorized",
+                detail: "HQ's admin token is required (Authorization: Bearer <contents of admin-token>)"
+                    .into(),
+            }),
+        }
+    }
+}
+
+/// A legacy endpoint's request counter.
+type Endpoint = fn(&RestRequests) -> &AtomicU64;
+
+/// Counts a request to a legacy endpoint, refused or not.
+async fn count_request<S>(
+    State((shared, endpoint)): State<(Arc<Shared<S>>, Endpoint)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    endpoint(&shared.requests).fetch_add(1, Ordering::Relaxed);
+    next.run(request).await
 }
 
 /// Why a legacy write was not taken: the API's errors, or the device's rate.
@@ -305,39 +337,30 @@ async fn turn<S>(
 
 async fn batch<S: RecordStore>(
     State(shared): AppState<S>,
-    headers: HeaderMap,
-    body: Result<Json<IncomingBatch>, JsonRejection>,
+    caller: LegacyCaller,
+    ApiJson(request): ApiJson<IncomingBatch>,
 ) -> Result<Json<BatchSyncResponse>, WriteRefused> {
-    shared.requests.batch.fetch_add(1, Ordering::Relaxed);
-    let by_token = token_device(&shared, &headers).await?;
-    let Json(request) = body.map_err(ApiError::from)?;
-    let device = admit(&shared, by_token, &request.device_id).await?;
+    let device = caller.admit(&shared, &request.device_id).await?;
     let _turn = turn(&shared, &device, request.orders.len() + request.transactions.len()).await?;
     Ok(Json(shared.service.sync_batch(&device, request).await.map_err(api_error)?))
 }
 
 async fn order<S: RecordStore>(
     State(shared): AppState<S>,
-    headers: HeaderMap,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    caller: LegacyCaller,
+    ApiJson(order): ApiJson<serde_json::Value>,
 ) -> Result<Json<SyncResponse>, WriteRefused> {
-    shared.requests.order.fetch_add(1, Ordering::Relaxed);
-    let by_token = token_device(&shared, &headers).await?;
-    let Json(order) = body.map_err(ApiError::from)?;
-    let device = admit(&shared, by_token, claimed_device(&order)?).await?;
+    let device = caller.admit(&shared, claimed_device(&order)?).await?;
     let _turn = turn(&shared, &device, 1).await?;
     Ok(Json(shared.service.sync_order(&device, order).await.map_err(api_error)?))
 }
 
 async fn transaction<S: RecordStore>(
     State(shared): AppState<S>,
-    headers: HeaderMap,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    caller: LegacyCaller,
+    ApiJson(transaction): ApiJson<serde_json::Value>,
 ) -> Result<Json<SyncResponse>, WriteRefused> {
-    shared.requests.transaction.fetch_add(1, Ordering::Relaxed);
-    let by_token = token_device(&shared, &headers).await?;
-    let Json(transaction) = body.map_err(ApiError::from)?;
-    let device = admit(&shared, by_token, claimed_device(&transaction)?).await?;
+    let device = caller.admit(&shared, claimed_device(&transaction)?).await?;
     let _turn = turn(&shared, &device, 1).await?;
     Ok(Json(shared.service.sync_transaction(&device, transaction).await.map_err(api_error)?))
 }
@@ -349,10 +372,11 @@ fn claimed_device(record: &serde_json::Value) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::bad_request("invalid_body", "deviceId: a string is required"))
 }
 
-/// Reads a body over [`REST_BODY_BYTES_MAX`] to its end (at most [`REST_BODY_DRAIN_BYTES_MAX`])
-/// before answering 413: a server that answers while the client is still sending closes the
-/// connection under it, and the client sees a reset instead of the answer.
-async fn read_oversized_to_end(request: Request, next: Next) -> Response {
+/// Reads a body to its end before the route judges it, and one over [`REST_BODY_BYTES_MAX`]
+/// (read up to [`REST_BODY_DRAIN_BYTES_MAX`]) is answered 413: a server that answers while the
+/// client is still sending (a refused token, a body too large) closes the connection under it,
+/// and the client sees a reset instead of the answer.
+async fn read_body_to_end(request: Request, next: Next) -> Response {
     let too_large = || ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         error: "too_large",
@@ -363,14 +387,11 @@ async fn read_oversized_to_end(request: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length <= REST_BODY_BYTES_MAX) {
-        return next.run(request).await;
-    }
     if declared.is_some_and(|length| length > REST_BODY_DRAIN_BYTES_MAX) {
         return too_large().into_response();
     }
     let (parts, mut body) = request.into_parts();
-    let mut kept = Vec::new();
+    let mut kept = Vec::with_capacity(declared.unwrap_or(0).min(REST_BODY_BYTES_MAX));
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
@@ -402,13 +423,10 @@ struct UpdatesQuery {
 
 async fn updates<S: RecordStore>(
     State(shared): AppState<S>,
-    headers: HeaderMap,
-    query: Result<Query<UpdatesQuery>, QueryRejection>,
+    caller: LegacyCaller,
+    ApiQuery(query): ApiQuery<UpdatesQuery>,
 ) -> Result<Response, ApiError> {
-    shared.requests.updates.fetch_add(1, Ordering::Relaxed);
-    let by_token = token_device(&shared, &headers).await?;
-    let Query(query) = query?;
-    let device = admit(&shared, by_token, &query.device_id).await?;
+    let device = caller.admit(&shared, &query.device_id).await?;
     if query.device_id != device {
         return Err(api_error(HqError::Forbidden {
             detail: format!("this token belongs to device {device:?}, not {:?}", query.device_id),
@@ -526,11 +544,8 @@ struct IssuedToken {
 
 async fn add_device<S: RecordStore>(
     State(shared): AppState<S>,
-    headers: HeaderMap,
-    body: Result<Json<NewDevice>, JsonRejection>,
+    ApiJson(NewDevice { device_id }): ApiJson<NewDevice>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
-    admin(&shared, &headers)?;
-    let Json(NewDevice { device_id }) = body?;
     let token = shared.service.add_device(&device_id).await.map_err(api_error)?;
     Ok((StatusCode::CREATED, Json(IssuedToken { device_id, token })))
 }
@@ -550,11 +565,8 @@ const CONFLICTS_LIMIT_MAX: usize = 1_000;
 
 async fn conflicts<S: RecordStore>(
     State(shared): AppState<S>,
-    headers: HeaderMap,
-    query: Result<Query<ConflictsQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<ConflictsQuery>,
 ) -> Answer<Vec<ConflictEntry>> {
-    admin(&shared, &headers)?;
-    let Query(query) = query?;
     if !(1..=CONFLICTS_LIMIT_MAX).contains(&query.limit) {
         return Err(ApiError::bad_request("invalid_query", format!("limit: 1 to {CONFLICTS_LIMIT_MAX}")));
     }

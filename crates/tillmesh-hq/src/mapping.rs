@@ -3,7 +3,7 @@
 //! projector stores for a document the node wrote. Nothing here reads HQ's service state.
 
 use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Resolution, json_text};
-use tillmesh_core::{DocKind, Document, HqPublicKey, Order, Timestamp};
+use tillmesh_core::{DocKind, Document, HqPublicKey, Order, Timestamp, View};
 
 use crate::error::{HqError, invalid};
 use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody, RecordKind};
@@ -103,9 +103,8 @@ pub(crate) async fn record_of<B: RecordBatch>(
     now: Timestamp,
 ) -> Result<Record, HqError> {
     let kind = record_kind(document);
-    let (local_id, device_id, mut body, payment_conflict) = match document {
-        Document::Order(order) => {
-            let view = order.view(hq)?;
+    let (local_id, device_id, mut body, payment_conflict) = match document.view(hq)? {
+        View::Order(view) => {
             let mut body = LegacyOrder::from_view(&view);
             if let Some(RecordBody::Order(before)) = previous.as_ref().map(|record| &record.body) {
                 body.id.clone_from(&before.id);
@@ -113,8 +112,7 @@ pub(crate) async fn record_of<B: RecordBatch>(
             }
             (view.local_id, view.device_id, RecordBody::Order(body), view.payment.conflict)
         }
-        Document::Transaction(transaction) => {
-            let view = transaction.view(hq)?;
+        View::Transaction(view) => {
             let mut body = LegacyTransaction::from_view(&view);
             if let Some(RecordBody::Transaction(before)) = previous.as_ref().map(|record| &record.body) {
                 body.id.clone_from(&before.id);

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tillmesh_core::{Clock, Document, HqPublicKey, Timestamp};
+use tillmesh_core::{Clock, Document, Timestamp};
 use tillmesh_node::{Till, TillError};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -169,7 +169,7 @@ async fn project<S: RecordStore>(
     for id in ids {
         let Some(mut document) = node.store().get(id).map_err(TillError::from)? else { continue };
         let kind = record_kind(&document);
-        let local_id = local_id_of(&document, hq.as_ref())?;
+        let local_id = document.view(hq.as_ref())?.local_id();
         let previous = batch.get(kind, local_id).await?;
         if previous.as_ref().is_some_and(|record| record.heads == heads_hex(&mut document)) {
             continue;
@@ -200,11 +200,4 @@ async fn project<S: RecordStore>(
         node.write_documents(back_to_node.into_iter().map(|document| (document, None)).collect()).await?;
     }
     Ok(())
-}
-
-fn local_id_of(document: &Document, hq: Option<&HqPublicKey>) -> Result<Uuid, HqError> {
-    Ok(match document {
-        Document::Order(order) => order.view(hq)?.local_id,
-        Document::Transaction(transaction) => transaction.view(hq)?.local_id,
-    })
 }

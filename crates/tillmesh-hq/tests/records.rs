@@ -12,6 +12,7 @@ mod common;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -611,50 +612,71 @@ async fn insert_once<S: RecordStore>(stores: [Arc<S>; 2]) {
 }
 
 /// A batch on one handle waits for a batch of the other to finish, then sees its writes.
+///
+/// The second batch is begun while the first is open, and the first raises `committing` just
+/// before it commits: a second batch whose `begin` returned before that ran beside the first.
 async fn batches_wait_for_each_other<S: RecordStore>(stores: [Arc<S>; 2]) {
     let [first_store, second_store] = stores;
     let record = transaction_record(Uuid::new_v4(), "REF-W", 1);
     let mut first = first_store.begin().await.expect("begin");
     let local_id = record.local_id;
-    let waiter = tokio::spawn(async move {
-        let mut second = second_store.begin().await.expect("begin second");
-        let seen = second.get(RecordKind::Transaction, local_id).await.expect("get");
-        second.commit().await.expect("commit second");
-        seen
+    let committing = Arc::new(AtomicBool::new(false));
+    let (beginning, begun) = tokio::sync::oneshot::channel();
+    let waiter = tokio::spawn({
+        let committing = Arc::clone(&committing);
+        async move {
+            let _ = beginning.send(());
+            let mut second = second_store.begin().await.expect("begin second");
+            let after_first = committing.load(Ordering::SeqCst);
+            let seen = second.get(RecordKind::Transaction, local_id).await.expect("get");
+            second.commit().await.expect("commit second");
+            (after_first, seen)
+        }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiter.is_finished(), "a second batch ran while the first was open");
+    // The first batch writes while the second is on its way in.
+    begun.await.expect("the second batch begins");
     let stored = first.put(record).await.expect("put");
+    committing.store(true, Ordering::SeqCst);
     first.commit().await.expect("commit");
-    let seen = tokio::time::timeout(Duration::from_secs(10), waiter)
+    let (after_first, seen) = tokio::time::timeout(Duration::from_secs(10), waiter)
         .await
         .expect("the second batch starts once the first commits")
         .expect("task");
+    assert!(after_first, "a second batch ran while the first was open");
     assert_eq!(seen, Some(stored));
 }
 
 /// A batch that waited for another one's lock continues that batch's positions and assigned
-/// numbers.
+/// numbers (begun and checked as in [`batches_wait_for_each_other`]).
 async fn waiting_batch_continues_counters<S: RecordStore>(stores: [Arc<S>; 2]) {
     let [first_store, second_store] = stores;
     let mut first = first_store.begin().await.expect("begin");
     let assigned = first.next_assigned_number().await.expect("assigned number");
-    let a = first.put(order_record(Uuid::new_v4(), "ORD-1", 1)).await.expect("put");
-    let waiter = tokio::spawn(async move {
-        let mut second = second_store.begin().await.expect("begin second");
-        let assigned = second.next_assigned_number().await.expect("assigned number");
-        let b = second.put(transaction_record(Uuid::new_v4(), "REF-2", 2)).await.expect("put");
-        let c = second.put(order_record(Uuid::new_v4(), "ORD-3", 3)).await.expect("put");
-        second.commit().await.expect("commit second");
-        (assigned, b, c)
+    let committing = Arc::new(AtomicBool::new(false));
+    let (beginning, begun) = tokio::sync::oneshot::channel();
+    let waiter = tokio::spawn({
+        let committing = Arc::clone(&committing);
+        async move {
+            let _ = beginning.send(());
+            let mut second = second_store.begin().await.expect("begin second");
+            let after_first = committing.load(Ordering::SeqCst);
+            let assigned = second.next_assigned_number().await.expect("assigned number");
+            let b = second.put(transaction_record(Uuid::new_v4(), "REF-2", 2)).await.expect("put");
+            let c = second.put(order_record(Uuid::new_v4(), "ORD-3", 3)).await.expect("put");
+            second.commit().await.expect("commit second");
+            (after_first, assigned, b, c)
+        }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiter.is_finished(), "a second batch ran while the first was open");
+    // The first batch writes while the second is on its way in.
+    begun.await.expect("the second batch begins");
+    let a = first.put(order_record(Uuid::new_v4(), "ORD-1", 1)).await.expect("put");
+    committing.store(true, Ordering::SeqCst);
     first.commit().await.expect("commit");
-    let (second_assigned, b, c) = tokio::time::timeout(Duration::from_secs(10), waiter)
+    let (after_first, second_assigned, b, c) = tokio::time::timeout(Duration::from_secs(10), waiter)
         .await
         .expect("the second batch starts once the first commits")
         .expect("task");
+    assert!(after_first, "a second batch ran while the first was open");
     assert_eq!(second_assigned, assigned + 1);
     assert_strictly_increasing(&[a.clone(), b.clone(), c.clone()]);
     assert_eq!(first_store.last_position().await.expect("last position"), c.position);

@@ -561,6 +561,15 @@ async fn bad_input_changes_nothing<S: RecordStore>(h: Harness<S>) {
             "unauthorized",
         ),
         (
+            // Refused before its body is parsed, yet read to its end: the client, still
+            // sending, reads the answer instead of seeing its connection reset.
+            "no token, a large body",
+            None,
+            format!("{{\"deviceId\":\"pos-a\",\"pad\":\"{}\"}}", &huge[..4 * 1024 * 1024 - 64]),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
             "oversized body",
             Some(&h.token_a),
             format!("{{\"deviceId\":\"pos-a\",\"pad\":\"{huge}\"}}"),

@@ -1,4 +1,5 @@
-//! The system clock, for real nodes (the simulator brings its own [`Clock`]).
+//! The system clock: the one wall clock of the workspace, for real nodes, the CLI and the legacy
+//! client (`tillmesh_client::SyncService::open`); the simulator and tests bring their own [`Clock`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

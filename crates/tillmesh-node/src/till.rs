@@ -8,12 +8,10 @@ use serde::{Deserialize, Serialize};
 use tillmesh_core::{
     Amount, Clock, Currency, DocKind, Document, EditError, HqPublicKey, NewItem, NewOrder, NewTransaction,
     Order, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp, Transaction,
-    TransactionDoc, order_hash,
+    TransactionDoc, View, order_hash,
 };
 use tillmesh_mesh::LocalWrite;
-use tillmesh_store::{
-    OrderPage, OrderQuery, Prepared, RemoteCounts, Store, StoreOptions, TillIdentity, View,
-};
+use tillmesh_store::{OrderPage, OrderQuery, Prepared, RemoteCounts, Store, StoreOptions, TillIdentity};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 

@@ -33,8 +33,10 @@ use uuid::Uuid;
 
 pub use error::StoreError;
 pub use quarantine::{QUARANTINE_ENTRIES_MAX, Quarantined};
-pub use summary::{OrderPage, OrderQuery, OrderSummary, PAGE_ROWS_MAX, Prepared, View};
+pub use summary::{OrderPage, OrderQuery, OrderSummary, PAGE_ROWS_MAX, Prepared};
 pub use sync::{REMOTE_NAME_BYTES_MAX, RemoteCounts, SyncStatus};
+/// A document's effective view, as [`Store::prepare_viewed`] takes it (core's).
+pub use tillmesh_core::View;
 
 /// The on-disk layout this build writes and the newest it opens.
 pub const STORE_SCHEMA_VERSION: u64 = 1;

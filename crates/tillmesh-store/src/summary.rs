@@ -1,7 +1,7 @@
 //! Order summaries: what a list shows, kept per order so listing never loads documents.
 
 use serde::{Deserialize, Serialize};
-use tillmesh_core::{Amount, Currency, Document, HqPublicKey, OrderStatus, PaymentStatus, Timestamp};
+use tillmesh_core::{Amount, Currency, Document, HqPublicKey, OrderStatus, PaymentStatus, Timestamp, View};
 use tillmesh_sync::ItemHash;
 use uuid::Uuid;
 
@@ -96,11 +96,7 @@ impl Prepared {
         hq: Option<&HqPublicKey>,
     ) -> Result<Prepared, StoreError> {
         let id = document.id();
-        let invalid = |source| StoreError::Document { id, source };
-        let view = match document {
-            Document::Order(order) => View::Order(order.view(hq).map_err(invalid)?),
-            Document::Transaction(transaction) => View::Transaction(transaction.view(hq).map_err(invalid)?),
-        };
+        let view = document.view(hq).map_err(|source| StoreError::Document { id, source })?;
         let bytes = saved.unwrap_or_else(|| document.save());
         Ok(Prepared::viewed(document, bytes, &view))
     }
@@ -161,15 +157,6 @@ impl Prepared {
             },
         }
     }
-}
-
-/// A document's effective view, as [`Store::prepare_viewed`](crate::Store::prepare_viewed) takes it.
-#[derive(Debug, Clone)]
-pub enum View {
-    /// An order's.
-    Order(tillmesh_core::Order),
-    /// A transaction's.
-    Transaction(tillmesh_core::Transaction),
 }
 
 pub(crate) fn get(summaries: &sled::Tree, id: Uuid) -> Result<Option<OrderSummary>, StoreError> {

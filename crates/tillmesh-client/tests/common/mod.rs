@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tillmesh_client::{ClientConfig, SyncService, SyncState, SystemClock};
+use tillmesh_client::{ClientConfig, SyncService, SyncState};
 use tillmesh_core::legacy::{LegacyItem, LegacyOrder, LegacyTransaction};
 use tillmesh_core::{
     Amount, HqSigningKey, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp,
 };
 use tillmesh_hq::records::{Record, RecordKind, RecordStore};
 use tillmesh_hq::{Access, Hq, LegacyService, SledRecords};
+use tillmesh_node::SystemClock;
 use tillmesh_node::{Till, TillConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};

@@ -13,6 +13,7 @@
 
 mod changes;
 mod error;
+mod extract;
 mod metrics;
 mod routes;
 mod server;
@@ -32,6 +33,7 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, Tr
 use tracing::Level;
 
 pub use error::ApiError;
+pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use metrics::metric;
 pub use rustls::ServerConfig as TlsServerConfig;
 pub use server::{ConnectionLimits, TlsError, serve_router, tls_config};

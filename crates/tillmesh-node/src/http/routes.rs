@@ -1,27 +1,18 @@
 //! Request handlers: parse, call the till, answer JSON.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tillmesh_core::{OrderStatus, SignedRosterEntry, Timestamp};
 use tillmesh_store::{OrderPage, OrderQuery};
 use uuid::Uuid;
 
-use super::ApiError;
+use super::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::Till;
 use crate::till::{ItemInput, OrderDetail, OrderInput, PaymentInput, SyncOverview};
 
 type Answer<T> = Result<Json<T>, ApiError>;
-
-fn id(path: Result<Path<Uuid>, PathRejection>) -> Result<Uuid, ApiError> {
-    Ok(path?.0)
-}
-
-fn ids(path: Result<Path<(Uuid, Uuid)>, PathRejection>) -> Result<(Uuid, Uuid), ApiError> {
-    Ok(path?.0)
-}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -62,9 +53,8 @@ pub(super) async fn health(
 
 pub(super) async fn create_order(
     State(till): State<Till>,
-    body: Result<Json<OrderInput>, JsonRejection>,
+    ApiJson(input): ApiJson<OrderInput>,
 ) -> Result<(StatusCode, Json<OrderDetail>), ApiError> {
-    let Json(input) = body?;
     let (detail, created) = till.create_order(input).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(detail)))
 }
@@ -80,9 +70,8 @@ pub(super) struct ListParams {
 
 pub(super) async fn list_orders(
     State(till): State<Till>,
-    params: Result<Query<ListParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Answer<OrderPage> {
-    let Query(params) = params?;
     let status = match params.status {
         Some(text) => Some(
             text.parse::<OrderStatus>()
@@ -101,9 +90,9 @@ pub(super) async fn list_orders(
 
 pub(super) async fn get_order(
     State(till): State<Till>,
-    path: Result<Path<Uuid>, PathRejection>,
+    ApiPath(order_id): ApiPath<Uuid>,
 ) -> Answer<OrderDetail> {
-    Ok(Json(till.order(id(path)?)?))
+    Ok(Json(till.order(order_id)?))
 }
 
 #[derive(Deserialize)]
@@ -114,21 +103,17 @@ pub(super) struct OrderUpdate {
 
 pub(super) async fn update_order(
     State(till): State<Till>,
-    path: Result<Path<Uuid>, PathRejection>,
-    body: Result<Json<OrderUpdate>, JsonRejection>,
+    ApiPath(order_id): ApiPath<Uuid>,
+    ApiJson(update): ApiJson<OrderUpdate>,
 ) -> Answer<OrderDetail> {
-    let order_id = id(path)?;
-    let Json(update) = body?;
     Ok(Json(till.set_notes(order_id, update.notes).await?))
 }
 
 pub(super) async fn add_item(
     State(till): State<Till>,
-    path: Result<Path<Uuid>, PathRejection>,
-    body: Result<Json<ItemInput>, JsonRejection>,
+    ApiPath(order_id): ApiPath<Uuid>,
+    ApiJson(item): ApiJson<ItemInput>,
 ) -> Answer<OrderDetail> {
-    let order_id = id(path)?;
-    let Json(item) = body?;
     Ok(Json(till.add_item(order_id, item).await?))
 }
 
@@ -140,19 +125,16 @@ pub(super) struct QuantityUpdate {
 
 pub(super) async fn set_quantity(
     State(till): State<Till>,
-    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
-    body: Result<Json<QuantityUpdate>, JsonRejection>,
+    ApiPath((order_id, item_id)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(update): ApiJson<QuantityUpdate>,
 ) -> Answer<OrderDetail> {
-    let (order_id, item_id) = ids(path)?;
-    let Json(update) = body?;
     Ok(Json(till.set_quantity(order_id, item_id, update.quantity).await?))
 }
 
 pub(super) async fn void_item(
     State(till): State<Till>,
-    path: Result<Path<(Uuid, Uuid)>, PathRejection>,
+    ApiPath((order_id, item_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Answer<OrderDetail> {
-    let (order_id, item_id) = ids(path)?;
     Ok(Json(till.void_item(order_id, item_id).await?))
 }
 
@@ -164,29 +146,25 @@ pub(super) struct StatusUpdate {
 
 pub(super) async fn advance(
     State(till): State<Till>,
-    path: Result<Path<Uuid>, PathRejection>,
-    body: Result<Json<StatusUpdate>, JsonRejection>,
+    ApiPath(order_id): ApiPath<Uuid>,
+    ApiJson(update): ApiJson<StatusUpdate>,
 ) -> Answer<OrderDetail> {
-    let order_id = id(path)?;
-    let Json(update) = body?;
     Ok(Json(till.advance(order_id, update.status).await?))
 }
 
 pub(super) async fn record_payment(
     State(till): State<Till>,
-    path: Result<Path<Uuid>, PathRejection>,
-    body: Result<Json<PaymentInput>, JsonRejection>,
+    ApiPath(order_id): ApiPath<Uuid>,
+    ApiJson(payment): ApiJson<PaymentInput>,
 ) -> Result<(StatusCode, Json<OrderDetail>), ApiError> {
-    let order_id = id(path)?;
-    let Json(payment) = body?;
     Ok((StatusCode::CREATED, Json(till.record_payment(order_id, payment).await?)))
 }
 
 pub(super) async fn void_order(
     State(till): State<Till>,
-    path: Result<Path<Uuid>, PathRejection>,
+    ApiPath(order_id): ApiPath<Uuid>,
 ) -> Answer<OrderDetail> {
-    Ok(Json(till.advance(id(path)?, OrderStatus::Voided).await?))
+    Ok(Json(till.advance(order_id, OrderStatus::Voided).await?))
 }
 
 #[derive(Deserialize)]
@@ -197,11 +175,9 @@ pub(super) struct SettlementInput {
 
 pub(super) async fn settle(
     State(till): State<Till>,
-    path: Result<Path<Uuid>, PathRejection>,
-    body: Result<Json<SettlementInput>, JsonRejection>,
+    ApiPath(order_id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<SettlementInput>,
 ) -> Answer<OrderDetail> {
-    let order_id = id(path)?;
-    let Json(input) = body?;
     Ok(Json(till.settle(order_id, input.status).await?))
 }
 
@@ -249,9 +225,8 @@ pub(super) struct RosterApplied {
 
 pub(super) async fn apply_roster(
     State(till): State<Till>,
-    body: Result<Json<SignedRosterEntry>, JsonRejection>,
+    ApiJson(entry): ApiJson<SignedRosterEntry>,
 ) -> Result<(StatusCode, Json<RosterApplied>), ApiError> {
-    let Json(entry) = body?;
     let (Some(hq), Some(control)) = (till.config().hq.as_ref(), till.sync_control()) else {
         return Err(ApiError {
             status: StatusCode::CONFLICT,
