@@ -22,11 +22,13 @@
 //! - `menu`: the dishes and the tills' inputs made of them.
 //! - `legacy`: the legacy side — the REST client's orders and a register sending as the original
 //!   Kotlin client writes.
+//! - `progress`: one printed line per step, with the time since the start (a leaf).
 //! - `scenario`: the steps and their checks.
-//! - `report`: the printed progress, the final tables and `--keep`'s directions.
+//! - `report`: the final tables and `--keep`'s directions.
 
 mod legacy;
 mod menu;
+mod progress;
 mod relay;
 mod report;
 mod scenario;
@@ -36,7 +38,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use report::{Progress, keep_running, print_summary};
+use progress::Progress;
+use report::{keep_running, print_summary};
 use scenario::scenario;
 use shop::DemoShop;
 

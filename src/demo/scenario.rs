@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::legacy::{client_view, legacy_order, send_as_kotlin};
 use super::menu::{MENU, card_payment, item, order_input};
-use super::report::{Progress, seconds};
+use super::progress::{Progress, seconds};
 use super::shop::{DemoShop, NodeState, orders};
 use super::{CLIENT, CUT, KOTLIN, PATIENCE};
 

@@ -22,8 +22,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::progress::{Progress, seconds};
 use super::relay::{Relay, socket_of};
-use super::report::{Progress, seconds};
 use super::{CLIENT, CUT, DEVICES, KOTLIN, SEED, SYNC_INTERVAL_MS, wait_until};
 
 /// One node of the shop: HQ or a till, with its HTTP API and its mesh membership.
