@@ -1,7 +1,7 @@
 //! The till screen in real Chromium: two tills of a shop as real processes, each with its till
 //! screen open, and till B's kitchen display. An order is taken by clicking and typing on till
-//! A's screen (a field error first, then two items, one weighed, and a note) and sent to the
-//! kitchen; it appears on B's open orders and on the kitchen display without a reload. Bumping
+//! A's screen (a field error first, then two items, one weighed, a quantity changed, a line
+//! voided, a note) and sent to the kitchen; it appears on B's open orders and on the kitchen display without a reload. Bumping
 //! it on the kitchen display moves it on both tills' screens; a card payment taken on A shows
 //! "awaiting HQ" there and as paid on B. Screenshots go to `target/screens/till.png` (till A)
 //! and `target/screens/till-b.png`. Prints SKIPPED without Chromium (`.ci/run` installs it).
@@ -64,6 +64,17 @@ async fn an_order_taken_on_one_tills_screen_is_followed_live_on_the_other_and_in
         screen_a.text("#items tr:nth-child(2)").await.contains("$8.72"),
         "0.35 × 24.90, priced by the API"
     );
+    // A line's quantity changed, a line typed in without a SKU and voided.
+    screen_a.fill("#items tr:nth-child(1) [name=quantity]", "3").await;
+    screen_a.click("#items tr:nth-child(1) form button").await;
+    screen_a.text_containing("#items tr:nth-child(1)", "$13.50").await;
+    screen_a.fill("#add-item [name=name]", "Bread").await;
+    screen_a.fill("#add-item [name=unitPrice]", "2.25").await;
+    screen_a.click("#add-item button[type=submit]").await;
+    screen_a.text_containing("#items tr:nth-child(3)", "OPEN-ITEM").await;
+    screen_a.click("#items tr:nth-child(3) button.void").await;
+    screen_a.find("#items tr.voided").await;
+    screen_a.text_containing("#total", "$24.05").await;
     screen_a.fill("#notes", "no croutons").await;
     screen_a.click("#notes-form button").await;
     let http = reqwest::Client::new();
@@ -79,9 +90,10 @@ async fn an_order_taken_on_one_tills_screen_is_followed_live_on_the_other_and_in
     assert!(screen_b.text(&on_b).await.contains(&number), "B lists {number}");
     let ticket = format!("#SENT article[data-order-id='{id}']");
     let text = kitchen.text(&ticket).await;
-    for shown in [number.as_str(), "2 × Tomato soup", "0.35 × Comté", "no croutons", "till-A"] {
+    for shown in [number.as_str(), "3 × Tomato soup", "0.35 × Comté", "no croutons", "till-A"] {
         assert!(text.contains(shown), "the kitchen ticket shows {shown:?}: {text:?}");
     }
+    assert!(!text.contains("Bread"), "a voided line is not cooked: {text:?}");
 
     // Bumped in the kitchen: both tills' screens move with it.
     kitchen.click(&format!("{ticket} button.bump")).await;

@@ -130,6 +130,20 @@ impl Browser {
         }
     }
 
+    /// Waits until the first element matching `selector` shows `wanted` in its text; returns
+    /// the text.
+    pub async fn text_containing(&self, selector: &str, wanted: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text(selector).await;
+            if text.contains(wanted) {
+                return text;
+            }
+            assert!(started.elapsed() < WAIT, "{selector:?} shows {text:?}, not {wanted:?}, after {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Clicks the first element matching `selector` (waiting for one; again if the page
     /// redrew it in between).
     pub async fn click(&self, selector: &str) {
