@@ -126,17 +126,20 @@ fn the_demo_with_keep_leaves_reachable_nodes_until_sigterm() {
     let kotlin =
         orders.iter().find(|order| order["orderNumber"] == "ORD-20250115-0001").expect("the Kotlin order");
     assert_eq!(kotlin["total"].to_string(), "34.83", "{kotlin}");
-    // Each till's kitchen display is printed and served.
-    assert!(out.contains(&format!("kitchen display: {url}/kitchen")), "{out}");
-    let mut connection = std::net::TcpStream::connect(url.trim_start_matches("http://")).expect("connect");
-    std::io::Write::write_all(
-        &mut connection,
-        b"GET /kitchen HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    )
-    .expect("request");
-    let mut page = String::new();
-    connection.read_to_string(&mut page).expect("the page");
-    assert!(page.starts_with("HTTP/1.1 200") && page.contains("<title>Kitchen"), "{page}");
+    // Each till's screen and kitchen display are printed and served.
+    for (printed, path, title) in [
+        (format!("till screen: {url}/ "), "/", "<title>Till"),
+        (format!("kitchen display: {url}/kitchen"), "/kitchen", "<title>Kitchen"),
+    ] {
+        assert!(out.contains(&printed), "{printed:?} in {out}");
+        let mut connection =
+            std::net::TcpStream::connect(url.trim_start_matches("http://")).expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        std::io::Write::write_all(&mut connection, request.as_bytes()).expect("request");
+        let mut page = String::new();
+        connection.read_to_string(&mut page).expect("the page");
+        assert!(page.starts_with("HTTP/1.1 200") && page.contains(title), "{page}");
+    }
 
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());

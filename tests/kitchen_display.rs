@@ -64,9 +64,7 @@ async fn an_order_sent_on_one_till_is_bumped_on_anothers_kitchen_display() {
     for shown in [number.as_str(), "2 × Tomato soup", "0.25 × Comté", "no croutons", "till-A"] {
         assert!(text.contains(shown), "the ticket shows {shown:?}: {text:?}");
     }
-    let screens = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("screens");
-    std::fs::create_dir_all(&screens).expect("screens directory");
-    browser.screenshot(&screens.join("kitchen.png")).await;
+    browser.screenshot(&support::browser::screens_dir().join("kitchen.png")).await;
 
     browser.click(&format!("{ticket} button.bump")).await;
     browser.find(&format!("#READY article[data-order-id='{id}']")).await;

@@ -87,6 +87,7 @@ pub(super) async fn keep_running(shop: &mut DemoShop) -> anyhow::Result<()> {
         println!("  {exe} status --till {}{auth}", node.url);
         println!("  {exe} order new --till {}{auth} --item 'SOUP:Tomato soup:1:4.50'", node.url);
         if index > 0 {
+            println!("  till screen: {}/ (in a browser)", node.url);
             println!("  kitchen display: {}/kitchen (in a browser)", node.url);
             println!("  change stream: curl -N {}/api/changes", node.url);
         }

@@ -130,6 +130,20 @@ impl Browser {
         }
     }
 
+    /// Waits until the first element matching `selector` shows `wanted` in its text; returns
+    /// the text.
+    pub async fn text_containing(&self, selector: &str, wanted: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text(selector).await;
+            if text.contains(wanted) {
+                return text;
+            }
+            assert!(started.elapsed() < WAIT, "{selector:?} shows {text:?}, not {wanted:?}, after {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Clicks the first element matching `selector` (waiting for one; again if the page
     /// redrew it in between).
     pub async fn click(&self, selector: &str) {
@@ -145,6 +159,19 @@ impl Browser {
         }
     }
 
+    /// Types `text` into the first element matching `selector` (an input or a text area),
+    /// replacing what it held.
+    pub async fn fill(&self, selector: &str, text: &str) {
+        let element = self.find(selector).await;
+        let cleared =
+            self.command(reqwest::Method::POST, &format!("/element/{element}/clear"), json!({})).await;
+        assert!(cleared.is_null(), "cannot clear {selector:?}: {cleared}");
+        let typed = self
+            .command(reqwest::Method::POST, &format!("/element/{element}/value"), json!({"text": text}))
+            .await;
+        assert!(typed.is_null(), "cannot type into {selector:?}: {typed}");
+    }
+
     /// Saves a PNG screenshot of the page to `path`.
     pub async fn screenshot(&self, path: &Path) {
         use base64::Engine;
@@ -153,6 +180,13 @@ impl Browser {
             base64::engine::general_purpose::STANDARD.decode(shot.as_str().expect("base64")).expect("PNG");
         std::fs::write(path, png).expect("write the screenshot");
     }
+}
+
+/// Where the screen tests write their screenshots (`target/screens/`), created if missing.
+pub fn screens_dir() -> std::path::PathBuf {
+    let screens = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("screens");
+    std::fs::create_dir_all(&screens).expect("screens directory");
+    screens
 }
 
 impl Browser {

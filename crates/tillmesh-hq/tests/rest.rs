@@ -1362,6 +1362,9 @@ async fn openapi_admin_metrics_and_node_orders() {
     let first = stream.chunk().await.expect("read").expect("an event");
     assert!(String::from_utf8_lossy(&first).starts_with("event: ready"), "{first:?}");
     drop(stream);
+    // HQ's `/` is its own: the till screen is served by tills only.
+    let root = h.http.get(format!("{}/", h.base)).bearer_auth(ADMIN_TOKEN).send().await.expect("request");
+    assert_eq!(root.status(), StatusCode::NOT_FOUND);
 
     let made = h
         .service

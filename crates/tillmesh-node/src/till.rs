@@ -76,7 +76,8 @@ impl TillConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemInput {
-    /// Product code.
+    /// Product code; [`FREE_FORM_SKU`] when the front-end sends none (an item typed in by hand).
+    #[serde(default = "free_form_sku")]
     pub sku: String,
     /// Product name.
     pub name: String,
@@ -84,6 +85,14 @@ pub struct ItemInput {
     pub quantity: Quantity,
     /// Price of one.
     pub unit_price: Amount,
+}
+
+/// The product code of an item sent without one: every item's document and legacy record carry
+/// a product code (`productId`), and one typed in by hand has none of its own.
+pub const FREE_FORM_SKU: &str = "OPEN-ITEM";
+
+fn free_form_sku() -> String {
+    FREE_FORM_SKU.to_string()
 }
 
 /// A new order as the front-end sends it.
@@ -151,6 +160,8 @@ pub struct SyncOverview {
     pub failed: u64,
     /// The latest successful sync with any remote.
     pub last_sync_at: Option<Timestamp>,
+    /// The peers admitted now, by remote name (none for a standalone till).
+    pub peers: Vec<String>,
     /// Per remote.
     pub remotes: Vec<RemoteCounts>,
 }
@@ -518,6 +529,7 @@ impl Till {
             synced,
             failed,
             last_sync_at: remotes.iter().filter_map(|r| r.last_sync_at).max(),
+            peers: self.sync_control().map(|control| control.peers.borrow().clone()).unwrap_or_default(),
             remotes,
         })
     }

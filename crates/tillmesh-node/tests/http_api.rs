@@ -178,6 +178,7 @@ async fn orders_go_through_their_whole_life() {
     let (status, sync) = till.call("GET", "/api/sync/status", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!((sync["documents"].as_u64(), sync["pending"].as_u64()), (Some(2), Some(2)), "{sync}");
+    assert_eq!(sync["peers"], json!([]), "a standalone till admits no peers: {sync}");
     let metrics = till.client.get(format!("{}/metrics", till.base)).send().await.expect("metrics");
     assert_eq!(metrics.status(), StatusCode::OK);
     let metrics = metrics.text().await.expect("text");
@@ -186,6 +187,31 @@ async fn orders_go_through_their_whole_life() {
     assert!(!metrics.contains("tillmesh_peers"), "a standalone till has no peers: {metrics}");
     let (status, answer) = till.call("POST", "/api/sync/now", None).await;
     assert_eq!((status, &answer["peers"]), (StatusCode::ACCEPTED, &json!([])));
+    till.stop().await;
+}
+
+#[tokio::test]
+async fn the_till_screen_is_served_and_free_form_items_need_no_sku() {
+    let till = Harness::start().await;
+    let page = till.client.get(format!("{}/", till.base)).send().await.expect("the till screen");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"].to_str().expect("type").starts_with("text/html"));
+    let page = page.text().await.expect("text");
+    assert!(page.contains("<title>Till") && page.contains("/api/changes"), "{page}");
+
+    let typed_in = json!({ "name": "Daily special", "quantity": "0.35", "unitPrice": "24.90" });
+    let (status, order) = till.call("POST", "/api/orders", Some(json!({ "items": [typed_in] }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    assert_eq!(order["items"][0]["sku"], tillmesh_node::till::FREE_FORM_SKU);
+    assert_eq!(order["items"][0]["lineTotal"].to_string(), "8.72");
+    let (status, refused) = till
+        .call(
+            "POST",
+            "/api/orders",
+            Some(json!({ "items": [{ "sku": "", "name": "X", "quantity": 1, "unitPrice": 1 }] })),
+        )
+        .await;
+    assert_eq!((status, &refused["error"]), (StatusCode::BAD_REQUEST, &json!("invalid_field")), "{refused}");
     till.stop().await;
 }
 

@@ -47,13 +47,16 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// documentation).
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
-/// The router of the till's API: only for the host names it may be reached by (localhost, IP
-/// addresses and [`crate::TillConfig::allowed_hosts`]).
+/// The router of a till: its API and its screens — the till screen on `GET /` besides the
+/// kitchen display — only for the host names it may be reached by (localhost, IP addresses and
+/// [`crate::TillConfig::allowed_hosts`]). The till screen is not among [`till_routes`], which
+/// HQ serves too: HQ's `/` is its own.
 pub fn app(till: Till) -> Router {
     let allowed: Arc<[String]> =
         till.config().allowed_hosts.iter().map(|host| host.to_ascii_lowercase()).collect();
-    app_with(till.clone(), till_routes(till), None)
-        .layer(axum::middleware::from_fn_with_state(allowed, check_host))
+    let mut routes = till_routes(till.clone());
+    routes.reads = routes.reads.route("/", get(till_screen));
+    app_with(till, routes, None).layer(axum::middleware::from_fn_with_state(allowed, check_host))
 }
 
 /// Whether a request's `Host` may reach a till: `localhost`, an IP address (a page loaded from a
@@ -142,6 +145,14 @@ pub fn till_routes(till: Till) -> TillRoutes {
 /// binary; it speaks only to this node's API.
 async fn kitchen() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("kitchen.html"))
+}
+
+/// The till screen: the ticket being taken (items, quantities, voids, notes), sending it to the
+/// kitchen, cash and card payments (a card shown as awaiting HQ until HQ settles it), the open
+/// orders of the shop live from the change stream, and where the till stands with its peers.
+/// Compiled into the binary; it speaks only to this node's API.
+async fn till_screen() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("till.html"))
 }
 
 /// Figures another layer adds to `GET /metrics` (HQ's legacy API), in the Prometheus text
