@@ -392,7 +392,8 @@ impl Till {
             if let Some(existing) = store.find_local_id(local_id)? {
                 return Err(TillError::AlreadyExists { id: existing });
             }
-            let sequence = store.next_order_sequence()?;
+            // The number is reserved only once the order is made: a refused order uses none.
+            let sequence = store.order_sequence()? + 1;
             let new = NewOrder {
                 id: Uuid::new_v4(),
                 local_id,
@@ -407,6 +408,12 @@ impl Till {
             // The view comes with the new document: it is neither read back for the store's
             // summary nor for the answer.
             let (order, view) = OrderDoc::create_reached(new, None, inner.actor.clone())?;
+            // The writer runs one job at a time: nothing took the number meanwhile.
+            if store.next_order_sequence()? != sequence {
+                return Err(TillError::Internal {
+                    detail: "the order sequence moved during an order's creation",
+                });
+            }
             let mut document = Document::Order(order);
             let saved = document.save();
             let prepared = store.prepare_viewed(&mut document, saved, &View::Order(view.clone()));

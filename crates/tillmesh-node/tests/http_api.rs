@@ -452,6 +452,13 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         assert_eq!((status, answer["error"].as_str()), (expected_status, Some(expected_error)), "{answer}");
         assert!(till.snapshot() == before);
     }
+    // An order the domain refuses (here a quantity of 0) uses no order number.
+    let (status, answer) =
+        till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(0), json!(1))] }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (_, next) =
+        till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(1), json!(1))] }))).await;
+    assert_eq!(next["orderNumber"], "A-3", "the refused order took no number: {next}");
     till.stop().await;
 }
 

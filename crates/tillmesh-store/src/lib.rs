@@ -380,6 +380,17 @@ impl Store {
         }
     }
 
+    /// The last order sequence number this till reserved (0 before its first order).
+    pub fn order_sequence(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .open_db()?
+            .db
+            .get(meta_keys::ORDER_SEQUENCE)?
+            .as_deref()
+            .and_then(keys::decode_u64)
+            .unwrap_or(0))
+    }
+
     /// Reserves the next order sequence number of this till (1, 2, …). Durable with the next
     /// flush; a crash before it may leave a gap, never a repeat of an acknowledged number.
     pub fn next_order_sequence(&self) -> Result<u64, StoreError> {
@@ -402,8 +413,7 @@ impl Store {
             .filter(|number| number.till.as_str().as_bytes() == code.as_ref())
             .map(|number| number.sequence)
             .max();
-        let current =
-            open.db.get(meta_keys::ORDER_SEQUENCE)?.as_deref().and_then(keys::decode_u64).unwrap_or(0);
+        let current = self.order_sequence()?;
         // Nothing to write for a till's own new orders (their number was drawn from it).
         if let Some(seen) = seen.filter(|seen| *seen > current) {
             open.db.update_and_fetch(meta_keys::ORDER_SEQUENCE, |old| {
