@@ -259,17 +259,23 @@ impl SimConfig {
         config.faults.revocation = tills >= 2 && mix.below(3) == 0;
         config.topology = if mix.below(3) == 0 { Topology::Sparse } else { Topology::Full };
         if mix.below(10) == 0 {
-            // Automerge's sync assumes frames arrive once and in order, as they do on a
-            // connection; anti-entropy repairs what a faulty network breaks. Without it, the
-            // network is clean: relays and reconnects alone must carry everything.
-            config.anti_entropy_every_ticks = 0;
-            config.network.loss_ppm_max = 0;
-            config.network.duplicate_ppm = 0;
-            config.network.reorder_ppm = 0;
-            config.faults.partition_ppm = 0;
-            config.faults.storage_fault_ppm = 0;
+            config.without_anti_entropy();
         }
         config
+    }
+
+    /// Turns anti-entropy off, and with it the faults only anti-entropy repairs: Automerge's
+    /// sync assumes frames arrive once and in order, as they do on a connection, and a lost
+    /// frame or write is found again only by a reconciliation. What is left — relays, pushes,
+    /// the reconciliation on (re)connecting — must carry everything: loss, duplicates,
+    /// reordering, partitions and storage faults go; crashes stay.
+    pub fn without_anti_entropy(&mut self) {
+        self.anti_entropy_every_ticks = 0;
+        self.network.loss_ppm_max = 0;
+        self.network.duplicate_ppm = 0;
+        self.network.reorder_ppm = 0;
+        self.faults.partition_ppm = 0;
+        self.faults.storage_fault_ppm = 0;
     }
 
     /// The fault mix in a few words (for the progress lines of a swarm).

@@ -34,15 +34,10 @@ fn holds_without_the_bug(config: &SimConfig) {
 fn line(seed: u64) -> SimConfig {
     let mut config = SimConfig::new(seed, 4);
     config.topology = Topology::Line;
-    config.anti_entropy_every_ticks = 0;
+    config.without_anti_entropy();
     config.faulty_ticks = 1_000;
     config.heal_ticks_max = 3_000;
-    config.network.loss_ppm_max = 0;
-    config.network.duplicate_ppm = 0;
-    config.network.reorder_ppm = 0;
     config.faults.crash_ppm = 0;
-    config.faults.partition_ppm = 0;
-    config.faults.storage_fault_ppm = 0;
     config.faults.crash_before_ack_ppm = 0;
     config
 }
