@@ -67,5 +67,5 @@ pub use background::SyncHandle;
 pub use clock::SystemClock;
 pub use config::ClientConfig;
 pub use error::ClientError;
-pub use record::{LegacyRecord, RecordKind, Tracked, TrackedOrder, TrackedTransaction};
+pub use record::{LegacyRecord, Tracked, TrackedOrder, TrackedTransaction};
 pub use service::{SyncReport, SyncService, SyncState, SyncStats};

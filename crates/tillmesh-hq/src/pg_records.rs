@@ -48,13 +48,13 @@ use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 use tillmesh_core::legacy::{
     FieldConflict, LegacyItem, LegacyNames, LegacyOrder, LegacyTransaction, Named, Since,
 };
-use tillmesh_core::{Amount, Quantity, Timestamp};
+use tillmesh_core::{Amount, DocKind, Quantity, Timestamp};
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use crate::records::{
-    CONFLICTS_KEPT, ConflictEntry, Record, RecordBatch, RecordBody, RecordCounts, RecordError, RecordKind,
-    RecordStore, RecordVersion,
+    CONFLICTS_KEPT, ConflictEntry, Record, RecordBatch, RecordBody, RecordCounts, RecordError, RecordStore,
+    RecordVersion,
 };
 
 /// The key of the advisory lock that makes batches exclusive across processes (`tillmesh` in
@@ -139,8 +139,8 @@ fn close_in_background(conn: PgConnection) {
 /// A key of the database: a record's `localId` or a number, per kind.
 #[derive(Debug, Hash)]
 enum Key<'a> {
-    LocalId(RecordKind, Uuid),
-    Number(RecordKind, &'a str),
+    LocalId(DocKind, Uuid),
+    Number(DocKind, &'a str),
 }
 
 impl Key<'_> {
@@ -227,7 +227,7 @@ impl KeyFilter {
     }
 
     /// Adds the keys of a record.
-    fn insert_record(&mut self, kind: RecordKind, local_id: Uuid, number: &str) {
+    fn insert_record(&mut self, kind: DocKind, local_id: Uuid, number: &str) {
         self.insert(&Key::LocalId(kind, local_id));
         self.insert(&Key::Number(kind, number));
     }
@@ -327,38 +327,38 @@ fn corrupt(what: impl Into<String>) -> RecordError {
     RecordError::Corrupt { what: what.into() }
 }
 
-fn table(kind: RecordKind) -> &'static str {
+fn table(kind: DocKind) -> &'static str {
     match kind {
-        RecordKind::Order => "sync_orders",
-        RecordKind::Transaction => "transactions",
+        DocKind::Order => "sync_orders",
+        DocKind::Transaction => "transactions",
     }
 }
 
-fn number_column(kind: RecordKind) -> &'static str {
+fn number_column(kind: DocKind) -> &'static str {
     match kind {
-        RecordKind::Order => "order_number",
-        RecordKind::Transaction => "reference_number",
+        DocKind::Order => "order_number",
+        DocKind::Transaction => "reference_number",
     }
 }
 
-fn columns(kind: RecordKind) -> &'static str {
+fn columns(kind: DocKind) -> &'static str {
     match kind {
-        RecordKind::Order => ORDER_COLUMNS,
-        RecordKind::Transaction => TRANSACTION_COLUMNS,
+        DocKind::Order => ORDER_COLUMNS,
+        DocKind::Transaction => TRANSACTION_COLUMNS,
     }
 }
 
-fn from(kind: RecordKind) -> &'static str {
+fn from(kind: DocKind) -> &'static str {
     match kind {
-        RecordKind::Order => ORDER_FROM,
-        RecordKind::Transaction => TRANSACTION_FROM,
+        DocKind::Order => ORDER_FROM,
+        DocKind::Transaction => TRANSACTION_FROM,
     }
 }
 
-fn parse_kind(text: &str) -> Result<RecordKind, RecordError> {
+fn parse_kind(text: &str) -> Result<DocKind, RecordError> {
     match text {
-        "order" => Ok(RecordKind::Order),
-        "transaction" => Ok(RecordKind::Transaction),
+        "order" => Ok(DocKind::Order),
+        "transaction" => Ok(DocKind::Transaction),
         other => Err(corrupt(format!("record kind {other:?}"))),
     }
 }
@@ -409,7 +409,7 @@ fn decode_record(row: &PgRow) -> Result<Record, RecordError> {
     let created_at = Timestamp(row.try_get("created_at")?);
     let updated_at = Timestamp(row.try_get("updated_at")?);
     let body = match kind {
-        RecordKind::Order => {
+        DocKind::Order => {
             let order_status: Option<&str> = row.try_get("order_status")?;
             RecordBody::Order(LegacyOrder {
                 id: client_id,
@@ -425,7 +425,7 @@ fn decode_record(row: &PgRow) -> Result<Record, RecordError> {
                 updated_at,
             })
         }
-        RecordKind::Transaction => {
+        DocKind::Transaction => {
             let paid_order: Option<String> = row.try_get("paid_order")?;
             RecordBody::Transaction(LegacyTransaction {
                 id: client_id,
@@ -493,7 +493,7 @@ fn decode_items(row: &PgRow) -> Result<Vec<LegacyItem>, RecordError> {
 /// The record of `kind` with `local_id`, with its document and lines, in one statement.
 async fn fetch_record(
     conn: &mut PgConnection,
-    kind: RecordKind,
+    kind: DocKind,
     local_id: Uuid,
 ) -> Result<Option<Record>, RecordError> {
     let sql = format!("SELECT {}, document FROM {} WHERE local_id = $1::uuid", columns(kind), from(kind));
@@ -576,7 +576,7 @@ impl RecordStore for PgRecords {
         Ok(batch)
     }
 
-    async fn get(&self, kind: RecordKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
+    async fn get(&self, kind: DocKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
         let mut conn = self.pool.acquire().await?;
         fetch_record(&mut conn, kind, local_id).await
     }
@@ -734,9 +734,9 @@ pub struct PgBatch<'a> {
     /// The process's turn, its key filter and, after commit, the connection for the next batch.
     known: MutexGuard<'a, Known>,
     /// The records put, as last put, by kind and `localId`.
-    records: HashMap<(RecordKind, Uuid), Record>,
+    records: HashMap<(DocKind, Uuid), Record>,
     /// Every number a record put in this batch took, by kind.
-    numbers: HashMap<(RecordKind, String), Uuid>,
+    numbers: HashMap<(DocKind, String), Uuid>,
     /// Conflicts logged, in order.
     conflicts: Vec<ConflictEntry>,
     /// The newest position, advanced by each put.
@@ -801,9 +801,10 @@ impl PgBatch<'_> {
         let transactions = transactions_of(records);
         let order_local_ids = column(&orders, |(record, _)| record.local_id.to_string());
         // The lines of orders already stored go first: an order's id may change under them.
-        if orders.iter().any(|(record, _)| {
-            self.known.filter.may_contain(&Key::LocalId(RecordKind::Order, record.local_id))
-        }) {
+        if orders
+            .iter()
+            .any(|(record, _)| self.known.filter.may_contain(&Key::LocalId(DocKind::Order, record.local_id)))
+        {
             sqlx::query(
                 "DELETE FROM sync_order_items WHERE order_id IN \
                  (SELECT id FROM sync_orders WHERE local_id = ANY($1::uuid[]))",
@@ -971,7 +972,7 @@ impl PgBatch<'_> {
 }
 
 impl RecordBatch for PgBatch<'_> {
-    async fn get(&mut self, kind: RecordKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
+    async fn get(&mut self, kind: DocKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
         if let Some(record) = self.records.get(&(kind, local_id)) {
             return Ok(Some(record.clone()));
         }
@@ -981,7 +982,7 @@ impl RecordBatch for PgBatch<'_> {
         fetch_record(self.conn(), kind, local_id).await
     }
 
-    async fn number_owner(&mut self, kind: RecordKind, number: &str) -> Result<Option<Uuid>, RecordError> {
+    async fn number_owner(&mut self, kind: DocKind, number: &str) -> Result<Option<Uuid>, RecordError> {
         // A number stays taken until commit even once the record holding it was put again with
         // another (the batch remembers every number its puts took, and the database still has
         // the record's old one), so no two of the batch's rows ever hold one number, whatever

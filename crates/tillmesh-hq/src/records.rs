@@ -10,29 +10,9 @@
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
-use tillmesh_core::Timestamp;
 use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Since};
+use tillmesh_core::{DocKind, Timestamp};
 use uuid::Uuid;
-
-/// Which kind of record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RecordKind {
-    /// An order (`sync_orders`).
-    Order,
-    /// A payment transaction (`transactions`).
-    Transaction,
-}
-
-impl RecordKind {
-    /// The kind's name in keys and columns.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::Order => "order",
-            RecordKind::Transaction => "transaction",
-        }
-    }
-}
 
 /// The legacy view of a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,10 +26,10 @@ pub enum RecordBody {
 
 impl RecordBody {
     /// The record's kind.
-    pub fn kind(&self) -> RecordKind {
+    pub fn kind(&self) -> DocKind {
         match self {
-            RecordBody::Order(_) => RecordKind::Order,
-            RecordBody::Transaction(_) => RecordKind::Transaction,
+            RecordBody::Order(_) => DocKind::Order,
+            RecordBody::Transaction(_) => DocKind::Transaction,
         }
     }
 
@@ -114,7 +94,7 @@ pub struct Record {
 
 impl Record {
     /// The record's kind.
-    pub fn kind(&self) -> RecordKind {
+    pub fn kind(&self) -> DocKind {
         self.body.kind()
     }
 }
@@ -126,7 +106,7 @@ pub struct ConflictEntry {
     /// When.
     pub at: Timestamp,
     /// Which kind of record.
-    pub kind: RecordKind,
+    pub kind: DocKind,
     /// The record's `localId`.
     pub local_id: Uuid,
     /// The document (`serverId`).
@@ -160,7 +140,7 @@ pub struct RecordCounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordVersion {
     /// The record's kind.
-    pub kind: RecordKind,
+    pub kind: DocKind,
     /// Its `localId`.
     pub local_id: Uuid,
     /// Its document.
@@ -211,7 +191,7 @@ pub trait RecordStore: Send + Sync + 'static {
     /// The record of `kind` with `local_id`, with its document.
     fn get(
         &self,
-        kind: RecordKind,
+        kind: DocKind,
         local_id: Uuid,
     ) -> impl Future<Output = Result<Option<Record>, RecordError>> + Send;
 
@@ -256,14 +236,14 @@ pub trait RecordBatch: Send {
     /// The record of `kind` with `local_id`, with its document.
     fn get(
         &mut self,
-        kind: RecordKind,
+        kind: DocKind,
         local_id: Uuid,
     ) -> impl Future<Output = Result<Option<Record>, RecordError>> + Send;
 
     /// The `localId` of the record of `kind` that holds `number`.
     fn number_owner(
         &mut self,
-        kind: RecordKind,
+        kind: DocKind,
         number: &str,
     ) -> impl Future<Output = Result<Option<Uuid>, RecordError>> + Send;
 

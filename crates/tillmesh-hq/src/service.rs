@@ -35,7 +35,7 @@ use tillmesh_core::legacy::{
     SyncStatus, SyncableOrder, SyncableTransaction, UpdatesResponse,
 };
 use tillmesh_core::{
-    Amount, Clock, Document, EditError, NewItem, NewOrder, NewTransaction, OrderDoc, OrderNumber,
+    Amount, Clock, DocKind, Document, EditError, NewItem, NewOrder, NewTransaction, OrderDoc, OrderNumber,
     OrderStatus, PaymentMethod, PaymentStatus, Reached, Timestamp, TransactionDoc,
 };
 use tillmesh_node::{Till, TillError};
@@ -44,8 +44,8 @@ use uuid::Uuid;
 
 pub use crate::error::HqError;
 use crate::error::invalid;
-use crate::mapping::{heads_hex, order_body, order_body_of, record_kind, transaction_body};
-use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody, RecordError, RecordKind, RecordStore};
+use crate::mapping::{heads_hex, order_body, order_body_of, transaction_body};
+use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody, RecordError, RecordStore};
 
 /// Most records returned by one `updates` call (or in one batch answer's `serverUpdates`).
 pub const UPDATES_PAGE_MAX: usize = 500;
@@ -530,7 +530,7 @@ impl<S: RecordStore> LegacyService<S> {
             let ready = prebuilt.get_mut(index).and_then(Option::take);
             let outcome = self.ingest_order(&mut batch, device, order, now, &mut work, ready).await;
             order_answers.push(match judged(outcome)? {
-                Ok(outcome) => self.answer(RecordKind::Order, local_id, device, outcome, now, &mut work),
+                Ok(outcome) => self.answer(DocKind::Order, local_id, device, outcome, now, &mut work),
                 Err(problem) => refused(problem, now),
             });
         }
@@ -546,9 +546,7 @@ impl<S: RecordStore> LegacyService<S> {
             let local_id = transaction.local_id;
             let outcome = self.ingest_transaction(&mut batch, device, transaction, now, &mut work).await;
             transaction_answers.push(match judged(outcome)? {
-                Ok(outcome) => {
-                    self.answer(RecordKind::Transaction, local_id, device, outcome, now, &mut work)
-                }
+                Ok(outcome) => self.answer(DocKind::Transaction, local_id, device, outcome, now, &mut work),
                 Err(problem) => refused(problem, now),
             });
         }
@@ -571,7 +569,7 @@ impl<S: RecordStore> LegacyService<S> {
 
     fn answer(
         &self,
-        kind: RecordKind,
+        kind: DocKind,
         local_id: Uuid,
         device: &str,
         outcome: Outcome,
@@ -694,7 +692,7 @@ impl<S: RecordStore> LegacyService<S> {
     async fn existing<B: RecordBatch>(
         &self,
         batch: &mut B,
-        kind: RecordKind,
+        kind: DocKind,
         local_id: Uuid,
         now: Timestamp,
     ) -> Result<Option<Record>, HqError> {
@@ -707,7 +705,7 @@ impl<S: RecordStore> LegacyService<S> {
         let Some(mut document) = self.node.store().get(doc_id).map_err(TillError::from)? else {
             return Ok(None);
         };
-        if record_kind(&document) != kind {
+        if document.kind() != kind {
             return Ok(None);
         }
         let record =
@@ -725,11 +723,11 @@ impl<S: RecordStore> LegacyService<S> {
         work: &mut Work,
         prebuilt: Option<Built>,
     ) -> Result<Outcome, HqError> {
-        let mut record = self.existing(batch, RecordKind::Order, incoming.local_id, now).await?;
+        let mut record = self.existing(batch, DocKind::Order, incoming.local_id, now).await?;
         let mut resent = false;
         let key = (incoming.order.id.as_str(), incoming.device_id.as_str(), incoming.local_id);
         if record.is_none()
-            && let Some(same) = self.same_record(batch, RecordKind::Order, key, now, work).await?
+            && let Some(same) = self.same_record(batch, DocKind::Order, key, now, work).await?
         {
             // The client's own key for the order, under a fresh localId (the seed's
             // `saveOrderForSync` makes one per call): the latest state of the same order.
@@ -764,7 +762,7 @@ impl<S: RecordStore> LegacyService<S> {
     async fn same_record<B: RecordBatch>(
         &self,
         batch: &mut B,
-        kind: RecordKind,
+        kind: DocKind,
         (client_id, creator, local_id): (&str, &str, Uuid),
         now: Timestamp,
         work: &Work,
@@ -773,11 +771,11 @@ impl<S: RecordStore> LegacyService<S> {
         let owner = match work.new_docs.get(&doc_id) {
             Some(made) => Some(made.clone()),
             None => match self.node.store().get(doc_id).map_err(TillError::from)? {
-                Some(Document::Order(order)) if kind == RecordKind::Order => {
+                Some(Document::Order(order)) if kind == DocKind::Order => {
                     let view = order.view(None)?;
                     Some((view.local_id, view.device_id))
                 }
-                Some(Document::Transaction(transaction)) if kind == RecordKind::Transaction => {
+                Some(Document::Transaction(transaction)) if kind == DocKind::Transaction => {
                     let view = transaction.view(None)?;
                     Some((view.local_id, view.device_id))
                 }
@@ -810,14 +808,13 @@ impl<S: RecordStore> LegacyService<S> {
         // The number legacy clients see (`listed`, unique among records) and the document's
         // (unique on every till).
         let mut message = None;
-        let (number, listed) = if batch.number_owner(RecordKind::Order, &client.order_number).await?.is_some()
-        {
+        let (number, listed) = if batch.number_owner(DocKind::Order, &client.order_number).await?.is_some() {
             message = Some(format!("orderNumber {:?} is taken: HQ numbered the order", client.order_number));
             assigned.push("orderNumber");
-            let number = self.assign_number(batch, RecordKind::Order).await?;
+            let number = self.assign_number(batch, DocKind::Order).await?;
             (number.clone(), number)
         } else if reserved_for_tills(&client.order_number) {
-            let number = self.assign_number(batch, RecordKind::Order).await?;
+            let number = self.assign_number(batch, DocKind::Order).await?;
             message = Some(format!(
                 "orderNumber {:?} has the shape of a till's numbers: kept for legacy clients; tills show {number}",
                 client.order_number
@@ -910,10 +907,10 @@ impl<S: RecordStore> LegacyService<S> {
         work: &mut Work,
     ) -> Result<Outcome, HqError> {
         let mut incoming = incoming;
-        let mut record = self.existing(batch, RecordKind::Transaction, incoming.local_id, now).await?;
+        let mut record = self.existing(batch, DocKind::Transaction, incoming.local_id, now).await?;
         let key = (incoming.transaction.id.as_str(), incoming.device_id.as_str(), incoming.local_id);
         if record.is_none()
-            && let Some(same) = self.same_record(batch, RecordKind::Transaction, key, now, work).await?
+            && let Some(same) = self.same_record(batch, DocKind::Transaction, key, now, work).await?
         {
             // The same payment queued again under a fresh localId: never a second payment.
             incoming.sync_version = incoming.sync_version.max(same.sync_version.saturating_add(1));
@@ -989,11 +986,11 @@ impl<S: RecordStore> LegacyService<S> {
         let doc_id =
             self.fresh_doc_id("transaction", &client.id, incoming.local_id, creator, work, &mut assigned)?;
         let reference_number =
-            if batch.number_owner(RecordKind::Transaction, &client.reference_number).await?.is_none() {
+            if batch.number_owner(DocKind::Transaction, &client.reference_number).await?.is_none() {
                 client.reference_number.clone()
             } else {
                 assigned.push("referenceNumber");
-                format!("{}-P", self.assign_number(batch, RecordKind::Transaction).await?)
+                format!("{}-P", self.assign_number(batch, DocKind::Transaction).await?)
             };
         let mut transaction = TransactionDoc::create(
             NewTransaction {
@@ -1093,17 +1090,13 @@ impl<S: RecordStore> LegacyService<S> {
 
     /// The next free number of HQ's sequence for legacy records: `HQ-L<n>`, a shape no till
     /// issues (HQ's own node numbers its orders `HQ-<n>`).
-    async fn assign_number<B: RecordBatch>(
-        &self,
-        batch: &mut B,
-        kind: RecordKind,
-    ) -> Result<String, HqError> {
+    async fn assign_number<B: RecordBatch>(&self, batch: &mut B, kind: DocKind) -> Result<String, HqError> {
         loop {
             let number =
                 format!("{}-L{}", tillmesh_core::roster::HQ_CODE, batch.next_assigned_number().await?);
             let text = match kind {
-                RecordKind::Order => number.clone(),
-                RecordKind::Transaction => format!("{number}-P"),
+                DocKind::Order => number.clone(),
+                DocKind::Transaction => format!("{number}-P"),
             };
             if batch.number_owner(kind, &text).await?.is_none() {
                 return Ok(number);

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tillmesh_client::{ClientConfig, SyncService, SyncState, SystemClock};
+use tillmesh_core::DocKind;
 use tillmesh_core::legacy::{LegacyItem, LegacyOrder, LegacyTransaction};
 use tillmesh_core::{
     Amount, HqSigningKey, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp,
 };
-use tillmesh_hq::records::{Record, RecordKind, RecordStore};
+use tillmesh_hq::records::{Record, RecordStore};
 use tillmesh_hq::{Access, Hq, LegacyService, SledRecords};
 use tillmesh_node::{Till, TillConfig};
 use tokio::net::TcpListener;
@@ -105,7 +106,7 @@ impl HqServer {
 
     /// HQ's order record of `local_id`.
     pub async fn order_record(&self, local_id: Uuid) -> Option<Record> {
-        self.service.records().get(RecordKind::Order, local_id).await.expect("record")
+        self.service.records().get(DocKind::Order, local_id).await.expect("record")
     }
 }
 
