@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::error::HqError;
 use crate::mapping::{heads_hex, record_of};
-use crate::records::{RecordBatch, RecordStore};
+use crate::records::{BatchKeys, RecordBatch, RecordStore};
 use crate::service::LegacyService;
 
 /// Most documents projected in one batch.
@@ -164,13 +164,20 @@ async fn project<S: RecordStore>(
     ids: BTreeSet<Uuid>,
 ) -> Result<(), HqError> {
     let hq = node.config().hq;
-    let mut batch = records.begin().await?;
-    let mut back_to_node = Vec::new();
+    // Read before the batch, which then looks up every record and number in one go.
+    let mut documents = Vec::with_capacity(ids.len());
+    let mut keys = BatchKeys::default();
     for id in ids {
-        let Some(mut document) = node.store().get(id).map_err(TillError::from)? else { continue };
-        let kind = document.kind();
-        let local_id = local_id_of(&document, hq.as_ref())?;
-        let previous = batch.get(kind, local_id).await?;
+        let Some(document) = node.store().get(id).map_err(TillError::from)? else { continue };
+        let (local_id, number) = keys_of(&document, hq.as_ref())?;
+        keys.add(document.kind(), local_id, &number);
+        documents.push((document, local_id));
+    }
+    let mut batch = records.begin().await?;
+    batch.read_ahead(&keys).await?;
+    let mut back_to_node = Vec::new();
+    for (mut document, local_id) in documents {
+        let previous = batch.get(document.kind(), local_id).await?;
         if previous.as_ref().is_some_and(|record| record.heads == heads_hex(&mut document)) {
             continue;
         }
@@ -202,9 +209,16 @@ async fn project<S: RecordStore>(
     Ok(())
 }
 
-fn local_id_of(document: &Document, hq: Option<&HqPublicKey>) -> Result<Uuid, HqError> {
+/// A document's `localId` and the number it carries.
+fn keys_of(document: &Document, hq: Option<&HqPublicKey>) -> Result<(Uuid, String), HqError> {
     Ok(match document {
-        Document::Order(order) => order.view(hq)?.local_id,
-        Document::Transaction(transaction) => transaction.view(hq)?.local_id,
+        Document::Order(order) => {
+            let view = order.view(hq)?;
+            (view.local_id, view.order_number)
+        }
+        Document::Transaction(transaction) => {
+            let view = transaction.view(hq)?;
+            (view.local_id, view.reference_number)
+        }
     })
 }

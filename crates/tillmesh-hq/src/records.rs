@@ -230,9 +230,33 @@ pub trait RecordStore: Send + Sync + 'static {
     -> impl Future<Output = Result<Vec<ConflictEntry>, RecordError>> + Send;
 }
 
+/// The keys a batch is about to look up ([`RecordBatch::read_ahead`]): records by kind and
+/// `localId`, numbers by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchKeys {
+    /// For [`RecordBatch::get`].
+    pub local_ids: Vec<(DocKind, Uuid)>,
+    /// For [`RecordBatch::number_owner`].
+    pub numbers: Vec<(DocKind, String)>,
+}
+
+impl BatchKeys {
+    /// Adds a record's keys: its `localId` and its number.
+    pub fn add(&mut self, kind: DocKind, local_id: Uuid, number: &str) {
+        self.local_ids.push((kind, local_id));
+        self.numbers.push((kind, number.to_string()));
+    }
+}
+
 /// Writes that become visible together on [`RecordBatch::commit`]; dropping the batch discards
 /// them. Reads see the batch's own writes.
 pub trait RecordBatch: Send {
+    /// Reads at once what the batch is about to look up, so that [`RecordBatch::get`] and
+    /// [`RecordBatch::number_owner`] answer for those keys without a round trip each (PostgreSQL
+    /// reads them in one statement; sled, whose lookups are local, reads nothing ahead). Other
+    /// keys may still be looked up.
+    fn read_ahead(&mut self, keys: &BatchKeys) -> impl Future<Output = Result<(), RecordError>> + Send;
+
     /// The record of `kind` with `local_id`, with its document.
     fn get(
         &mut self,
@@ -246,6 +270,10 @@ pub trait RecordBatch: Send {
         kind: DocKind,
         number: &str,
     ) -> impl Future<Output = Result<Option<Uuid>, RecordError>> + Send;
+
+    /// The last number of HQ's own sequence given out (0 before the first): the next ones
+    /// follow it, so a batch can read ahead the numbers it may give.
+    fn last_assigned_number(&self) -> u64;
 
     /// The next number of HQ's own sequence (for renumbered orders), from 1.
     fn next_assigned_number(&mut self) -> impl Future<Output = Result<u64, RecordError>> + Send;

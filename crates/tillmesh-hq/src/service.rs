@@ -45,7 +45,7 @@ use uuid::Uuid;
 pub use crate::error::HqError;
 use crate::error::invalid;
 use crate::mapping::{heads_hex, order_body, order_body_of, transaction_body};
-use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody, RecordError, RecordStore};
+use crate::records::{BatchKeys, ConflictEntry, Record, RecordBatch, RecordBody, RecordError, RecordStore};
 
 /// Most records returned by one `updates` call (or in one batch answer's `serverUpdates`).
 pub const UPDATES_PAGE_MAX: usize = 500;
@@ -515,7 +515,16 @@ impl<S: RecordStore> LegacyService<S> {
 
         let now = self.clock.now();
         let mut prebuilt = self.prebuild(&orders, now).await;
+        let mut keys = BatchKeys::default();
+        for order in orders.iter().flatten() {
+            keys.add(DocKind::Order, order.local_id, &order.order.order_number);
+        }
+        for transaction in transactions.iter().flatten() {
+            keys.add(DocKind::Transaction, transaction.local_id, &transaction.transaction.reference_number);
+        }
         let mut batch = self.records.begin().await?;
+        batch.read_ahead(&keys).await?;
+        read_ahead_assigned(&mut batch, &orders, &transactions).await?;
         let mut work = Work { publish: Vec::new(), new_docs: HashMap::new(), conflicts: Vec::new() };
         let mut order_answers = Vec::with_capacity(orders.len());
         for (index, order) in orders.into_iter().enumerate() {
@@ -1088,17 +1097,11 @@ impl<S: RecordStore> LegacyService<S> {
         Ok(id)
     }
 
-    /// The next free number of HQ's sequence for legacy records: `HQ-L<n>`, a shape no till
-    /// issues (HQ's own node numbers its orders `HQ-<n>`).
+    /// The next free number of HQ's sequence for legacy records ([`hq_number`]).
     async fn assign_number<B: RecordBatch>(&self, batch: &mut B, kind: DocKind) -> Result<String, HqError> {
         loop {
-            let number =
-                format!("{}-L{}", tillmesh_core::roster::HQ_CODE, batch.next_assigned_number().await?);
-            let text = match kind {
-                DocKind::Order => number.clone(),
-                DocKind::Transaction => format!("{number}-P"),
-            };
-            if batch.number_owner(kind, &text).await?.is_none() {
+            let number = hq_number(batch.next_assigned_number().await?);
+            if batch.number_owner(kind, &held_as(kind, &number)).await?.is_none() {
                 return Ok(number);
             }
         }
@@ -1573,4 +1576,58 @@ fn next_version(
         document: document.save(),
         ..record
     }
+}
+
+/// HQ's `n`th number for legacy records: `HQ-L<n>`, a shape no till issues (HQ's own node
+/// numbers its orders `HQ-<n>`).
+fn hq_number(n: u64) -> String {
+    format!("{}-L{n}", tillmesh_core::roster::HQ_CODE)
+}
+
+/// One of HQ's numbers as a record of `kind` holds it: a transaction's ends in `-P`.
+fn held_as(kind: DocKind, number: &str) -> String {
+    match kind {
+        DocKind::Order => number.to_string(),
+        DocKind::Transaction => format!("{number}-P"),
+    }
+}
+
+/// Reads ahead, once the batch read the records' own keys, the numbers of HQ's sequence it may
+/// give: one for each record not stored whose number is taken (or, for an order, has a till's
+/// shape). Giving them out then costs no round trip each; a number found taken is skipped as
+/// ever.
+async fn read_ahead_assigned<B: RecordBatch>(
+    batch: &mut B,
+    orders: &[Judged<SyncableOrder>],
+    transactions: &[Judged<SyncableTransaction>],
+) -> Result<(), HqError> {
+    let mut wanted = 0;
+    for order in orders.iter().flatten() {
+        let number = &order.order.order_number;
+        if batch.get(DocKind::Order, order.local_id).await?.is_none()
+            && (reserved_for_tills(number) || batch.number_owner(DocKind::Order, number).await?.is_some())
+        {
+            wanted += 1;
+        }
+    }
+    for transaction in transactions.iter().flatten() {
+        let reference = &transaction.transaction.reference_number;
+        if batch.get(DocKind::Transaction, transaction.local_id).await?.is_none()
+            && batch.number_owner(DocKind::Transaction, reference).await?.is_some()
+        {
+            wanted += 1;
+        }
+    }
+    if wanted == 0 {
+        return Ok(());
+    }
+    let last = batch.last_assigned_number();
+    let mut keys = BatchKeys::default();
+    for n in last + 1..=last + wanted {
+        let number = hq_number(n);
+        keys.numbers.push((DocKind::Transaction, held_as(DocKind::Transaction, &number)));
+        keys.numbers.push((DocKind::Order, number));
+    }
+    batch.read_ahead(&keys).await?;
+    Ok(())
 }

@@ -13,7 +13,8 @@ use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use crate::records::{
-    CONFLICTS_KEPT, ConflictEntry, Record, RecordBatch, RecordCounts, RecordError, RecordStore, RecordVersion,
+    BatchKeys, CONFLICTS_KEPT, ConflictEntry, Record, RecordBatch, RecordCounts, RecordError, RecordStore,
+    RecordVersion,
 };
 
 const POSITION: &[u8] = b"position";
@@ -270,6 +271,10 @@ pub struct SledBatch<'a> {
 }
 
 impl RecordBatch for SledBatch<'_> {
+    async fn read_ahead(&mut self, _keys: &BatchKeys) -> Result<(), RecordError> {
+        Ok(())
+    }
+
     async fn get(&mut self, kind: DocKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
         match self.records.get(&key(kind, local_id)) {
             Some(record) => Ok(Some(record.clone())),
@@ -286,6 +291,10 @@ impl RecordBatch for SledBatch<'_> {
             None => Ok(None),
             Some(bytes) => Uuid::from_slice(&bytes).map(Some).map_err(|_| corrupt("number index")),
         }
+    }
+
+    fn last_assigned_number(&self) -> u64 {
+        self.assigned
     }
 
     async fn next_assigned_number(&mut self) -> Result<u64, RecordError> {

@@ -17,7 +17,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tillmesh_core::legacy::{FieldConflict, LegacyItem, LegacyOrder, LegacyTransaction, Resolution, Since};
 use tillmesh_core::{Amount, DocKind, OrderStatus, PaymentMethod, PaymentStatus, Quantity, Timestamp};
-use tillmesh_hq::records::{CONFLICTS_KEPT, ConflictEntry, RecordBody, RecordCounts, RecordVersion};
+use tillmesh_hq::records::{
+    BatchKeys, CONFLICTS_KEPT, ConflictEntry, RecordBody, RecordCounts, RecordVersion,
+};
 use tillmesh_hq::{PgRecords, Record, RecordBatch, RecordError, RecordStore, SledRecords};
 use tillmesh_store::{Store, StoreOptions};
 use uuid::Uuid;
@@ -290,6 +292,64 @@ async fn number_owner_sees_own_put<S: RecordStore>(store: S) {
         Some(transaction.local_id)
     );
     assert_eq!(batch.number_owner(DocKind::Order, "ORD-8").await.expect("owner"), None);
+}
+
+/// A batch told the keys it carries answers for them as for any other key: records and numbers
+/// found, absent ones absent (per kind), its own puts and re-puts on top; keys it was not told
+/// of are still looked up.
+async fn read_ahead<S: RecordStore>(store: S) {
+    let order = order_record(Uuid::new_v4(), "ORD-1", 1);
+    let transaction = transaction_record(Uuid::new_v4(), "REF-1", 2);
+    let other = order_record(Uuid::new_v4(), "ORD-2", 3);
+    let [order, transaction, other] =
+        put_committed(&store, vec![order, transaction, other]).await.try_into().expect("three records");
+    let (absent, new) = (Uuid::new_v4(), order_record(Uuid::new_v4(), "ORD-3", 4));
+    let mut keys = BatchKeys::default();
+    keys.add(DocKind::Order, order.local_id, "ORD-1");
+    keys.add(DocKind::Transaction, transaction.local_id, "REF-1");
+    keys.add(DocKind::Order, absent, "ORD-9");
+    keys.add(DocKind::Order, new.local_id, "ORD-3");
+    // Kinds apart: a transaction's localId and number name no order, and the other way round.
+    keys.add(DocKind::Order, transaction.local_id, "REF-1");
+    keys.add(DocKind::Transaction, order.local_id, "ORD-1");
+
+    let mut batch = store.begin().await.expect("begin");
+    batch.read_ahead(&keys).await.expect("read ahead");
+    batch.read_ahead(&keys).await.expect("read the same keys ahead again");
+    assert_eq!(batch.get(DocKind::Order, order.local_id).await.expect("get"), Some(order.clone()));
+    assert_eq!(
+        batch.get(DocKind::Transaction, transaction.local_id).await.expect("get"),
+        Some(transaction.clone())
+    );
+    assert_eq!(batch.get(DocKind::Order, absent).await.expect("get"), None);
+    assert_eq!(batch.get(DocKind::Order, transaction.local_id).await.expect("get"), None);
+    assert_eq!(batch.get(DocKind::Transaction, order.local_id).await.expect("get"), None);
+    assert_eq!(batch.number_owner(DocKind::Order, "ORD-1").await.expect("owner"), Some(order.local_id));
+    assert_eq!(
+        batch.number_owner(DocKind::Transaction, "REF-1").await.expect("owner"),
+        Some(transaction.local_id)
+    );
+    assert_eq!(batch.number_owner(DocKind::Order, "ORD-9").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(DocKind::Order, "REF-1").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(DocKind::Transaction, "ORD-1").await.expect("owner"), None);
+    // Not read ahead.
+    assert_eq!(batch.get(DocKind::Order, other.local_id).await.expect("get"), Some(other.clone()));
+    assert_eq!(batch.number_owner(DocKind::Order, "ORD-2").await.expect("owner"), Some(other.local_id));
+
+    let new = batch.put(new).await.expect("put");
+    let renumbered = batch.put(order_record(order.local_id, "ORD-4", 5)).await.expect("re-put");
+    assert_eq!(batch.get(DocKind::Order, new.local_id).await.expect("get"), Some(new.clone()));
+    assert_eq!(batch.get(DocKind::Order, order.local_id).await.expect("get"), Some(renumbered.clone()));
+    assert_eq!(batch.number_owner(DocKind::Order, "ORD-3").await.expect("owner"), Some(new.local_id));
+    assert_eq!(batch.number_owner(DocKind::Order, "ORD-4").await.expect("owner"), Some(order.local_id));
+    batch.commit().await.expect("commit");
+
+    assert_eq!(store.get(DocKind::Order, order.local_id).await.expect("get"), Some(renumbered));
+    assert_eq!(store.get(DocKind::Order, new.local_id).await.expect("get"), Some(new));
+    assert_eq!(
+        store.counts().await.expect("counts"),
+        RecordCounts { orders: 3, transactions: 1, devices: 0, conflicts: 0 }
+    );
 }
 
 /// Positions strictly increase across batches and kinds; `changes(Since::Token(p))` is exactly
@@ -768,6 +828,7 @@ on_both!(on_sled, on_pg:
     round_trip,
     batch_isolation,
     number_owner_sees_own_put,
+    read_ahead,
     feed_by_position,
     feed_by_time,
     re_put_moves_to_end,
@@ -907,34 +968,41 @@ async fn postgres_reconnect_keeps_records() {
     .await;
 }
 
-/// A handle connected to a database that holds records (more than one page of them) finds them
-/// in its batches, by `localId` and by number.
+/// Rows written without `PgRecords` (an administrator's copy, a restore) are found by a batch,
+/// by `localId` and by number, whether it read them ahead or not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_new_handle_finds_existing_records() {
-    common::on_pg_database(|url| async move {
-        let store = PgRecords::connect(&url).await.expect("connect");
-        let records: Vec<Record> = (0..12_345)
-            .map(|n| {
-                let mut record = bare_order_record(Uuid::new_v4(), &format!("ORD-{n}"), n);
-                record.document = vec![1];
-                record
-            })
-            .collect();
-        let stored = put_committed(&store, records).await;
-        let transaction =
-            put_committed(&store, vec![transaction_record(Uuid::new_v4(), "REF-1", 1)]).await.remove(0);
-
-        let other = PgRecords::connect(&url).await.expect("connect again");
-        let mut batch = other.begin().await.expect("begin");
-        for record in [&stored[0], &stored[9_999], &stored[10_000], &stored[12_344], &transaction] {
-            assert_eq!(batch.get(record.kind(), record.local_id).await.expect("get").as_ref(), Some(record));
+async fn postgres_batches_find_rows_written_by_others() {
+    on_pg(|store: PgRecords| async move {
+        let stored = put_committed(&store, vec![order_record(Uuid::new_v4(), "ORD-1", 1)]).await.remove(0);
+        let copies = [Uuid::new_v4(), Uuid::new_v4()];
+        for (n, local_id) in copies.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO sync_orders SELECT $1, $2, client_id, $3, subtotal_cents, tax_cents, \
+                   total_cents, payment_method, payment_status, order_status, device_id, written_by, \
+                   sync_version, server_hash, heads, deleted, logged_conflict, created_at, updated_at, \
+                   changed_at, position + $4, document FROM sync_orders WHERE local_id = $5",
+            )
+            .bind(Uuid::new_v4())
+            .bind(local_id)
+            .bind(format!("ORD-COPY-{n}"))
+            .bind(i64::try_from(n + 1).expect("offset"))
+            .bind(stored.local_id)
+            .execute(store.pool())
+            .await
+            .expect("copy the row");
+        }
+        let mut batch = store.begin().await.expect("begin");
+        let mut keys = BatchKeys::default();
+        keys.add(DocKind::Order, copies[0], "ORD-COPY-0");
+        batch.read_ahead(&keys).await.expect("read ahead");
+        for (n, local_id) in copies.iter().enumerate() {
+            let found = batch.get(DocKind::Order, *local_id).await.expect("get").expect("the copy is found");
+            assert_eq!(found.body.number(), format!("ORD-COPY-{n}"));
             assert_eq!(
-                batch.number_owner(record.kind(), record.body.number()).await.expect("owner"),
-                Some(record.local_id)
+                batch.number_owner(DocKind::Order, &format!("ORD-COPY-{n}")).await.expect("owner"),
+                Some(*local_id)
             );
         }
-        assert_eq!(batch.get(DocKind::Order, Uuid::new_v4()).await.expect("get"), None);
-        assert_eq!(batch.number_owner(DocKind::Order, "ORD-12345").await.expect("owner"), None);
     })
     .await;
 }
