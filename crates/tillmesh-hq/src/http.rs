@@ -186,20 +186,6 @@ pub fn routes<S: RecordStore>(
     (routes, Arc::new(RestMetrics(shared)))
 }
 
-/// An [`HqError`] as an HTTP answer.
-pub fn api_error(error: HqError) -> ApiError {
-    let detail = error.to_string();
-    let (status, code) = match error {
-        HqError::BadRequest { error, .. } => (StatusCode::BAD_REQUEST, error),
-        HqError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-        HqError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-        HqError::DeviceExists(_) => (StatusCode::CONFLICT, "device_exists"),
-        HqError::Node(error) => return ApiError::from(error),
-        HqError::Records(_) | HqError::Document(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    };
-    ApiError { status, error: code, detail }
-}
-
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -213,9 +199,9 @@ async fn token_device<S: RecordStore>(
     headers: &HeaderMap,
 ) -> Result<Option<String>, ApiError> {
     match (bearer(headers), shared.legacy_auth) {
-        (Some(token), _) => shared.service.authenticate(token).await.map(Some).map_err(api_error),
+        (Some(token), _) => Ok(Some(shared.service.authenticate(token).await?)),
         (None, LegacyAuth::Open) => Ok(None),
-        (None, LegacyAuth::Token) => Err(api_error(HqError::Unauthorized)),
+        (None, LegacyAuth::Token) => Err(HqError::Unauthorized.into()),
     }
 }
 
@@ -235,7 +221,7 @@ async fn admit<S: RecordStore>(
             Ok(_) | Err(HqError::DeviceExists(_)) => {
                 tracing::info!(device = claimed, "admitted a legacy device without a token (open mode)");
             }
-            Err(error) => return Err(api_error(error)),
+            Err(error) => return Err(error.into()),
         }
         admitted.insert(claimed.to_string());
     }
@@ -271,6 +257,12 @@ enum WriteRefused {
 impl From<ApiError> for WriteRefused {
     fn from(error: ApiError) -> WriteRefused {
         WriteRefused::Api(error)
+    }
+}
+
+impl From<HqError> for WriteRefused {
+    fn from(error: HqError) -> WriteRefused {
+        WriteRefused::Api(error.into())
     }
 }
 
@@ -313,7 +305,7 @@ async fn batch<S: RecordStore>(
     let Json(request) = body.map_err(ApiError::from)?;
     let device = admit(&shared, by_token, &request.device_id).await?;
     let _turn = turn(&shared, &device, request.orders.len() + request.transactions.len()).await?;
-    Ok(Json(shared.service.sync_batch(&device, request).await.map_err(api_error)?))
+    Ok(Json(shared.service.sync_batch(&device, request).await?))
 }
 
 async fn order<S: RecordStore>(
@@ -326,7 +318,7 @@ async fn order<S: RecordStore>(
     let Json(order) = body.map_err(ApiError::from)?;
     let device = admit(&shared, by_token, claimed_device(&order)?).await?;
     let _turn = turn(&shared, &device, 1).await?;
-    Ok(Json(shared.service.sync_order(&device, order).await.map_err(api_error)?))
+    Ok(Json(shared.service.sync_order(&device, order).await?))
 }
 
 async fn transaction<S: RecordStore>(
@@ -339,7 +331,7 @@ async fn transaction<S: RecordStore>(
     let Json(transaction) = body.map_err(ApiError::from)?;
     let device = admit(&shared, by_token, claimed_device(&transaction)?).await?;
     let _turn = turn(&shared, &device, 1).await?;
-    Ok(Json(shared.service.sync_transaction(&device, transaction).await.map_err(api_error)?))
+    Ok(Json(shared.service.sync_transaction(&device, transaction).await?))
 }
 
 /// The `deviceId` a single record names: its writer when it comes without a token.
@@ -410,9 +402,10 @@ async fn updates<S: RecordStore>(
     let Query(query) = query?;
     let device = admit(&shared, by_token, &query.device_id).await?;
     if query.device_id != device {
-        return Err(api_error(HqError::Forbidden {
+        return Err(HqError::Forbidden {
             detail: format!("this token belongs to device {device:?}, not {:?}", query.device_id),
-        }));
+        }
+        .into());
     }
     let since = query
         .since
@@ -422,7 +415,7 @@ async fn updates<S: RecordStore>(
         .map_err(|error| ApiError::bad_request("invalid_query", error.to_string()))?;
     match since {
         Some(since @ Since::Time(_)) => Ok(stream_updates(Arc::clone(&shared.service), device, since).await),
-        _ => Ok(Json(shared.service.updates(&device, since).await.map_err(api_error)?).into_response()),
+        _ => Ok(Json(shared.service.updates(&device, since).await?).into_response()),
     }
 }
 
@@ -531,7 +524,7 @@ async fn add_device<S: RecordStore>(
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     admin(&shared, &headers)?;
     let Json(NewDevice { device_id }) = body?;
-    let token = shared.service.add_device(&device_id).await.map_err(api_error)?;
+    let token = shared.service.add_device(&device_id).await?;
     Ok((StatusCode::CREATED, Json(IssuedToken { device_id, token })))
 }
 
@@ -558,7 +551,7 @@ async fn conflicts<S: RecordStore>(
     if !(1..=CONFLICTS_LIMIT_MAX).contains(&query.limit) {
         return Err(ApiError::bad_request("invalid_query", format!("limit: 1 to {CONFLICTS_LIMIT_MAX}")));
     }
-    let entries = shared.service.records().conflicts(query.limit).await.map_err(|e| api_error(e.into()))?;
+    let entries = shared.service.records().conflicts(query.limit).await.map_err(HqError::from)?;
     Ok(Json(entries))
 }
 
