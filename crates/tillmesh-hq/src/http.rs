@@ -31,7 +31,7 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tillmesh_core::legacy::{BatchSyncResponse, Since, SyncResponse};
-use tillmesh_node::http::{ApiError, MetricsSource, TillRoutes, metric};
+use tillmesh_node::http::{ApiError, Figures, MetricsSource, TillRoutes, single};
 use tokio::sync::Mutex;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -567,101 +567,79 @@ impl<S: RecordStore> MetricsSource for RestMetrics<S> {
         serde_json::Map::from_iter([("legacyAuth".to_string(), self.0.legacy_auth.as_str().into())])
     }
 
-    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
+    fn figures(&self) -> Pin<Box<dyn Future<Output = Figures> + Send + '_>> {
         Box::pin(async move {
             let shared = &self.0;
-            let mut out = String::new();
+            let mut figures = Figures::default();
             let requests = &shared.requests;
-            let by_endpoint: Vec<(String, u64)> = [
+            let by_endpoint = [
                 ("batch", &requests.batch),
                 ("order", &requests.order),
                 ("transaction", &requests.transaction),
                 ("updates", &requests.updates),
             ]
             .iter()
-            .map(|(name, count)| (format!("{{endpoint=\"{name}\"}}"), count.load(Ordering::Relaxed)))
+            .map(|(name, count)| (vec![("endpoint", (*name).to_string())], count.load(Ordering::Relaxed)))
             .collect();
-            metric(
-                &mut out,
-                "tillmesh_rest_requests_total",
-                "counter",
-                "Legacy REST requests, by endpoint.",
-                &by_endpoint,
-            );
+            figures.counter("tillmesh_rest_requests", "Legacy REST requests, by endpoint.", by_endpoint);
             let stats = &shared.service.stats;
             for (name, help, counter) in [
                 (
-                    "tillmesh_rest_sync_sessions_total",
+                    "tillmesh_rest_sync_sessions",
                     "Legacy sync sessions (batches and single records).",
                     &stats.sync_sessions,
                 ),
-                ("tillmesh_rest_records_created_total", "Legacy records created.", &stats.created),
+                ("tillmesh_rest_records_created", "Legacy records created.", &stats.created),
                 (
-                    "tillmesh_rest_client_wins_total",
+                    "tillmesh_rest_client_wins",
                     "Legacy records changed by a newer client version.",
                     &stats.client_wins,
                 ),
+                ("tillmesh_rest_in_sync", "Legacy submissions already in sync (resends).", &stats.in_sync),
+                ("tillmesh_rest_conflicts", "Field conflicts reported to legacy clients.", &stats.conflicts),
+                ("tillmesh_rest_update_calls", "Legacy updates pages served.", &stats.update_calls),
                 (
-                    "tillmesh_rest_in_sync_total",
-                    "Legacy submissions already in sync (resends).",
-                    &stats.in_sync,
-                ),
-                (
-                    "tillmesh_rest_conflicts_total",
-                    "Field conflicts reported to legacy clients.",
-                    &stats.conflicts,
-                ),
-                ("tillmesh_rest_update_calls_total", "Legacy updates pages served.", &stats.update_calls),
-                (
-                    "tillmesh_rest_conflicts_coalesced_total",
+                    "tillmesh_rest_conflicts_coalesced",
                     "Conflicts reported again, identical, within ten minutes: answered, not logged again.",
                     &stats.conflicts_coalesced,
                 ),
                 (
-                    "tillmesh_rest_splits_repaired_total",
+                    "tillmesh_rest_splits_repaired",
                     "Records and documents found apart by a reconciliation and brought together.",
                     &stats.splits_repaired,
                 ),
             ] {
-                metric(&mut out, name, "counter", help, &[(String::new(), counter.load(Ordering::Relaxed))]);
+                figures.counter(name, help, single(counter.load(Ordering::Relaxed)));
             }
-            metric(
-                &mut out,
+            figures.gauge(
                 "tillmesh_rest_legacy_auth_open",
-                "gauge",
                 "1 when legacy clients without a token are admitted by deviceId (LAN-only migration mode).",
-                &[(String::new(), u64::from(shared.legacy_auth == LegacyAuth::Open))],
+                single(u64::from(shared.legacy_auth == LegacyAuth::Open)),
             );
             match shared.service.records().counts().await {
                 Ok(counts) => {
-                    metric(
-                        &mut out,
+                    figures.gauge(
                         "tillmesh_rest_records",
-                        "gauge",
                         "Legacy records held, by kind.",
-                        &[
-                            ("{kind=\"order\"}".to_string(), counts.orders),
-                            ("{kind=\"transaction\"}".to_string(), counts.transactions),
+                        vec![
+                            (vec![("kind", "order".to_string())], counts.orders),
+                            (vec![("kind", "transaction".to_string())], counts.transactions),
                         ],
                     );
-                    metric(
-                        &mut out,
+                    figures.gauge(
                         "tillmesh_rest_devices",
-                        "gauge",
                         "Legacy devices with a token.",
-                        &[(String::new(), counts.devices)],
+                        single(counts.devices),
                     );
-                    metric(
-                        &mut out,
+                    figures.gauge(
                         "tillmesh_rest_conflicts_logged",
-                        "gauge",
                         "Conflicts in HQ's report.",
-                        &[(String::new(), counts.conflicts)],
+                        single(counts.conflicts),
                     );
                 }
                 Err(error) => tracing::warn!(%error, "cannot count legacy records for /metrics"),
             }
-            out
+            figures
         })
     }
 }
