@@ -68,5 +68,5 @@ pub mod service;
 pub use background::SyncHandle;
 pub use config::ClientConfig;
 pub use error::ClientError;
-pub use record::{LegacyRecord, RecordKind, Tracked, TrackedOrder, TrackedTransaction};
+pub use record::{LegacyRecord, Tracked, TrackedOrder, TrackedTransaction};
 pub use service::{SyncReport, SyncService, SyncState, SyncStats};

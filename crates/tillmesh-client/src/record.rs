@@ -6,26 +6,8 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tillmesh_core::legacy::{LegacyError, LegacyOrder, LegacyTransaction, SyncStatus};
-use tillmesh_core::{OrderStatus, Timestamp};
+use tillmesh_core::{DocKind, OrderStatus, Timestamp};
 use uuid::Uuid;
-
-/// Orders or transactions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecordKind {
-    /// Orders ([`LegacyOrder`]).
-    Order,
-    /// Payment transactions ([`LegacyTransaction`]).
-    Transaction,
-}
-
-impl fmt::Display for RecordKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RecordKind::Order => "order",
-            RecordKind::Transaction => "transaction",
-        })
-    }
-}
 
 mod sealed {
     pub trait Sealed {}
@@ -38,7 +20,7 @@ pub trait LegacyRecord:
     sealed::Sealed + Serialize + DeserializeOwned + Clone + fmt::Debug + PartialEq + Send + Sync + 'static
 {
     /// Which kind.
-    const KIND: RecordKind;
+    const KIND: DocKind;
     /// The client's `id`.
     fn client_id(&self) -> &str;
     /// Replaces the client's `id`.
@@ -56,7 +38,7 @@ pub trait LegacyRecord:
 }
 
 impl LegacyRecord for LegacyOrder {
-    const KIND: RecordKind = RecordKind::Order;
+    const KIND: DocKind = DocKind::Order;
     fn client_id(&self) -> &str {
         &self.id
     }
@@ -79,7 +61,7 @@ impl LegacyRecord for LegacyOrder {
 }
 
 impl LegacyRecord for LegacyTransaction {
-    const KIND: RecordKind = RecordKind::Transaction;
+    const KIND: DocKind = DocKind::Transaction;
     fn client_id(&self) -> &str {
         &self.id
     }

@@ -13,7 +13,7 @@ use tillmesh_core::legacy::{
     BatchSyncRequest, LegacyOrder, LegacyTransaction, ServerUpdates, Since, SyncResponse, SyncableOrder,
     SyncableTransaction,
 };
-use tillmesh_core::{Clock, Timestamp};
+use tillmesh_core::{Clock, DocKind, Timestamp};
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ use crate::api::HqApi;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::outbox::{Applied, Outbox, Remote};
-use crate::record::{LegacyRecord, RecordKind, Tracked, TrackedOrder, TrackedTransaction};
+use crate::record::{LegacyRecord, Tracked, TrackedOrder, TrackedTransaction};
 
 /// What the service is doing, for a status line in the POS (the seed's `SyncState`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -500,8 +500,8 @@ impl SyncService {
         };
         if synced {
             match T::KIND {
-                RecordKind::Order => report.synced_orders += 1,
-                RecordKind::Transaction => report.synced_transactions += 1,
+                DocKind::Order => report.synced_orders += 1,
+                DocKind::Transaction => report.synced_transactions += 1,
             }
         }
         Ok(())

@@ -110,4 +110,12 @@ impl View {
             View::Transaction(transaction) => transaction.local_id,
         }
     }
+
+    /// The number it carries: the order number, or the transaction's reference number.
+    pub fn number(&self) -> &str {
+        match self {
+            View::Order(order) => &order.order_number,
+            View::Transaction(transaction) => &transaction.reference_number,
+        }
+    }
 }

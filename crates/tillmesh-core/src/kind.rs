@@ -8,13 +8,15 @@
 use std::fmt;
 
 use automerge::{AutoCommit, ObjId, ROOT, ReadDoc, Value};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The document layout this build writes and the newest it reads.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// Which kind of document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Which kind of document (in JSON, its [`DocKind::as_str`] name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DocKind {
     /// One order: items, status, the till's payment claim, HQ's settlement.
     Order,
@@ -169,5 +171,19 @@ pub(crate) fn string(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String>
     match doc.get(obj, key) {
         Ok(Some((Value::Scalar(scalar), _))) => scalar.as_str().map(str::to_string),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DocKind;
+
+    #[test]
+    fn json_names_are_the_kind_keys() {
+        for kind in [DocKind::Order, DocKind::Transaction] {
+            let json = serde_json::to_string(&kind).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<DocKind>(&json).expect("deserialize"), kind);
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! Why a legacy request failed ([`HqError`]), shared by the service, the projector and the
-//! HTTP layer.
+//! HTTP layer, and the HTTP answer for each ([`ApiError`], so handlers answer with `?`).
 
+use axum::http::StatusCode;
 use tillmesh_core::EditError;
 use tillmesh_core::legacy::LegacyError;
 use tillmesh_node::TillError;
+use tillmesh_node::http::ApiError;
 
 use crate::records::RecordError;
 
@@ -64,5 +66,22 @@ pub(crate) fn invalid(detail: impl Into<String>) -> HqError {
 impl From<LegacyError> for HqError {
     fn from(error: LegacyError) -> HqError {
         invalid(error.to_string())
+    }
+}
+
+/// An [`HqError`] as an HTTP answer: the client's mistakes as 4xx with their code, the node's
+/// failures as the node answers them, the rest as 500.
+impl From<HqError> for ApiError {
+    fn from(error: HqError) -> ApiError {
+        let detail = error.to_string();
+        let (status, code) = match error {
+            HqError::BadRequest { error, .. } => (StatusCode::BAD_REQUEST, error),
+            HqError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            HqError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            HqError::DeviceExists(_) => (StatusCode::CONFLICT, "device_exists"),
+            HqError::Node(error) => return ApiError::from(error),
+            HqError::Records(_) | HqError::Document(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError { status, error: code, detail }
     }
 }

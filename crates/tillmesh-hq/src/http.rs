@@ -32,7 +32,7 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tillmesh_core::legacy::{BatchSyncResponse, Since, SyncResponse};
-use tillmesh_node::http::{ApiError, ApiJson, ApiQuery, MetricsSource, TillRoutes, metric};
+use tillmesh_node::http::{ApiError, ApiJson, ApiQuery, Figures, MetricsSource, TillRoutes, single};
 use tokio::sync::Mutex;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -196,20 +196,6 @@ pub fn routes<S: RecordStore>(
     (routes, Arc::new(RestMetrics(shared)))
 }
 
-/// An [`HqError`] as an HTTP answer.
-pub fn api_error(error: HqError) -> ApiError {
-    let detail = error.to_string();
-    let (status, code) = match error {
-        HqError::BadRequest { error, .. } => (StatusCode::BAD_REQUEST, error),
-        HqError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-        HqError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-        HqError::DeviceExists(_) => (StatusCode::CONFLICT, "device_exists"),
-        HqError::Node(error) => return ApiError::from(error),
-        HqError::Records(_) | HqError::Document(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    };
-    ApiError { status, error: code, detail }
-}
-
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -232,9 +218,9 @@ impl<S: RecordStore> FromRequestParts<Arc<Shared<S>>> for LegacyCaller {
                 .authenticate(token)
                 .await
                 .map(|device| LegacyCaller(Some(device)))
-                .map_err(api_error),
+                .map_err(ApiError::from),
             (None, LegacyAuth::Open) => Ok(LegacyCaller(None)),
-            (None, LegacyAuth::Token) => Err(api_error(HqError::Unauthorized)),
+            (None, LegacyAuth::Token) => Err(HqError::Unauthorized.into()),
         }
     }
 }
@@ -252,7 +238,7 @@ impl LegacyCaller {
                 Ok(_) | Err(HqError::DeviceExists(_)) => {
                     tracing::info!(device = claimed, "admitted a legacy device without a token (open mode)");
                 }
-                Err(error) => return Err(api_error(error)),
+                Err(error) => return Err(error.into()),
             }
             admitted.insert(claimed.to_string());
         }
@@ -306,6 +292,12 @@ impl From<ApiError> for WriteRefused {
     }
 }
 
+impl From<HqError> for WriteRefused {
+    fn from(error: HqError) -> WriteRefused {
+        WriteRefused::Api(error.into())
+    }
+}
+
 impl IntoResponse for WriteRefused {
     fn into_response(self) -> Response {
         match self {
@@ -342,7 +334,7 @@ async fn batch<S: RecordStore>(
 ) -> Result<Json<BatchSyncResponse>, WriteRefused> {
     let device = caller.admit(&shared, &request.device_id).await?;
     let _turn = turn(&shared, &device, request.orders.len() + request.transactions.len()).await?;
-    Ok(Json(shared.service.sync_batch(&device, request).await.map_err(api_error)?))
+    Ok(Json(shared.service.sync_batch(&device, request).await?))
 }
 
 async fn order<S: RecordStore>(
@@ -352,7 +344,7 @@ async fn order<S: RecordStore>(
 ) -> Result<Json<SyncResponse>, WriteRefused> {
     let device = caller.admit(&shared, claimed_device(&order)?).await?;
     let _turn = turn(&shared, &device, 1).await?;
-    Ok(Json(shared.service.sync_order(&device, order).await.map_err(api_error)?))
+    Ok(Json(shared.service.sync_order(&device, order).await?))
 }
 
 async fn transaction<S: RecordStore>(
@@ -362,7 +354,7 @@ async fn transaction<S: RecordStore>(
 ) -> Result<Json<SyncResponse>, WriteRefused> {
     let device = caller.admit(&shared, claimed_device(&transaction)?).await?;
     let _turn = turn(&shared, &device, 1).await?;
-    Ok(Json(shared.service.sync_transaction(&device, transaction).await.map_err(api_error)?))
+    Ok(Json(shared.service.sync_transaction(&device, transaction).await?))
 }
 
 /// The `deviceId` a single record names: its writer when it comes without a token.
@@ -428,9 +420,10 @@ async fn updates<S: RecordStore>(
 ) -> Result<Response, ApiError> {
     let device = caller.admit(&shared, &query.device_id).await?;
     if query.device_id != device {
-        return Err(api_error(HqError::Forbidden {
+        return Err(HqError::Forbidden {
             detail: format!("this token belongs to device {device:?}, not {:?}", query.device_id),
-        }));
+        }
+        .into());
     }
     let since = query
         .since
@@ -440,7 +433,7 @@ async fn updates<S: RecordStore>(
         .map_err(|error| ApiError::bad_request("invalid_query", error.to_string()))?;
     match since {
         Some(since @ Since::Time(_)) => Ok(stream_updates(Arc::clone(&shared.service), device, since).await),
-        _ => Ok(Json(shared.service.updates(&device, since).await.map_err(api_error)?).into_response()),
+        _ => Ok(Json(shared.service.updates(&device, since).await?).into_response()),
     }
 }
 
@@ -546,7 +539,7 @@ async fn add_device<S: RecordStore>(
     State(shared): AppState<S>,
     ApiJson(NewDevice { device_id }): ApiJson<NewDevice>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
-    let token = shared.service.add_device(&device_id).await.map_err(api_error)?;
+    let token = shared.service.add_device(&device_id).await?;
     Ok((StatusCode::CREATED, Json(IssuedToken { device_id, token })))
 }
 
@@ -570,7 +563,7 @@ async fn conflicts<S: RecordStore>(
     if !(1..=CONFLICTS_LIMIT_MAX).contains(&query.limit) {
         return Err(ApiError::bad_request("invalid_query", format!("limit: 1 to {CONFLICTS_LIMIT_MAX}")));
     }
-    let entries = shared.service.records().conflicts(query.limit).await.map_err(|e| api_error(e.into()))?;
+    let entries = shared.service.records().conflicts(query.limit).await.map_err(HqError::from)?;
     Ok(Json(entries))
 }
 
@@ -586,101 +579,79 @@ impl<S: RecordStore> MetricsSource for RestMetrics<S> {
         serde_json::Map::from_iter([("legacyAuth".to_string(), self.0.legacy_auth.as_str().into())])
     }
 
-    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
+    fn figures(&self) -> Pin<Box<dyn Future<Output = Figures> + Send + '_>> {
         Box::pin(async move {
             let shared = &self.0;
-            let mut out = String::new();
+            let mut figures = Figures::default();
             let requests = &shared.requests;
-            let by_endpoint: Vec<(String, u64)> = [
+            let by_endpoint = [
                 ("batch", &requests.batch),
                 ("order", &requests.order),
                 ("transaction", &requests.transaction),
                 ("updates", &requests.updates),
             ]
             .iter()
-            .map(|(name, count)| (format!("{{endpoint=\"{name}\"}}"), count.load(Ordering::Relaxed)))
+            .map(|(name, count)| (vec![("endpoint", (*name).to_string())], count.load(Ordering::Relaxed)))
             .collect();
-            metric(
-                &mut out,
-                "tillmesh_rest_requests_total",
-                "counter",
-                "Legacy REST requests, by endpoint.",
-                &by_endpoint,
-            );
+            figures.counter("tillmesh_rest_requests", "Legacy REST requests, by endpoint.", by_endpoint);
             let stats = &shared.service.stats;
             for (name, help, counter) in [
                 (
-                    "tillmesh_rest_sync_sessions_total",
+                    "tillmesh_rest_sync_sessions",
                     "Legacy sync sessions (batches and single records).",
                     &stats.sync_sessions,
                 ),
-                ("tillmesh_rest_records_created_total", "Legacy records created.", &stats.created),
+                ("tillmesh_rest_records_created", "Legacy records created.", &stats.created),
                 (
-                    "tillmesh_rest_client_wins_total",
+                    "tillmesh_rest_client_wins",
                     "Legacy records changed by a newer client version.",
                     &stats.client_wins,
                 ),
+                ("tillmesh_rest_in_sync", "Legacy submissions already in sync (resends).", &stats.in_sync),
+                ("tillmesh_rest_conflicts", "Field conflicts reported to legacy clients.", &stats.conflicts),
+                ("tillmesh_rest_update_calls", "Legacy updates pages served.", &stats.update_calls),
                 (
-                    "tillmesh_rest_in_sync_total",
-                    "Legacy submissions already in sync (resends).",
-                    &stats.in_sync,
-                ),
-                (
-                    "tillmesh_rest_conflicts_total",
-                    "Field conflicts reported to legacy clients.",
-                    &stats.conflicts,
-                ),
-                ("tillmesh_rest_update_calls_total", "Legacy updates pages served.", &stats.update_calls),
-                (
-                    "tillmesh_rest_conflicts_coalesced_total",
+                    "tillmesh_rest_conflicts_coalesced",
                     "Conflicts reported again, identical, within ten minutes: answered, not logged again.",
                     &stats.conflicts_coalesced,
                 ),
                 (
-                    "tillmesh_rest_splits_repaired_total",
+                    "tillmesh_rest_splits_repaired",
                     "Records and documents found apart by a reconciliation and brought together.",
                     &stats.splits_repaired,
                 ),
             ] {
-                metric(&mut out, name, "counter", help, &[(String::new(), counter.load(Ordering::Relaxed))]);
+                figures.counter(name, help, single(counter.load(Ordering::Relaxed)));
             }
-            metric(
-                &mut out,
+            figures.gauge(
                 "tillmesh_rest_legacy_auth_open",
-                "gauge",
                 "1 when legacy clients without a token are admitted by deviceId (LAN-only migration mode).",
-                &[(String::new(), u64::from(shared.legacy_auth == LegacyAuth::Open))],
+                single(u64::from(shared.legacy_auth == LegacyAuth::Open)),
             );
             match shared.service.records().counts().await {
                 Ok(counts) => {
-                    metric(
-                        &mut out,
+                    figures.gauge(
                         "tillmesh_rest_records",
-                        "gauge",
                         "Legacy records held, by kind.",
-                        &[
-                            ("{kind=\"order\"}".to_string(), counts.orders),
-                            ("{kind=\"transaction\"}".to_string(), counts.transactions),
+                        vec![
+                            (vec![("kind", "order".to_string())], counts.orders),
+                            (vec![("kind", "transaction".to_string())], counts.transactions),
                         ],
                     );
-                    metric(
-                        &mut out,
+                    figures.gauge(
                         "tillmesh_rest_devices",
-                        "gauge",
                         "Legacy devices with a token.",
-                        &[(String::new(), counts.devices)],
+                        single(counts.devices),
                     );
-                    metric(
-                        &mut out,
+                    figures.gauge(
                         "tillmesh_rest_conflicts_logged",
-                        "gauge",
                         "Conflicts in HQ's report.",
-                        &[(String::new(), counts.conflicts)],
+                        single(counts.conflicts),
                     );
                 }
                 Err(error) => tracing::warn!(%error, "cannot count legacy records for /metrics"),
             }
-            out
+            figures
         })
     }
 }

@@ -53,7 +53,7 @@ pub fn database_options(
 }
 
 pub use error::HqError;
-pub use records::{Record, RecordBatch, RecordError, RecordKind, RecordStore};
+pub use records::{Record, RecordBatch, RecordError, RecordStore};
 pub use service::{CLOCK_SKEW_MAX_MS, LegacyService};
 pub use sled_records::SledRecords;
 pub use sqlx::postgres::PgConnectOptions;

@@ -1,12 +1,12 @@
 //! The pure mapping from a document to the record legacy clients see: its legacy view, what it
-//! differs from what a client sent, its version hash, its kind, and the whole record the
+//! differs from what a client sent, its version hash, and the whole record the
 //! projector stores for a document the node wrote. Nothing here reads HQ's service state.
 
 use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Resolution, json_text};
 use tillmesh_core::{DocKind, Document, HqPublicKey, Order, Timestamp, View};
 
 use crate::error::{HqError, invalid};
-use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody, RecordKind};
+use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody};
 
 /// The server's legacy view of an order document (with the client's `id` and the record's
 /// `number`) and its differences from what the client sent.
@@ -83,14 +83,6 @@ pub fn heads_hex(document: &mut Document) -> String {
     let id = document.id();
     hex::encode(tillmesh_sync::ItemHash::of(id, &document.heads()).0)
 }
-
-/// The record kind of a document.
-pub fn record_kind(document: &Document) -> RecordKind {
-    match document.kind() {
-        DocKind::Order => RecordKind::Order,
-        DocKind::Transaction => RecordKind::Transaction,
-    }
-}
 /// The record of `document`: its legacy view (keeping the client's ids of `previous`, and a
 /// transaction's names of status and method where they still mean the same), the
 /// version one higher when the content changed, the device of its latest change, a renumbering
@@ -102,7 +94,7 @@ pub(crate) async fn record_of<B: RecordBatch>(
     hq: Option<&HqPublicKey>,
     now: Timestamp,
 ) -> Result<Record, HqError> {
-    let kind = record_kind(document);
+    let kind = document.kind();
     let (local_id, device_id, mut body, payment_conflict) = match document.view(hq)? {
         View::Order(view) => {
             let mut body = LegacyOrder::from_view(&view);
@@ -137,7 +129,7 @@ pub(crate) async fn record_of<B: RecordBatch>(
             RecordBody::Transaction(transaction) => transaction.reference_number.clone_from(&listed),
         }
         conflicts.push(FieldConflict {
-            field: if kind == RecordKind::Order { "orderNumber" } else { "referenceNumber" }.into(),
+            field: if kind == DocKind::Order { "orderNumber" } else { "referenceNumber" }.into(),
             client_value: Some(json_text(&taken)),
             server_value: Some(json_text(&listed)),
             resolution: Resolution::ServerAssigned,
@@ -149,7 +141,7 @@ pub(crate) async fn record_of<B: RecordBatch>(
         let marker = format!("{}@{}@{}", conflict.claimed, conflict.claimed_by, conflict.claimed_at.0);
         if logged_conflict.as_deref() != Some(marker.as_str()) {
             conflicts.push(FieldConflict {
-                field: if kind == RecordKind::Order { "paymentStatus" } else { "status" }.into(),
+                field: if kind == DocKind::Order { "paymentStatus" } else { "status" }.into(),
                 client_value: Some(json_text(&conflict.claimed)),
                 server_value: Some(json_text(&conflict.settled)),
                 resolution: Resolution::ServerWins,

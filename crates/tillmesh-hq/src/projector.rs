@@ -12,14 +12,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tillmesh_core::{Clock, Document, Timestamp};
+use tillmesh_core::{Clock, DocKind, Document, Timestamp};
 use tillmesh_node::{Till, TillError};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use crate::error::HqError;
-use crate::mapping::{heads_hex, record_kind, record_of};
-use crate::records::{RecordBatch, RecordKind, RecordStore};
+use crate::mapping::{heads_hex, record_of};
+use crate::records::{BatchKeys, RecordBatch, RecordStore};
 use crate::service::LegacyService;
 
 /// Most documents projected in one batch.
@@ -109,7 +109,7 @@ pub async fn reconcile<S: RecordStore>(
     let store = node.store();
     let index = store.load_index().map_err(TillError::from)?;
     let versions = records.versions().await?;
-    let mut by_doc: HashMap<Uuid, (RecordKind, Uuid, String)> = HashMap::with_capacity(versions.len());
+    let mut by_doc: HashMap<Uuid, (DocKind, Uuid, String)> = HashMap::with_capacity(versions.len());
     for version in versions {
         by_doc.insert(version.doc_id, (version.kind, version.local_id, version.heads));
     }
@@ -164,13 +164,20 @@ async fn project<S: RecordStore>(
     ids: BTreeSet<Uuid>,
 ) -> Result<(), HqError> {
     let hq = node.config().hq;
-    let mut batch = records.begin().await?;
-    let mut back_to_node = Vec::new();
+    // Read before the batch, which then looks up every record and number in one go.
+    let mut documents = Vec::with_capacity(ids.len());
+    let mut keys = BatchKeys::default();
     for id in ids {
-        let Some(mut document) = node.store().get(id).map_err(TillError::from)? else { continue };
-        let kind = record_kind(&document);
-        let local_id = document.view(hq.as_ref())?.local_id();
-        let previous = batch.get(kind, local_id).await?;
+        let Some(document) = node.store().get(id).map_err(TillError::from)? else { continue };
+        let view = document.view(hq.as_ref())?;
+        keys.add(document.kind(), view.local_id(), view.number());
+        documents.push((document, view.local_id()));
+    }
+    let mut batch = records.begin().await?;
+    batch.read_ahead(&keys).await?;
+    let mut back_to_node = Vec::new();
+    for (mut document, local_id) in documents {
+        let previous = batch.get(document.kind(), local_id).await?;
         if previous.as_ref().is_some_and(|record| record.heads == heads_hex(&mut document)) {
             continue;
         }

@@ -10,29 +10,9 @@
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
-use tillmesh_core::Timestamp;
 use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Since};
+use tillmesh_core::{DocKind, Timestamp};
 use uuid::Uuid;
-
-/// Which kind of record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RecordKind {
-    /// An order (`sync_orders`).
-    Order,
-    /// A payment transaction (`transactions`).
-    Transaction,
-}
-
-impl RecordKind {
-    /// The kind's name in keys and columns.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            RecordKind::Order => "order",
-            RecordKind::Transaction => "transaction",
-        }
-    }
-}
 
 /// The legacy view of a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,10 +26,10 @@ pub enum RecordBody {
 
 impl RecordBody {
     /// The record's kind.
-    pub fn kind(&self) -> RecordKind {
+    pub fn kind(&self) -> DocKind {
         match self {
-            RecordBody::Order(_) => RecordKind::Order,
-            RecordBody::Transaction(_) => RecordKind::Transaction,
+            RecordBody::Order(_) => DocKind::Order,
+            RecordBody::Transaction(_) => DocKind::Transaction,
         }
     }
 
@@ -114,7 +94,7 @@ pub struct Record {
 
 impl Record {
     /// The record's kind.
-    pub fn kind(&self) -> RecordKind {
+    pub fn kind(&self) -> DocKind {
         self.body.kind()
     }
 }
@@ -126,7 +106,7 @@ pub struct ConflictEntry {
     /// When.
     pub at: Timestamp,
     /// Which kind of record.
-    pub kind: RecordKind,
+    pub kind: DocKind,
     /// The record's `localId`.
     pub local_id: Uuid,
     /// The document (`serverId`).
@@ -160,7 +140,7 @@ pub struct RecordCounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordVersion {
     /// The record's kind.
-    pub kind: RecordKind,
+    pub kind: DocKind,
     /// Its `localId`.
     pub local_id: Uuid,
     /// Its document.
@@ -211,7 +191,7 @@ pub trait RecordStore: Send + Sync + 'static {
     /// The record of `kind` with `local_id`, with its document.
     fn get(
         &self,
-        kind: RecordKind,
+        kind: DocKind,
         local_id: Uuid,
     ) -> impl Future<Output = Result<Option<Record>, RecordError>> + Send;
 
@@ -250,22 +230,50 @@ pub trait RecordStore: Send + Sync + 'static {
     -> impl Future<Output = Result<Vec<ConflictEntry>, RecordError>> + Send;
 }
 
+/// The keys a batch is about to look up ([`RecordBatch::read_ahead`]): records by kind and
+/// `localId`, numbers by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchKeys {
+    /// For [`RecordBatch::get`].
+    pub local_ids: Vec<(DocKind, Uuid)>,
+    /// For [`RecordBatch::number_owner`].
+    pub numbers: Vec<(DocKind, String)>,
+}
+
+impl BatchKeys {
+    /// Adds a record's keys: its `localId` and its number.
+    pub fn add(&mut self, kind: DocKind, local_id: Uuid, number: &str) {
+        self.local_ids.push((kind, local_id));
+        self.numbers.push((kind, number.to_string()));
+    }
+}
+
 /// Writes that become visible together on [`RecordBatch::commit`]; dropping the batch discards
 /// them. Reads see the batch's own writes.
 pub trait RecordBatch: Send {
+    /// Reads at once what the batch is about to look up, so that [`RecordBatch::get`] and
+    /// [`RecordBatch::number_owner`] answer for those keys without a round trip each (PostgreSQL
+    /// reads them in one statement; sled, whose lookups are local, reads nothing ahead). Other
+    /// keys may still be looked up.
+    fn read_ahead(&mut self, keys: &BatchKeys) -> impl Future<Output = Result<(), RecordError>> + Send;
+
     /// The record of `kind` with `local_id`, with its document.
     fn get(
         &mut self,
-        kind: RecordKind,
+        kind: DocKind,
         local_id: Uuid,
     ) -> impl Future<Output = Result<Option<Record>, RecordError>> + Send;
 
     /// The `localId` of the record of `kind` that holds `number`.
     fn number_owner(
         &mut self,
-        kind: RecordKind,
+        kind: DocKind,
         number: &str,
     ) -> impl Future<Output = Result<Option<Uuid>, RecordError>> + Send;
+
+    /// The last number of HQ's own sequence given out (0 before the first): the next ones
+    /// follow it, so a batch can read ahead the numbers it may give.
+    fn last_assigned_number(&self) -> u64;
 
     /// The next number of HQ's own sequence (for renumbered orders), from 1.
     fn next_assigned_number(&mut self) -> impl Future<Output = Result<u64, RecordError>> + Send;

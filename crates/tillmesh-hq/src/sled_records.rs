@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-use tillmesh_core::Timestamp;
 use tillmesh_core::legacy::Since;
+use tillmesh_core::{DocKind, Timestamp};
 use tillmesh_store::Store;
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use crate::records::{
-    CONFLICTS_KEPT, ConflictEntry, Record, RecordBatch, RecordCounts, RecordError, RecordKind, RecordStore,
+    BatchKeys, CONFLICTS_KEPT, ConflictEntry, Record, RecordBatch, RecordCounts, RecordError, RecordStore,
     RecordVersion,
 };
 
@@ -85,21 +85,21 @@ impl SledRecords {
     }
 }
 
-fn key(kind: RecordKind, local_id: Uuid) -> [u8; 17] {
+fn key(kind: DocKind, local_id: Uuid) -> [u8; 17] {
     let mut key = [0u8; 17];
     key[0] = kind_byte(kind);
     key[1..].copy_from_slice(local_id.as_bytes());
     key
 }
 
-const fn kind_byte(kind: RecordKind) -> u8 {
+const fn kind_byte(kind: DocKind) -> u8 {
     match kind {
-        RecordKind::Order => b'o',
-        RecordKind::Transaction => b't',
+        DocKind::Order => b'o',
+        DocKind::Transaction => b't',
     }
 }
 
-fn number_key(kind: RecordKind, number: &str) -> Vec<u8> {
+fn number_key(kind: DocKind, number: &str) -> Vec<u8> {
     let mut key = vec![kind_byte(kind)];
     key.extend_from_slice(number.as_bytes());
     key
@@ -129,7 +129,7 @@ fn decode_record(json: &[u8], document: Option<sled::IVec>) -> Result<Record, Re
 impl Trees {
     fn record(
         &self,
-        kind: RecordKind,
+        kind: DocKind,
         local_id: Uuid,
         with_document: bool,
     ) -> Result<Option<Record>, RecordError> {
@@ -158,7 +158,7 @@ impl RecordStore for SledRecords {
         })
     }
 
-    async fn get(&self, kind: RecordKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
+    async fn get(&self, kind: DocKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
         self.trees()?.record(kind, local_id, true)
     }
 
@@ -271,14 +271,18 @@ pub struct SledBatch<'a> {
 }
 
 impl RecordBatch for SledBatch<'_> {
-    async fn get(&mut self, kind: RecordKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
+    async fn read_ahead(&mut self, _keys: &BatchKeys) -> Result<(), RecordError> {
+        Ok(())
+    }
+
+    async fn get(&mut self, kind: DocKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
         match self.records.get(&key(kind, local_id)) {
             Some(record) => Ok(Some(record.clone())),
             None => self.owner.trees()?.record(kind, local_id, true),
         }
     }
 
-    async fn number_owner(&mut self, kind: RecordKind, number: &str) -> Result<Option<Uuid>, RecordError> {
+    async fn number_owner(&mut self, kind: DocKind, number: &str) -> Result<Option<Uuid>, RecordError> {
         let key = number_key(kind, number);
         if let Some(owner) = self.numbers.get(&key) {
             return Ok(Some(*owner));
@@ -287,6 +291,10 @@ impl RecordBatch for SledBatch<'_> {
             None => Ok(None),
             Some(bytes) => Uuid::from_slice(&bytes).map(Some).map_err(|_| corrupt("number index")),
         }
+    }
+
+    fn last_assigned_number(&self) -> u64 {
+        self.assigned
     }
 
     async fn next_assigned_number(&mut self) -> Result<u64, RecordError> {

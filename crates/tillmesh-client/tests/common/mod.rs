@@ -12,9 +12,9 @@ use std::time::Duration;
 use tillmesh_client::{ClientConfig, SyncService, SyncState};
 use tillmesh_core::legacy::{LegacyItem, LegacyOrder, LegacyTransaction};
 use tillmesh_core::{
-    Amount, HqSigningKey, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp,
+    Amount, DocKind, HqSigningKey, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp,
 };
-use tillmesh_hq::records::{Record, RecordKind, RecordStore};
+use tillmesh_hq::records::{Record, RecordStore};
 use tillmesh_hq::{Access, Hq, LegacyService, SledRecords};
 use tillmesh_node::SystemClock;
 use tillmesh_node::{Till, TillConfig};
@@ -106,7 +106,7 @@ impl HqServer {
 
     /// HQ's order record of `local_id`.
     pub async fn order_record(&self, local_id: Uuid) -> Option<Record> {
-        self.service.records().get(RecordKind::Order, local_id).await.expect("record")
+        self.service.records().get(DocKind::Order, local_id).await.expect("record")
     }
 }
 

@@ -34,7 +34,7 @@ use tracing::Level;
 
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
-pub use metrics::metric;
+pub use metrics::{Figures, Labels, single};
 pub use rustls::ServerConfig as TlsServerConfig;
 pub use server::{ConnectionLimits, TlsError, serve_router, tls_config};
 
@@ -155,11 +155,10 @@ async fn till_screen() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("till.html"))
 }
 
-/// Figures another layer adds to `GET /metrics` (HQ's legacy API), in the Prometheus text
-/// format, and to `GET /api/health`.
+/// Figures another layer adds to `GET /metrics` (HQ's legacy API) and to `GET /api/health`.
 pub trait MetricsSource: Send + Sync + 'static {
-    /// The extra lines, each metric with its `# HELP` and `# TYPE`.
-    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>>;
+    /// The extra figures, read from counters, after the node's own.
+    fn figures(&self) -> Pin<Box<dyn Future<Output = Figures> + Send + '_>>;
 
     /// Extra fields of `GET /api/health` (none by default).
     fn health(&self) -> serde_json::Map<String, serde_json::Value> {
