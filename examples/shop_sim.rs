@@ -55,7 +55,7 @@ struct Args {
     /// Longest one-way delay in ticks (default 30); frames overtake each other within it.
     #[arg(long)]
     delay_ticks_max: Option<u64>,
-    /// Each pair of peers reconciles every this many ticks (default 250).
+    /// Each node reconciles with its peers every this many ticks (default 250; 0: never).
     #[arg(long)]
     anti_entropy_every_ticks: Option<u64>,
     /// Tills edit one of their this many most recent orders (fewer: more concurrent edits).
