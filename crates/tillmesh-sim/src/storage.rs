@@ -3,6 +3,7 @@
 //! then nothing of them is kept, as on a disk that refused the write.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 
 use automerge::{AutoCommit, ChangeHash, sync};
 use tillmesh_core::{SignedRosterEntry, Timestamp};
@@ -136,23 +137,20 @@ impl Documents for PeerDocuments<'_> {
     }
 
     fn saved(&mut self, id: DocId) -> Result<Option<Vec<u8>>, StorageFault> {
-        Ok(self.docs.get_mut(&id).map(AutoCommit::save))
+        infallible(self.docs.saved(id))
     }
 
     fn heads(&mut self, id: DocId) -> Result<Option<Vec<ChangeHash>>, StorageFault> {
-        Ok(self.docs.get_mut(&id).map(AutoCommit::get_heads))
+        infallible(self.docs.heads(id))
     }
 
     fn load(&mut self, id: DocId) -> Result<Option<AutoCommit>, StorageFault> {
-        Ok(self.docs.get(&id).cloned())
+        infallible(self.docs.load(id))
     }
 
     fn store(&mut self, id: DocId, doc: AutoCommit, saved: Option<Vec<u8>>) -> Result<Verdict, StorageFault> {
         let before = self.docs.get(&id).cloned();
-        let verdict = match self.docs.store(id, doc, saved) {
-            Ok(verdict) => verdict,
-            Err(never) => match never {},
-        };
+        let verdict = infallible(self.docs.store(id, doc, saved))?;
         if verdict.is_ok() {
             self.undo.push((id, before));
         }
@@ -162,4 +160,9 @@ impl Documents for PeerDocuments<'_> {
     fn sync_state(&mut self, id: DocId) -> Result<Option<sync::State>, StorageFault> {
         Ok(self.states.and_then(|states| states.get(&id)).and_then(|bytes| sync::State::decode(bytes).ok()))
     }
+}
+
+/// The result of an in-memory read or write, which cannot fail.
+fn infallible<T>(result: Result<T, Infallible>) -> Result<T, StorageFault> {
+    result.map_err(|never| match never {})
 }

@@ -48,11 +48,6 @@ impl MemoryDocuments {
         self.docs.get(id)
     }
 
-    /// A document, to read its heads or save it.
-    pub fn get_mut(&mut self, id: &DocId) -> Option<&mut AutoCommit> {
-        self.docs.get_mut(id)
-    }
-
     /// Forgets a document (a write undone).
     pub fn remove(&mut self, id: &DocId) -> Option<AutoCommit> {
         self.index.remove(id);
