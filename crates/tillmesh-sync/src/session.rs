@@ -251,6 +251,7 @@ impl Session {
                     self.states.remove(&id);
                     return Ok(());
                 }
+                resend_needed(state);
                 let changed = doc.get_heads() != before;
                 self.queue_sync(id, &mut doc, docs)?;
                 if changed {
@@ -421,6 +422,18 @@ impl Session {
             Ok(RangeBody::Items { items: with_heads(mine.into_keys().collect(), docs)?, reply: false })
         } else {
             Ok(RangeBody::Skip)
+        }
+    }
+}
+
+/// Changes the peer asks for by hash are sent again, even those sent before in this session.
+/// Automerge sends a change once per sync state and never again while the peer's heads do not
+/// cover it; when the frame that carried it was lost (a request that failed, a peer whose write
+/// failed and that started afresh) the peer asks for it forever and never gets it.
+fn resend_needed(state: &mut sync::State) {
+    if let Some(need) = &state.their_need {
+        for hash in need {
+            state.sent_hashes.remove(hash);
         }
     }
 }

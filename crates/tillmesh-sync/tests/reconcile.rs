@@ -19,6 +19,17 @@ struct Conversation {
 fn converse(a: &mut MemoryDocuments, b: &mut MemoryDocuments) -> Conversation {
     let (mut on_a, mut on_b) = (Session::new(), Session::new());
     on_a.start_reconcile(a.index());
+    talk(a, &mut on_a, b, &mut on_b)
+}
+
+/// Two live sessions talk until neither has anything to send; panics when they go on without
+/// end.
+fn talk(
+    a: &mut MemoryDocuments,
+    on_a: &mut Session,
+    b: &mut MemoryDocuments,
+    on_b: &mut Session,
+) -> Conversation {
     let mut talk = Conversation::default();
     while on_a.has_outgoing() || on_b.has_outgoing() {
         talk.round_trips += 1;
@@ -267,4 +278,34 @@ fn documents_that_crash_automerge_are_refused_not_loaded() {
         assert!(crashers.contains(&refusal.bytes), "the refused bytes are reported as sent");
     }
     assert!(docs.index().is_empty(), "nothing was stored");
+}
+
+/// A live session whose frame carrying a change was lost: Automerge alone never sends that
+/// change again (its sync state counts it as sent), so the peer asks for it by hash in every
+/// answer and the two talk forever. The session sends again whatever the peer asks for.
+#[test]
+fn a_change_whose_frame_was_lost_is_sent_again_when_asked_for() {
+    let (mut a, mut b) = peers_with(3);
+    let (mut on_a, mut on_b) = (Session::new(), Session::new());
+    let edited = id(1);
+    let edit = |docs: &mut MemoryDocuments, actor: u8, value: &str| {
+        let mut doc = docs.get(&edited).expect("shared").clone().with_actor(ActorId::from([actor; 16]));
+        doc.put(ROOT, "note", value).expect("put");
+        docs.put(edited, doc);
+    };
+    // A first edit syncs: both sessions now know what the other holds.
+    edit(&mut a, 7, "first from a");
+    on_a.push_change(edited, &mut a).expect("in memory");
+    talk(&mut a, &mut on_a, &mut b, &mut on_b);
+    assert_same(&a, &b);
+    // The frame with a's second edit is lost.
+    edit(&mut a, 7, "second from a");
+    on_a.push_change(edited, &mut a).expect("in memory");
+    let lost = on_a.next_frame().expect("a's change goes out");
+    assert_eq!(lost.docs.len(), 1);
+    // b edits the same order; the two talk until neither has more to say.
+    edit(&mut b, 8, "from b");
+    on_b.push_change(edited, &mut b).expect("in memory");
+    talk(&mut a, &mut on_a, &mut b, &mut on_b);
+    assert_same(&a, &b);
 }
