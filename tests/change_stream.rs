@@ -41,3 +41,44 @@ async fn the_change_stream_shows_every_write() {
     while changes.next().await.is_some() {}
     while late.next().await.is_some() {}
 }
+
+/// Peers coming and going are no writes: the stream says so with `event: sync`, so that a
+/// screen reads the sync status again instead of polling it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_stream_tells_when_peers_come_and_go() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    support::shop(dir.path(), &["A", "B"]);
+    let a = support::start_shop_till(dir.path(), "A", 60_000, &[]);
+    let http = reqwest::Client::new();
+    let mut changes = Changes::open(&http, &a.url).await;
+    let peers = || async {
+        let status: serde_json::Value = http
+            .get(format!("{}/api/sync/status", a.url))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        status["peers"].clone()
+    };
+    assert_eq!(peers().await, json!([]));
+
+    let b = support::start_shop_till(dir.path(), "B", 60_000, &[a.peer.as_deref().expect("A listens")]);
+    let (event, _) = changes.next().await.expect("an event");
+    assert_eq!(event, "sync", "B's admission is told");
+    // The event may come as B is admitted or as documents are marked synced: wait for the peer.
+    while peers().await != json!(["till-B"]) {
+        let (event, _) = changes.next().await.expect("another event");
+        assert_eq!(event, "sync");
+    }
+
+    assert!(b.terminate().success());
+    loop {
+        let (event, _) = changes.next().await.expect("an event");
+        if event == "sync" && peers().await == json!([]) {
+            break;
+        }
+    }
+    assert!(a.terminate().success());
+}

@@ -20,8 +20,9 @@ pub struct SyncControl {
     pub stats: Arc<SyncStats>,
 }
 
-/// Traffic counters of a mesh member, for benchmarks and monitoring.
-#[derive(Debug, Default)]
+/// Traffic counters of a mesh member, for benchmarks and monitoring, and the signal that its
+/// sync status moved without a document being written.
+#[derive(Debug)]
 pub struct SyncStats {
     /// Frames sent (requests and responses).
     pub frames_sent: AtomicU64,
@@ -35,6 +36,23 @@ pub struct SyncStats {
     pub requests_sent: AtomicU64,
     /// Document messages from peers refused (not loadable or not valid), repeats included.
     pub documents_refused: AtomicU64,
+    /// Counts the times documents were marked synced with a peer: what the sync status shows
+    /// changed though no document was written (the change stream's `sync` event).
+    pub marked_synced: watch::Sender<u64>,
+}
+
+impl Default for SyncStats {
+    fn default() -> Self {
+        SyncStats {
+            frames_sent: AtomicU64::default(),
+            bytes_sent: AtomicU64::default(),
+            frames_received: AtomicU64::default(),
+            bytes_received: AtomicU64::default(),
+            requests_sent: AtomicU64::default(),
+            documents_refused: AtomicU64::default(),
+            marked_synced: watch::Sender::new(0),
+        }
+    }
 }
 
 impl SyncStats {

@@ -69,7 +69,9 @@ impl<'a> Storage for NodeStorage<'_, 'a> {
 
     fn mark_synced(&mut self, remote: &str, at: Timestamp) -> Result<(), StoreError> {
         let store = self.context.store;
-        self.noted(store.mark_all_synced(remote).and_then(|()| store.record_sync(remote, at)))
+        self.noted(store.mark_all_synced(remote).and_then(|()| store.record_sync(remote, at)))?;
+        self.stats.marked_synced.send_modify(|marks| *marks += 1);
+        Ok(())
     }
 
     /// Counts the refused messages, logs each with the peer that sent it and keeps it aside

@@ -1,7 +1,9 @@
 //! Order summaries: what a list shows, kept per order so listing never loads documents.
 
 use serde::{Deserialize, Serialize};
-use tillmesh_core::{Amount, Currency, Document, HqPublicKey, OrderStatus, PaymentStatus, Timestamp, View};
+use tillmesh_core::{
+    Amount, Currency, Document, HqPublicKey, OrderStatus, PaymentMethod, PaymentStatus, Timestamp, View,
+};
 use tillmesh_sync::ItemHash;
 use uuid::Uuid;
 
@@ -24,6 +26,10 @@ pub struct OrderSummary {
     pub payment_status: PaymentStatus,
     /// Whether HQ's signed settlement stands behind it.
     pub payment_confirmed: bool,
+    /// How the till says it was paid (none before a payment; none in summaries kept before this
+    /// field existed, until the order changes).
+    #[serde(default)]
+    pub payment_method: Option<PaymentMethod>,
     /// Order total.
     pub total: Amount,
     /// Currency of the total.
@@ -139,6 +145,7 @@ impl Prepared {
                     order_status: view.status,
                     payment_status: view.payment.status,
                     payment_confirmed: view.payment.confirmed,
+                    payment_method: view.payment.method,
                     total: view.total,
                     currency: view.currency,
                     item_count: view.items.iter().filter(|item| !item.voided).count(),

@@ -6,7 +6,10 @@
 //! `event: order` with the order's summary (as `GET /api/orders` lists it) as `data` and its id
 //! as the event `id`, or `event: document` with `{"id": …}` for a payment transaction. A
 //! subscriber that falls more than the stream's buffer behind gets `event: resync` with the
-//! number of events missed and should list again. The stream ends when the node stops serving.
+//! number of events missed and should list again. `event: sync` (`data: {}`) says that the sync
+//! status (`GET /api/sync/status`) moved without a document being written: a peer was admitted
+//! or went away, or documents were marked synced with a peer. The stream ends when the node
+//! stops serving.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::Till;
@@ -25,9 +29,15 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 pub(super) async fn changes(State(till): State<Till>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let written = till.subscribe_written();
     let ended = Box::pin(till.streams_ended());
+    let sync = till.sync_control().map(|control| {
+        let mut peers = control.peers.clone();
+        peers.borrow_and_update();
+        SyncMoves { peers, marked: control.stats.marked_synced.subscribe() }
+    });
     let ready = futures_util::stream::once(async { Ok(Event::default().event("ready").data("{}")) });
-    let events =
-        futures_util::stream::unfold((till, written, ended), |(till, mut written, mut ended)| async move {
+    let events = futures_util::stream::unfold(
+        (till, written, ended, sync),
+        |(till, mut written, mut ended, mut sync)| async move {
             let event = tokio::select! {
                 () = &mut ended => return None,
                 received = written.recv() => match received {
@@ -37,10 +47,33 @@ pub(super) async fn changes(State(till): State<Till>) -> Sse<impl Stream<Item = 
                     }
                     Err(RecvError::Closed) => return None,
                 },
+                () = SyncMoves::next(&mut sync) => Event::default().event("sync").data("{}"),
             };
-            Some((Ok(event), (till, written, ended)))
-        });
+            Some((Ok(event), (till, written, ended, sync)))
+        },
+    );
     Sse::new(futures_util::StreamExt::chain(ready, events)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+/// What moves the sync status of a node with a sync driver.
+struct SyncMoves {
+    peers: watch::Receiver<Vec<String>>,
+    marked: watch::Receiver<u64>,
+}
+
+impl SyncMoves {
+    /// Resolves when the admitted peers change or documents are marked synced; never for a
+    /// standalone node, nor once the driver has gone.
+    async fn next(moves: &mut Option<SyncMoves>) {
+        let Some(moves) = moves else { return std::future::pending().await };
+        let moved = tokio::select! {
+            changed = moves.peers.changed() => changed,
+            changed = moves.marked.changed() => changed,
+        };
+        if moved.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// The event for a document written: an order's summary, else its id.
