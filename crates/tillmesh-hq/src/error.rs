@@ -2,8 +2,8 @@
 //! HTTP layer, and the HTTP answer for each ([`ApiError`], so handlers answer with `?`).
 
 use axum::http::StatusCode;
-use tillmesh_core::EditError;
 use tillmesh_core::legacy::LegacyError;
+use tillmesh_core::{EditError, Timestamp};
 use tillmesh_node::TillError;
 use tillmesh_node::http::ApiError;
 
@@ -23,15 +23,26 @@ pub enum HqError {
     /// No valid bearer token.
     #[error("a valid bearer token is required (Authorization: Bearer <token>)")]
     Unauthorized,
+    /// The token was valid until HQ's admin revoked its device.
+    #[error("device {device_id}'s token was revoked at {} (ms since the Unix epoch)", at.millis())]
+    Revoked {
+        /// The device.
+        device_id: String,
+        /// When.
+        at: Timestamp,
+    },
     /// The token belongs to another device.
     #[error("{detail}")]
     Forbidden {
         /// Which device the token is for and what was asked.
         detail: String,
     },
-    /// The device has a token already.
+    /// The device has a valid token already.
     #[error(transparent)]
     DeviceExists(RecordError),
+    /// No such device is registered.
+    #[error(transparent)]
+    UnknownDevice(RecordError),
     /// The record store failed.
     #[error(transparent)]
     Records(RecordError),
@@ -47,6 +58,7 @@ impl From<RecordError> for HqError {
     fn from(error: RecordError) -> HqError {
         match error {
             RecordError::DeviceExists { .. } => HqError::DeviceExists(error),
+            RecordError::UnknownDevice { .. } => HqError::UnknownDevice(error),
             other => HqError::Records(other),
         }
     }
@@ -77,8 +89,10 @@ impl From<HqError> for ApiError {
         let (status, code) = match error {
             HqError::BadRequest { error, .. } => (StatusCode::BAD_REQUEST, error),
             HqError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            HqError::Revoked { .. } => (StatusCode::UNAUTHORIZED, "token_revoked"),
             HqError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             HqError::DeviceExists(_) => (StatusCode::CONFLICT, "device_exists"),
+            HqError::UnknownDevice(_) => (StatusCode::NOT_FOUND, "unknown_device"),
             HqError::Node(error) => return ApiError::from(error),
             HqError::Records(_) | HqError::Document(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };

@@ -4,15 +4,17 @@
 //!
 //! - `POST /api/sync/batch`, `POST /api/sync/order`, `POST /api/sync/transaction`,
 //!   `GET /api/sync/updates?deviceId=…&since=…`: the seed's API, each with
-//!   `Authorization: Bearer <device token>`; a token may only act as its own device (403). With
-//!   [`LegacyAuth::Open`] a request without a token is admitted as the device it names. Web
+//!   `Authorization: Bearer <device token>`; a token may only act as its own device (403), and a
+//!   revoked device's is refused (401 `token_revoked`). With [`LegacyAuth::Open`] a request
+//!   without a token is admitted as the device it names, unless that device was revoked. Web
 //!   origins listed in [`Access::cors_origins`] may call them from a browser (CORS). Every body
 //!   is read to its end before it is judged (up to [`REST_BODY_DRAIN_BYTES_MAX`]; over the
 //!   limit, answered 413), so a client refused while still sending (a bad token, a body too
 //!   large) reads the answer instead of seeing its connection reset.
-//! - `POST /api/hq/devices` `{"deviceId"}` → `{"deviceId","token"}` and `GET /api/hq/conflicts`:
-//!   HQ's admin endpoints, with `Authorization: Bearer <admin token>` (the file `admin-token` in
-//!   HQ's data directory).
+//! - `POST /api/hq/devices` `{"deviceId"}` → `{"deviceId","token"}` (a revoked device gets a new
+//!   token), `GET /api/hq/devices`, `POST /api/hq/devices/{deviceId}/revoke` and
+//!   `GET /api/hq/conflicts`: HQ's admin endpoints, with `Authorization: Bearer <admin token>`
+//!   (the file `admin-token` in HQ's data directory).
 //! - The node's own API (orders, `POST /api/orders/{id}/settle`, roster, sync), with the admin
 //!   token too; `GET /api/health` and `GET /metrics` stay open.
 
@@ -32,12 +34,11 @@ use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tillmesh_core::legacy::{BatchSyncResponse, Since, SyncResponse};
-use tillmesh_node::http::{ApiError, ApiJson, ApiQuery, Figures, MetricsSource, TillRoutes, single};
-use tokio::sync::Mutex;
+use tillmesh_node::http::{ApiError, ApiJson, ApiPath, ApiQuery, Figures, MetricsSource, TillRoutes, single};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::HqError;
-use crate::records::{ConflictEntry, RecordStore};
+use crate::records::{ConflictEntry, LegacyDevice, RecordStore};
 use crate::service::{FeedCursor, IncomingBatch, LegacyService, Listed, token_sha256};
 
 /// Largest legacy request body: a batch of 1,000 records fits.
@@ -116,8 +117,6 @@ struct Shared<S> {
     service: Arc<LegacyService<S>>,
     admin_token_sha256: String,
     legacy_auth: LegacyAuth,
-    /// Devices admitted without a token and known to be registered (open mode).
-    admitted: Mutex<std::collections::HashSet<String>>,
     requests: RestRequests,
     /// Per-device rate and turns of legacy writes.
     gate: crate::fairness::Gate,
@@ -144,7 +143,6 @@ pub fn routes<S: RecordStore>(
         service,
         admin_token_sha256: token_sha256(&access.admin_token),
         legacy_auth: access.legacy_auth,
-        admitted: Mutex::new(std::collections::HashSet::new()),
         requests: RestRequests::default(),
         gate: crate::fairness::Gate::default(),
     });
@@ -177,7 +175,8 @@ pub fn routes<S: RecordStore>(
             .with_state(Arc::clone(&shared)),
     );
     let admin = Router::new()
-        .route("/api/hq/devices", post(add_device::<S>))
+        .route("/api/hq/devices", post(add_device::<S>).get(devices::<S>))
+        .route("/api/hq/devices/{device_id}/revoke", post(revoke_device::<S>))
         .route("/api/hq/conflicts", get(conflicts::<S>))
         .route_layer(admin_only.clone());
     let reads = edge(
@@ -227,21 +226,12 @@ impl<S: RecordStore> FromRequestParts<Arc<Shared<S>>> for LegacyCaller {
 
 impl LegacyCaller {
     /// The writing device: the token's, or in open mode the `claimed` one, registered among
-    /// HQ's devices on first sight.
+    /// HQ's devices on first sight (and refused once revoked).
     async fn admit<S: RecordStore>(self, shared: &Shared<S>, claimed: &str) -> Result<String, ApiError> {
         if let Some(device) = self.0 {
             return Ok(device);
         }
-        let mut admitted = shared.admitted.lock().await;
-        if !admitted.contains(claimed) {
-            match shared.service.add_device(claimed).await {
-                Ok(_) | Err(HqError::DeviceExists(_)) => {
-                    tracing::info!(device = claimed, "admitted a legacy device without a token (open mode)");
-                }
-                Err(error) => return Err(error.into()),
-            }
-            admitted.insert(claimed.to_string());
-        }
+        shared.service.admit_without_token(claimed).await?;
         Ok(claimed.to_string())
     }
 }
@@ -543,6 +533,18 @@ async fn add_device<S: RecordStore>(
     Ok((StatusCode::CREATED, Json(IssuedToken { device_id, token })))
 }
 
+/// Every legacy device, revoked or not, by device id.
+async fn devices<S: RecordStore>(State(shared): AppState<S>) -> Answer<Vec<LegacyDevice>> {
+    Ok(Json(shared.service.records().devices().await.map_err(HqError::from)?))
+}
+
+async fn revoke_device<S: RecordStore>(
+    State(shared): AppState<S>,
+    ApiPath(device_id): ApiPath<String>,
+) -> Answer<LegacyDevice> {
+    Ok(Json(shared.service.revoke_device(&device_id).await?))
+}
+
 #[derive(Debug, Deserialize)]
 struct ConflictsQuery {
     #[serde(default = "conflicts_default")]
@@ -640,7 +642,7 @@ impl<S: RecordStore> MetricsSource for RestMetrics<S> {
                     );
                     figures.gauge(
                         "tillmesh_rest_devices",
-                        "Legacy devices with a token.",
+                        "Legacy devices whose token is valid (not revoked).",
                         single(counts.devices),
                     );
                     figures.gauge(

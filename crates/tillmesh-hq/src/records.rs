@@ -130,10 +130,23 @@ pub struct RecordCounts {
     pub orders: u64,
     /// Transaction records.
     pub transactions: u64,
-    /// Registered legacy devices.
+    /// Legacy devices whose token is valid (registered and not revoked).
     pub devices: u64,
     /// Conflict-log entries held (at most [`CONFLICTS_KEPT`]).
     pub conflicts: u64,
+}
+
+/// A legacy device, as HQ's back office lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyDevice {
+    /// The device.
+    pub device_id: String,
+    /// When its current token was issued; `None` for a device the embedded store registered
+    /// before it kept the time.
+    pub added_at: Option<Timestamp>,
+    /// When its token was revoked (refused since); `None` while the token is valid.
+    pub revoked_at: Option<Timestamp>,
 }
 
 /// A record's document version, for reconciling the store with HQ's peer store.
@@ -170,9 +183,16 @@ pub enum RecordError {
         /// What could not be read.
         what: String,
     },
-    /// A device id is registered already (tokens are issued once per device).
+    /// A device id is registered already and not revoked (tokens are issued once per device,
+    /// again only after a revocation).
     #[error("device {device_id} already has a token")]
     DeviceExists {
+        /// The device.
+        device_id: String,
+    },
+    /// No device with this id was ever registered.
+    #[error("no device {device_id} is registered")]
+    UnknownDevice {
         /// The device.
         device_id: String,
     },
@@ -211,7 +231,9 @@ pub trait RecordStore: Send + Sync + 'static {
     /// How many records, devices and conflicts.
     fn counts(&self) -> impl Future<Output = Result<RecordCounts, RecordError>> + Send;
 
-    /// Registers a legacy device with the SHA-256 (hex) of its bearer token.
+    /// Registers a legacy device with the SHA-256 (hex) of its bearer token, issued `at`. A
+    /// revoked device is registered afresh with this token (its old one stays refused); one
+    /// whose token is valid is [`RecordError::DeviceExists`].
     fn add_device(
         &self,
         device_id: &str,
@@ -219,11 +241,28 @@ pub trait RecordStore: Send + Sync + 'static {
         at: Timestamp,
     ) -> impl Future<Output = Result<(), RecordError>> + Send;
 
-    /// The device a token's SHA-256 (hex) belongs to.
+    /// Revokes a device's token `at` and returns the device. A device revoked already keeps its
+    /// first revocation time; an unknown one is [`RecordError::UnknownDevice`].
+    fn revoke_device(
+        &self,
+        device_id: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<LegacyDevice, RecordError>> + Send;
+
+    /// Every legacy device, revoked or not, by device id.
+    fn devices(&self) -> impl Future<Output = Result<Vec<LegacyDevice>, RecordError>> + Send;
+
+    /// The device registered as `device_id`.
+    fn device(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Option<LegacyDevice>, RecordError>> + Send;
+
+    /// The device whose current token has this SHA-256 (hex), revoked or not.
     fn device_of(
         &self,
         token_sha256: &str,
-    ) -> impl Future<Output = Result<Option<String>, RecordError>> + Send;
+    ) -> impl Future<Output = Result<Option<LegacyDevice>, RecordError>> + Send;
 
     /// The newest `limit` conflicts, newest first.
     fn conflicts(&self, limit: usize)

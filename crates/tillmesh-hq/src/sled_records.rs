@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tillmesh_core::legacy::Since;
@@ -13,8 +14,8 @@ use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use crate::records::{
-    BatchKeys, CONFLICTS_KEPT, ConflictEntry, Record, RecordBatch, RecordCounts, RecordError, RecordStore,
-    RecordVersion,
+    BatchKeys, CONFLICTS_KEPT, ConflictEntry, LegacyDevice, Record, RecordBatch, RecordCounts, RecordError,
+    RecordStore, RecordVersion,
 };
 
 const POSITION: &[u8] = b"position";
@@ -42,7 +43,8 @@ struct Trees {
     numbers: sled::Tree,
     /// position → kind + localId.
     feed: sled::Tree,
-    /// token SHA-256 → device id; `id:` + device id → token SHA-256.
+    /// `token:` + the SHA-256 of a device's current token → device id; `id:` + device id →
+    /// its [`DeviceEntry`].
     devices: sled::Tree,
     /// sequence → conflict entry as JSON.
     conflicts: sled::Tree,
@@ -105,6 +107,45 @@ fn number_key(kind: DocKind, number: &str) -> Vec<u8> {
     key
 }
 
+/// A legacy device's entry, as JSON under `id:` + its id.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceEntry {
+    token_sha256: String,
+    added_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
+}
+
+const DEVICE_PREFIX: &str = "id:";
+
+fn device_key(device_id: &str) -> String {
+    format!("{DEVICE_PREFIX}{device_id}")
+}
+
+fn token_key(token_sha256: &str) -> String {
+    format!("token:{token_sha256}")
+}
+
+impl DeviceEntry {
+    /// An entry as stored: JSON, or the token's SHA-256 alone as builds that kept no times
+    /// wrote it.
+    fn decode(bytes: &[u8]) -> Result<DeviceEntry, RecordError> {
+        if bytes.first() == Some(&b'{') {
+            return serde_json::from_slice(bytes).map_err(|error| corrupt(format!("device: {error}")));
+        }
+        let token_sha256 = String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("device token hash"))?;
+        Ok(DeviceEntry { token_sha256, added_at: None, revoked_at: None })
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, RecordError> {
+        serde_json::to_vec(self).map_err(|error| corrupt(format!("device: {error}")))
+    }
+
+    fn listed(&self, device_id: String) -> LegacyDevice {
+        LegacyDevice { device_id, added_at: self.added_at, revoked_at: self.revoked_at }
+    }
+}
+
 fn corrupt(what: impl Into<String>) -> RecordError {
     RecordError::Corrupt { what: what.into() }
 }
@@ -137,6 +178,22 @@ impl Trees {
         let Some(json) = self.records.get(key)? else { return Ok(None) };
         let document = if with_document { self.documents.get(key)? } else { None };
         decode_record(&json, document).map(Some)
+    }
+
+    fn device_entry(&self, device_id: &str) -> Result<Option<DeviceEntry>, RecordError> {
+        self.devices.get(device_key(device_id))?.map(|bytes| DeviceEntry::decode(&bytes)).transpose()
+    }
+
+    fn devices(&self) -> Result<Vec<LegacyDevice>, RecordError> {
+        self.devices
+            .scan_prefix(DEVICE_PREFIX)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let device_id = String::from_utf8(key[DEVICE_PREFIX.len()..].to_vec())
+                    .map_err(|_| corrupt("device id"))?;
+                Ok(DeviceEntry::decode(&value)?.listed(device_id))
+            })
+            .collect()
     }
 }
 
@@ -212,7 +269,7 @@ impl RecordStore for SledRecords {
         Ok(RecordCounts {
             orders: counter(&trees.meta, ORDERS)?,
             transactions: counter(&trees.meta, TRANSACTIONS)?,
-            devices: trees.devices.scan_prefix(b"id:").count() as u64,
+            devices: trees.devices()?.iter().filter(|device| device.revoked_at.is_none()).count() as u64,
             conflicts: counter(&trees.meta, CONFLICTS)?.min(CONFLICTS_KEPT),
         })
     }
@@ -221,26 +278,55 @@ impl RecordStore for SledRecords {
         &self,
         device_id: &str,
         token_sha256: &str,
-        _at: Timestamp,
+        at: Timestamp,
     ) -> Result<(), RecordError> {
         let _guard = self.lock.lock().await;
-        let id_key = format!("id:{device_id}");
-        if self.trees()?.devices.contains_key(&id_key)? {
-            return Err(RecordError::DeviceExists { device_id: device_id.to_string() });
-        }
+        let trees = self.trees()?;
         let mut batch = sled::Batch::default();
-        batch.insert(format!("token:{token_sha256}").as_bytes(), device_id.as_bytes());
-        batch.insert(id_key.as_bytes(), token_sha256.as_bytes());
-        self.trees()?.devices.apply_batch(batch)?;
+        match trees.device_entry(device_id)? {
+            Some(entry) if entry.revoked_at.is_none() => {
+                return Err(RecordError::DeviceExists { device_id: device_id.to_string() });
+            }
+            Some(revoked) => batch.remove(token_key(&revoked.token_sha256).as_bytes()),
+            None => {}
+        }
+        let entry =
+            DeviceEntry { token_sha256: token_sha256.to_string(), added_at: Some(at), revoked_at: None };
+        batch.insert(token_key(token_sha256).as_bytes(), device_id.as_bytes());
+        batch.insert(device_key(device_id).as_bytes(), entry.encode()?);
+        trees.devices.apply_batch(batch)?;
         self.store.flush()?;
         Ok(())
     }
 
-    async fn device_of(&self, token_sha256: &str) -> Result<Option<String>, RecordError> {
-        match self.trees()?.devices.get(format!("token:{token_sha256}"))? {
-            None => Ok(None),
-            Some(bytes) => String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| corrupt("device id")),
+    async fn revoke_device(&self, device_id: &str, at: Timestamp) -> Result<LegacyDevice, RecordError> {
+        let _guard = self.lock.lock().await;
+        let trees = self.trees()?;
+        let mut entry = trees
+            .device_entry(device_id)?
+            .ok_or_else(|| RecordError::UnknownDevice { device_id: device_id.to_string() })?;
+        if entry.revoked_at.is_none() {
+            entry.revoked_at = Some(at);
+            trees.devices.insert(device_key(device_id), entry.encode()?)?;
+            self.store.flush()?;
         }
+        Ok(entry.listed(device_id.to_string()))
+    }
+
+    async fn devices(&self) -> Result<Vec<LegacyDevice>, RecordError> {
+        self.trees()?.devices()
+    }
+
+    async fn device(&self, device_id: &str) -> Result<Option<LegacyDevice>, RecordError> {
+        Ok(self.trees()?.device_entry(device_id)?.map(|entry| entry.listed(device_id.to_string())))
+    }
+
+    async fn device_of(&self, token_sha256: &str) -> Result<Option<LegacyDevice>, RecordError> {
+        let trees = self.trees()?;
+        let Some(device_id) = trees.devices.get(token_key(token_sha256))? else { return Ok(None) };
+        let device_id = String::from_utf8(device_id.to_vec()).map_err(|_| corrupt("device id"))?;
+        let entry = trees.device_entry(&device_id)?.ok_or_else(|| corrupt("device token without entry"))?;
+        Ok(Some(entry.listed(device_id)))
     }
 
     async fn conflicts(&self, limit: usize) -> Result<Vec<ConflictEntry>, RecordError> {

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tillmesh_core::legacy::{FieldConflict, LegacyItem, LegacyOrder, LegacyTransaction, Resolution, Since};
 use tillmesh_core::{Amount, DocKind, OrderStatus, PaymentMethod, PaymentStatus, Quantity, Timestamp};
 use tillmesh_hq::records::{
-    BatchKeys, CONFLICTS_KEPT, ConflictEntry, RecordBody, RecordCounts, RecordVersion,
+    BatchKeys, CONFLICTS_KEPT, ConflictEntry, LegacyDevice, RecordBody, RecordCounts, RecordVersion,
 };
 use tillmesh_hq::{PgRecords, Record, RecordBatch, RecordError, RecordStore, SledRecords};
 use tillmesh_store::{Store, StoreOptions};
@@ -527,21 +527,69 @@ async fn lines_follow_their_order<S: RecordStore>(store: S) {
     );
 }
 
+fn device(device_id: &str, added_at: i64, revoked_at: Option<i64>) -> LegacyDevice {
+    LegacyDevice {
+        device_id: device_id.into(),
+        added_at: Some(Timestamp(added_at)),
+        revoked_at: revoked_at.map(Timestamp),
+    }
+}
+
 /// Devices: registered once, found by token.
 async fn devices<S: RecordStore>(store: S) {
     let (token1, token2) = (sha256_hex("token-1"), sha256_hex("token-2"));
     assert_eq!(store.device_of(&token1).await.expect("device"), None);
     store.add_device("device-1", &token1, Timestamp(5)).await.expect("add");
-    assert_eq!(store.device_of(&token1).await.expect("device"), Some("device-1".into()));
+    assert_eq!(store.device_of(&token1).await.expect("device"), Some(device("device-1", 5, None)));
     match store.add_device("device-1", &token2, Timestamp(6)).await {
         Err(RecordError::DeviceExists { device_id }) => assert_eq!(device_id, "device-1"),
         other => panic!("a second token for device-1: {other:?}"),
     }
     assert_eq!(store.device_of(&token2).await.expect("device"), None);
-    assert_eq!(store.device_of(&token1).await.expect("device"), Some("device-1".into()));
+    assert_eq!(store.device_of(&token1).await.expect("device"), Some(device("device-1", 5, None)));
     store.add_device("device-2", &token2, Timestamp(7)).await.expect("add");
-    assert_eq!(store.device_of(&token2).await.expect("device"), Some("device-2".into()));
+    assert_eq!(store.device_of(&token2).await.expect("device"), Some(device("device-2", 7, None)));
     assert_eq!(store.counts().await.expect("counts").devices, 2);
+}
+
+/// Revoking: listed with its time, its token still found (so it is refused as revoked), no
+/// longer counted; revoking again keeps the first time; adding it again issues a new token and
+/// forgets the old one.
+async fn device_revocation<S: RecordStore>(store: S) {
+    let (token1, token2, token3) = (sha256_hex("token-1"), sha256_hex("token-2"), sha256_hex("token-3"));
+    store.add_device("device-b", &token1, Timestamp(5)).await.expect("add");
+    store.add_device("device-a", &token2, Timestamp(6)).await.expect("add");
+    match store.revoke_device("device-c", Timestamp(7)).await {
+        Err(RecordError::UnknownDevice { device_id }) => assert_eq!(device_id, "device-c"),
+        other => panic!("revoking an unknown device: {other:?}"),
+    }
+    assert_eq!(store.device("device-c").await.expect("device"), None);
+    assert_eq!(store.counts().await.expect("counts").devices, 2);
+
+    let revoked = device("device-b", 5, Some(8));
+    assert_eq!(store.revoke_device("device-b", Timestamp(8)).await.expect("revoke"), revoked);
+    assert_eq!(store.revoke_device("device-b", Timestamp(9)).await.expect("revoke again"), revoked);
+    assert_eq!(store.device_of(&token1).await.expect("device"), Some(revoked.clone()));
+    assert_eq!(store.device("device-b").await.expect("device"), Some(revoked.clone()));
+    assert_eq!(
+        store.devices().await.expect("devices"),
+        [device("device-a", 6, None), revoked.clone()],
+        "by device id"
+    );
+    assert_eq!(store.counts().await.expect("counts").devices, 1);
+
+    store.add_device("device-b", &token3, Timestamp(10)).await.expect("add again");
+    assert_eq!(store.device_of(&token1).await.expect("device"), None, "the old token is forgotten");
+    assert_eq!(store.device_of(&token3).await.expect("device"), Some(device("device-b", 10, None)));
+    assert_eq!(
+        store.devices().await.expect("devices"),
+        [device("device-a", 6, None), device("device-b", 10, None)]
+    );
+    assert_eq!(store.counts().await.expect("counts").devices, 2);
+    assert!(matches!(
+        store.add_device("device-b", &sha256_hex("token-4"), Timestamp(11)).await,
+        Err(RecordError::DeviceExists { .. })
+    ));
 }
 
 /// Conflicts come back newest first; a dropped batch's are not logged.
@@ -856,6 +904,7 @@ on_both!(on_sled, on_pg:
     re_put_moves_to_end,
     lines_follow_their_order,
     devices,
+    device_revocation,
     conflicts_newest_first,
     conflict_log_is_bounded,
     counts,
@@ -867,6 +916,36 @@ on_both!(on_sled_shared, on_pg_shared:
     waiting_batch_continues_counters,
     batches_see_each_others_writes,
 );
+
+// ---------------------------------------------------------------------------------------------
+// Sled only.
+
+/// A device registered by a build that kept its token's hash alone (no time) is listed without
+/// `addedAt`, authenticates, and can be revoked and added again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sled_device_without_a_time() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), StoreOptions { cache_bytes: 8 << 20, hq: None }).expect("store");
+    let token = sha256_hex("old-token");
+    let tree = store.extra_tree("hq/devices").expect("devices tree");
+    tree.insert(format!("token:{token}"), "pos-old").expect("insert");
+    tree.insert("id:pos-old", token.as_str()).expect("insert");
+    let records = SledRecords::open(store).expect("records");
+
+    let old = LegacyDevice { device_id: "pos-old".into(), added_at: None, revoked_at: None };
+    assert_eq!(records.device_of(&token).await.expect("device"), Some(old.clone()));
+    assert_eq!(records.devices().await.expect("devices"), [old]);
+    assert_eq!(records.counts().await.expect("counts").devices, 1);
+    let revoked = records.revoke_device("pos-old", Timestamp(3)).await.expect("revoke");
+    assert_eq!(
+        revoked,
+        LegacyDevice { device_id: "pos-old".into(), added_at: None, revoked_at: Some(Timestamp(3)) }
+    );
+    assert_eq!(records.device_of(&token).await.expect("device"), Some(revoked));
+    records.add_device("pos-old", &sha256_hex("new-token"), Timestamp(4)).await.expect("add again");
+    assert_eq!(records.device_of(&token).await.expect("device"), None);
+    assert_eq!(records.devices().await.expect("devices"), [device("pos-old", 4, None)]);
+}
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL only.

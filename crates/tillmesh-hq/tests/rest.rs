@@ -83,6 +83,13 @@ impl<S: RecordStore> Harness<S> {
         (status, response.json().await.expect("JSON answer"))
     }
 
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let response =
+            self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.expect("request");
+        let status = response.status();
+        (status, response.json().await.expect("JSON answer"))
+    }
+
     async fn batch(&self, token: &str, device: &str, orders: Vec<Value>, transactions: Vec<Value>) -> Value {
         let body = json!({"deviceId": device, "orders": orders, "transactions": transactions, "lastSyncTimestamp": 0});
         let (status, answer) = self.post("/api/sync/batch", token, &body).await;
@@ -1158,6 +1165,69 @@ async fn updates_by_time_are_complete<S: RecordStore>(h: Harness<S>) {
     h.stop().await;
 }
 
+/// HQ's back office lists and revokes legacy devices (admin token only): a revoked token is
+/// refused as revoked on every legacy route, revoking again keeps the first time, an unknown
+/// device is 404, and adding the device again issues a new token that works while the old one
+/// stays refused.
+async fn devices_listed_and_revoked<S: RecordStore>(h: Harness<S>) {
+    let (status, listed) = h.get("/api/hq/devices", ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!(keys(&listed[0]), ["addedAt", "deviceId", "revokedAt"]);
+    assert_eq!((&listed[0]["deviceId"], &listed[1]["deviceId"]), (&json!("pos-a"), &json!("pos-b")));
+    let added_at = listed[0]["addedAt"].as_i64().expect("addedAt in ms");
+    assert!(added_at > 1_704_067_200_000, "{listed}");
+    assert_eq!(listed[0]["revokedAt"], Value::Null);
+
+    // A device's token is not the admin's: nothing is listed nor revoked with it.
+    let revoke_a = "/api/hq/devices/pos-a/revoke";
+    let (status, refused) = h.get("/api/hq/devices", &h.token_a).await;
+    assert_eq!((status, &refused["error"]), (StatusCode::UNAUTHORIZED, &json!("unauthorized")));
+    let (status, refused) = h.post(revoke_a, &h.token_a, &json!({})).await;
+    assert_eq!((status, &refused["error"]), (StatusCode::UNAUTHORIZED, &json!("unauthorized")));
+    let tea = |device: &str, number: &str| {
+        order(Uuid::new_v4(), number, &[("tea", 1, 300)], "OPEN", "PENDING", 1, device)
+    };
+    h.batch(&h.token_a, "pos-a", vec![tea("pos-a", "ORD-9001")], Vec::new()).await;
+
+    let (status, revoked) = h.post(revoke_a, ADMIN_TOKEN, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!((&revoked["deviceId"], revoked["addedAt"].as_i64()), (&json!("pos-a"), Some(added_at)));
+    let revoked_at = revoked["revokedAt"].as_i64().expect("revokedAt in ms");
+    assert!(revoked_at >= added_at, "{revoked}");
+    assert_eq!(h.post(revoke_a, ADMIN_TOKEN, &json!({})).await, (StatusCode::OK, revoked.clone()));
+    let body = json!({"deviceId": "pos-a", "orders": [tea("pos-a", "ORD-9002")], "transactions": []});
+    let (status, refused) = h.post("/api/sync/batch", &h.token_a, &body).await;
+    assert_eq!((status, &refused["error"]), (StatusCode::UNAUTHORIZED, &json!("token_revoked")), "{refused}");
+    assert!(refused["detail"].as_str().is_some_and(|detail| detail.contains("revoked")), "{refused}");
+    let (status, refused) = h.get("/api/sync/updates?deviceId=pos-a", &h.token_a).await;
+    assert_eq!((status, &refused["error"]), (StatusCode::UNAUTHORIZED, &json!("token_revoked")));
+    h.batch(&h.token_b, "pos-b", vec![tea("pos-b", "ORD-9003")], Vec::new()).await;
+    let (_, listed) = h.get("/api/hq/devices", ADMIN_TOKEN).await;
+    assert_eq!(listed[0], revoked);
+    assert_eq!(listed[1]["revokedAt"], Value::Null);
+    assert_eq!(h.service.records().counts().await.expect("counts").devices, 1, "pos-b alone is active");
+
+    let (status, unknown) = h.post("/api/hq/devices/pos-z/revoke", ADMIN_TOKEN, &json!({})).await;
+    assert_eq!((status, &unknown["error"]), (StatusCode::NOT_FOUND, &json!("unknown_device")));
+
+    let (status, issued) = h.post("/api/hq/devices", ADMIN_TOKEN, &json!({"deviceId": "pos-a"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let token = issued["token"].as_str().expect("a new token");
+    assert_ne!(token, h.token_a);
+    let answer = h.batch(token, "pos-a", vec![tea("pos-a", "ORD-9004")], Vec::new()).await;
+    assert_eq!(answer["syncedOrders"][0]["success"], true, "{answer}");
+    let (status, refused) = h.post("/api/sync/batch", &h.token_a, &body).await;
+    assert_eq!((status, &refused["error"]), (StatusCode::UNAUTHORIZED, &json!("unauthorized")), "{refused}");
+    let (_, listed) = h.get("/api/hq/devices", ADMIN_TOKEN).await;
+    assert_eq!(listed[0]["revokedAt"], Value::Null, "{listed}");
+    assert!(listed[0]["addedAt"].as_i64().is_some_and(|at| at >= revoked_at), "{listed}");
+    assert_eq!(h.service.records().counts().await.expect("counts").devices, 2);
+    let (status, exists) = h.post("/api/hq/devices", ADMIN_TOKEN, &json!({"deviceId": "pos-a"})).await;
+    assert_eq!((status, &exists["error"]), (StatusCode::CONFLICT, &json!("device_exists")));
+    h.stop().await;
+}
+
 macro_rules! on_both {
     ($($test:ident),+ $(,)?) => {
         $(
@@ -1192,6 +1262,7 @@ on_both!(
     order_numbers_as_sent,
     deletions_and_versions_are_never_silent,
     updates_by_time_are_complete,
+    devices_listed_and_revoked,
 );
 
 /// HTTP for clients as they are: a browser's CORS preflight from an allowed origin, and a
@@ -1300,6 +1371,22 @@ async fn open_legacy_auth_admits_clients_without_a_token() {
         .await
         .expect("request");
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    // A revoked device stays refused without a token too.
+    let (status, _) = h.post("/api/hq/devices/register-A/revoke", ADMIN_TOKEN, &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let again = order(Uuid::new_v4(), "1002", &[("tea", 1, 300)], "COMPLETED", "PAID", 1, "register-A");
+    let refused = h
+        .http
+        .post(format!("{}/api/sync/batch", h.base))
+        .json(&json!({"deviceId": "register-A", "orders": [again]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let refused: Value = refused.json().await.expect("JSON");
+    assert_eq!(refused["error"], "token_revoked", "{refused}");
+    let active = h.service.records().counts().await.expect("counts").devices;
+    assert_eq!(active, devices_before + 1, "register-B (admitted by its updates), not register-A");
     let health: Value = h
         .http
         .get(format!("{}/api/health", h.base))
@@ -1336,6 +1423,7 @@ async fn openapi_admin_metrics_and_node_orders() {
         "/api/sync/transaction",
         "/api/sync/updates",
         "/api/hq/devices",
+        "/api/hq/devices/{deviceId}/revoke",
     ] {
         assert!(openapi["paths"].get(path).is_some(), "{path} documented");
     }

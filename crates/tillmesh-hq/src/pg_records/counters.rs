@@ -1,7 +1,7 @@
 //! The counters table (`legacy_counters`): the change feed's end, and the counts `/metrics` and
 //! `/api/health` report, each read with one lookup however many records there are. Batches
-//! advance them in the statement that writes their rows ([`super::write`]), adding a device in
-//! its insert ([`super::devices`]).
+//! advance them in the statement that writes their rows ([`super::write`]); adding a device
+//! counts it in its insert and revoking it takes it back ([`super::devices`]).
 
 use sqlx::PgPool;
 
@@ -17,7 +17,7 @@ pub(super) async fn last_position(pool: &PgPool) -> Result<u64, RecordError> {
     counter_value(position.ok_or_else(|| corrupt("counter position missing"))?, "position")
 }
 
-/// How many records, devices and conflicts.
+/// How many records, devices whose token is valid, and conflicts.
 pub(super) async fn counts(pool: &PgPool) -> Result<RecordCounts, RecordError> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT name, value FROM legacy_counters \

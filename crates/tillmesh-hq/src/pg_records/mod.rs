@@ -24,12 +24,12 @@
 //! order's lines come aggregated into arrays on its row), so a record and its order lines come
 //! from one snapshot.
 //!
-//! What `/metrics` and `/api/health` report ([`RecordStore::counts`]: records by kind, devices,
-//! conflict-log entries) is kept in the same counters table, so reading it is one lookup however
+//! What `/metrics` and `/api/health` report ([`RecordStore::counts`]: records by kind, devices
+//! whose token is valid, conflict-log entries) is kept in the same counters table, so reading it is one lookup however
 //! many records there are: a batch's statement advances the record and conflict counts with the
 //! rows it writes (a record counts as new when the statement's snapshot, taken before its
 //! inserts, has no row with its `localId`), trimming the conflict log takes back what it drops,
-//! and adding a device counts it in its insert. The counts live in the database rather than in
+//! adding a device counts it in its insert and revoking it takes it back. The counts live in the database rather than in
 //! each process's memory because several processes write one database, and a process would not
 //! see the others' inserts; migration `0003` counted the rows a database held before.
 //!
@@ -41,7 +41,7 @@
 //! - `write`: the statement a commit writes records, lines, conflicts and counters with.
 //! - `reads`: a record, the change feed, every record's version.
 //! - `counters`: the feed's end and the counts, from `legacy_counters`.
-//! - `devices`: legacy devices' token hashes.
+//! - `devices`: legacy devices, their tokens' hashes and revocations.
 //! - `conflicts`: the conflict log, read newest first and trimmed at commit.
 
 mod batch;
@@ -63,7 +63,9 @@ use uuid::Uuid;
 
 pub use batch::{BATCH_LOCK_KEY, PgBatch};
 
-use crate::records::{ConflictEntry, Record, RecordCounts, RecordError, RecordStore, RecordVersion};
+use crate::records::{
+    ConflictEntry, LegacyDevice, Record, RecordCounts, RecordError, RecordStore, RecordVersion,
+};
 
 /// Most connections one [`PgRecords`] opens: a pool for reads and one kept for batches.
 pub const POOL_CONNECTIONS_MAX: u32 = 8;
@@ -156,7 +158,19 @@ impl RecordStore for PgRecords {
         devices::add_device(&self.pool, device_id, token_sha256, at).await
     }
 
-    async fn device_of(&self, token_sha256: &str) -> Result<Option<String>, RecordError> {
+    async fn revoke_device(&self, device_id: &str, at: Timestamp) -> Result<LegacyDevice, RecordError> {
+        devices::revoke_device(&self.pool, device_id, at).await
+    }
+
+    async fn devices(&self) -> Result<Vec<LegacyDevice>, RecordError> {
+        devices::devices(&self.pool).await
+    }
+
+    async fn device(&self, device_id: &str) -> Result<Option<LegacyDevice>, RecordError> {
+        devices::device(&self.pool, device_id).await
+    }
+
+    async fn device_of(&self, token_sha256: &str) -> Result<Option<LegacyDevice>, RecordError> {
         devices::device_of(&self.pool, token_sha256).await
     }
 

@@ -63,9 +63,10 @@ use uuid::Uuid;
 
 pub use self::feed::{FeedCursor, Listed};
 pub use self::incoming::{IncomingBatch, read_record};
+use self::tokens::active;
 pub use self::tokens::{add_device, token_sha256};
 pub use crate::error::HqError;
-use crate::records::{ConflictEntry, RecordStore};
+use crate::records::{ConflictEntry, LegacyDevice, RecordStore};
 
 /// Most records returned by one `updates` call (or in one batch answer's `serverUpdates`).
 pub const UPDATES_PAGE_MAX: usize = 500;
@@ -189,15 +190,37 @@ impl<S: RecordStore> LegacyService<S> {
         self.clock.as_ref()
     }
 
-    /// The device a bearer token belongs to.
+    /// The device a bearer token belongs to, unless that device was revoked.
     pub async fn authenticate(&self, token: &str) -> Result<String, HqError> {
-        self.records.device_of(&token_sha256(token)).await?.ok_or(HqError::Unauthorized)
+        let device = self.records.device_of(&token_sha256(token)).await?.ok_or(HqError::Unauthorized)?;
+        active(device)
     }
 
-    /// Registers a legacy device and returns its new bearer token (shown once; only its hash is
-    /// kept).
+    /// Admits a request without a token as `device_id` (open mode): registers the device on
+    /// first sight; a revoked one stays refused.
+    pub async fn admit_without_token(&self, device_id: &str) -> Result<(), HqError> {
+        if let Some(device) = self.records.device(device_id).await? {
+            return active(device).map(drop);
+        }
+        match self.add_device(device_id).await {
+            Ok(_) => {
+                tracing::info!(device = device_id, "admitted a legacy device without a token (open mode)");
+                Ok(())
+            }
+            Err(HqError::DeviceExists(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Registers a legacy device, or a revoked one again, and returns its new bearer token
+    /// (shown once; only its hash is kept).
     pub async fn add_device(&self, device_id: &str) -> Result<String, HqError> {
         add_device(&self.records, device_id, self.clock.now()).await
+    }
+
+    /// Revokes a legacy device's token: its requests are refused from now on.
+    pub async fn revoke_device(&self, device_id: &str) -> Result<LegacyDevice, HqError> {
+        Ok(self.records.revoke_device(device_id, self.clock.now()).await?)
     }
 
     fn note_recorded(&self, documents: &[(Document, Option<Prepared>, String)]) {
