@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{TillProcess, cli, shop};
+use support::{TillProcess, cli, shop, start_shop_hq};
 
 /// How long propagation may take before the test fails.
 const WAIT_MS: u64 = 30_000;
@@ -48,22 +48,9 @@ async fn hq_settlement_wins_on_every_till() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir = dir.path();
     shop(dir, &["A", "B"]);
-    let shop_dir = dir.join("shop");
-    let hq = TillProcess::spawn(&[
-        "hq",
-        "--shop",
-        shop_dir.to_str().expect("utf-8"),
-        "--data-dir",
-        dir.join("data-hq").to_str().expect("utf-8"),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--sync-interval-ms",
-        "500",
-    ]);
+    let (hq, admin_token) = start_shop_hq(dir, 500);
+    let admin_token = admin_token.as_str();
     let hq_peer = hq.peer.clone().expect("HQ listens");
-    let admin_token_file = dir.join("data-hq").join("admin-token");
-    let admin_token = std::fs::read_to_string(&admin_token_file).expect("HQ wrote its admin token");
-    let admin_token = admin_token.trim();
     let till = |code: &str| {
         TillProcess::spawn(&[
             "till",
@@ -131,6 +118,7 @@ async fn hq_settlement_wins_on_every_till() {
     let unchanged = order(&http, &hq.url, &id, admin_token).await.expect("HQ's view");
     assert_eq!(unchanged["payment"]["status"], "PAID", "refused settlements changed nothing");
     assert_eq!(unchanged["payment"]["confirmed"], false);
+    let admin_token_file = dir.join("data-hq").join("admin-token");
     let token_file = admin_token_file.to_str().expect("utf-8");
     let (ok, out, err) = cli(&[
         "hq",

@@ -100,6 +100,7 @@ pub(super) async fn keep_running(shop: &mut DemoShop) -> anyhow::Result<()> {
     );
     println!("  curl {}/api/openapi.json", hq.url);
     println!("HQ's admin token: {}", shop.admin_token);
+    println!("  back office: {}/ (in a browser; sign in with the admin token)", hq.url);
     println!("  {exe} hq conflicts --hq {}{admin}", hq.url);
     println!("  {exe} hq settle --hq {}{admin} --order <ID> --status CAPTURED", hq.url);
     println!("{CLIENT_NAME}: syncs with HQ every 5 s in this process (device token above).");

@@ -185,6 +185,27 @@ pub fn start_shop_till(dir: &Path, code: &str, sync_interval_ms: u64, peers: &[&
     TillProcess::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
+/// Starts the shop's HQ (shop `dir/shop`, store `dir/data-hq`, listening for peers on
+/// 127.0.0.1, reconciling every `sync_interval_ms`) and reads the admin token it wrote.
+pub fn start_shop_hq(dir: &Path, sync_interval_ms: u64) -> (TillProcess, String) {
+    let path = |name: &str| dir.join(name).to_str().expect("utf-8 path").to_string();
+    let interval = sync_interval_ms.to_string();
+    let hq = TillProcess::spawn(&[
+        "hq",
+        "--shop",
+        &path("shop"),
+        "--data-dir",
+        &path("data-hq"),
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--sync-interval-ms",
+        &interval,
+    ]);
+    let token =
+        std::fs::read_to_string(dir.join("data-hq").join("admin-token")).expect("HQ wrote its admin token");
+    (hq, token.trim().to_string())
+}
+
 impl TillProcess {
     /// [`TillProcess::spawn`] under `ulimit -n descriptors` (soft and hard).
     pub fn spawn_with_descriptors(descriptors: u64, args: &[&str]) -> TillProcess {

@@ -17,6 +17,9 @@
 //!   (the file `admin-token` in HQ's data directory).
 //! - The node's own API (orders, `POST /api/orders/{id}/settle`, roster, sync), with the admin
 //!   token too; `GET /api/health` and `GET /metrics` stay open.
+//! - The back office (`crate::back_office`): the page at `/` (open: it holds no data),
+//!   `POST /api/hq/session` `{"token"}` and `DELETE /api/hq/session` to sign in and out (a
+//!   cookie the admin routes take like the bearer token), `GET /api/hq/overview?since=…`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,10 +36,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
+use tillmesh_core::Timestamp;
 use tillmesh_core::legacy::{BatchSyncResponse, Since, SyncResponse};
 use tillmesh_node::http::{ApiError, ApiJson, ApiPath, ApiQuery, Figures, MetricsSource, TillRoutes, single};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::back_office;
 use crate::error::HqError;
 use crate::records::{ConflictEntry, LegacyDevice, RecordStore};
 use crate::service::{FeedCursor, IncomingBatch, LegacyService, Listed, token_sha256};
@@ -178,11 +183,14 @@ pub fn routes<S: RecordStore>(
         .route("/api/hq/devices", post(add_device::<S>).get(devices::<S>))
         .route("/api/hq/devices/{device_id}/revoke", post(revoke_device::<S>))
         .route("/api/hq/conflicts", get(conflicts::<S>))
+        .route("/api/hq/overview", get(overview::<S>))
         .route_layer(admin_only.clone());
     let reads = edge(
         Router::new()
             .route("/api/sync/updates", get(updates::<S>).route_layer(counted(|requests| &requests.updates)))
             .merge(admin)
+            .route("/", get(back_office::page))
+            .route("/api/hq/session", post(sign_in::<S>).delete(sign_out))
             .route("/api/openapi.json", get(openapi))
             .with_state(Arc::clone(&shared)),
     );
@@ -236,15 +244,15 @@ impl LegacyCaller {
     }
 }
 
-/// A request with HQ's admin token: the admin routes and the node's own require it (through
-/// [`middleware::from_extractor_with_state`]).
+/// A request with HQ's admin token, as a bearer token or the back office's cookie: the admin
+/// routes and the node's own require it (through [`middleware::from_extractor_with_state`]).
 struct Admin;
 
 impl<S: Send + Sync> FromRequestParts<Arc<Shared<S>>> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared<S>>) -> Result<Self, ApiError> {
-        match bearer(&parts.headers) {
+        match bearer(&parts.headers).or_else(|| back_office::cookie_token(&parts.headers)) {
             Some(token) if token_sha256(token) == shared.admin_token_sha256 => Ok(Admin),
             _ => Err(ApiError {
                 status: StatusCode::UNAUTHORIZED,
@@ -567,6 +575,46 @@ async fn conflicts<S: RecordStore>(
     }
     let entries = shared.service.records().conflicts(query.limit).await.map_err(HqError::from)?;
     Ok(Json(entries))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    token: String,
+}
+
+/// Signs the back office in: the admin token, checked, becomes its cookie.
+async fn sign_in<S: RecordStore>(
+    State(shared): AppState<S>,
+    ApiJson(SignIn { token }): ApiJson<SignIn>,
+) -> Result<Response, ApiError> {
+    if token_sha256(token.trim()) != shared.admin_token_sha256 {
+        return Err(ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "unauthorized",
+            detail: "not HQ's admin token (the file admin-token in HQ's data directory)".into(),
+        });
+    }
+    Ok(back_office::signed_in(token.trim()))
+}
+
+async fn sign_out() -> Response {
+    back_office::signed_out()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverviewQuery {
+    /// Milliseconds since the Unix epoch: the start of the period (the back office sends its
+    /// local midnight).
+    since: i64,
+}
+
+async fn overview<S: RecordStore>(
+    State(shared): AppState<S>,
+    ApiQuery(OverviewQuery { since }): ApiQuery<OverviewQuery>,
+) -> Answer<back_office::Overview> {
+    Ok(Json(back_office::overview(shared.service.node(), Timestamp(since))?))
 }
 
 async fn openapi() -> Response {

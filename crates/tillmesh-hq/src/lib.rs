@@ -12,6 +12,7 @@
 //!
 //! [`Hq::start`] puts them together over a running node.
 
+mod back_office;
 pub mod error;
 mod fairness;
 pub mod http;

@@ -1424,6 +1424,8 @@ async fn openapi_admin_metrics_and_node_orders() {
         "/api/sync/updates",
         "/api/hq/devices",
         "/api/hq/devices/{deviceId}/revoke",
+        "/api/hq/session",
+        "/api/hq/overview",
     ] {
         assert!(openapi["paths"].get(path).is_some(), "{path} documented");
     }
@@ -1450,9 +1452,11 @@ async fn openapi_admin_metrics_and_node_orders() {
     let first = stream.chunk().await.expect("read").expect("an event");
     assert!(String::from_utf8_lossy(&first).starts_with("event: ready"), "{first:?}");
     drop(stream);
-    // HQ's `/` is its own: the till screen is served by tills only.
-    let root = h.http.get(format!("{}/", h.base)).bearer_auth(ADMIN_TOKEN).send().await.expect("request");
-    assert_eq!(root.status(), StatusCode::NOT_FOUND);
+    // HQ's `/` is its own, the back office: the till screen is served by tills only.
+    let root = h.http.get(format!("{}/", h.base)).send().await.expect("request");
+    assert_eq!(root.status(), StatusCode::OK);
+    let page = root.text().await.expect("text");
+    assert!(page.contains("HQ back office") && !page.contains("Send to kitchen"), "{page}");
 
     let made = h
         .service
