@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT, ReadDoc};
 use serde_json::{Value, json};
-use support::{TillProcess, cli, shop};
+use support::{Changes, TillProcess, cli, shop};
 use tillmesh_core::{Document, HqPublicKey, MenuDoc};
 
 /// How long propagation may take before the test fails.
@@ -147,8 +147,17 @@ async fn an_imported_menu_sells_on_every_till_and_a_forged_price_counts_nowhere(
     let untouched = menu(&http, &hq.url, admin_token).await;
     assert_eq!(untouched["items"].as_array().map(Vec::len), Some(0), "nothing was written: {untouched}");
 
+    let mut changes = Changes::open(&http, &a.url).await;
     let (ok, out, err) = import(&good, shop_path);
     assert!(ok && out.contains("menu written on HQ: 3 items, 2 for sale"), "{out}{err}");
+    // The till's change stream says so, for its screen to read the menu again.
+    loop {
+        let (event, data) = changes.next().await.expect("the stream goes on");
+        if event == "menu" {
+            assert_eq!(data["id"], menu_id.as_str());
+            break;
+        }
+    }
     let menus = wait_for_menu(&http, &[&hq.url, &a.url, &m.url], admin_token, |menu| {
         menu["items"].as_array().is_some_and(|items| items.len() == 3)
     })
