@@ -43,6 +43,10 @@ impl TillClient {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
     }
 
+    async fn put(&self, path: &str, body: &impl Serialize) -> anyhow::Result<Value> {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(body)).await
+    }
+
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let request = match &self.admin_token {
             Some(token) => request.bearer_auth(token),
@@ -316,6 +320,74 @@ pub(crate) async fn apply_roster(file: &std::path::Path, args: ClientArgs) -> an
     }
     println!("roster entry for {} applied and passed on", entry.entry.peer_id);
     Ok(())
+}
+
+/// `tillmesh menu import`: checks a CSV menu (every error by line and column, nothing sent),
+/// checks that the node at `args.till` is the HQ of the shop in `shop`, then writes the menu
+/// there.
+pub(crate) async fn menu_import(
+    shop: &std::path::Path,
+    file: &std::path::Path,
+    args: ClientArgs,
+) -> anyhow::Result<()> {
+    let (shop_file, _) = crate::shop::read_shop(shop)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let items = match crate::menu_csv::read_menu(&text) {
+        Ok(items) => items,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{}: {error}", file.display());
+            }
+            bail!("{} error(s) in {}: nothing was sent", errors.len(), file.display());
+        }
+    };
+    let hq = TillClient::new(&args)?;
+    let expected = tillmesh_core::MenuDoc::id_for(&shop_file.hq_public_key()).to_string();
+    let held = hq.get("/api/menu", &[]).await?;
+    let id = held.get("id").and_then(Value::as_str);
+    if id != Some(expected.as_str()) {
+        bail!(
+            "{} is not the HQ of the shop in {} (its menu is {}, the shop's is {expected}): nothing was sent",
+            args.till,
+            shop.display(),
+            id.unwrap_or("none")
+        );
+    }
+    let answer =
+        hq.put("/api/menu", &serde_json::json!({ "currency": shop_file.currency, "items": items })).await?;
+    if args.json {
+        return print_json(&answer);
+    }
+    let menu: MenuShown = parse(answer)?;
+    println!("{:<16} {:<28} {:<16} {:>10}  {:<10} SELLS", "SKU", "NAME", "CATEGORY", "PRICE", "TAX");
+    for item in &menu.items {
+        let price = item.price.map_or_else(|| "-".to_string(), |price| price.to_string());
+        let sells = if item.available { "yes" } else { "no" };
+        println!(
+            "{:<16} {:<28} {:<16} {price:>10}  {:<10} {sells}",
+            item.sku, item.name, item.category, item.tax_class
+        );
+    }
+    let available = menu.items.iter().filter(|item| item.available).count();
+    println!("menu written on HQ: {} items, {available} for sale", menu.items.len());
+    Ok(())
+}
+
+/// The menu as `PUT /api/menu` answers it.
+#[derive(serde::Deserialize)]
+struct MenuShown {
+    items: Vec<MenuItemShown>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MenuItemShown {
+    sku: String,
+    name: String,
+    category: String,
+    price: Option<Amount>,
+    tax_class: String,
+    available: bool,
 }
 
 /// `2024-01-01T00:00:00Z`.

@@ -5,6 +5,7 @@
 
 mod client;
 mod demo;
+mod menu_csv;
 mod run_till;
 mod shop;
 
@@ -52,6 +53,39 @@ enum Command {
     /// Hand a running till a signed roster entry (e.g. a revocation); it passes it on.
     #[command(subcommand)]
     Roster(RosterCommand),
+    /// The shop's menu: what the tills' screens sell, with HQ's signed prices.
+    #[command(subcommand)]
+    Menu(MenuCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MenuCommand {
+    /// Write the shop's whole menu on HQ from a CSV file; every till gets it.
+    ///
+    /// The file's first line names the columns, in any order: sku,name,category,price,tax_class,available
+    /// (e.g. `SOUP,Tomato soup,Soups,4.50,reduced,true`). Prices are in the shop's currency with
+    /// at most two decimals; available is true or false (yes/no, 1/0); quote a field holding a
+    /// comma ("Soup, large"). Every error is reported by line and column and nothing is sent.
+    /// Items not in the file are marked unavailable; price and availability changes are signed
+    /// by HQ.
+    Import {
+        /// The shop's directory (from `tillmesh shop init`): the menu's currency, and HQ's public
+        /// key to check that --hq is this shop's HQ.
+        #[arg(long, value_name = "SHOP")]
+        shop: PathBuf,
+        /// The menu, as CSV.
+        #[arg(value_name = "MENU.CSV")]
+        file: PathBuf,
+        /// Base URL of the HQ node's HTTP API.
+        #[arg(long, value_name = "URL", env = "TILLMESH_HQ")]
+        hq: String,
+        /// HQ's admin token file (`admin-token` in HQ's data directory).
+        #[arg(long, value_name = "FILE", env = "TILLMESH_ADMIN_TOKEN_FILE")]
+        admin_token_file: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tillmesh demo`.
@@ -419,6 +453,9 @@ fn main() -> std::process::ExitCode {
             Command::Shop(ShopCommand::RevokeTill { dir, code, out }) => shop::revoke_till(&dir, code, out),
             Command::Roster(RosterCommand::Apply { file, client }) => {
                 client::apply_roster(&file, client).await
+            }
+            Command::Menu(MenuCommand::Import { shop, file, hq, admin_token_file, json }) => {
+                client::menu_import(&shop, &file, ClientArgs { till: hq, admin_token_file, json }).await
             }
         }
     });

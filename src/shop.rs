@@ -36,6 +36,11 @@ impl ShopFile {
         HqSigningKey::from_bytes(&self.hq_secret_key)
     }
 
+    /// HQ's public key.
+    pub(crate) fn hq_public_key(&self) -> tillmesh_core::HqPublicKey {
+        self.hq().public_key()
+    }
+
     /// The HQ node's libp2p identity.
     pub(crate) fn hq_keypair(&self) -> anyhow::Result<Keypair> {
         Keypair::ed25519_from_bytes(self.hq_identity).context("the shop file holds an invalid HQ identity")

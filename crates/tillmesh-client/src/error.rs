@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use tillmesh_core::legacy::LegacyError;
 use uuid::Uuid;
 
-use tillmesh_core::DocKind;
+use tillmesh_core::legacy::RecordKind;
 
 /// Why an operation of the [`crate::SyncService`] failed.
 ///
@@ -40,7 +40,7 @@ pub enum ClientError {
     #[error("invalid {kind}: {source}")]
     Invalid {
         /// Order or transaction.
-        kind: DocKind,
+        kind: RecordKind,
         /// What is wrong.
         #[source]
         source: LegacyError,
@@ -49,7 +49,7 @@ pub enum ClientError {
     #[error("no {kind} with localId {local_id}")]
     NotFound {
         /// Order or transaction.
-        kind: DocKind,
+        kind: RecordKind,
         /// The `localId` asked for.
         local_id: Uuid,
     },
@@ -57,7 +57,7 @@ pub enum ClientError {
     #[error("{kind} {local_id} belongs to device {owner:?}; only that device can change it")]
     NotOwned {
         /// Order or transaction.
-        kind: DocKind,
+        kind: RecordKind,
         /// Its `localId`.
         local_id: Uuid,
         /// The device that created it.
@@ -67,7 +67,7 @@ pub enum ClientError {
     #[error("{kind} {local_id} is deleted")]
     Deleted {
         /// Order or transaction.
-        kind: DocKind,
+        kind: RecordKind,
         /// Its `localId`.
         local_id: Uuid,
     },

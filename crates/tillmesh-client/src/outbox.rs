@@ -17,8 +17,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use tillmesh_core::legacy::{LegacyOrder, LegacyTransaction, SyncResponse, SyncStatus};
-use tillmesh_core::{DocKind, Timestamp};
+use tillmesh_core::Timestamp;
+use tillmesh_core::legacy::{LegacyOrder, LegacyTransaction, RecordKind, SyncResponse, SyncStatus};
 use uuid::Uuid;
 
 use crate::error::ClientError;
@@ -78,10 +78,10 @@ struct Index {
 }
 
 impl Index {
-    fn of(&mut self, kind: DocKind) -> &mut HashMap<String, Uuid> {
+    fn of(&mut self, kind: RecordKind) -> &mut HashMap<String, Uuid> {
         match kind {
-            DocKind::Order => &mut self.orders,
-            DocKind::Transaction => &mut self.transactions,
+            RecordKind::Order => &mut self.orders,
+            RecordKind::Transaction => &mut self.transactions,
         }
     }
 
@@ -170,10 +170,10 @@ impl Outbox {
         self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn tree(&self, kind: DocKind) -> &sled::Tree {
+    fn tree(&self, kind: RecordKind) -> &sled::Tree {
         match kind {
-            DocKind::Order => &self.orders,
-            DocKind::Transaction => &self.transactions,
+            RecordKind::Order => &self.orders,
+            RecordKind::Transaction => &self.transactions,
         }
     }
 

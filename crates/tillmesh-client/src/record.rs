@@ -5,8 +5,8 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tillmesh_core::legacy::{LegacyError, LegacyOrder, LegacyTransaction, SyncStatus};
-use tillmesh_core::{DocKind, OrderStatus, Timestamp};
+use tillmesh_core::legacy::{LegacyError, LegacyOrder, LegacyTransaction, RecordKind, SyncStatus};
+use tillmesh_core::{OrderStatus, Timestamp};
 use uuid::Uuid;
 
 mod sealed {
@@ -20,7 +20,7 @@ pub trait LegacyRecord:
     sealed::Sealed + Serialize + DeserializeOwned + Clone + fmt::Debug + PartialEq + Send + Sync + 'static
 {
     /// Which kind.
-    const KIND: DocKind;
+    const KIND: RecordKind;
     /// The client's `id`.
     fn client_id(&self) -> &str;
     /// Replaces the client's `id`.
@@ -38,7 +38,7 @@ pub trait LegacyRecord:
 }
 
 impl LegacyRecord for LegacyOrder {
-    const KIND: DocKind = DocKind::Order;
+    const KIND: RecordKind = RecordKind::Order;
     fn client_id(&self) -> &str {
         &self.id
     }
@@ -61,7 +61,7 @@ impl LegacyRecord for LegacyOrder {
 }
 
 impl LegacyRecord for LegacyTransaction {
-    const KIND: DocKind = DocKind::Transaction;
+    const KIND: RecordKind = RecordKind::Transaction;
     fn client_id(&self) -> &str {
         &self.id
     }

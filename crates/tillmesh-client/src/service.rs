@@ -10,10 +10,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use tillmesh_core::legacy::{
-    BatchSyncRequest, LegacyOrder, LegacyTransaction, ServerUpdates, Since, SyncResponse, SyncableOrder,
-    SyncableTransaction,
+    BatchSyncRequest, LegacyOrder, LegacyTransaction, RecordKind, ServerUpdates, Since, SyncResponse,
+    SyncableOrder, SyncableTransaction,
 };
-use tillmesh_core::{Clock, DocKind, Timestamp};
+use tillmesh_core::{Clock, Timestamp};
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
@@ -500,8 +500,8 @@ impl SyncService {
         };
         if synced {
             match T::KIND {
-                DocKind::Order => report.synced_orders += 1,
-                DocKind::Transaction => report.synced_transactions += 1,
+                RecordKind::Order => report.synced_orders += 1,
+                RecordKind::Transaction => report.synced_transactions += 1,
             }
         }
         Ok(())

@@ -361,7 +361,10 @@ pub(crate) fn next_settlement_seq(doc: &AutoCommit, settlements: &ObjId) -> u64 
 }
 
 /// Index and writing actor (hex) of every entry of a list.
-fn list_entries<'a>(doc: &'a AutoCommit, list: &'a ObjId) -> impl Iterator<Item = (usize, String)> + 'a {
+pub(crate) fn list_entries<'a>(
+    doc: &'a AutoCommit,
+    list: &'a ObjId,
+) -> impl Iterator<Item = (usize, String)> + 'a {
     (0..doc.length(list)).map(move |index| {
         let actor = match doc.get(list, index) {
             Ok(Some((_, ObjId::Id(_, actor, _)))) => actor.to_hex_string(),

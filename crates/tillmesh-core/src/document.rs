@@ -1,4 +1,4 @@
-//! A loaded document of either kind, for the code that handles both (the store, sync, HQ).
+//! A loaded document of any kind, for the code that handles them all (the store, sync, HQ).
 //! The kinds, header and errors live in [`crate::kind`]; the plumbing both kinds share in the
 //! crate's `base` module.
 
@@ -7,16 +7,19 @@ use uuid::Uuid;
 
 use crate::authority::HqPublicKey;
 use crate::kind::{DocKind, DocumentError, Header};
+use crate::menu::{Menu, MenuDoc};
 use crate::order::{Order, OrderDoc};
 use crate::payment::{Transaction, TransactionDoc};
 
-/// A loaded document of either kind.
+/// A loaded document of any kind.
 #[derive(Debug, Clone)]
 pub enum Document {
     /// An order.
     Order(OrderDoc),
     /// A payment transaction.
     Transaction(TransactionDoc),
+    /// The shop's menu.
+    Menu(MenuDoc),
 }
 
 impl Document {
@@ -32,6 +35,7 @@ impl Document {
         match header.kind.as_str() {
             "order" => Ok(Document::Order(OrderDoc::from_checked(doc, header.id))),
             "transaction" => Ok(Document::Transaction(TransactionDoc::from_checked(doc, header.id))),
+            "menu" => Ok(Document::Menu(MenuDoc::from_checked(doc, header.id))),
             other => Err(DocumentError::Malformed {
                 id: header.id.to_string(),
                 problem: format!("unknown kind {other:?}"),
@@ -44,15 +48,18 @@ impl Document {
         match self {
             Document::Order(order) => order.id(),
             Document::Transaction(transaction) => transaction.id(),
+            Document::Menu(menu) => menu.id(),
         }
     }
 
-    /// The document's effective view ([`OrderDoc::view`] or [`TransactionDoc::view`]): HQ's
-    /// settlements count only with a valid signature by `hq`.
+    /// The document's effective view ([`OrderDoc::view`], [`TransactionDoc::view`] or
+    /// [`MenuDoc::view`]): HQ's settlements and menu offers count only with a valid signature by
+    /// `hq`.
     pub fn view(&self, hq: Option<&HqPublicKey>) -> Result<View, DocumentError> {
         Ok(match self {
             Document::Order(order) => View::Order(order.view(hq)?),
             Document::Transaction(transaction) => View::Transaction(transaction.view(hq)?),
+            Document::Menu(menu) => View::Menu(menu.view(hq)?),
         })
     }
 
@@ -61,6 +68,7 @@ impl Document {
         match self {
             Document::Order(_) => DocKind::Order,
             Document::Transaction(_) => DocKind::Transaction,
+            Document::Menu(_) => DocKind::Menu,
         }
     }
 
@@ -69,6 +77,7 @@ impl Document {
         match self {
             Document::Order(order) => order.automerge(),
             Document::Transaction(transaction) => transaction.automerge(),
+            Document::Menu(menu) => menu.automerge(),
         }
     }
 
@@ -93,29 +102,35 @@ impl Document {
     }
 }
 
-/// The effective view of a document of either kind ([`Document::view`]).
+/// The effective view of a document of any kind ([`Document::view`]).
 #[derive(Debug, Clone)]
 pub enum View {
     /// An order's.
     Order(Order),
     /// A transaction's.
     Transaction(Transaction),
+    /// The menu's.
+    Menu(Menu),
 }
 
 impl View {
-    /// The `localId` the originating device gave the document.
-    pub fn local_id(&self) -> Uuid {
+    /// The `localId` the originating device gave the document; none for the menu, which HQ
+    /// makes under an id of its own.
+    pub fn local_id(&self) -> Option<Uuid> {
         match self {
-            View::Order(order) => order.local_id,
-            View::Transaction(transaction) => transaction.local_id,
+            View::Order(order) => Some(order.local_id),
+            View::Transaction(transaction) => Some(transaction.local_id),
+            View::Menu(_) => None,
         }
     }
 
-    /// The number it carries: the order number, or the transaction's reference number.
-    pub fn number(&self) -> &str {
+    /// The number it carries: the order number, or the transaction's reference number; none
+    /// for the menu.
+    pub fn number(&self) -> Option<&str> {
         match self {
-            View::Order(order) => &order.order_number,
-            View::Transaction(transaction) => &transaction.reference_number,
+            View::Order(order) => Some(&order.order_number),
+            View::Transaction(transaction) => Some(&transaction.reference_number),
+            View::Menu(_) => None,
         }
     }
 }

@@ -50,6 +50,18 @@ pub mod limits {
     };
     /// Longest device id.
     pub const DEVICE_ID_CHARS_MAX: usize = 64;
+    /// Items on a shop's menu. Every price change adds a signed entry to the menu's document,
+    /// which a peer loads only within `tillmesh_untrusted`'s row limit: a few hundred items
+    /// leave room for years of price changes.
+    pub const MENU_ITEMS_MAX: usize = 500;
+    /// A menu item's SKU (the product code its order lines carry).
+    pub const MENU_SKU: TextRule = TextRule::code("sku", 64);
+    /// A menu item's name.
+    pub const MENU_NAME: TextRule = TextRule::required("name", 120);
+    /// A menu item's category (the till screen groups its buttons by it).
+    pub const MENU_CATEGORY: TextRule = TextRule::required("category", 60);
+    /// A menu item's tax class, a code the shop's accounting knows (`standard`, `reduced`).
+    pub const MENU_TAX_CLASS: TextRule = TextRule::code("taxClass", 32);
 }
 
 /// Why an edit was refused. A refused edit changes nothing.
@@ -129,6 +141,23 @@ pub enum EditError {
         /// The refused status.
         status: PaymentStatus,
     },
+    /// A menu item is not acceptable.
+    #[error(transparent)]
+    MenuItem(Box<MenuItemRefused>),
+    /// The menu sent has more items than [`limits::MENU_ITEMS_MAX`].
+    #[error("a menu holds at most {items_max} items, {sent} were sent")]
+    TooManyMenuItems {
+        /// The limit.
+        items_max: usize,
+        /// How many were sent.
+        sent: usize,
+    },
+    /// No item with this SKU on the menu.
+    #[error("no item with SKU {sku:?} on the menu")]
+    UnknownSku {
+        /// The SKU asked for.
+        sku: String,
+    },
     /// Two different documents were to be merged.
     #[error("cannot merge document {theirs} into {ours}")]
     DifferentDocument {
@@ -140,6 +169,27 @@ pub enum EditError {
     /// The document itself could not be read or written.
     #[error(transparent)]
     Document(#[from] DocumentError),
+}
+
+/// Why a menu item was refused: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("menu item {}: {problem}", describe_menu_item(.position.as_ref(), .sku))]
+pub struct MenuItemRefused {
+    /// Its place in the menu sent, from 1 (none for an edit of one item).
+    pub position: Option<usize>,
+    /// Its SKU, as sent.
+    pub sku: String,
+    /// What is wrong, naming the field (`price: …`).
+    pub problem: String,
+}
+
+/// A menu item as errors name it: its place and SKU.
+fn describe_menu_item(position: Option<&usize>, sku: &str) -> String {
+    let sku: String = sku.chars().take(64).collect();
+    match position {
+        Some(position) => format!("{position} (SKU {sku:?})"),
+        None => format!("{sku:?}"),
+    }
 }
 
 /// Checks a device id: 1–64 letters, digits, `.`, `_` or `-`.

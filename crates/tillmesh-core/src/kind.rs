@@ -2,7 +2,7 @@
 //! header every document's root holds and its check, and why a document cannot be read.
 //!
 //! A document is one Automerge map. Its root always holds `schema` (the layout version, see
-//! [`SCHEMA_VERSION`]), `kind` (`"order"` or `"transaction"`) and `id` (a UUID string). The
+//! [`SCHEMA_VERSION`]), `kind` (`"order"`, `"transaction"` or `"menu"`) and `id` (a UUID string). The
 //! layouts are written up in `docs/DOCUMENTS.md`.
 
 use std::fmt;
@@ -22,6 +22,8 @@ pub enum DocKind {
     Order,
     /// One payment transaction.
     Transaction,
+    /// The shop's menu: items, and HQ's signed prices and availability.
+    Menu,
 }
 
 impl DocKind {
@@ -30,6 +32,7 @@ impl DocKind {
         match self {
             DocKind::Order => "order",
             DocKind::Transaction => "transaction",
+            DocKind::Menu => "menu",
         }
     }
 
@@ -38,6 +41,7 @@ impl DocKind {
         match self {
             DocKind::Order => 1,
             DocKind::Transaction => 2,
+            DocKind::Menu => 3,
         }
     }
 }
@@ -180,7 +184,7 @@ mod tests {
 
     #[test]
     fn json_names_are_the_kind_keys() {
-        for kind in [DocKind::Order, DocKind::Transaction] {
+        for kind in [DocKind::Order, DocKind::Transaction, DocKind::Menu] {
             let json = serde_json::to_string(&kind).expect("serialize");
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
             assert_eq!(serde_json::from_str::<DocKind>(&json).expect("deserialize"), kind);

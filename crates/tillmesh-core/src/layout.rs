@@ -120,6 +120,20 @@ const TRANSACTION: &[(&str, Expect)] = &[
     ("settlements", Expect::List),
 ];
 
+const MENU_ITEM: &[(&str, Expect)] =
+    &[("name", Expect::Str), ("category", Expect::Str), ("taxClass", Expect::Str)];
+
+const MENU: &[(&str, Expect)] = &[
+    ("schema", Expect::Uint),
+    ("kind", Expect::Str),
+    ("id", Expect::Str),
+    ("currency", Expect::Str),
+    ("createdAt", Expect::Int),
+    ("updatedAt", Expect::Int),
+    ("items", Expect::MapOf(&Expect::Map(MENU_ITEM))),
+    ("offers", Expect::List),
+];
+
 /// Turns autosurgeon's error on reading a `kind` document into one that names the field, when
 /// a field differs from the layout; otherwise keeps the error as it is.
 pub(crate) fn explain(
@@ -131,6 +145,7 @@ pub(crate) fn explain(
     let layout = match kind {
         DocKind::Order => ORDER,
         DocKind::Transaction => TRANSACTION,
+        DocKind::Menu => MENU,
     };
     match first_mismatch(doc, &ROOT, "", layout) {
         Some((field, expected, found)) => {

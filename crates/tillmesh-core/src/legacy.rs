@@ -25,12 +25,49 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::edit::limits;
+use crate::kind::DocKind;
 use crate::money::{Amount, MoneyError};
 use crate::order::Order;
 use crate::payment::Transaction;
 use crate::quantity::Quantity;
 use crate::status::{OrderStatus, PaymentMethod, PaymentStatus, UnknownValue, wire_enum};
 use crate::time::Timestamp;
+
+/// The kind of a legacy record. The legacy API knows orders and transactions only: the other
+/// documents the node holds (the menu) map to no record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordKind {
+    /// An order.
+    Order,
+    /// A payment transaction.
+    Transaction,
+}
+
+impl RecordKind {
+    /// The record kind of a document kind; none for a document no legacy record stands for.
+    pub const fn of(kind: DocKind) -> Option<RecordKind> {
+        match kind {
+            DocKind::Order => Some(RecordKind::Order),
+            DocKind::Transaction => Some(RecordKind::Transaction),
+            DocKind::Menu => None,
+        }
+    }
+
+    /// The kind's name (the document kind's: `order`, `transaction`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Order => DocKind::Order.as_str(),
+            RecordKind::Transaction => DocKind::Transaction.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 wire_enum! {
     /// Where a record stands in a legacy client's outbox (the seed's `SyncStatus`).

@@ -12,8 +12,9 @@
 //! - [`status`]: order status (monotone), payment method and payment status.
 //! - [`authority`]: HQ's ed25519-signed settlements and how views resolve them (SERVER_WINS).
 //! - [`roster`]: HQ-signed roster entries that admit devices to the shop's mesh.
-//! - [`order`] and [`payment`]: the two document kinds and their effective views.
-//! - [`document`]: what both kinds share (schema header, loading); `layout`: the type of every
+//! - [`order`] and [`payment`]: the order and transaction documents and their effective views.
+//! - [`menu`]: the shop's menu, with HQ's signed prices and availability.
+//! - [`document`]: what every kind shares (schema header, loading); `layout`: the type of every
 //!   field, to name the field a document made elsewhere gets wrong.
 //! - [`edit`]: edit errors and limits.
 //! - [`hash`]: the canonical hash (`serverHash`).
@@ -59,6 +60,7 @@ pub mod hash;
 pub mod kind;
 mod layout;
 pub mod legacy;
+pub mod menu;
 pub mod money;
 pub mod numbering;
 pub mod order;
@@ -78,6 +80,7 @@ pub use document::{Document, View};
 pub use edit::{EditError, limits};
 pub use hash::{order_hash, transaction_hash};
 pub use kind::{DocKind, DocumentError, LayoutError, SCHEMA_VERSION};
+pub use menu::{Menu, MenuDoc, MenuItem, MenuItemPatch, MenuItemProblem, NewMenuItem};
 pub use money::{Amount, Currency, Money, MoneyError};
 pub use numbering::{OrderNumber, TillCode};
 pub use order::{NewItem, NewOrder, Order, OrderDoc, OrderItem, Reached};

@@ -2,8 +2,10 @@
 //! differs from what a client sent, its version hash, and the whole record the
 //! projector stores for a document the node wrote. Nothing here reads HQ's service state.
 
-use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Resolution, json_text};
-use tillmesh_core::{DocKind, Document, HqPublicKey, Order, Timestamp, View};
+use tillmesh_core::legacy::{
+    FieldConflict, LegacyOrder, LegacyTransaction, RecordKind, Resolution, json_text,
+};
+use tillmesh_core::{Document, HqPublicKey, Order, Timestamp, View};
 
 use crate::error::{HqError, invalid};
 use crate::records::{ConflictEntry, Record, RecordBatch, RecordBody};
@@ -94,15 +96,14 @@ pub(crate) async fn record_of<B: RecordBatch>(
     hq: Option<&HqPublicKey>,
     now: Timestamp,
 ) -> Result<Record, HqError> {
-    let kind = document.kind();
-    let (local_id, device_id, mut body, payment_conflict) = match document.view(hq)? {
+    let (kind, local_id, device_id, mut body, payment_conflict) = match document.view(hq)? {
         View::Order(view) => {
             let mut body = LegacyOrder::from_view(&view);
             if let Some(RecordBody::Order(before)) = previous.as_ref().map(|record| &record.body) {
                 body.id.clone_from(&before.id);
                 body.order_number.clone_from(&before.order_number);
             }
-            (view.local_id, view.device_id, RecordBody::Order(body), view.payment.conflict)
+            (RecordKind::Order, view.local_id, view.device_id, RecordBody::Order(body), view.payment.conflict)
         }
         View::Transaction(view) => {
             let mut body = LegacyTransaction::from_view(&view);
@@ -112,8 +113,10 @@ pub(crate) async fn record_of<B: RecordBatch>(
                 body.reference_number.clone_from(&before.reference_number);
                 body.keep_names_of(before);
             }
-            (view.local_id, view.device_id, RecordBody::Transaction(body), view.payment.conflict)
+            let conflict = view.payment.conflict;
+            (RecordKind::Transaction, view.local_id, view.device_id, RecordBody::Transaction(body), conflict)
         }
+        View::Menu(_) => return Err(invalid("the menu maps to no legacy record")),
     };
     let mut conflicts = Vec::new();
     if previous.is_none()
@@ -129,7 +132,7 @@ pub(crate) async fn record_of<B: RecordBatch>(
             RecordBody::Transaction(transaction) => transaction.reference_number.clone_from(&listed),
         }
         conflicts.push(FieldConflict {
-            field: if kind == DocKind::Order { "orderNumber" } else { "referenceNumber" }.into(),
+            field: if kind == RecordKind::Order { "orderNumber" } else { "referenceNumber" }.into(),
             client_value: Some(json_text(&taken)),
             server_value: Some(json_text(&listed)),
             resolution: Resolution::ServerAssigned,
@@ -141,7 +144,7 @@ pub(crate) async fn record_of<B: RecordBatch>(
         let marker = format!("{}@{}@{}", conflict.claimed, conflict.claimed_by, conflict.claimed_at.0);
         if logged_conflict.as_deref() != Some(marker.as_str()) {
             conflicts.push(FieldConflict {
-                field: if kind == DocKind::Order { "paymentStatus" } else { "status" }.into(),
+                field: if kind == RecordKind::Order { "paymentStatus" } else { "status" }.into(),
                 client_value: Some(json_text(&conflict.claimed)),
                 server_value: Some(json_text(&conflict.settled)),
                 resolution: Resolution::ServerWins,

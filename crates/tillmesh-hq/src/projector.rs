@@ -1,6 +1,7 @@
 //! Keeps the legacy records in step with HQ's peer store: every document the node writes (an
 //! order a till took, a till's edit of a REST order, HQ's settlement) becomes the record legacy
-//! clients receive from `updates`, with the version bumped when its content changed.
+//! clients receive from `updates`, with the version bumped when its content changed. The menu
+//! maps to no record: it stays on the node.
 //!
 //! The projector follows the node's durable writes ([`Till::subscribe_written`]). At start, and
 //! whenever it fell behind, it reconciles the whole store: a document whose version differs from
@@ -12,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tillmesh_core::{Clock, DocKind, Document, Timestamp};
+use tillmesh_core::{Clock, Document, Timestamp};
 use tillmesh_node::{Till, TillError};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -21,6 +22,7 @@ use crate::error::HqError;
 use crate::mapping::{heads_hex, record_of};
 use crate::records::{BatchKeys, RecordBatch, RecordStore};
 use crate::service::LegacyService;
+use tillmesh_core::legacy::RecordKind;
 
 /// Most documents projected in one batch.
 const PROJECT_BATCH_MAX: usize = 256;
@@ -109,12 +111,14 @@ pub async fn reconcile<S: RecordStore>(
     let store = node.store();
     let index = store.load_index().map_err(TillError::from)?;
     let versions = records.versions().await?;
-    let mut by_doc: HashMap<Uuid, (DocKind, Uuid, String)> = HashMap::with_capacity(versions.len());
+    let mut by_doc: HashMap<Uuid, (RecordKind, Uuid, String)> = HashMap::with_capacity(versions.len());
     for version in versions {
         by_doc.insert(version.doc_id, (version.kind, version.local_id, version.heads));
     }
     let mut stale = Vec::new();
-    for (id, hash) in index.iter() {
+    // The menu is no legacy record: never missing one.
+    let menu = node.menu_id();
+    for (id, hash) in index.iter().filter(|(id, _)| Some(**id) != menu) {
         match by_doc.remove(id) {
             Some((_, _, heads)) if heads == hex::encode(hash.0) => {}
             _ => stale.push(*id),
@@ -169,15 +173,18 @@ async fn project<S: RecordStore>(
     let mut keys = BatchKeys::default();
     for id in ids {
         let Some(document) = node.store().get(id).map_err(TillError::from)? else { continue };
+        // The menu is no legacy record: it stays on the node.
+        let Some(kind) = RecordKind::of(document.kind()) else { continue };
         let view = document.view(hq.as_ref())?;
-        keys.add(document.kind(), view.local_id(), view.number());
-        documents.push((document, view.local_id()));
+        let (Some(local_id), Some(number)) = (view.local_id(), view.number()) else { continue };
+        keys.add(kind, local_id, number);
+        documents.push((document, kind, local_id));
     }
     let mut batch = records.begin().await?;
     batch.read_ahead(&keys).await?;
     let mut back_to_node = Vec::new();
-    for (mut document, local_id) in documents {
-        let previous = batch.get(document.kind(), local_id).await?;
+    for (mut document, kind, local_id) in documents {
+        let previous = batch.get(kind, local_id).await?;
         if previous.as_ref().is_some_and(|record| record.heads == heads_hex(&mut document)) {
             continue;
         }

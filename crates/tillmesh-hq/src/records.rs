@@ -10,8 +10,8 @@
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
-use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, Since};
-use tillmesh_core::{DocKind, Timestamp};
+use tillmesh_core::Timestamp;
+use tillmesh_core::legacy::{FieldConflict, LegacyOrder, LegacyTransaction, RecordKind, Since};
 use uuid::Uuid;
 
 /// The legacy view of a record.
@@ -26,10 +26,10 @@ pub enum RecordBody {
 
 impl RecordBody {
     /// The record's kind.
-    pub fn kind(&self) -> DocKind {
+    pub fn kind(&self) -> RecordKind {
         match self {
-            RecordBody::Order(_) => DocKind::Order,
-            RecordBody::Transaction(_) => DocKind::Transaction,
+            RecordBody::Order(_) => RecordKind::Order,
+            RecordBody::Transaction(_) => RecordKind::Transaction,
         }
     }
 
@@ -94,7 +94,7 @@ pub struct Record {
 
 impl Record {
     /// The record's kind.
-    pub fn kind(&self) -> DocKind {
+    pub fn kind(&self) -> RecordKind {
         self.body.kind()
     }
 }
@@ -106,7 +106,7 @@ pub struct ConflictEntry {
     /// When.
     pub at: Timestamp,
     /// Which kind of record.
-    pub kind: DocKind,
+    pub kind: RecordKind,
     /// The record's `localId`.
     pub local_id: Uuid,
     /// The document (`serverId`).
@@ -153,7 +153,7 @@ pub struct LegacyDevice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordVersion {
     /// The record's kind.
-    pub kind: DocKind,
+    pub kind: RecordKind,
     /// Its `localId`.
     pub local_id: Uuid,
     /// Its document.
@@ -211,7 +211,7 @@ pub trait RecordStore: Send + Sync + 'static {
     /// The record of `kind` with `local_id`, with its document.
     fn get(
         &self,
-        kind: DocKind,
+        kind: RecordKind,
         local_id: Uuid,
     ) -> impl Future<Output = Result<Option<Record>, RecordError>> + Send;
 
@@ -274,14 +274,14 @@ pub trait RecordStore: Send + Sync + 'static {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchKeys {
     /// For [`RecordBatch::get`].
-    pub local_ids: Vec<(DocKind, Uuid)>,
+    pub local_ids: Vec<(RecordKind, Uuid)>,
     /// For [`RecordBatch::number_owner`].
-    pub numbers: Vec<(DocKind, String)>,
+    pub numbers: Vec<(RecordKind, String)>,
 }
 
 impl BatchKeys {
     /// Adds a record's keys: its `localId` and its number.
-    pub fn add(&mut self, kind: DocKind, local_id: Uuid, number: &str) {
+    pub fn add(&mut self, kind: RecordKind, local_id: Uuid, number: &str) {
         self.local_ids.push((kind, local_id));
         self.numbers.push((kind, number.to_string()));
     }
@@ -299,14 +299,14 @@ pub trait RecordBatch: Send {
     /// The record of `kind` with `local_id`, with its document.
     fn get(
         &mut self,
-        kind: DocKind,
+        kind: RecordKind,
         local_id: Uuid,
     ) -> impl Future<Output = Result<Option<Record>, RecordError>> + Send;
 
     /// The `localId` of the record of `kind` that holds `number`.
     fn number_owner(
         &mut self,
-        kind: DocKind,
+        kind: RecordKind,
         number: &str,
     ) -> impl Future<Output = Result<Option<Uuid>, RecordError>> + Send;
 

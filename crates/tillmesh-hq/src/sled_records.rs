@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tillmesh_core::Timestamp;
 use tillmesh_core::legacy::Since;
-use tillmesh_core::{DocKind, Timestamp};
 use tillmesh_store::Store;
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
@@ -17,6 +17,7 @@ use crate::records::{
     BatchKeys, CONFLICTS_KEPT, ConflictEntry, LegacyDevice, Record, RecordBatch, RecordCounts, RecordError,
     RecordStore, RecordVersion,
 };
+use tillmesh_core::legacy::RecordKind;
 
 const POSITION: &[u8] = b"position";
 const ASSIGNED: &[u8] = b"assigned";
@@ -87,21 +88,21 @@ impl SledRecords {
     }
 }
 
-fn key(kind: DocKind, local_id: Uuid) -> [u8; 17] {
+fn key(kind: RecordKind, local_id: Uuid) -> [u8; 17] {
     let mut key = [0u8; 17];
     key[0] = kind_byte(kind);
     key[1..].copy_from_slice(local_id.as_bytes());
     key
 }
 
-const fn kind_byte(kind: DocKind) -> u8 {
+const fn kind_byte(kind: RecordKind) -> u8 {
     match kind {
-        DocKind::Order => b'o',
-        DocKind::Transaction => b't',
+        RecordKind::Order => b'o',
+        RecordKind::Transaction => b't',
     }
 }
 
-fn number_key(kind: DocKind, number: &str) -> Vec<u8> {
+fn number_key(kind: RecordKind, number: &str) -> Vec<u8> {
     let mut key = vec![kind_byte(kind)];
     key.extend_from_slice(number.as_bytes());
     key
@@ -170,7 +171,7 @@ fn decode_record(json: &[u8], document: Option<sled::IVec>) -> Result<Record, Re
 impl Trees {
     fn record(
         &self,
-        kind: DocKind,
+        kind: RecordKind,
         local_id: Uuid,
         with_document: bool,
     ) -> Result<Option<Record>, RecordError> {
@@ -215,7 +216,7 @@ impl RecordStore for SledRecords {
         })
     }
 
-    async fn get(&self, kind: DocKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
+    async fn get(&self, kind: RecordKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
         self.trees()?.record(kind, local_id, true)
     }
 
@@ -361,14 +362,14 @@ impl RecordBatch for SledBatch<'_> {
         Ok(())
     }
 
-    async fn get(&mut self, kind: DocKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
+    async fn get(&mut self, kind: RecordKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
         match self.records.get(&key(kind, local_id)) {
             Some(record) => Ok(Some(record.clone())),
             None => self.owner.trees()?.record(kind, local_id, true),
         }
     }
 
-    async fn number_owner(&mut self, kind: DocKind, number: &str) -> Result<Option<Uuid>, RecordError> {
+    async fn number_owner(&mut self, kind: RecordKind, number: &str) -> Result<Option<Uuid>, RecordError> {
         let key = number_key(kind, number);
         if let Some(owner) = self.numbers.get(&key) {
             return Ok(Some(*owner));

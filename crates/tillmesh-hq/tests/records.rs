@@ -16,8 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tillmesh_core::legacy::{FieldConflict, LegacyItem, LegacyOrder, LegacyTransaction, Resolution, Since};
-use tillmesh_core::{Amount, DocKind, OrderStatus, PaymentMethod, PaymentStatus, Quantity, Timestamp};
+use tillmesh_core::legacy::{
+    FieldConflict, LegacyItem, LegacyOrder, LegacyTransaction, RecordKind, Resolution, Since,
+};
+use tillmesh_core::{Amount, OrderStatus, PaymentMethod, PaymentStatus, Quantity, Timestamp};
 use tillmesh_hq::records::{
     BatchKeys, CONFLICTS_KEPT, ConflictEntry, LegacyDevice, RecordBody, RecordCounts, RecordVersion,
 };
@@ -121,7 +123,7 @@ fn record(local_id: Uuid, body: RecordBody, changed_at: i64) -> Record {
     }
 }
 
-fn conflict(field: &str, kind: DocKind, resolution: Resolution, at: i64) -> ConflictEntry {
+fn conflict(field: &str, kind: RecordKind, resolution: Resolution, at: i64) -> ConflictEntry {
     ConflictEntry {
         at: Timestamp(at),
         kind,
@@ -201,8 +203,8 @@ async fn round_trip<S: RecordStore>(store: S) {
         assert_eq!(read.as_ref(), Some(stored));
     }
     // Kinds are separate: an order's localId names no transaction.
-    assert_eq!(store.get(DocKind::Transaction, stored[0].local_id).await.expect("get"), None);
-    assert_eq!(store.get(DocKind::Order, Uuid::new_v4()).await.expect("get"), None);
+    assert_eq!(store.get(RecordKind::Transaction, stored[0].local_id).await.expect("get"), None);
+    assert_eq!(store.get(RecordKind::Order, Uuid::new_v4()).await.expect("get"), None);
 
     let feed = store.changes(Since::Token(0), 100).await.expect("changes");
     assert_eq!(feed, stored.iter().map(in_feed).collect::<Vec<_>>());
@@ -228,13 +230,13 @@ async fn batch_isolation<S: RecordStore>(store: S) {
     let record = order_record(Uuid::new_v4(), "ORD-1", 10);
     let mut batch = store.begin().await.expect("begin");
     let stored = batch.put(record.clone()).await.expect("put");
-    assert_eq!(batch.get(DocKind::Order, record.local_id).await.expect("get"), Some(stored.clone()));
-    assert_eq!(store.get(DocKind::Order, record.local_id).await.expect("get"), None);
+    assert_eq!(batch.get(RecordKind::Order, record.local_id).await.expect("get"), Some(stored.clone()));
+    assert_eq!(store.get(RecordKind::Order, record.local_id).await.expect("get"), None);
     assert_eq!(store.changes(Since::Token(0), 10).await.expect("changes"), Vec::new());
     assert_eq!(store.last_position().await.expect("last position"), 0);
     assert_eq!(store.counts().await.expect("counts"), RecordCounts::default());
     batch.commit().await.expect("commit");
-    assert_eq!(store.get(DocKind::Order, record.local_id).await.expect("get"), Some(stored.clone()));
+    assert_eq!(store.get(RecordKind::Order, record.local_id).await.expect("get"), Some(stored.clone()));
     assert_eq!(store.last_position().await.expect("last position"), stored.position);
 
     let dropped = transaction_record(Uuid::new_v4(), "REF-1", 11);
@@ -244,13 +246,13 @@ async fn batch_isolation<S: RecordStore>(store: S) {
     batch.put(dropped.clone()).await.expect("put");
     batch.put(order_record(record.local_id, "ORD-2", 12)).await.expect("re-put");
     batch
-        .log_conflict(conflict("orderNumber", DocKind::Order, Resolution::ServerAssigned, 13))
+        .log_conflict(conflict("orderNumber", RecordKind::Order, Resolution::ServerAssigned, 13))
         .await
         .expect("log");
     drop(batch);
 
-    assert_eq!(store.get(DocKind::Transaction, dropped.local_id).await.expect("get"), None);
-    assert_eq!(store.get(DocKind::Order, record.local_id).await.expect("get"), Some(stored.clone()));
+    assert_eq!(store.get(RecordKind::Transaction, dropped.local_id).await.expect("get"), None);
+    assert_eq!(store.get(RecordKind::Order, record.local_id).await.expect("get"), Some(stored.clone()));
     assert_eq!(store.changes(Since::Token(0), 10).await.expect("changes"), vec![in_feed(&stored)]);
     assert_eq!(store.last_position().await.expect("last position"), stored.position);
     assert_eq!(store.conflicts(10).await.expect("conflicts"), Vec::new());
@@ -260,8 +262,8 @@ async fn batch_isolation<S: RecordStore>(store: S) {
     );
 
     let mut batch = store.begin().await.expect("begin after a dropped batch");
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-2").await.expect("owner"), None);
-    assert_eq!(batch.number_owner(DocKind::Transaction, "REF-1").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-2").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(RecordKind::Transaction, "REF-1").await.expect("owner"), None);
     assert_eq!(batch.next_assigned_number().await.expect("assigned number"), assigned);
     assert_eq!(batch.next_assigned_number().await.expect("assigned number"), assigned + 1);
     batch.commit().await.expect("commit");
@@ -274,25 +276,25 @@ async fn number_owner_sees_own_put<S: RecordStore>(store: S) {
     let order = order_record(Uuid::new_v4(), "ORD-7", 1);
     let transaction = transaction_record(Uuid::new_v4(), "REF-7", 2);
     let mut batch = store.begin().await.expect("begin");
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-7").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-7").await.expect("owner"), None);
     batch.put(order.clone()).await.expect("put");
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-7").await.expect("owner"), Some(order.local_id));
-    assert_eq!(batch.number_owner(DocKind::Transaction, "ORD-7").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-7").await.expect("owner"), Some(order.local_id));
+    assert_eq!(batch.number_owner(RecordKind::Transaction, "ORD-7").await.expect("owner"), None);
     batch.put(transaction.clone()).await.expect("put");
     assert_eq!(
-        batch.number_owner(DocKind::Transaction, "REF-7").await.expect("owner"),
+        batch.number_owner(RecordKind::Transaction, "REF-7").await.expect("owner"),
         Some(transaction.local_id)
     );
-    assert_eq!(batch.number_owner(DocKind::Order, "REF-7").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(RecordKind::Order, "REF-7").await.expect("owner"), None);
     batch.commit().await.expect("commit");
 
     let mut batch = store.begin().await.expect("begin");
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-7").await.expect("owner"), Some(order.local_id));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-7").await.expect("owner"), Some(order.local_id));
     assert_eq!(
-        batch.number_owner(DocKind::Transaction, "REF-7").await.expect("owner"),
+        batch.number_owner(RecordKind::Transaction, "REF-7").await.expect("owner"),
         Some(transaction.local_id)
     );
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-8").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-8").await.expect("owner"), None);
 }
 
 /// A batch told the keys it carries answers for them as for any other key: records and numbers
@@ -306,47 +308,47 @@ async fn read_ahead<S: RecordStore>(store: S) {
         put_committed(&store, vec![order, transaction, other]).await.try_into().expect("three records");
     let (absent, new) = (Uuid::new_v4(), order_record(Uuid::new_v4(), "ORD-3", 4));
     let mut keys = BatchKeys::default();
-    keys.add(DocKind::Order, order.local_id, "ORD-1");
-    keys.add(DocKind::Transaction, transaction.local_id, "REF-1");
-    keys.add(DocKind::Order, absent, "ORD-9");
-    keys.add(DocKind::Order, new.local_id, "ORD-3");
+    keys.add(RecordKind::Order, order.local_id, "ORD-1");
+    keys.add(RecordKind::Transaction, transaction.local_id, "REF-1");
+    keys.add(RecordKind::Order, absent, "ORD-9");
+    keys.add(RecordKind::Order, new.local_id, "ORD-3");
     // Kinds apart: a transaction's localId and number name no order, and the other way round.
-    keys.add(DocKind::Order, transaction.local_id, "REF-1");
-    keys.add(DocKind::Transaction, order.local_id, "ORD-1");
+    keys.add(RecordKind::Order, transaction.local_id, "REF-1");
+    keys.add(RecordKind::Transaction, order.local_id, "ORD-1");
 
     let mut batch = store.begin().await.expect("begin");
     batch.read_ahead(&keys).await.expect("read ahead");
     batch.read_ahead(&keys).await.expect("read the same keys ahead again");
-    assert_eq!(batch.get(DocKind::Order, order.local_id).await.expect("get"), Some(order.clone()));
+    assert_eq!(batch.get(RecordKind::Order, order.local_id).await.expect("get"), Some(order.clone()));
     assert_eq!(
-        batch.get(DocKind::Transaction, transaction.local_id).await.expect("get"),
+        batch.get(RecordKind::Transaction, transaction.local_id).await.expect("get"),
         Some(transaction.clone())
     );
-    assert_eq!(batch.get(DocKind::Order, absent).await.expect("get"), None);
-    assert_eq!(batch.get(DocKind::Order, transaction.local_id).await.expect("get"), None);
-    assert_eq!(batch.get(DocKind::Transaction, order.local_id).await.expect("get"), None);
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-1").await.expect("owner"), Some(order.local_id));
+    assert_eq!(batch.get(RecordKind::Order, absent).await.expect("get"), None);
+    assert_eq!(batch.get(RecordKind::Order, transaction.local_id).await.expect("get"), None);
+    assert_eq!(batch.get(RecordKind::Transaction, order.local_id).await.expect("get"), None);
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-1").await.expect("owner"), Some(order.local_id));
     assert_eq!(
-        batch.number_owner(DocKind::Transaction, "REF-1").await.expect("owner"),
+        batch.number_owner(RecordKind::Transaction, "REF-1").await.expect("owner"),
         Some(transaction.local_id)
     );
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-9").await.expect("owner"), None);
-    assert_eq!(batch.number_owner(DocKind::Order, "REF-1").await.expect("owner"), None);
-    assert_eq!(batch.number_owner(DocKind::Transaction, "ORD-1").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-9").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(RecordKind::Order, "REF-1").await.expect("owner"), None);
+    assert_eq!(batch.number_owner(RecordKind::Transaction, "ORD-1").await.expect("owner"), None);
     // Not read ahead.
-    assert_eq!(batch.get(DocKind::Order, other.local_id).await.expect("get"), Some(other.clone()));
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-2").await.expect("owner"), Some(other.local_id));
+    assert_eq!(batch.get(RecordKind::Order, other.local_id).await.expect("get"), Some(other.clone()));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-2").await.expect("owner"), Some(other.local_id));
 
     let new = batch.put(new).await.expect("put");
     let renumbered = batch.put(order_record(order.local_id, "ORD-4", 5)).await.expect("re-put");
-    assert_eq!(batch.get(DocKind::Order, new.local_id).await.expect("get"), Some(new.clone()));
-    assert_eq!(batch.get(DocKind::Order, order.local_id).await.expect("get"), Some(renumbered.clone()));
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-3").await.expect("owner"), Some(new.local_id));
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-4").await.expect("owner"), Some(order.local_id));
+    assert_eq!(batch.get(RecordKind::Order, new.local_id).await.expect("get"), Some(new.clone()));
+    assert_eq!(batch.get(RecordKind::Order, order.local_id).await.expect("get"), Some(renumbered.clone()));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-3").await.expect("owner"), Some(new.local_id));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-4").await.expect("owner"), Some(order.local_id));
     batch.commit().await.expect("commit");
 
-    assert_eq!(store.get(DocKind::Order, order.local_id).await.expect("get"), Some(renumbered));
-    assert_eq!(store.get(DocKind::Order, new.local_id).await.expect("get"), Some(new));
+    assert_eq!(store.get(RecordKind::Order, order.local_id).await.expect("get"), Some(renumbered));
+    assert_eq!(store.get(RecordKind::Order, new.local_id).await.expect("get"), Some(new));
     assert_eq!(
         store.counts().await.expect("counts"),
         RecordCounts { orders: 3, transactions: 1, devices: 0, conflicts: 0 }
@@ -450,7 +452,7 @@ async fn re_put_moves_to_end<S: RecordStore>(store: S) {
     let a2 = put_committed(&store, vec![changed.clone()]).await.remove(0);
     assert!(a2.position > c.position);
     assert_eq!(a2, Record { position: a2.position, ..changed });
-    assert_eq!(store.get(DocKind::Order, a.local_id).await.expect("get"), Some(a2.clone()));
+    assert_eq!(store.get(RecordKind::Order, a.local_id).await.expect("get"), Some(a2.clone()));
     assert_eq!(
         store.changes(Since::Token(0), 10).await.expect("changes"),
         vec![in_feed(b), in_feed(c), in_feed(&a2)]
@@ -465,7 +467,7 @@ async fn re_put_moves_to_end<S: RecordStore>(store: S) {
     b2.sync_version = 9;
     let b2 = batch.put(b2).await.expect("put again");
     batch.commit().await.expect("commit");
-    assert_eq!(store.get(DocKind::Transaction, b.local_id).await.expect("get"), Some(b2.clone()));
+    assert_eq!(store.get(RecordKind::Transaction, b.local_id).await.expect("get"), Some(b2.clone()));
     assert_eq!(
         store.changes(Since::Token(0), 10).await.expect("changes"),
         vec![in_feed(c), in_feed(&a2), in_feed(&b2)]
@@ -514,9 +516,9 @@ async fn lines_follow_their_order<S: RecordStore>(store: S) {
     let x2 = batch.put(x_moved).await.expect("put");
     let z2 = batch.put(z_lines).await.expect("put");
     // A number a record of an open batch held stays taken until the batch commits.
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-X").await.expect("owner"), Some(x.local_id));
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-X2").await.expect("owner"), Some(x.local_id));
-    assert_eq!(batch.get(DocKind::Order, x.local_id).await.expect("get"), Some(x2.clone()));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-X").await.expect("owner"), Some(x.local_id));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-X2").await.expect("owner"), Some(x.local_id));
+    assert_eq!(batch.get(RecordKind::Order, x.local_id).await.expect("get"), Some(x2.clone()));
     batch.commit().await.expect("commit");
     for record in [&x2, &z2, &y2, &t1] {
         assert_eq!(store.get(record.kind(), record.local_id).await.expect("get").as_ref(), Some(record));
@@ -595,9 +597,9 @@ async fn device_revocation<S: RecordStore>(store: S) {
 /// Conflicts come back newest first; a dropped batch's are not logged.
 async fn conflicts_newest_first<S: RecordStore>(store: S) {
     let logged = [
-        conflict("orderNumber", DocKind::Order, Resolution::ServerAssigned, 10),
-        conflict("paymentStatus", DocKind::Order, Resolution::ServerWins, 10),
-        conflict("amount", DocKind::Transaction, Resolution::ClientWins, 5),
+        conflict("orderNumber", RecordKind::Order, Resolution::ServerAssigned, 10),
+        conflict("paymentStatus", RecordKind::Order, Resolution::ServerWins, 10),
+        conflict("amount", RecordKind::Transaction, Resolution::ClientWins, 5),
     ];
     let mut batch = store.begin().await.expect("begin");
     batch.log_conflict(logged[0].clone()).await.expect("log");
@@ -607,7 +609,7 @@ async fn conflicts_newest_first<S: RecordStore>(store: S) {
     batch.log_conflict(logged[2].clone()).await.expect("log");
     batch.commit().await.expect("commit");
     let mut batch = store.begin().await.expect("begin");
-    batch.log_conflict(conflict("tax", DocKind::Order, Resolution::ServerWins, 11)).await.expect("log");
+    batch.log_conflict(conflict("tax", RecordKind::Order, Resolution::ServerWins, 11)).await.expect("log");
     drop(batch);
 
     let newest_first: Vec<ConflictEntry> = logged.iter().rev().cloned().collect();
@@ -628,7 +630,7 @@ async fn conflict_log_is_bounded<S: RecordStore>(store: S) {
             at += 1;
             let at_ms = i64::try_from(at).expect("small");
             batch
-                .log_conflict(conflict("tax", DocKind::Order, Resolution::ServerWins, at_ms))
+                .log_conflict(conflict("tax", RecordKind::Order, Resolution::ServerWins, at_ms))
                 .await
                 .expect("log");
         }
@@ -658,11 +660,11 @@ async fn counts<S: RecordStore>(store: S) {
     put_committed(&store, vec![order]).await;
     store.add_device("device-1", &sha256_hex("t"), Timestamp(1)).await.expect("add");
     let mut batch = store.begin().await.expect("begin");
-    batch.log_conflict(conflict("total", DocKind::Order, Resolution::ServerWins, 1)).await.expect("log");
+    batch.log_conflict(conflict("total", RecordKind::Order, Resolution::ServerWins, 1)).await.expect("log");
     batch.commit().await.expect("commit");
     let mut dropped = store.begin().await.expect("begin");
     dropped.put(order_record(Uuid::new_v4(), "ORD-3", 2)).await.expect("put");
-    dropped.log_conflict(conflict("total", DocKind::Order, Resolution::ServerWins, 2)).await.expect("log");
+    dropped.log_conflict(conflict("total", RecordKind::Order, Resolution::ServerWins, 2)).await.expect("log");
     drop(dropped);
     assert_eq!(
         store.counts().await.expect("counts"),
@@ -687,7 +689,7 @@ async fn insert_once<S: RecordStore>(stores: [Arc<S>; 2]) {
         let record = record.clone();
         tasks.push(tokio::spawn(async move {
             let mut batch = store.begin().await.expect("begin");
-            let seen = batch.get(DocKind::Order, record.local_id).await.expect("get");
+            let seen = batch.get(RecordKind::Order, record.local_id).await.expect("get");
             // Give the other tasks every chance to interleave.
             tokio::time::sleep(Duration::from_millis(5)).await;
             let outcome = match seen {
@@ -703,7 +705,7 @@ async fn insert_once<S: RecordStore>(stores: [Arc<S>; 2]) {
         outcomes.push(task.await.expect("task"));
     }
     let committed =
-        stores[0].get(DocKind::Order, record.local_id).await.expect("get").expect("the record exists");
+        stores[0].get(RecordKind::Order, record.local_id).await.expect("get").expect("the record exists");
     let inserted: Vec<&Record> = outcomes
         .iter()
         .filter_map(|outcome| if let Outcome::Inserted(r) = outcome { Some(r) } else { None })
@@ -736,7 +738,7 @@ async fn batches_wait_for_each_other<S: RecordStore>(stores: [Arc<S>; 2]) {
             let _ = beginning.send(());
             let mut second = second_store.begin().await.expect("begin second");
             let after_first = committing.load(Ordering::SeqCst);
-            let seen = second.get(DocKind::Transaction, local_id).await.expect("get");
+            let seen = second.get(RecordKind::Transaction, local_id).await.expect("get");
             second.commit().await.expect("commit second");
             (after_first, seen)
         }
@@ -806,24 +808,24 @@ async fn batches_see_each_others_writes<S: RecordStore>(stores: [Arc<S>; 2]) {
         .try_into()
         .expect("two records");
     let mut batch = stores[1].begin().await.expect("begin");
-    assert_eq!(batch.get(DocKind::Order, order.local_id).await.expect("get"), Some(first));
-    assert_eq!(batch.get(DocKind::Transaction, transaction.local_id).await.expect("get"), Some(second));
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-1").await.expect("owner"), Some(order.local_id));
+    assert_eq!(batch.get(RecordKind::Order, order.local_id).await.expect("get"), Some(first));
+    assert_eq!(batch.get(RecordKind::Transaction, transaction.local_id).await.expect("get"), Some(second));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-1").await.expect("owner"), Some(order.local_id));
     assert_eq!(
-        batch.number_owner(DocKind::Transaction, "REF-1").await.expect("owner"),
+        batch.number_owner(RecordKind::Transaction, "REF-1").await.expect("owner"),
         Some(transaction.local_id)
     );
-    assert_eq!(batch.get(DocKind::Order, transaction.local_id).await.expect("get"), None);
-    assert_eq!(batch.number_owner(DocKind::Transaction, "ORD-1").await.expect("owner"), None);
+    assert_eq!(batch.get(RecordKind::Order, transaction.local_id).await.expect("get"), None);
+    assert_eq!(batch.number_owner(RecordKind::Transaction, "ORD-1").await.expect("owner"), None);
     let renumbered = batch.put(order_record(order.local_id, "ORD-2", 3)).await.expect("put");
     let third = batch.put(order_record(Uuid::new_v4(), "ORD-3", 4)).await.expect("put");
     batch.commit().await.expect("commit");
 
     let mut batch = stores[0].begin().await.expect("begin");
-    assert_eq!(batch.get(DocKind::Order, order.local_id).await.expect("get"), Some(renumbered));
-    assert_eq!(batch.get(DocKind::Order, third.local_id).await.expect("get"), Some(third.clone()));
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-2").await.expect("owner"), Some(order.local_id));
-    assert_eq!(batch.number_owner(DocKind::Order, "ORD-3").await.expect("owner"), Some(third.local_id));
+    assert_eq!(batch.get(RecordKind::Order, order.local_id).await.expect("get"), Some(renumbered));
+    assert_eq!(batch.get(RecordKind::Order, third.local_id).await.expect("get"), Some(third.clone()));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-2").await.expect("owner"), Some(order.local_id));
+    assert_eq!(batch.number_owner(RecordKind::Order, "ORD-3").await.expect("owner"), Some(third.local_id));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -956,7 +958,7 @@ async fn postgres_unknown_status_is_corrupt() {
     on_pg(|store: PgRecords| async move {
         let stored = put_committed(&store, vec![order_record(Uuid::new_v4(), "ORD-1", 1)]).await.remove(0);
         sqlx::query("UPDATE sync_orders SET order_status = ''").execute(store.pool()).await.expect("update");
-        let read = store.get(DocKind::Order, stored.local_id).await;
+        let read = store.get(RecordKind::Order, stored.local_id).await;
         assert!(matches!(read, Err(RecordError::Corrupt { .. })), "{read:?}");
         let feed = store.changes(Since::Token(0), 10).await;
         assert!(matches!(feed, Err(RecordError::Corrupt { .. })), "{feed:?}");
@@ -982,7 +984,10 @@ async fn postgres_counts_are_kept_as_counters() {
         .await;
         store.add_device("device-1", &sha256_hex("t"), Timestamp(1)).await.expect("add");
         let mut batch = store.begin().await.expect("begin");
-        batch.log_conflict(conflict("total", DocKind::Order, Resolution::ServerWins, 1)).await.expect("log");
+        batch
+            .log_conflict(conflict("total", RecordKind::Order, Resolution::ServerWins, 1))
+            .await
+            .expect("log");
         batch.commit().await.expect("commit");
         let held = RecordCounts { orders: 2, transactions: 1, devices: 1, conflicts: 1 };
 
@@ -1050,7 +1055,7 @@ async fn postgres_reconnect_keeps_records() {
         drop(store);
         let store = PgRecords::connect(&url).await.expect("connect again");
         assert_eq!(
-            store.get(DocKind::Transaction, stored.local_id).await.expect("get"),
+            store.get(RecordKind::Transaction, stored.local_id).await.expect("get"),
             Some(stored.clone())
         );
         assert_eq!(store.last_position().await.expect("last position"), stored.position);
@@ -1094,13 +1099,14 @@ async fn postgres_batches_find_rows_written_by_others() {
         }
         let mut batch = store.begin().await.expect("begin");
         let mut keys = BatchKeys::default();
-        keys.add(DocKind::Order, copies[0], "ORD-COPY-0");
+        keys.add(RecordKind::Order, copies[0], "ORD-COPY-0");
         batch.read_ahead(&keys).await.expect("read ahead");
         for (n, local_id) in copies.iter().enumerate() {
-            let found = batch.get(DocKind::Order, *local_id).await.expect("get").expect("the copy is found");
+            let found =
+                batch.get(RecordKind::Order, *local_id).await.expect("get").expect("the copy is found");
             assert_eq!(found.body.number(), format!("ORD-COPY-{n}"));
             assert_eq!(
-                batch.number_owner(DocKind::Order, &format!("ORD-COPY-{n}")).await.expect("owner"),
+                batch.number_owner(RecordKind::Order, &format!("ORD-COPY-{n}")).await.expect("owner"),
                 Some(*local_id)
             );
         }
@@ -1123,7 +1129,7 @@ async fn postgres_batches_survive_lost_connections() {
         .expect("end the other connections");
         assert!(ended.contains(&true), "the batches' connection was ended");
         let mut batch = store.begin().await.expect("begin on a new connection");
-        assert_eq!(batch.get(DocKind::Order, first.local_id).await.expect("get"), Some(first.clone()));
+        assert_eq!(batch.get(RecordKind::Order, first.local_id).await.expect("get"), Some(first.clone()));
         batch.put(order_record(Uuid::new_v4(), "ORD-2", 2)).await.expect("put");
         drop(batch);
         let second = tokio::time::timeout(

@@ -809,8 +809,13 @@ async fn kotlin_client_corpus<S: RecordStore>(h: Harness<S>) {
     let answer =
         h.batch(&h.token_a, "pos-a", vec![serde_json::from_str(&bare).expect("JSON")], Vec::new()).await;
     assert_eq!(answer["syncedOrders"][0]["success"], true, "{answer}");
-    let record =
-        h.service.records().get(tillmesh_core::DocKind::Order, bare_id).await.expect("get").expect("stored");
+    let record = h
+        .service
+        .records()
+        .get(tillmesh_core::legacy::RecordKind::Order, bare_id)
+        .await
+        .expect("get")
+        .expect("stored");
     assert_eq!(record.device_id, "pos-a");
 
     // The client changes the discount (a newer version): every till follows its total.
@@ -960,8 +965,13 @@ async fn a_register_edits_anothers_order<S: RecordStore>(h: Harness<S>) {
         (json!("pos-a"), json!("SERVED"))
     );
     assert_eq!(edited["order"]["items"][0]["quantity"], 2);
-    let record =
-        h.service.records().get(tillmesh_core::DocKind::Order, a_order).await.expect("get").expect("record");
+    let record = h
+        .service
+        .records()
+        .get(tillmesh_core::legacy::RecordKind::Order, a_order)
+        .await
+        .expect("get")
+        .expect("record");
     assert_eq!((record.device_id.as_str(), record.written_by.as_str()), ("pos-a", "pos-b"));
     h.stop().await;
 }

@@ -40,8 +40,8 @@ pub enum TillError {
         /// Which invariant.
         detail: &'static str,
     },
-    /// Only the HQ node, which holds HQ's signing key, settles payments.
-    #[error("only HQ settles payments: this node does not hold HQ's signing key")]
+    /// Only the HQ node, which holds HQ's signing key, settles payments and writes the menu.
+    #[error("only HQ settles payments and writes the menu: this node does not hold HQ's signing key")]
     NotHq,
     /// The store refuses writes after an I/O error (a full disk): nothing was written. It tries
     /// again by itself every second and resumes once the disk takes writes.

@@ -6,9 +6,10 @@ use std::sync::{Arc, OnceLock};
 use automerge::ActorId;
 use serde::{Deserialize, Serialize};
 use tillmesh_core::{
-    Amount, Clock, Currency, DocKind, Document, EditError, HqPublicKey, NewItem, NewOrder, NewTransaction,
-    Order, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp, Transaction,
-    TransactionDoc, View, order_hash,
+    Amount, Clock, Currency, DocKind, Document, EditError, HqPublicKey, HqSigningKey, Menu, MenuDoc,
+    MenuItemPatch, NewItem, NewMenuItem, NewOrder, NewTransaction, Order, OrderDoc, OrderStatus,
+    PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp, Transaction, TransactionDoc, View,
+    order_hash,
 };
 use tillmesh_mesh::LocalWrite;
 use tillmesh_store::{OrderPage, OrderQuery, Prepared, RemoteCounts, Store, StoreOptions, TillIdentity};
@@ -464,6 +465,80 @@ impl Till {
         self.edit_order(order_id, move |order, by, at| order.settle(&key, status, by, at).map(drop)).await
     }
 
+    /// The id of the shop's menu (derived from HQ's key); none for a till without a shop.
+    pub fn menu_id(&self) -> Option<Uuid> {
+        self.inner.config.hq.as_ref().map(MenuDoc::id_for)
+    }
+
+    /// The shop's effective menu (only prices HQ signed count), or `None` while this node holds
+    /// none (a till without a shop, or before HQ wrote one).
+    pub fn menu(&self) -> Result<Option<Menu>, TillError> {
+        let Some(id) = self.menu_id() else { return Ok(None) };
+        match self.inner.store.get(id)? {
+            Some(Document::Menu(menu)) => {
+                Ok(Some(menu.view(self.inner.config.hq.as_ref()).map_err(EditError::from)?))
+            }
+            None => Ok(None),
+            Some(_) => Err(TillError::NotFound { kind: DocKind::Menu, id }),
+        }
+    }
+
+    /// HQ writes the whole menu ([`MenuDoc::replace`]), creating the shop's menu on first use.
+    /// Only the node that holds HQ's signing key may. Every item is checked before anything is
+    /// written.
+    pub async fn put_menu(
+        &self,
+        currency: Option<Currency>,
+        items: Vec<NewMenuItem>,
+    ) -> Result<Menu, TillError> {
+        self.edit_menu(move |menu, key, by, at| menu.replace(key, currency, &items, by, at)).await
+    }
+
+    /// HQ changes one menu item ([`MenuDoc::update_item`]). Only the node that holds HQ's
+    /// signing key may.
+    pub async fn update_menu_item(&self, sku: String, patch: MenuItemPatch) -> Result<Menu, TillError> {
+        self.edit_menu(move |menu, key, by, at| menu.update_item(key, &sku, &patch, by, at)).await
+    }
+
+    /// Runs an edit of the menu as HQ, making the menu first if this node has none; writes (and
+    /// announces) it only if it changed. Returns the menu as it is now.
+    async fn edit_menu(
+        &self,
+        edit: impl FnOnce(&mut MenuDoc, &HqSigningKey, &str, Timestamp) -> Result<bool, EditError>
+        + Send
+        + 'static,
+    ) -> Result<Menu, TillError> {
+        let key = self.inner.config.hq_signing.clone().ok_or(TillError::NotHq)?;
+        let inner = Arc::clone(&self.inner);
+        let job = move |context: &mut WriteContext<'_>| {
+            let public = key.public_key();
+            let id = MenuDoc::id_for(&public);
+            let at = inner.clock.now();
+            let by = inner.device_id.as_str();
+            let (mut menu, created) = match context.store.get(id)? {
+                Some(Document::Menu(mut menu)) => {
+                    menu.automerge().set_actor(inner.actor.clone());
+                    (menu, false)
+                }
+                None => (MenuDoc::create(&public, inner.config.currency, by, at, inner.actor.clone())?, true),
+                Some(_) => return Err(TillError::NotFound { kind: DocKind::Menu, id }),
+            };
+            let changed = edit(&mut menu, &key, by, at)?;
+            let view = menu.view(Some(&public)).map_err(EditError::from)?;
+            let mut documents = vec![Document::Menu(menu)];
+            let written = created || changed;
+            if written {
+                context.put(&mut documents)?;
+            }
+            Ok((documents, view, written, created))
+        };
+        let (documents, view, written, created) = self.inner.writer.submit(job).await?;
+        if written {
+            self.announce(&documents, created);
+        }
+        Ok(view)
+    }
+
     /// Replaces an order's notes.
     pub async fn set_notes(&self, order_id: Uuid, notes: String) -> Result<OrderDetail, TillError> {
         self.edit_order(order_id, move |order, by, at| order.set_notes(&notes, by, at)).await
@@ -563,7 +638,7 @@ impl Till {
     fn detail_of(&self, documents: Vec<Document>) -> Result<OrderDetail, TillError> {
         let order = documents.into_iter().find_map(|document| match document {
             Document::Order(order) => Some(order),
-            Document::Transaction(_) => None,
+            Document::Transaction(_) | Document::Menu(_) => None,
         });
         match order {
             Some(order) => self.detail(&order),

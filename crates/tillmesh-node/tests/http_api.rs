@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tillmesh_core::{Clock, TillCode, Timestamp};
+use tillmesh_core::{Clock, HqSigningKey, MenuDoc, TillCode, Timestamp};
 use tillmesh_node::{SystemClock, Till, TillConfig};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -37,8 +37,24 @@ impl Harness {
     }
 
     async fn start_in(dir: tempfile::TempDir) -> Harness {
+        Harness::start_with(dir, |_| {}).await
+    }
+
+    /// A node holding HQ's signing key (HQ's own node, without HQ's admin layer).
+    async fn start_hq() -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Harness::start_with(dir, |config| {
+            let key = HqSigningKey::from_bytes(&[7; 32]);
+            config.hq = Some(key.public_key());
+            config.hq_signing = Some(key);
+        })
+        .await
+    }
+
+    async fn start_with(dir: tempfile::TempDir, configure: impl FnOnce(&mut TillConfig)) -> Harness {
         let mut config = TillConfig::new(dir.path().join("till"), TillCode::parse("A").expect("code"));
         config.tax_rate_bps = 825;
+        configure(&mut config);
         let clock = TickingClock(AtomicI64::new(SystemClock.now().0));
         let till = Till::open(config, Arc::new(clock)).expect("open till");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -67,6 +83,7 @@ impl Harness {
             "GET" => self.client.get(url),
             "POST" => self.client.post(url),
             "PATCH" => self.client.patch(url),
+            "PUT" => self.client.put(url),
             other => panic!("unknown method {other}"),
         };
         let request = match body {
@@ -460,6 +477,84 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         till.call("POST", "/api/orders", Some(json!({ "items": [soup(json!(1), json!(1))] }))).await;
     assert_eq!(next["orderNumber"], "A-3", "the refused order took no number: {next}");
     till.stop().await;
+}
+
+#[tokio::test]
+async fn only_hq_writes_the_menu_and_a_bad_menu_changes_nothing() {
+    let menu_item = |sku: &str, name: &str, price: Value| {
+        json!({ "sku": sku, "name": name, "category": "Soups", "price": price, "taxClass": "reduced",
+                "available": true })
+    };
+    let till = Harness::start().await;
+    let (status, menu) = till.call("GET", "/api/menu", None).await;
+    assert_eq!((status, &menu["id"], &menu["items"]), (StatusCode::OK, &Value::Null, &json!([])), "{menu}");
+    let body = json!({ "items": [menu_item("SOUP", "Soup", json!("4.50"))] });
+    let (status, refused) = till.call("PUT", "/api/menu", Some(body.clone())).await;
+    assert_eq!((status, refused["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_hq")), "{refused}");
+    let (status, _) = till.call("PATCH", "/api/menu/items/SOUP", Some(json!({ "price": "1" }))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    till.stop().await;
+
+    let hq = Harness::start_hq().await;
+    let menu_id = MenuDoc::id_for(&HqSigningKey::from_bytes(&[7; 32]).public_key()).to_string();
+    let (_, empty) = hq.call("GET", "/api/menu", None).await;
+    assert_eq!((empty["id"].as_str(), &empty["items"]), (Some(menu_id.as_str()), &json!([])));
+    let before = hq.snapshot();
+    let soup = menu_item("SOUP", "Soup", json!("4.50"));
+    let table: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({ "items": [soup.clone(), menu_item("TEA", "", json!(2))] }),
+            "invalid_field",
+            "menu item 2 (SKU \"TEA\"): name must not be empty",
+        ),
+        (
+            json!({ "items": [soup.clone(), menu_item("SOUP", "Again", json!(2))] }),
+            "invalid_field",
+            "menu item 2 (SKU \"SOUP\"): sku: listed twice",
+        ),
+        (
+            json!({ "items": [menu_item("SOUP", "Soup", json!("-1"))] }),
+            "invalid_field",
+            "menu item 1 (SKU \"SOUP\"): price: negative amount",
+        ),
+        (
+            json!({ "items": [soup.clone(), menu_item("TEA", "Tea", json!(4.999))] }),
+            "invalid_body",
+            "items[1].price",
+        ),
+        (json!({ "currency": "EUR", "items": [soup.clone()] }), "invalid_field", "currency"),
+        (json!({ "items": [soup.clone()], "colour": "red" }), "invalid_body", "colour"),
+    ];
+    for (body, code, detail) in table {
+        let (status, answer) = hq.call("PUT", "/api/menu", Some(body)).await;
+        assert_eq!((status, answer["error"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{answer}");
+        assert!(answer["detail"].as_str().is_some_and(|text| text.contains(detail)), "{detail}: {answer}");
+        assert_eq!(hq.snapshot(), before, "a refused menu wrote nothing");
+    }
+    let (status, unknown) = hq.call("PATCH", "/api/menu/items/SOUP", Some(json!({ "price": "1" }))).await;
+    assert_eq!((status, unknown["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{unknown}");
+    assert_eq!(hq.snapshot(), before);
+
+    let body = json!({ "currency": "USD", "items": [soup, menu_item("TEA", "Tea", json!(2))] });
+    let (status, written) = hq.call("PUT", "/api/menu", Some(body.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{written}");
+    assert_eq!(written["id"].as_str(), Some(menu_id.as_str()));
+    assert_eq!(written["items"][0]["price"].to_string(), "4.50", "{written}");
+    let after = hq.snapshot();
+    let (status, _) = hq.call("PUT", "/api/menu", Some(body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hq.snapshot(), after, "the same menu again writes nothing");
+    let (status, patched) =
+        hq.call("PATCH", "/api/menu/items/TEA", Some(json!({ "price": "2.20", "available": false }))).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let tea = &patched["items"][1];
+    assert_eq!(
+        (tea["sku"].as_str(), tea["price"].to_string(), &tea["available"]),
+        (Some("TEA"), "2.20".into(), &json!(false))
+    );
+    let (_, read) = hq.call("GET", "/api/menu", None).await;
+    assert_eq!(read, patched);
+    hq.stop().await;
 }
 
 #[tokio::test]

@@ -196,6 +196,10 @@ fn views(
                     payment: transaction.payment,
                 }
             }
+            // The simulated shop publishes no menu: one is a document no device created.
+            Document::Menu(_) => {
+                return Err(SimError::UnknownDocument { seed, doc_id: *id, node: node.device_id.clone() });
+            }
         };
         shown.insert(*id, view);
     }

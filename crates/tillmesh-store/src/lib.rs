@@ -1,6 +1,6 @@
 //! Durable local storage for a tillmesh peer, on sled.
 //!
-//! Every order and transaction document lives here as saved Automerge bytes, next to the indexes
+//! Every document (orders, transactions, the menu) lives here as saved Automerge bytes, next to the indexes
 //! a till needs without loading documents (order summaries by update time and by status, `localId`
 //! lookups, transactions per order) and the sync bookkeeping per remote peer. A batch of writes
 //! is one sled transaction: it lands whole or not at all, so a crash never leaves a half-written
@@ -734,7 +734,9 @@ impl Store {
                         let is_new = docs.insert(id, entry.bytes.as_slice())?.is_none();
                         added += u64::from(is_new);
                         hashes.insert(id, &entry.item_hash.0)?;
-                        by_local_id.insert(entry.local_id.as_bytes(), id)?;
+                        if let Some(local_id) = entry.local_id {
+                            by_local_id.insert(local_id.as_bytes(), id)?;
+                        }
                         if let Some(order) = &entry.order {
                             write_order_indexes(summaries, by_updated, by_status, order)?;
                         }

@@ -73,7 +73,8 @@ pub struct OrderPage {
 pub struct Prepared {
     pub(crate) id: Uuid,
     pub(crate) item_hash: ItemHash,
-    pub(crate) local_id: Uuid,
+    /// The `localId` to index; none for the menu.
+    pub(crate) local_id: Option<Uuid>,
     pub(crate) bytes: Vec<u8>,
     pub(crate) order: Option<OrderSummary>,
     /// For a transaction: the order it pays.
@@ -136,7 +137,7 @@ impl Prepared {
             View::Order(view) => Prepared {
                 id,
                 item_hash,
-                local_id: view.local_id,
+                local_id: Some(view.local_id),
                 bytes,
                 paid_order: None,
                 order: Some(OrderSummary {
@@ -157,11 +158,12 @@ impl Prepared {
             View::Transaction(view) => Prepared {
                 id,
                 item_hash,
-                local_id: view.local_id,
+                local_id: Some(view.local_id),
                 bytes,
                 order: None,
                 paid_order: Some(view.order_id),
             },
+            View::Menu(_) => Prepared { id, item_hash, local_id: None, bytes, order: None, paid_order: None },
         }
     }
 }

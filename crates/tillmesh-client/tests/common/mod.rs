@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tillmesh_client::{ClientConfig, SyncService, SyncState};
-use tillmesh_core::legacy::{LegacyItem, LegacyOrder, LegacyTransaction};
+use tillmesh_core::legacy::{LegacyItem, LegacyOrder, LegacyTransaction, RecordKind};
 use tillmesh_core::{
-    Amount, DocKind, HqSigningKey, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp,
+    Amount, HqSigningKey, OrderStatus, PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp,
 };
 use tillmesh_hq::records::{Record, RecordStore};
 use tillmesh_hq::{Access, Hq, LegacyService, SledRecords};
@@ -106,7 +106,7 @@ impl HqServer {
 
     /// HQ's order record of `local_id`.
     pub async fn order_record(&self, local_id: Uuid) -> Option<Record> {
-        self.service.records().get(DocKind::Order, local_id).await.expect("record")
+        self.service.records().get(RecordKind::Order, local_id).await.expect("record")
     }
 }
 

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
-use tillmesh_core::DocKind;
 use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
@@ -16,6 +15,7 @@ use super::rows::{
 };
 use super::write::write;
 use crate::records::{BatchKeys, ConflictEntry, Record, RecordBatch, RecordError};
+use tillmesh_core::legacy::RecordKind;
 
 /// The key of the advisory lock that makes batches exclusive across processes (`tillmesh` in
 /// ASCII).
@@ -31,15 +31,15 @@ pub struct PgBatch<'a> {
     /// The process's turn and, after commit, the connection for its next batch.
     kept: MutexGuard<'a, Option<PgConnection>>,
     /// The records put, as last put, by kind and `localId`.
-    records: HashMap<(DocKind, Uuid), Record>,
+    records: HashMap<(RecordKind, Uuid), Record>,
     /// Every number a record put in this batch took, by kind.
-    numbers: HashMap<(DocKind, String), Uuid>,
+    numbers: HashMap<(RecordKind, String), Uuid>,
     /// What the database holds for the `localId`s read (read ahead or asked): the record, or
     /// `None`. Nothing else writes while the batch holds the lock, so an answer stays true until
     /// commit.
-    stored: HashMap<(DocKind, Uuid), Option<Record>>,
+    stored: HashMap<(RecordKind, Uuid), Option<Record>>,
     /// Likewise, who holds the numbers read.
-    stored_numbers: HashMap<(DocKind, String), Option<Uuid>>,
+    stored_numbers: HashMap<(RecordKind, String), Option<Uuid>>,
     /// Conflicts logged, in order.
     conflicts: Vec<ConflictEntry>,
     /// The newest position, advanced by each put.
@@ -153,22 +153,22 @@ impl PgBatch<'_> {
 
 impl RecordBatch for PgBatch<'_> {
     async fn read_ahead(&mut self, keys: &BatchKeys) -> Result<(), RecordError> {
-        let local_ids = |kind: DocKind| -> Vec<Uuid> {
+        let local_ids = |kind: RecordKind| -> Vec<Uuid> {
             keys.local_ids
                 .iter()
                 .filter(|key| key.0 == kind && !self.stored.contains_key(key))
                 .map(|(_, local_id)| *local_id)
                 .collect()
         };
-        let numbers = |kind: DocKind| -> Vec<String> {
+        let numbers = |kind: RecordKind| -> Vec<String> {
             keys.numbers
                 .iter()
                 .filter(|key| key.0 == kind && !self.stored_numbers.contains_key(key))
                 .map(|(_, number)| number.clone())
                 .collect()
         };
-        let asked = [local_ids(DocKind::Order), local_ids(DocKind::Transaction)];
-        let asked_numbers = [numbers(DocKind::Order), numbers(DocKind::Transaction)];
+        let asked = [local_ids(RecordKind::Order), local_ids(RecordKind::Transaction)];
+        let asked_numbers = [numbers(RecordKind::Order), numbers(RecordKind::Transaction)];
         if asked.iter().all(Vec::is_empty) && asked_numbers.iter().all(Vec::is_empty) {
             return Ok(());
         }
@@ -183,8 +183,8 @@ impl RecordBatch for PgBatch<'_> {
             .fetch_all(self.conn())
             .await?;
         for (kind, local_ids, numbers) in [
-            (DocKind::Order, &asked[0], &asked_numbers[0]),
-            (DocKind::Transaction, &asked[1], &asked_numbers[1]),
+            (RecordKind::Order, &asked[0], &asked_numbers[0]),
+            (RecordKind::Transaction, &asked[1], &asked_numbers[1]),
         ] {
             self.stored.extend(local_ids.iter().map(|local_id| ((kind, *local_id), None)));
             self.stored_numbers.extend(numbers.iter().map(|number| ((kind, number.clone()), None)));
@@ -195,7 +195,7 @@ impl RecordBatch for PgBatch<'_> {
         Ok(())
     }
 
-    async fn get(&mut self, kind: DocKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
+    async fn get(&mut self, kind: RecordKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
         if let Some(record) = self.records.get(&(kind, local_id)) {
             return Ok(Some(record.clone()));
         }
@@ -212,7 +212,7 @@ impl RecordBatch for PgBatch<'_> {
         Ok(record)
     }
 
-    async fn number_owner(&mut self, kind: DocKind, number: &str) -> Result<Option<Uuid>, RecordError> {
+    async fn number_owner(&mut self, kind: RecordKind, number: &str) -> Result<Option<Uuid>, RecordError> {
         // A number stays taken until commit even once the record holding it was put again with
         // another (the batch remembers every number its puts took, and the database still has
         // the record's old one), so no two of the batch's rows ever hold one number, whatever
@@ -261,8 +261,8 @@ impl RecordBatch for PgBatch<'_> {
         if !records.is_empty() || !conflicts.is_empty() || counters != self.counters_read {
             // An order whose `localId` the batch found absent has no lines to replace.
             let replaces_stored_orders = records.iter().any(|record| {
-                record.kind() == DocKind::Order
-                    && !matches!(self.stored.get(&(DocKind::Order, record.local_id)), Some(None))
+                record.kind() == RecordKind::Order
+                    && !matches!(self.stored.get(&(RecordKind::Order, record.local_id)), Some(None))
             });
             write(self.conn(), &records, &conflicts, counters, replaces_stored_orders).await?;
         }

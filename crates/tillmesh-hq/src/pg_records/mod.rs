@@ -56,8 +56,8 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
+use tillmesh_core::Timestamp;
 use tillmesh_core::legacy::Since;
-use tillmesh_core::{DocKind, Timestamp};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -66,6 +66,7 @@ pub use batch::{BATCH_LOCK_KEY, PgBatch};
 use crate::records::{
     ConflictEntry, LegacyDevice, Record, RecordCounts, RecordError, RecordStore, RecordVersion,
 };
+use tillmesh_core::legacy::RecordKind;
 
 /// Most connections one [`PgRecords`] opens: a pool for reads and one kept for batches.
 pub const POOL_CONNECTIONS_MAX: u32 = 8;
@@ -128,7 +129,7 @@ impl RecordStore for PgRecords {
         batch::begin(&self.pool, &self.batch_conn).await
     }
 
-    async fn get(&self, kind: DocKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
+    async fn get(&self, kind: RecordKind, local_id: Uuid) -> Result<Option<Record>, RecordError> {
         let mut conn = self.pool.acquire().await?;
         reads::fetch_record(&mut conn, kind, local_id).await
     }

@@ -3,7 +3,6 @@
 //! snapshot.
 
 use sqlx::{PgConnection, PgPool, Row};
-use tillmesh_core::DocKind;
 use tillmesh_core::legacy::Since;
 use uuid::Uuid;
 
@@ -12,11 +11,12 @@ use super::rows::{
     parse_kind, position_bound,
 };
 use crate::records::{Record, RecordError, RecordVersion};
+use tillmesh_core::legacy::RecordKind;
 
 /// The record of `kind` with `local_id`, with its document and lines, in one statement.
 pub(super) async fn fetch_record(
     conn: &mut PgConnection,
-    kind: DocKind,
+    kind: RecordKind,
     local_id: Uuid,
 ) -> Result<Option<Record>, RecordError> {
     let sql = format!("SELECT {}, document FROM {} WHERE local_id = $1", columns(kind), from(kind));

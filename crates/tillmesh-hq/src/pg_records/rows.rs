@@ -4,8 +4,8 @@
 
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-use tillmesh_core::legacy::{LegacyItem, LegacyNames, LegacyOrder, LegacyTransaction, Named};
-use tillmesh_core::{Amount, DocKind, Quantity, Timestamp};
+use tillmesh_core::legacy::{LegacyItem, LegacyNames, LegacyOrder, LegacyTransaction, Named, RecordKind};
+use tillmesh_core::{Amount, Quantity, Timestamp};
 
 use crate::records::{Record, RecordBody, RecordError};
 
@@ -42,34 +42,34 @@ pub(super) const TRANSACTION_COLUMNS: &str = "'transaction' AS kind, id, local_i
 pub(super) const TRANSACTION_FROM: &str = "transactions";
 
 /// The table of a kind's records.
-pub(super) fn table(kind: DocKind) -> &'static str {
+pub(super) fn table(kind: RecordKind) -> &'static str {
     match kind {
-        DocKind::Order => "sync_orders",
-        DocKind::Transaction => "transactions",
+        RecordKind::Order => "sync_orders",
+        RecordKind::Transaction => "transactions",
     }
 }
 
 /// The column of a kind's unique number.
-pub(super) fn number_column(kind: DocKind) -> &'static str {
+pub(super) fn number_column(kind: RecordKind) -> &'static str {
     match kind {
-        DocKind::Order => "order_number",
-        DocKind::Transaction => "reference_number",
+        RecordKind::Order => "order_number",
+        RecordKind::Transaction => "reference_number",
     }
 }
 
 /// [`ORDER_COLUMNS`] or [`TRANSACTION_COLUMNS`].
-pub(super) fn columns(kind: DocKind) -> &'static str {
+pub(super) fn columns(kind: RecordKind) -> &'static str {
     match kind {
-        DocKind::Order => ORDER_COLUMNS,
-        DocKind::Transaction => TRANSACTION_COLUMNS,
+        RecordKind::Order => ORDER_COLUMNS,
+        RecordKind::Transaction => TRANSACTION_COLUMNS,
     }
 }
 
 /// [`ORDER_FROM`] or [`TRANSACTION_FROM`].
-pub(super) fn from(kind: DocKind) -> &'static str {
+pub(super) fn from(kind: RecordKind) -> &'static str {
     match kind {
-        DocKind::Order => ORDER_FROM,
-        DocKind::Transaction => TRANSACTION_FROM,
+        RecordKind::Order => ORDER_FROM,
+        RecordKind::Transaction => TRANSACTION_FROM,
     }
 }
 
@@ -77,11 +77,11 @@ pub(super) fn corrupt(what: impl Into<String>) -> RecordError {
     RecordError::Corrupt { what: what.into() }
 }
 
-/// A kind as the `kind` columns hold it ([`DocKind::as_str`]).
-pub(super) fn parse_kind(text: &str) -> Result<DocKind, RecordError> {
+/// A kind as the `kind` columns hold it ([`RecordKind::as_str`]).
+pub(super) fn parse_kind(text: &str) -> Result<RecordKind, RecordError> {
     match text {
-        "order" => Ok(DocKind::Order),
-        "transaction" => Ok(DocKind::Transaction),
+        "order" => Ok(RecordKind::Order),
+        "transaction" => Ok(RecordKind::Transaction),
         other => Err(corrupt(format!("record kind {other:?}"))),
     }
 }
@@ -123,7 +123,7 @@ pub(super) fn decode_record(row: &PgRow) -> Result<Record, RecordError> {
     let created_at = Timestamp(row.try_get("created_at")?);
     let updated_at = Timestamp(row.try_get("updated_at")?);
     let body = match kind {
-        DocKind::Order => {
+        RecordKind::Order => {
             let order_status: Option<&str> = row.try_get("order_status")?;
             RecordBody::Order(LegacyOrder {
                 id: client_id,
@@ -139,7 +139,7 @@ pub(super) fn decode_record(row: &PgRow) -> Result<Record, RecordError> {
                 updated_at,
             })
         }
-        DocKind::Transaction => {
+        RecordKind::Transaction => {
             let paid_order: Option<String> = row.try_get("paid_order")?;
             RecordBody::Transaction(LegacyTransaction {
                 id: client_id,

@@ -3,8 +3,8 @@
 //! same creator; a document id free on every till; HQ's own numbers when a client's are taken or
 //! shaped like a till's.
 
-use tillmesh_core::legacy::{self, SyncableOrder, SyncableTransaction};
-use tillmesh_core::{DocKind, Document, OrderNumber, Timestamp};
+use tillmesh_core::legacy::{self, RecordKind, SyncableOrder, SyncableTransaction};
+use tillmesh_core::{Document, OrderNumber, Timestamp};
 use tillmesh_node::TillError;
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ impl<S: RecordStore> LegacyService<S> {
     pub(super) async fn existing<B: RecordBatch>(
         &self,
         batch: &mut B,
-        kind: DocKind,
+        kind: RecordKind,
         local_id: Uuid,
         now: Timestamp,
     ) -> Result<Option<Record>, HqError> {
@@ -33,7 +33,7 @@ impl<S: RecordStore> LegacyService<S> {
         let Some(mut document) = self.node.store().get(doc_id).map_err(TillError::from)? else {
             return Ok(None);
         };
-        if document.kind() != kind {
+        if RecordKind::of(document.kind()) != Some(kind) {
             return Ok(None);
         }
         let record =
@@ -48,7 +48,7 @@ impl<S: RecordStore> LegacyService<S> {
     pub(super) async fn same_record<B: RecordBatch>(
         &self,
         batch: &mut B,
-        kind: DocKind,
+        kind: RecordKind,
         (client_id, creator, local_id): (&str, &str, Uuid),
         now: Timestamp,
         work: &Work,
@@ -57,11 +57,11 @@ impl<S: RecordStore> LegacyService<S> {
         let owner = match work.new_docs.get(&doc_id) {
             Some(made) => Some(made.clone()),
             None => match self.node.store().get(doc_id).map_err(TillError::from)? {
-                Some(Document::Order(order)) if kind == DocKind::Order => {
+                Some(Document::Order(order)) if kind == RecordKind::Order => {
                     let view = order.view(None)?;
                     Some((view.local_id, view.device_id))
                 }
-                Some(Document::Transaction(transaction)) if kind == DocKind::Transaction => {
+                Some(Document::Transaction(transaction)) if kind == RecordKind::Transaction => {
                     let view = transaction.view(None)?;
                     Some((view.local_id, view.device_id))
                 }
@@ -103,7 +103,7 @@ impl<S: RecordStore> LegacyService<S> {
     pub(super) async fn assign_number<B: RecordBatch>(
         &self,
         batch: &mut B,
-        kind: DocKind,
+        kind: RecordKind,
     ) -> Result<String, HqError> {
         loop {
             let number = hq_number(batch.next_assigned_number().await?);
@@ -121,10 +121,10 @@ fn hq_number(n: u64) -> String {
 }
 
 /// One of HQ's numbers as a record of `kind` holds it: a transaction's ends in `-P`.
-fn held_as(kind: DocKind, number: &str) -> String {
+fn held_as(kind: RecordKind, number: &str) -> String {
     match kind {
-        DocKind::Order => number.to_string(),
-        DocKind::Transaction => format!("{number}-P"),
+        RecordKind::Order => number.to_string(),
+        RecordKind::Transaction => format!("{number}-P"),
     }
 }
 
@@ -140,16 +140,16 @@ pub(super) async fn read_ahead_assigned<B: RecordBatch>(
     let mut wanted = 0;
     for order in orders.iter().flatten() {
         let number = &order.order.order_number;
-        if batch.get(DocKind::Order, order.local_id).await?.is_none()
-            && (reserved_for_tills(number) || batch.number_owner(DocKind::Order, number).await?.is_some())
+        if batch.get(RecordKind::Order, order.local_id).await?.is_none()
+            && (reserved_for_tills(number) || batch.number_owner(RecordKind::Order, number).await?.is_some())
         {
             wanted += 1;
         }
     }
     for transaction in transactions.iter().flatten() {
         let reference = &transaction.transaction.reference_number;
-        if batch.get(DocKind::Transaction, transaction.local_id).await?.is_none()
-            && batch.number_owner(DocKind::Transaction, reference).await?.is_some()
+        if batch.get(RecordKind::Transaction, transaction.local_id).await?.is_none()
+            && batch.number_owner(RecordKind::Transaction, reference).await?.is_some()
         {
             wanted += 1;
         }
@@ -161,8 +161,8 @@ pub(super) async fn read_ahead_assigned<B: RecordBatch>(
     let mut keys = BatchKeys::default();
     for n in last + 1..=last + wanted {
         let number = hq_number(n);
-        keys.numbers.push((DocKind::Transaction, held_as(DocKind::Transaction, &number)));
-        keys.numbers.push((DocKind::Order, number));
+        keys.numbers.push((RecordKind::Transaction, held_as(RecordKind::Transaction, &number)));
+        keys.numbers.push((RecordKind::Order, number));
     }
     batch.read_ahead(&keys).await?;
     Ok(())

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
+use tillmesh_core::Timestamp;
 use tillmesh_core::legacy::{
-    self, BatchSyncResponse, Since, SyncResponse, SyncStatus, SyncableOrder, SyncableTransaction,
+    self, BatchSyncResponse, RecordKind, Since, SyncResponse, SyncStatus, SyncableOrder, SyncableTransaction,
 };
-use tillmesh_core::{DocKind, Timestamp};
 use tillmesh_node::TillError;
 use uuid::Uuid;
 
@@ -177,10 +177,14 @@ impl<S: RecordStore> LegacyService<S> {
         let mut prebuilt = self.prebuild(&orders, now).await;
         let mut keys = BatchKeys::default();
         for order in orders.iter().flatten() {
-            keys.add(DocKind::Order, order.local_id, &order.order.order_number);
+            keys.add(RecordKind::Order, order.local_id, &order.order.order_number);
         }
         for transaction in transactions.iter().flatten() {
-            keys.add(DocKind::Transaction, transaction.local_id, &transaction.transaction.reference_number);
+            keys.add(
+                RecordKind::Transaction,
+                transaction.local_id,
+                &transaction.transaction.reference_number,
+            );
         }
         let mut batch = self.records.begin().await?;
         batch.read_ahead(&keys).await?;
@@ -199,7 +203,7 @@ impl<S: RecordStore> LegacyService<S> {
             let ready = prebuilt.get_mut(index).and_then(Option::take);
             let outcome = self.ingest_order(&mut batch, device, order, now, &mut work, ready).await;
             order_answers.push(match judged(outcome)? {
-                Ok(outcome) => self.answer(DocKind::Order, local_id, device, outcome, now, &mut work),
+                Ok(outcome) => self.answer(RecordKind::Order, local_id, device, outcome, now, &mut work),
                 Err(problem) => refused(problem, now),
             });
         }
@@ -215,7 +219,9 @@ impl<S: RecordStore> LegacyService<S> {
             let local_id = transaction.local_id;
             let outcome = self.ingest_transaction(&mut batch, device, transaction, now, &mut work).await;
             transaction_answers.push(match judged(outcome)? {
-                Ok(outcome) => self.answer(DocKind::Transaction, local_id, device, outcome, now, &mut work),
+                Ok(outcome) => {
+                    self.answer(RecordKind::Transaction, local_id, device, outcome, now, &mut work)
+                }
                 Err(problem) => refused(problem, now),
             });
         }
@@ -238,7 +244,7 @@ impl<S: RecordStore> LegacyService<S> {
 
     fn answer(
         &self,
-        kind: DocKind,
+        kind: RecordKind,
         local_id: Uuid,
         device: &str,
         outcome: Outcome,

@@ -4,9 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use tillmesh_core::legacy::{self, LegacyOrder, Named, Resolution, SyncStatus, SyncableOrder};
+use tillmesh_core::legacy::{self, LegacyOrder, Named, RecordKind, Resolution, SyncStatus, SyncableOrder};
 use tillmesh_core::{
-    Amount, DocKind, Document, NewItem, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, Timestamp,
+    Amount, Document, NewItem, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, Timestamp,
 };
 
 use super::LegacyService;
@@ -29,11 +29,11 @@ impl<S: RecordStore> LegacyService<S> {
         work: &mut Work,
         prebuilt: Option<Built>,
     ) -> Result<Outcome, HqError> {
-        let mut record = self.existing(batch, DocKind::Order, incoming.local_id, now).await?;
+        let mut record = self.existing(batch, RecordKind::Order, incoming.local_id, now).await?;
         let mut resent = false;
         let key = (incoming.order.id.as_str(), incoming.device_id.as_str(), incoming.local_id);
         if record.is_none()
-            && let Some(same) = self.same_record(batch, DocKind::Order, key, now, work).await?
+            && let Some(same) = self.same_record(batch, RecordKind::Order, key, now, work).await?
         {
             // The client's own key for the order, under a fresh localId (the seed's
             // `saveOrderForSync` makes one per call): the latest state of the same order.
@@ -80,13 +80,14 @@ impl<S: RecordStore> LegacyService<S> {
         // The number legacy clients see (`listed`, unique among records) and the document's
         // (unique on every till).
         let mut message = None;
-        let (number, listed) = if batch.number_owner(DocKind::Order, &client.order_number).await?.is_some() {
+        let (number, listed) = if batch.number_owner(RecordKind::Order, &client.order_number).await?.is_some()
+        {
             message = Some(format!("orderNumber {:?} is taken: HQ numbered the order", client.order_number));
             assigned.push("orderNumber");
-            let number = self.assign_number(batch, DocKind::Order).await?;
+            let number = self.assign_number(batch, RecordKind::Order).await?;
             (number.clone(), number)
         } else if reserved_for_tills(&client.order_number) {
-            let number = self.assign_number(batch, DocKind::Order).await?;
+            let number = self.assign_number(batch, RecordKind::Order).await?;
             message = Some(format!(
                 "orderNumber {:?} has the shape of a till's numbers: kept for legacy clients; tills show {number}",
                 client.order_number

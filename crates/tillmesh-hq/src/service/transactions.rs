@@ -3,8 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
-use tillmesh_core::legacy::{self, Resolution, SyncStatus, SyncableTransaction};
-use tillmesh_core::{DocKind, Document, NewTransaction, PaymentStatus, Timestamp, TransactionDoc};
+use tillmesh_core::legacy::{self, RecordKind, Resolution, SyncStatus, SyncableTransaction};
+use tillmesh_core::{Document, NewTransaction, PaymentStatus, Timestamp, TransactionDoc};
 use tillmesh_node::TillError;
 
 use super::LegacyService;
@@ -26,10 +26,10 @@ impl<S: RecordStore> LegacyService<S> {
         work: &mut Work,
     ) -> Result<Outcome, HqError> {
         let mut incoming = incoming;
-        let mut record = self.existing(batch, DocKind::Transaction, incoming.local_id, now).await?;
+        let mut record = self.existing(batch, RecordKind::Transaction, incoming.local_id, now).await?;
         let key = (incoming.transaction.id.as_str(), incoming.device_id.as_str(), incoming.local_id);
         if record.is_none()
-            && let Some(same) = self.same_record(batch, DocKind::Transaction, key, now, work).await?
+            && let Some(same) = self.same_record(batch, RecordKind::Transaction, key, now, work).await?
         {
             // The same payment queued again under a fresh localId: never a second payment.
             incoming.sync_version = incoming.sync_version.max(same.sync_version.saturating_add(1));
@@ -105,11 +105,11 @@ impl<S: RecordStore> LegacyService<S> {
         let doc_id =
             self.fresh_doc_id("transaction", &client.id, incoming.local_id, creator, work, &mut assigned)?;
         let reference_number =
-            if batch.number_owner(DocKind::Transaction, &client.reference_number).await?.is_none() {
+            if batch.number_owner(RecordKind::Transaction, &client.reference_number).await?.is_none() {
                 client.reference_number.clone()
             } else {
                 assigned.push("referenceNumber");
-                format!("{}-P", self.assign_number(batch, DocKind::Transaction).await?)
+                format!("{}-P", self.assign_number(batch, RecordKind::Transaction).await?)
             };
         let mut transaction = TransactionDoc::create(
             NewTransaction {

@@ -4,12 +4,13 @@
 //! The stream starts with `event: ready` once subscribed; from then on every document the node
 //! makes durable — a local edit or one from a peer — is one event, in the order written:
 //! `event: order` with the order's summary (as `GET /api/orders` lists it) as `data` and its id
-//! as the event `id`, or `event: document` with `{"id": …}` for a payment transaction. A
+//! as the event `id`, `event: menu` with `{"id": …}` when the shop's menu changed (read it again
+//! from `GET /api/menu`), or `event: document` with `{"id": …}` for a payment transaction. A
 //! subscriber that falls more than the stream's buffer behind gets `event: resync` with the
-//! number of events missed and should list again. `event: sync` (`data: {}`) says that the sync
-//! status (`GET /api/sync/status`) moved without a document being written: a peer was admitted
-//! or went away, or documents were marked synced with a peer. The stream ends when the node
-//! stops serving.
+//! number of events missed and should list again (and read the menu again). `event: sync`
+//! (`data: {}`) says that the sync status (`GET /api/sync/status`) moved without a document being
+//! written: a peer was admitted or went away, or documents were marked synced with a peer. The
+//! stream ends when the node stops serving.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -76,8 +77,11 @@ impl SyncMoves {
     }
 }
 
-/// The event for a document written: an order's summary, else its id.
+/// The event for a document written: an order's summary, the menu's id, else its id.
 fn change(till: &Till, id: Uuid) -> Event {
+    if till.menu_id() == Some(id) {
+        return Event::default().id(id.to_string()).event("menu").data(format!("{{\"id\":\"{id}\"}}"));
+    }
     let summary = till.store().order_summary(id).unwrap_or_else(|error| {
         tracing::debug!(%id, %error, "no summary for a change event");
         None

@@ -84,7 +84,9 @@ impl From<TillError> for ApiError {
         let (status, code) = match &error {
             TillError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             TillError::Edit(edit) => match edit {
-                EditError::UnknownItem { .. } => (StatusCode::NOT_FOUND, "not_found"),
+                EditError::UnknownItem { .. } | EditError::UnknownSku { .. } => {
+                    (StatusCode::NOT_FOUND, "not_found")
+                }
                 EditError::StatusTransition { .. }
                 | EditError::Terminal { .. }
                 | EditError::ItemVoided { .. } => (StatusCode::CONFLICT, "conflict"),

@@ -26,7 +26,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
@@ -42,6 +42,10 @@ use crate::Till;
 
 /// Largest request body.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Largest body of `PUT /api/menu`: a whole menu of
+/// [`tillmesh_core::edit::limits::MENU_ITEMS_MAX`] items with long names.
+pub const MENU_BODY_BYTES_MAX: usize = 256 * 1024;
 
 /// Longest a read may take before it is answered 408 (writes are not timed: see the module's
 /// documentation).
@@ -101,22 +105,24 @@ async fn check_host(
 /// first (HQ requires its admin token).
 #[derive(Debug)]
 pub struct TillRoutes {
-    /// Order listings and details, sync status, the quarantine, `POST /api/sync/now` (which
+    /// Order listings and details, the menu, sync status, the quarantine, `POST /api/sync/now` (which
     /// only asks the sync driver for a round), the kitchen display (`GET /kitchen`): under the
     /// request timeout.
     pub reads: Router,
-    /// Orders created and edited, payments, settlements, roster entries: each run to its end.
+    /// Orders created and edited, payments, settlements, the menu written (HQ), roster entries:
+    /// each run to its end.
     pub writes: Router,
     /// `GET /api/changes`, the change stream: open as long as the client listens, so neither
     /// timed nor run as a write.
     pub streams: Router,
 }
 
-/// The till's own routes (orders, payments, settlement, sync, roster).
+/// The till's own routes (orders, payments, settlement, the menu, sync, roster).
 pub fn till_routes(till: Till) -> TillRoutes {
     let reads = Router::new()
         .route("/api/orders", get(routes::list_orders))
         .route("/api/orders/{id}", get(routes::get_order))
+        .route("/api/menu", get(routes::get_menu))
         .route("/api/sync/status", get(routes::sync_status))
         .route("/api/quarantine", get(routes::quarantine))
         .route("/api/sync/now", post(routes::sync_now))
@@ -133,9 +139,16 @@ pub fn till_routes(till: Till) -> TillRoutes {
         .route("/api/orders/{id}/payments", post(routes::record_payment))
         .route("/api/orders/{id}/void", post(routes::void_order))
         .route("/api/orders/{id}/settle", post(routes::settle))
+        .route("/api/menu/items/{sku}", patch(routes::update_menu_item))
         .route("/api/roster", post(routes::apply_roster))
         .with_state(till.clone())
-        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX));
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .merge(
+            Router::new()
+                .route("/api/menu", put(routes::put_menu))
+                .with_state(till.clone())
+                .layer(DefaultBodyLimit::max(MENU_BODY_BYTES_MAX)),
+        );
     let streams = Router::new().route("/api/changes", get(changes::changes)).with_state(till);
     TillRoutes { reads, writes, streams }
 }

@@ -4,7 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tillmesh_core::{OrderStatus, SignedRosterEntry, Timestamp};
+use tillmesh_core::{
+    AuthorityViolation, Currency, Menu, MenuItem, MenuItemPatch, NewMenuItem, OrderStatus, SignedRosterEntry,
+    Timestamp,
+};
 use tillmesh_store::{OrderPage, OrderQuery};
 use uuid::Uuid;
 
@@ -179,6 +182,70 @@ pub(super) async fn settle(
     ApiJson(input): ApiJson<SettlementInput>,
 ) -> Answer<OrderDetail> {
     Ok(Json(till.settle(order_id, input.status).await?))
+}
+
+/// The shop's menu as every route answers it: the effective menu, or an empty one (`id` the
+/// menu's to come, `null` on a till without a shop) while the node holds none.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MenuAnswer {
+    id: Option<Uuid>,
+    currency: Option<Currency>,
+    items: Vec<MenuItem>,
+    updated_at: Option<Timestamp>,
+    violations: Vec<AuthorityViolation>,
+}
+
+impl MenuAnswer {
+    fn of(till: &Till, menu: Option<Menu>) -> MenuAnswer {
+        match menu {
+            Some(menu) => MenuAnswer {
+                id: Some(menu.id),
+                currency: Some(menu.currency),
+                items: menu.items,
+                updated_at: Some(menu.updated_at),
+                violations: menu.violations,
+            },
+            None => MenuAnswer {
+                id: till.menu_id(),
+                currency: None,
+                items: Vec::new(),
+                updated_at: None,
+                violations: Vec::new(),
+            },
+        }
+    }
+}
+
+pub(super) async fn get_menu(State(till): State<Till>) -> Answer<MenuAnswer> {
+    let menu = till.menu()?;
+    Ok(Json(MenuAnswer::of(&till, menu)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct MenuInput {
+    /// The currency the prices are in; when given, it must be the menu's.
+    #[serde(default)]
+    currency: Option<Currency>,
+    items: Vec<NewMenuItem>,
+}
+
+pub(super) async fn put_menu(
+    State(till): State<Till>,
+    ApiJson(input): ApiJson<MenuInput>,
+) -> Answer<MenuAnswer> {
+    let menu = till.put_menu(input.currency, input.items).await?;
+    Ok(Json(MenuAnswer::of(&till, Some(menu))))
+}
+
+pub(super) async fn update_menu_item(
+    State(till): State<Till>,
+    ApiPath(sku): ApiPath<String>,
+    ApiJson(patch): ApiJson<MenuItemPatch>,
+) -> Answer<MenuAnswer> {
+    let menu = till.update_menu_item(sku, patch).await?;
+    Ok(Json(MenuAnswer::of(&till, Some(menu))))
 }
 
 /// Every refused document kept aside, for inspection: what it claimed to be, who sent it
