@@ -1,9 +1,11 @@
 //! HQ's back office in real Chromium, beside a till's screen: HQ and till A as real processes.
 //! Signing in with a wrong token is refused next to the field; with HQ's admin token the office
-//! shows till A online. A card payment taken by clicking on A's screen reads "awaiting HQ" there
+//! shows till A online. An item added to the menu in the office appears on A's screen, which
+//! sells it; a card payment taken by clicking on A's screen reads "awaiting HQ" there
 //! and appears among the payments awaiting settlement; one click on Capture in the back office
 //! and A's screen shows it captured, without a reload, while the office counts the day's card
-//! sales of till A and offers the refund. A legacy device is added (its token shown once) and
+//! sales of till A and offers the refund. A price changed in the office (a bad one refused next
+//! to it) reaches A's menu while the order keeps the price it was sold at. A legacy device is added (its token shown once) and
 //! revoked. Screenshot: `target/screens/back-office.png`. Prints SKIPPED without Chromium.
 
 mod support;
@@ -33,13 +35,23 @@ async fn a_card_payment_is_captured_from_the_back_office_and_the_till_shows_it()
     office.find("#link.live").await;
     office.find("#tills tr[data-till='till-A'][data-online='true']").await;
 
-    // A card payment on till A's screen: awaiting HQ there, awaiting settlement in the office.
+    // The menu editor: an item added on HQ is sold on till A's screen at HQ's price.
     till_screen.open(&format!("{}/", a.url)).await;
     till_screen.find("#link.live").await;
-    till_screen.fill("#add-item [name=name]", "Steak frites").await;
-    till_screen.fill("#add-item [name=unitPrice]", "23.40").await;
-    till_screen.click("#add-item button[type=submit]").await;
-    till_screen.find("#items tr:nth-child(1)").await;
+    till_screen.find("#menu[hidden]").await;
+    for (field, value) in
+        [("sku", "STEAK"), ("name", "Steak frites"), ("category", "Mains"), ("price", "23.40")]
+    {
+        office.fill(&format!("#add-menu-item [name={field}]"), value).await;
+    }
+    office.click("#add-menu-item button[type=submit]").await;
+    office.find("#menu tr[data-sku='STEAK']").await;
+    let steak = "#menu button[data-sku='STEAK']";
+    till_screen.text_containing(steak, "$23.40").await;
+
+    // A card payment on till A's screen: awaiting HQ there, awaiting settlement in the office.
+    till_screen.click(steak).await;
+    till_screen.text_containing("#items tr:nth-child(1)", "Steak frites").await;
     till_screen.fill("#card-last4", "1881").await;
     till_screen.click("#pay-card").await;
     till_screen.find("#payment.awaiting").await;
@@ -60,7 +72,20 @@ async fn a_card_payment_is_captured_from_the_back_office_and_the_till_shows_it()
     assert!(by_method.contains("1 order"), "one card sale today: {by_method:?}");
     let by_till = office.text_containing("#by-till", "1 order").await;
     assert!(by_till.contains("$25.33"), "till A's sales, 23.40 with 8.25 % tax: {by_till:?}");
+    office.scroll_to_top().await;
     office.screenshot(&screens_dir().join("back-office.png")).await;
+    // A price changed in the office: a bad one is refused next to it, a good one reaches the
+    // till's menu at once, and the order sold before keeps its price.
+    let price = "#menu tr[data-sku='STEAK'] [name=price]";
+    office.fill(price, "23.999").await;
+    office.click("#menu tr[data-sku='STEAK'] button.save").await;
+    office.find(&format!("{price}[aria-invalid]")).await;
+    let error = office.text("#menu tr[data-sku='STEAK'] .error").await;
+    assert!(error.contains("price"), "the price's error: {error:?}");
+    office.fill(price, "24.00").await;
+    office.click("#menu tr[data-sku='STEAK'] button.save").await;
+    till_screen.text_containing(steak, "$24.00").await;
+    assert!(till_screen.text("#items tr:nth-child(1)").await.contains("$23.40"), "sold at the old price");
 
     // A legacy device: its token shown once, then revoked.
     office.fill("#add-device [name=deviceId]", "kiosk-1").await;

@@ -1,6 +1,7 @@
 //! The shop's menu end to end: imported on HQ with `tillmesh menu import`, shown by every till's
 //! `GET /api/menu`, sold at the price of the moment; a till that writes a price into the menu
-//! document is ignored by every node's view and named there.
+//! document is ignored by every node's view and named there, and its own till screen (in
+//! Chromium, SKIPPED without it) sells at HQ's price.
 
 mod support;
 
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant};
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT, ReadDoc};
 use serde_json::{Value, json};
-use support::{Changes, TillProcess, cli, shop};
+use support::browser::Browser;
+use support::{Changes, cli, shop};
 use tillmesh_core::{Document, HqPublicKey, MenuDoc};
 
 /// How long propagation may take before the test fails.
@@ -92,22 +94,11 @@ async fn an_imported_menu_sells_on_every_till_and_a_forged_price_counts_nowhere(
     shop(dir, &["A", "M"]);
     let shop_dir = dir.join("shop");
     let shop_path = shop_dir.to_str().expect("utf-8");
-    let hq = TillProcess::spawn(&[
-        "hq",
-        "--shop",
-        shop_path,
-        "--data-dir",
-        dir.join("data-hq").to_str().expect("utf-8"),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--sync-interval-ms",
-        "500",
-    ]);
+    let (hq, admin_token) = support::start_shop_hq(dir, 500);
+    let admin_token = admin_token.as_str();
     let hq_peer = hq.peer.clone().expect("HQ listens");
     let token_file = dir.join("data-hq").join("admin-token");
     let token_path = token_file.to_str().expect("utf-8");
-    let admin_token = std::fs::read_to_string(&token_file).expect("HQ wrote its admin token");
-    let admin_token = admin_token.trim();
     let a = support::start_shop_till(dir, "A", 500, &[&hq_peer]);
     let m = support::start_shop_till(dir, "M", 500, &[&hq_peer]);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
@@ -228,6 +219,21 @@ async fn an_imported_menu_sells_on_every_till_and_a_forged_price_counts_nowhere(
     for shown in &menus {
         assert_eq!(offer(shown, "SOUP"), ("5.00".to_string(), true), "HQ's price stands: {shown}");
         assert_eq!(shown["violations"][0]["actor"], rogue.to_hex_string().as_str(), "{shown}");
+    }
+    // On the rogue till's own screen too, the menu sells at HQ's price.
+    match Browser::start().await {
+        Some(screen) => {
+            screen.open(&format!("{}/", m.url)).await;
+            screen.find("#link.live").await;
+            let soup = screen.text_containing("#menu button[data-sku='SOUP']", "$5.00").await;
+            assert!(!soup.contains("0.01"), "the forged price is shown nowhere: {soup:?}");
+            screen.click("#menu button[data-sku='SOUP']").await;
+            screen.text_containing("#items tr:nth-child(1)", "$5.00").await;
+            screen.close().await;
+        }
+        None => println!(
+            "SKIPPED: the forged price on the till screen in Chromium (install chromium and chromium-driver)"
+        ),
     }
     for node in [hq, a, m] {
         assert!(node.terminate().success());

@@ -172,6 +172,18 @@ impl Browser {
         assert!(typed.is_null(), "cannot type into {selector:?}: {typed}");
     }
 
+    /// Scrolls the page back to its top (before a screenshot).
+    pub async fn scroll_to_top(&self) {
+        let scrolled = self
+            .command(
+                reqwest::Method::POST,
+                "/execute/sync",
+                json!({"script": "window.scrollTo(0, 0)", "args": []}),
+            )
+            .await;
+        assert!(scrolled.is_null(), "cannot scroll: {scrolled}");
+    }
+
     /// Saves a PNG screenshot of the page to `path`.
     pub async fn screenshot(&self, path: &Path) {
         use base64::Engine;
