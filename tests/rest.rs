@@ -10,7 +10,7 @@ mod pg;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{TillProcess, cli, shop};
+use support::{TillProcess, cli, shop, start_shop_hq};
 use uuid::Uuid;
 
 /// How long propagation may take before the test fails.
@@ -123,17 +123,7 @@ async fn legacy_clients_and_tills_see_each_others_orders() {
     let data_hq = dir.join("data-hq");
     let data_hq = data_hq.to_str().expect("utf-8");
     let token = device_add(data_hq, "pos-1", None);
-    let hq = TillProcess::spawn(&[
-        "hq",
-        "--shop",
-        dir.join("shop").to_str().expect("utf-8"),
-        "--data-dir",
-        data_hq,
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--sync-interval-ms",
-        "500",
-    ]);
+    let (hq, _) = start_shop_hq(dir, 500);
     let till = TillProcess::spawn(&[
         "till",
         "--credentials",
