@@ -276,8 +276,17 @@ pub(crate) async fn status(args: ClientArgs) -> anyhow::Result<()> {
         text(&sync, "failed")
     );
     let remotes = sync.get("remotes").and_then(Value::as_array).cloned().unwrap_or_default();
-    if remotes.is_empty() {
+    let connected: Vec<String> = sync
+        .get("peers")
+        .and_then(Value::as_array)
+        .map(|peers| peers.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    if remotes.is_empty() && connected.is_empty() {
         println!("no peers: this till runs standalone");
+    } else if connected.is_empty() {
+        println!("connected to no peer now");
+    } else {
+        println!("connected to {}", connected.join(", "));
     }
     for remote in remotes {
         println!(
@@ -434,9 +443,73 @@ pub(crate) async fn conflicts(args: ClientArgs, limit: usize) -> anyhow::Result<
     Ok(())
 }
 
+/// `tillmesh hq device list`: HQ's legacy devices.
+pub(crate) async fn devices(args: ClientArgs) -> anyhow::Result<()> {
+    let hq = TillClient::new(&args)?;
+    let answer = hq.get("/api/hq/devices", &[]).await?;
+    if args.json {
+        return print_json(&answer);
+    }
+    let devices = answer.as_array().map(Vec::as_slice).unwrap_or_default();
+    if devices.is_empty() {
+        println!("no legacy devices");
+        return Ok(());
+    }
+    println!("{:<24}  {:<20}  state", "device", "token issued");
+    for device in devices {
+        println!(
+            "{:<24}  {:<20}  {}",
+            device.get("deviceId").and_then(Value::as_str).unwrap_or("-"),
+            device
+                .get("addedAt")
+                .and_then(Value::as_i64)
+                .map_or_else(|| "-".to_string(), |at| time(Timestamp(at))),
+            device
+                .get("revokedAt")
+                .and_then(Value::as_i64)
+                .map_or_else(|| "active".to_string(), |at| format!("revoked {}", time(Timestamp(at))))
+        );
+    }
+    Ok(())
+}
+
+/// `tillmesh hq device revoke`: refuses a legacy device's token from now on.
+pub(crate) async fn revoke_device(args: ClientArgs, device_id: &str) -> anyhow::Result<()> {
+    let hq = TillClient::new(&args)?;
+    let path = format!("/api/hq/devices/{}/revoke", path_segment(device_id));
+    let answer = hq.post(&path, &serde_json::json!({})).await?;
+    if args.json {
+        return print_json(&answer);
+    }
+    let at = answer
+        .get("revokedAt")
+        .and_then(Value::as_i64)
+        .map_or_else(|| "-".to_string(), |at| time(Timestamp(at)));
+    println!("device {device_id} revoked at {at}");
+    Ok(())
+}
+
+/// `text` as one URL path segment: every byte but the unreserved ones percent-encoded.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(path_segment("pos-1"), "pos-1");
+        assert_eq!(path_segment("kiosk/2 é"), "kiosk%2F2%20%C3%A9");
+    }
 
     #[test]
     fn item_specs_parse_exactly() {

@@ -329,6 +329,34 @@ enum DeviceCommand {
         #[arg(long, value_name = "ID")]
         device_id: String,
     },
+    /// List the legacy devices of a running HQ: id, when its token was issued, revoked or not.
+    List {
+        /// Base URL of the HQ node's HTTP API.
+        #[arg(long, value_name = "URL", env = "TILLMESH_HQ")]
+        hq: String,
+        /// HQ's admin token file (`admin-token` in HQ's data directory).
+        #[arg(long, value_name = "FILE")]
+        admin_token_file: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a legacy device's token on a running HQ: its requests are refused from now on
+    /// (`add` it again for a new token).
+    Revoke {
+        /// Base URL of the HQ node's HTTP API.
+        #[arg(long, value_name = "URL", env = "TILLMESH_HQ")]
+        hq: String,
+        /// HQ's admin token file (`admin-token` in HQ's data directory).
+        #[arg(long, value_name = "FILE")]
+        admin_token_file: PathBuf,
+        /// The device's id.
+        #[arg(long, value_name = "ID")]
+        device_id: String,
+        /// Print JSON instead of a line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -434,6 +462,17 @@ fn main() -> std::process::ExitCode {
                     command: Some(HqCommand::Device(DeviceCommand::Add { data_dir, database, device_id })),
                     ..
                 } => run_till::device_add(&data_dir, &database, &device_id).await,
+                HqArgs {
+                    command: Some(HqCommand::Device(DeviceCommand::List { hq, admin_token_file, json })), ..
+                } => client::devices(ClientArgs { till: hq, admin_token_file: Some(admin_token_file), json }).await,
+                HqArgs {
+                    command:
+                        Some(HqCommand::Device(DeviceCommand::Revoke { hq, admin_token_file, device_id, json })),
+                    ..
+                } => {
+                    let args = ClientArgs { till: hq, admin_token_file: Some(admin_token_file), json };
+                    client::revoke_device(args, &device_id).await
+                }
                 HqArgs {
                     command: Some(HqCommand::Conflicts { hq, admin_token_file, limit, json }), ..
                 } => {

@@ -72,6 +72,8 @@ async fn the_change_stream_tells_when_peers_come_and_go() {
         let (event, _) = changes.next().await.expect("another event");
         assert_eq!(event, "sync");
     }
+    let (ok, out, err) = support::cli(&["status", "--till", &a.url]);
+    assert!(ok && out.contains("connected to till-B"), "`tillmesh status` names the peer: {out}{err}");
 
     assert!(b.terminate().success());
     loop {

@@ -194,6 +194,39 @@ async fn legacy_clients_and_tills_see_each_others_orders() {
     assert_eq!(edited["order"]["orderStatus"], "SENT");
     assert_eq!(edited["syncVersion"], 2);
     assert_eq!(edited["deviceId"], "pos-1", "the creator stays the creator");
+
+    // The operator lists and revokes the device on the running HQ; its token is refused from
+    // then on.
+    let token_file = dir.join("data-hq").join("admin-token");
+    let token_file = token_file.to_str().expect("utf-8");
+    let device = |args: &[&str]| {
+        let mut all = vec!["hq", "device"];
+        all.extend_from_slice(args);
+        all.extend(["--hq", hq.url.as_str(), "--admin-token-file", token_file]);
+        cli(&all)
+    };
+    let (ok, out, err) = device(&["list"]);
+    assert!(
+        ok && out.lines().any(|line| line.starts_with("pos-1") && line.ends_with("active")),
+        "{out}{err}"
+    );
+    let (ok, out, err) = device(&["revoke", "--device-id", "pos-1"]);
+    assert!(ok && out.starts_with("device pos-1 revoked at"), "{out}{err}");
+    let (ok, out, err) = device(&["list"]);
+    assert!(
+        ok && out.lines().any(|line| line.starts_with("pos-1") && line.contains("revoked")),
+        "{out}{err}"
+    );
+    let (ok, _, err) = device(&["revoke", "--device-id", "no-such-device"]);
+    assert!(!ok && err.contains("unknown_device"), "{err}");
+    let refused = http
+        .get(format!("{}/api/sync/updates", hq.url))
+        .bearer_auth(&token)
+        .query(&[("deviceId", "pos-1")])
+        .send()
+        .await
+        .expect("updates");
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
     for node in [hq, till] {
         assert!(node.terminate().success());
     }
