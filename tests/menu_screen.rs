@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::browser::{Browser, screens_dir};
-use support::{TillProcess, cli};
+use support::cli;
 
 const MENU_CSV: &str = "sku,name,category,price,tax_class,available\n\
                         SOUP,Tomato soup,Soups,4.50,reduced,true\n\
@@ -28,17 +28,7 @@ async fn the_menu_appears_on_the_till_screen_and_sells_at_the_price_of_the_momen
     let dir = dir.path();
     support::shop(dir, &["A"]);
     let shop_dir = dir.join("shop");
-    let hq = TillProcess::spawn(&[
-        "hq",
-        "--shop",
-        shop_dir.to_str().expect("utf-8"),
-        "--data-dir",
-        dir.join("data-hq").to_str().expect("utf-8"),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--sync-interval-ms",
-        "300",
-    ]);
+    let (hq, _) = support::start_shop_hq(dir, 300);
     let token_file = dir.join("data-hq").join("admin-token");
     let a = support::start_shop_till(dir, "A", 300, &[hq.peer.as_deref().expect("HQ listens")]);
 
