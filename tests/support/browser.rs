@@ -2,6 +2,7 @@
 //! `chromedriver` (`/usr/bin/chromedriver`, `/usr/bin/chromium`; `.ci/run` installs them).
 //! Only the few commands the tests use, over reqwest.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,8 +34,11 @@ impl Browser {
             .local_addr()
             .expect("addr")
             .port();
+        // A process group of its own: dropping the browser ends Chromium too, even when a
+        // failing test never closed the session.
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -210,6 +214,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The driver's whole group: Chromium and its helpers with it.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
