@@ -256,7 +256,10 @@ impl Pair {
     async fn wait_for(&self, b: &TillProcess, done: impl Fn(&Value, &Value) -> bool) {
         let started = Instant::now();
         loop {
-            let (a, b) = (sync_status(&self.http, &self.a.url).await, sync_status(&self.http, &b.url).await);
+            let (a, b) = (
+                support::sync_status(&self.http, &self.a.url).await,
+                support::sync_status(&self.http, &b.url).await,
+            );
             if done(&a, &b) {
                 return;
             }
@@ -335,11 +338,6 @@ fn remote<'a>(status: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|remotes| remotes.iter().find(|r| r["remote"] == name))
         .unwrap_or(&Value::Null)
-}
-
-async fn sync_status(http: &reqwest::Client, url: &str) -> Value {
-    let response = http.get(format!("{url}/api/sync/status")).send().await.expect("sync status");
-    response.json().await.expect("sync status JSON")
 }
 
 /// Bytes of sync frames the node at `url` has sent and received (its `/metrics`).

@@ -51,17 +51,7 @@ async fn the_change_stream_tells_when_peers_come_and_go() {
     let a = support::start_shop_till(dir.path(), "A", 60_000, &[]);
     let http = reqwest::Client::new();
     let mut changes = Changes::open(&http, &a.url).await;
-    let peers = || async {
-        let status: serde_json::Value = http
-            .get(format!("{}/api/sync/status", a.url))
-            .send()
-            .await
-            .expect("status")
-            .json()
-            .await
-            .expect("json");
-        status["peers"].clone()
-    };
+    let peers = || async { support::sync_status(&http, &a.url).await["peers"].clone() };
     assert_eq!(peers().await, json!([]));
 
     let b = support::start_shop_till(dir.path(), "B", 60_000, &[a.peer.as_deref().expect("A listens")]);

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{TillProcess, cli, shop, start_shop_hq};
@@ -29,18 +29,7 @@ async fn wait_for(
     admin_token: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let mut views = Vec::new();
-        for url in urls {
-            views.push(order(http, url, id, admin_token).await);
-        }
-        if views.iter().all(|view| view.as_ref().is_some_and(&check)) {
-            return views.into_iter().flatten().collect();
-        }
-        assert!(started.elapsed() < Duration::from_millis(WAIT_MS), "not everywhere in time: {views:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_everywhere(urls, WAIT_MS, async |url| order(http, url, id, admin_token).await, check).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

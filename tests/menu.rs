@@ -6,7 +6,7 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT, ReadDoc};
@@ -37,18 +37,7 @@ async fn wait_for_menu(
     admin_token: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let mut menus = Vec::new();
-        for url in urls {
-            menus.push(menu(http, url, admin_token).await);
-        }
-        if menus.iter().all(&check) {
-            return menus;
-        }
-        assert!(started.elapsed() < Duration::from_millis(WAIT_MS), "not everywhere in time: {menus:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_everywhere(urls, WAIT_MS, async |url| Some(menu(http, url, admin_token).await), check).await
 }
 
 /// The item with `sku` in a menu answer.

@@ -250,14 +250,7 @@ async fn strangers_and_revoked_tills_get_no_document() {
     // The revocation is in force once A has dropped B as a remote (nothing pending for it).
     let started = Instant::now();
     loop {
-        let status: Value = http
-            .get(format!("{}/api/sync/status", a.url))
-            .send()
-            .await
-            .expect("status")
-            .json()
-            .await
-            .expect("json");
+        let status = support::sync_status(&http, &a.url).await;
         let remotes = status["remotes"].as_array().expect("remotes");
         if !remotes.iter().any(|remote| remote["remote"] == "till-B") {
             break;

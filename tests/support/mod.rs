@@ -364,6 +364,34 @@ pub async fn post_order(
     (status, response.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// The node at `url`'s `GET /api/sync/status`.
+pub async fn sync_status(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = http.get(format!("{url}/api/sync/status")).send().await.expect("sync status");
+    response.json().await.expect("sync status JSON")
+}
+
+/// Reads every node of `urls` with `read` until `check` holds for all of them (`None`, a node
+/// that cannot answer yet, never does); panics after `wait_ms`. Answers what was read last.
+pub async fn wait_everywhere<T: std::fmt::Debug>(
+    urls: &[&str],
+    wait_ms: u64,
+    read: impl AsyncFn(&str) -> Option<T>,
+    check: impl Fn(&T) -> bool,
+) -> Vec<T> {
+    let started = Instant::now();
+    loop {
+        let mut views = Vec::new();
+        for url in urls {
+            views.push(read(url).await);
+        }
+        if views.iter().all(|view| view.as_ref().is_some_and(&check)) {
+            return views.into_iter().flatten().collect();
+        }
+        assert!(started.elapsed() < Duration::from_millis(wait_ms), "not everywhere in time: {views:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Creates an order of five dishes on the till at `url` (≈ 3.5 KB stored; `n` goes into the
 /// dishes' names): its status and body.
 pub async fn create_five_dish_order(
