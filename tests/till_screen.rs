@@ -95,21 +95,33 @@ async fn an_order_taken_on_one_tills_screen_is_followed_live_on_the_other_and_in
     }
     assert!(!text.contains("Bread"), "a voided line is not cooked: {text:?}");
 
-    // Bumped in the kitchen: both tills' screens move with it.
+    // Bumped in the kitchen: both tills' screens move with it. A's ticket is rendered again
+    // while its cashier is typing a card's last digits: what was typed stays.
+    screen_a.fill("#card-last4", "4242").await;
     kitchen.click(&format!("{ticket} button.bump")).await;
     kitchen.find(&format!("#READY article[data-order-id='{id}']")).await;
     screen_a.find("#ticket-status.READY").await;
+    assert_eq!(screen_a.value("#card-last4").await, "4242", "typed digits survive the redraw");
     screen_a.find(&format!("#orders li[data-order-id='{id}'] .status.READY")).await;
     screen_b.find(&format!("{on_b} .status.READY")).await;
 
     // A card payment on A is a claim: awaiting HQ until HQ settles it.
-    screen_a.fill("#card-last4", "4242").await;
     screen_a.click("#pay-card").await;
     screen_a.find("#payment.awaiting").await;
     assert_eq!(screen_a.text("#payment").await, "Card — awaiting HQ");
     screen_b.find(&format!("{on_b} .paid")).await;
     screen_b.click(&format!("{on_b} button")).await;
     screen_b.find("#payment.awaiting").await;
+    let detail: serde_json::Value = http
+        .get(format!("{}/api/orders/{id}", a.url))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let card = detail["transactions"].as_array().and_then(|list| list.first()).cloned().unwrap_or_default();
+    assert_eq!(card["cardLast4"], "4242", "the digits typed before the redraw were sent: {detail}");
     screen_a.screenshot(&screens_dir().join("till.png")).await;
     screen_b.screenshot(&screens_dir().join("till-b.png")).await;
 

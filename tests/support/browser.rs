@@ -134,6 +134,22 @@ impl Browser {
         }
     }
 
+    /// The value of the first input or text area matching `selector` (waiting for one; again if
+    /// the page redrew it in between).
+    pub async fn value(&self, selector: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let element = self.find(selector).await;
+            let value = self
+                .command(reqwest::Method::GET, &format!("/element/{element}/property/value"), Value::Null)
+                .await;
+            if let Some(value) = value.as_str() {
+                return value.to_string();
+            }
+            assert!(started.elapsed() < WAIT, "no value for {selector:?}: {value}");
+        }
+    }
+
     /// Waits until the first element matching `selector` shows `wanted` in its text; returns
     /// the text.
     pub async fn text_containing(&self, selector: &str, wanted: &str) -> String {

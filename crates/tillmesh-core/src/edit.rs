@@ -158,6 +158,12 @@ pub enum EditError {
         /// The SKU asked for.
         sku: String,
     },
+    /// An item with this SKU is on the menu already.
+    #[error("an item with SKU {sku:?} is on the menu already: change it instead")]
+    SkuTaken {
+        /// The SKU sent.
+        sku: String,
+    },
     /// Two different documents were to be merged.
     #[error("cannot merge document {theirs} into {ours}")]
     DifferentDocument {

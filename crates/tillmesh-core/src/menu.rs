@@ -420,6 +420,39 @@ impl MenuDoc {
         Ok(changed)
     }
 
+    /// HQ adds one item (the back office's editor): described and offered as `item` says.
+    /// Refused, nothing written, when the SKU is on the menu already or the menu is full.
+    pub fn add_item(
+        &mut self,
+        hq: &HqSigningKey,
+        item: &NewMenuItem,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<(), EditError> {
+        let refuse = |problem: String| {
+            EditError::MenuItem(Box::new(MenuItemRefused { position: None, sku: item.sku.clone(), problem }))
+        };
+        item.check().map_err(|problem| refuse(problem.problem))?;
+        let resolved = self.resolve(Some(&hq.public_key()))?;
+        let sku = item.sku.as_str();
+        if resolved.record.items.contains_key(sku) || resolved.offers.contains_key(sku) {
+            return Err(EditError::SkuTaken { sku: item.sku.clone() });
+        }
+        let held = resolved.record.items.keys().chain(resolved.offers.keys()).collect::<BTreeSet<_>>().len();
+        if held >= limits::MENU_ITEMS_MAX {
+            return Err(EditError::TooManyMenuItems { items_max: limits::MENU_ITEMS_MAX, sent: held + 1 });
+        }
+        let described = ItemRecord {
+            name: item.name.clone(),
+            category: item.category.clone(),
+            tax_class: item.tax_class.clone(),
+        };
+        self.describe(&resolved, sku, described)?;
+        self.offer(hq, &resolved, sku, item.price, item.available, at)?;
+        self.base.finish(by, at)?;
+        Ok(())
+    }
+
     /// HQ changes one item (the back office's editor): what `patch` gives, the rest as it is.
     /// A price or availability change is a newly signed offer. Returns whether anything changed.
     pub fn update_item(

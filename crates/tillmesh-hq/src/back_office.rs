@@ -1,26 +1,322 @@
-//! HQ's back office: the page at `/`, signing in to it, and the day's overview it shows.
+//! HQ's back office: the page at `/`, signing in to it, its parts and the day's overview it
+//! shows.
 //!
 //! Signing in exchanges the admin token for a cookie (`HttpOnly`, `SameSite=Strict`) that the
-//! admin routes accept like the bearer token, so that the page and its change stream
-//! (`EventSource` sends no headers) need none; no other site's page can send it. The overview —
-//! sales by till and by payment method since a time, payments awaiting HQ's settlement, captured
-//! payments that may be refunded — is computed from the node's order summaries in exact cents.
+//! admin routes accept like the bearer token, so that the page, its parts and its change stream
+//! (`EventSource` sends no headers) need none; no other site's page can send it. `GET /` renders
+//! the sign-in form without it and the office with it; each part of the office (tills, the
+//! day's sales and payments, the conflict log, legacy devices, the menu) is also served on its
+//! own under `/screens/office/…` (admin routes), which the page's script renders again on
+//! change-stream events. The overview — sales by till and by payment method since a time,
+//! payments awaiting HQ's settlement, captured payments that may be refunded — is computed from
+//! the node's order summaries in exact cents.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use askama::Template;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use serde::Serialize;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use tillmesh_core::{Amount, Currency, OrderStatus, PaymentMethod, PaymentStatus, Timestamp};
+use tillmesh_node::http::{ApiError, ApiQuery, When, html, money, part};
 use tillmesh_node::{Till, TillError};
 use tillmesh_store::{OrderQuery, OrderSummary, PAGE_ROWS_MAX};
+
+use crate::error::HqError;
+use crate::http::Shared;
+use crate::records::RecordStore;
 
 /// The cookie that carries the admin token once signed in.
 const ADMIN_COOKIE: &str = "tillmesh-admin";
 
-/// The back office page (compiled into the binary).
-pub(crate) async fn page() -> Html<&'static str> {
-    Html(include_str!("back_office.html"))
+/// Conflicts the office lists, newest first.
+const CONFLICTS_SHOWN: usize = 50;
+
+#[derive(Template)]
+#[template(path = "back_office.html")]
+struct Page {
+    /// The office's parts, rendered; `None` shows the sign-in form.
+    office: Option<OfficeParts>,
+}
+
+struct OfficeParts {
+    tills: String,
+    conflicts: String,
+    devices: String,
+    menu: String,
+}
+
+/// `GET /`: the office when the request is signed in, else the sign-in form. The day's sales
+/// and payments are rendered by the page's script, which knows where the browser's day starts.
+pub(crate) async fn page<S: RecordStore>(
+    State(shared): State<Arc<Shared<S>>>,
+    headers: HeaderMap,
+) -> Response {
+    if !shared.admits(&headers) {
+        return html(&Page { office: None });
+    }
+    let office = OfficeParts {
+        tills: part(&tills_part(shared.service.node())),
+        conflicts: part(&conflicts_part(&shared).await),
+        devices: part(&devices_part(&shared).await),
+        menu: part(&menu_part(shared.service.node())),
+    };
+    html(&Page { office: Some(office) })
+}
+
+pub(crate) async fn tills<S: RecordStore>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    html(&tills_part(shared.service.node()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Period {
+    /// Milliseconds since the Unix epoch: the start of the period (the back office sends the
+    /// browser's local midnight).
+    pub(crate) since: i64,
+}
+
+pub(crate) async fn sales_and_payments<S: RecordStore>(
+    State(shared): State<Arc<Shared<S>>>,
+    ApiQuery(Period { since }): ApiQuery<Period>,
+) -> Result<Response, ApiError> {
+    let overview = overview(shared.service.node(), Timestamp(since))?;
+    Ok(html(&OverviewPart::of(overview)))
+}
+
+pub(crate) async fn conflicts<S: RecordStore>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    html(&conflicts_part(&shared).await)
+}
+
+pub(crate) async fn devices<S: RecordStore>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    html(&devices_part(&shared).await)
+}
+
+pub(crate) async fn menu<S: RecordStore>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    html(&menu_part(shared.service.node()))
+}
+
+#[derive(Template)]
+#[template(path = "office_tills.html")]
+struct TillsPart {
+    tills: Vec<TillRow>,
+    error: String,
+}
+
+struct TillRow {
+    name: String,
+    online: bool,
+    /// Documents HQ has not yet sent it, when HQ has synced with it.
+    pending: Option<u64>,
+    last_sync: Option<When>,
+}
+
+/// The tills HQ has synced with or is connected to now, by name.
+fn tills_part(till: &Till) -> TillsPart {
+    let sync = match till.sync_overview() {
+        Ok(sync) => sync,
+        Err(error) => return TillsPart { tills: Vec::new(), error: error.to_string() },
+    };
+    let mut rows: BTreeMap<String, TillRow> = BTreeMap::new();
+    for remote in sync.remotes {
+        let online = sync.peers.contains(&remote.remote);
+        rows.insert(
+            remote.remote.clone(),
+            TillRow {
+                name: remote.remote,
+                online,
+                pending: Some(remote.pending),
+                last_sync: remote.last_sync_at.map(When),
+            },
+        );
+    }
+    for peer in sync.peers {
+        rows.entry(peer.clone()).or_insert(TillRow {
+            name: peer,
+            online: true,
+            pending: None,
+            last_sync: None,
+        });
+    }
+    TillsPart { tills: rows.into_values().collect(), error: String::new() }
+}
+
+#[derive(Template)]
+#[template(path = "office_overview.html")]
+struct OverviewPart {
+    by_till: Vec<TallyRow>,
+    by_method: Vec<TallyRow>,
+    unsettled: Vec<PaymentRow>,
+    captured: Vec<PaymentRow>,
+}
+
+struct TallyRow {
+    key: String,
+    orders: String,
+    total: String,
+}
+
+struct PaymentRow {
+    id: uuid::Uuid,
+    number: String,
+    device_id: String,
+    method: String,
+    total: String,
+}
+
+impl OverviewPart {
+    fn of(overview: Overview) -> OverviewPart {
+        let tally = |tally: Tally, key: String| TallyRow {
+            key,
+            orders: format!("{} order{}", tally.orders, if tally.orders == 1 { "" } else { "s" }),
+            total: money(tally.total, tally.currency),
+        };
+        let payment = |order: OrderSummary| PaymentRow {
+            id: order.id,
+            method: order.payment_method.map_or(String::new(), |method| method.as_str().to_lowercase()),
+            total: money(order.total, order.currency),
+            number: order.order_number,
+            device_id: order.device_id,
+        };
+        OverviewPart {
+            by_till: overview
+                .by_till
+                .into_iter()
+                .map(|entry| {
+                    let key = entry.key.clone();
+                    tally(entry, key)
+                })
+                .collect(),
+            by_method: overview
+                .by_method
+                .into_iter()
+                .map(|entry| {
+                    let key = entry.key.to_lowercase();
+                    tally(entry, key)
+                })
+                .collect(),
+            unsettled: overview.unsettled.into_iter().map(payment).collect(),
+            captured: overview.captured.into_iter().map(payment).collect(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "office_conflicts.html")]
+struct ConflictsPart {
+    conflicts: Vec<ConflictRow>,
+    error: String,
+}
+
+struct ConflictRow {
+    at: When,
+    device_id: String,
+    field: String,
+    /// `theirs → kept`.
+    outcome: String,
+}
+
+async fn conflicts_part<S: RecordStore>(shared: &Shared<S>) -> ConflictsPart {
+    match shared.service.records().conflicts(CONFLICTS_SHOWN).await {
+        Ok(entries) => ConflictsPart {
+            conflicts: entries
+                .into_iter()
+                .map(|entry| {
+                    let conflict = entry.conflict;
+                    let theirs = conflict.client_value.clone().unwrap_or_else(|| "—".into());
+                    let kept = match conflict.resolution {
+                        tillmesh_core::legacy::Resolution::ClientWins => conflict.client_value,
+                        _ => conflict.server_value,
+                    };
+                    ConflictRow {
+                        at: When(entry.at),
+                        device_id: entry.device_id,
+                        field: conflict.field,
+                        outcome: format!("{theirs} → {}", kept.unwrap_or_else(|| "—".into())),
+                    }
+                })
+                .collect(),
+            error: String::new(),
+        },
+        Err(error) => ConflictsPart { conflicts: Vec::new(), error: HqError::from(error).to_string() },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "office_devices.html")]
+struct DevicesPart {
+    devices: Vec<DeviceRow>,
+    error: String,
+}
+
+struct DeviceRow {
+    device_id: String,
+    added: Option<When>,
+    revoked: Option<When>,
+}
+
+async fn devices_part<S: RecordStore>(shared: &Shared<S>) -> DevicesPart {
+    match shared.service.records().devices().await {
+        Ok(devices) => DevicesPart {
+            devices: devices
+                .into_iter()
+                .map(|device| DeviceRow {
+                    device_id: device.device_id,
+                    added: device.added_at.map(When),
+                    revoked: device.revoked_at.map(When),
+                })
+                .collect(),
+            error: String::new(),
+        },
+        Err(error) => DevicesPart { devices: Vec::new(), error: HqError::from(error).to_string() },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "office_menu.html")]
+struct MenuPart {
+    items: Vec<MenuRow>,
+    error: String,
+}
+
+struct MenuRow {
+    /// The SKU, hex: what the row's element ids are made of (a SKU may hold any character).
+    key: String,
+    sku: String,
+    /// The SKU as a path segment of `PATCH /api/menu/items/{sku}`.
+    path: String,
+    name: String,
+    category: String,
+    tax_class: String,
+    /// HQ's price (`12.50`), empty while it has none.
+    price: String,
+    available: bool,
+}
+
+fn menu_part(till: &Till) -> MenuPart {
+    match till.menu() {
+        Ok(menu) => MenuPart {
+            items: menu
+                .map(|menu| menu.items)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|item| MenuRow {
+                    key: hex::encode(&item.sku),
+                    path: tillmesh_node::http::path_segment(&item.sku),
+                    price: item.price.map(|price| price.to_string()).unwrap_or_default(),
+                    available: item.available,
+                    sku: item.sku,
+                    name: item.name,
+                    category: item.category,
+                    tax_class: item.tax_class,
+                })
+                .collect(),
+            error: String::new(),
+        },
+        Err(error) => MenuPart { items: Vec::new(), error: error.to_string() },
+    }
 }
 
 /// The admin token in a request's cookie, if signed in.

@@ -17,9 +17,10 @@
 //!   (the file `admin-token` in HQ's data directory).
 //! - The node's own API (orders, `POST /api/orders/{id}/settle`, roster, sync), with the admin
 //!   token too; `GET /api/health` and `GET /metrics` stay open.
-//! - The back office (`crate::back_office`): the page at `/` (open: it holds no data),
-//!   `POST /api/hq/session` `{"token"}` and `DELETE /api/hq/session` to sign in and out (a
-//!   cookie the admin routes take like the bearer token), `GET /api/hq/overview?since=…`.
+//! - The back office (`crate::back_office`): the page at `/` (the sign-in form, or with the
+//!   admin token the office), `POST /api/hq/session` `{"token"}` and `DELETE /api/hq/session` to
+//!   sign in and out (a cookie the admin routes take like the bearer token),
+//!   `GET /api/hq/overview?since=…`, and the office's parts under `/screens/office/` (admin).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -118,8 +119,8 @@ struct RestRequests {
     updates: AtomicU64,
 }
 
-struct Shared<S> {
-    service: Arc<LegacyService<S>>,
+pub(crate) struct Shared<S> {
+    pub(crate) service: Arc<LegacyService<S>>,
     admin_token_sha256: String,
     legacy_auth: LegacyAuth,
     requests: RestRequests,
@@ -128,6 +129,15 @@ struct Shared<S> {
 }
 
 type AppState<S> = State<Arc<Shared<S>>>;
+
+impl<S> Shared<S> {
+    /// Whether a request carries HQ's admin token, as a bearer token or the back office's cookie.
+    pub(crate) fn admits(&self, headers: &HeaderMap) -> bool {
+        bearer(headers)
+            .or_else(|| back_office::cookie_token(headers))
+            .is_some_and(|token| token_sha256(token) == self.admin_token_sha256)
+    }
+}
 type Answer<T> = Result<Json<T>, ApiError>;
 
 /// The legacy routes, HQ's admin routes and the node's own routes (orders, settlement, roster,
@@ -184,12 +194,17 @@ pub fn routes<S: RecordStore>(
         .route("/api/hq/devices/{device_id}/revoke", post(revoke_device::<S>))
         .route("/api/hq/conflicts", get(conflicts::<S>))
         .route("/api/hq/overview", get(overview::<S>))
+        .route("/screens/office/tills", get(back_office::tills::<S>))
+        .route("/screens/office/overview", get(back_office::sales_and_payments::<S>))
+        .route("/screens/office/conflicts", get(back_office::conflicts::<S>))
+        .route("/screens/office/devices", get(back_office::devices::<S>))
+        .route("/screens/office/menu", get(back_office::menu::<S>))
         .route_layer(admin_only.clone());
     let reads = edge(
         Router::new()
             .route("/api/sync/updates", get(updates::<S>).route_layer(counted(|requests| &requests.updates)))
             .merge(admin)
-            .route("/", get(back_office::page))
+            .route("/", get(back_office::page::<S>))
             .route("/api/hq/session", post(sign_in::<S>).delete(sign_out))
             .route("/api/openapi.json", get(openapi))
             .with_state(Arc::clone(&shared)),
@@ -252,15 +267,14 @@ impl<S: Send + Sync> FromRequestParts<Arc<Shared<S>>> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared<S>>) -> Result<Self, ApiError> {
-        match bearer(&parts.headers).or_else(|| back_office::cookie_token(&parts.headers)) {
-            Some(token) if token_sha256(token) == shared.admin_token_sha256 => Ok(Admin),
-            _ => Err(ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                error: "unauthorized",
-                detail: "HQ's admin token is required (Authorization: Bearer <contents of admin-token>)"
-                    .into(),
-            }),
+        if shared.admits(&parts.headers) {
+            return Ok(Admin);
         }
+        Err(ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            error: "unauthorized",
+            detail: "HQ's admin token is required (Authorization: Bearer <contents of admin-token>)".into(),
+        })
     }
 }
 
@@ -602,17 +616,9 @@ async fn sign_out() -> Response {
     back_office::signed_out()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OverviewQuery {
-    /// Milliseconds since the Unix epoch: the start of the period (the back office sends its
-    /// local midnight).
-    since: i64,
-}
-
 async fn overview<S: RecordStore>(
     State(shared): AppState<S>,
-    ApiQuery(OverviewQuery { since }): ApiQuery<OverviewQuery>,
+    ApiQuery(back_office::Period { since }): ApiQuery<back_office::Period>,
 ) -> Answer<back_office::Overview> {
     Ok(Json(back_office::overview(shared.service.node(), Timestamp(since))?))
 }

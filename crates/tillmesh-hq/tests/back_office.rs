@@ -76,6 +76,16 @@ async fn the_back_office_signs_in_with_a_cookie_and_sums_the_day_exactly() {
     assert_eq!(with_cookie(&overview_url).await.expect("send").status(), StatusCode::OK);
     let forged = http.get(&overview_url).header(COOKIE, "tillmesh-admin=guess").send().await.expect("send");
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    // The page is rendered for who asks: the sign-in form, or with the cookie the office; its
+    // parts are admin routes.
+    assert!(html.contains("id=\"sign-in-form\"") && !html.contains("id=\"office\""), "{html}");
+    let office = with_cookie(&format!("{base}/")).await.expect("send").text().await.expect("html");
+    assert!(office.contains("id=\"office\"") && !office.contains("sign-in-form"), "{office}");
+    for part in ["tills", "overview?since=0", "conflicts", "devices", "menu"] {
+        let url = format!("{base}/screens/office/{part}");
+        assert_eq!(http.get(&url).send().await.expect("send").status(), StatusCode::UNAUTHORIZED, "{part}");
+        assert_eq!(with_cookie(&url).await.expect("send").status(), StatusCode::OK, "{part}");
+    }
     let out = http.delete(format!("{base}/api/hq/session")).send().await.expect("send");
     assert!(out.headers().get(SET_COOKIE).expect("cleared").to_str().expect("text").contains("Max-Age=0"));
 
@@ -127,6 +137,17 @@ async fn the_back_office_signs_in_with_a_cookie_and_sums_the_day_exactly() {
     );
     assert_eq!(ids("captured"), vec![other_card]);
     assert!(!ids("unsettled").contains(&unpaid));
+    // The office's part shows the same sums, and the buttons that settle.
+    let part = with_cookie(&format!("{base}/screens/office/overview?since=0")).await.expect("send");
+    let part = part.text().await.expect("html");
+    for shown in [
+        "<td>hq</td><td>3 orders</td><td class=\"money\">$1.09</td>".to_string(),
+        "<td>card</td><td>2 orders</td><td class=\"money\">$0.98</td>".to_string(),
+        format!("data-api=\"POST /api/orders/{card}/settle\" data-body='{{\"status\":\"CAPTURED\"}}'"),
+        format!("data-api=\"POST /api/orders/{other_card}/settle\" data-body='{{\"status\":\"REFUNDED\"}}'"),
+    ] {
+        assert!(part.contains(&shown), "the office shows {shown:?}: {part}");
+    }
 
     // Nothing taken after `since` counts.
     let later = format!("{base}/api/hq/overview?since={}", i64::MAX / 2);

@@ -494,6 +494,12 @@ impl Till {
         self.edit_menu(move |menu, key, by, at| menu.replace(key, currency, &items, by, at)).await
     }
 
+    /// HQ adds one item to the menu ([`MenuDoc::add_item`]). Only the node that holds HQ's
+    /// signing key may.
+    pub async fn add_menu_item(&self, item: NewMenuItem) -> Result<Menu, TillError> {
+        self.edit_menu(move |menu, key, by, at| menu.add_item(key, &item, by, at).map(|()| true)).await
+    }
+
     /// HQ changes one menu item ([`MenuDoc::update_item`]). Only the node that holds HQ's
     /// signing key may.
     pub async fn update_menu_item(&self, sku: String, patch: MenuItemPatch) -> Result<Menu, TillError> {

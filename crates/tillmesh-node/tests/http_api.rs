@@ -232,6 +232,62 @@ async fn the_till_screen_is_served_and_free_form_items_need_no_sku() {
     till.stop().await;
 }
 
+/// The body of a screen or of one of its parts.
+async fn screen(till: &Harness, path: &str) -> String {
+    let answer = till.client.get(format!("{}{path}", till.base)).send().await.expect("send");
+    assert_eq!(answer.status(), StatusCode::OK, "{path}");
+    assert!(answer.headers()["content-type"].to_str().expect("type").starts_with("text/html"), "{path}");
+    answer.text().await.expect("text")
+}
+
+#[tokio::test]
+async fn the_screens_are_rendered_on_the_server_and_escape_what_tills_typed() {
+    let till = Harness::start().await;
+    let page = screen(&till, "/").await;
+    assert!(page.contains("<title>Till A — tillmesh</title>") && page.contains("No open orders."), "{page}");
+    assert!(page.contains("data-wrap=\"items\""), "a new order's first item makes the order: {page}");
+    let script = till.client.get(format!("{}/assets/screen.js", till.base)).send().await.expect("script");
+    assert!(script.headers()["content-type"].to_str().expect("type").starts_with("text/javascript"));
+
+    // Text a till typed is shown, never run: a name and notes written as markup.
+    let hostile = "<img src=x onerror=alert(1)>";
+    let body = json!({ "items": [{ "name": hostile, "quantity": 2, "unitPrice": "1234.50" }],
+                       "notes": "</textarea><script>alert(2)</script>" });
+    let (status, order) = till.call("POST", "/api/orders", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let id = order["id"].as_str().expect("id");
+    let number = order["orderNumber"].as_str().expect("number");
+    let ticket = screen(&till, &format!("/?order={id}")).await;
+    for shown in [
+        format!("Order {number}"),
+        "&#60;img src=x onerror=alert(1)&#62;".to_string(),
+        "$2,469.00".to_string(),
+        "$2,672.69".to_string(),
+        "&#60;/textarea&#62;&#60;script&#62;".to_string(),
+    ] {
+        assert!(ticket.contains(&shown), "the ticket shows {shown:?}: {ticket}");
+    }
+    assert!(
+        !ticket.contains(hostile) && !ticket.contains("<script>alert"),
+        "nothing typed is markup: {ticket}"
+    );
+    let listed = screen(&till, "/screens/till/orders").await;
+    assert!(listed.contains(&format!("data-order-id=\"{id}\"")) && listed.contains("$2,672.69"), "{listed}");
+    let unknown = screen(&till, "/screens/till/ticket?order=no-such-order").await;
+    assert!(unknown.contains("New order"), "an order that is not one shows a new ticket: {unknown}");
+
+    // The kitchen shows it once sent, with the button that bumps it.
+    assert!(!screen(&till, "/screens/kitchen/tickets").await.contains(id));
+    let (status, _) =
+        till.call("POST", &format!("/api/orders/{id}/status"), Some(json!({ "status": "SENT" }))).await;
+    assert_eq!(status, StatusCode::OK);
+    let kitchen = screen(&till, "/kitchen").await;
+    assert!(kitchen.contains(&format!("data-order-id=\"{id}\"")), "{kitchen}");
+    assert!(kitchen.contains("2 × &#60;img"), "{kitchen}");
+    assert!(kitchen.contains(&format!("data-api=\"POST /api/orders/{id}/status\"")), "{kitchen}");
+    till.stop().await;
+}
+
 #[tokio::test]
 async fn the_same_local_id_creates_one_order() {
     let till = Harness::start().await;
@@ -554,7 +610,38 @@ async fn only_hq_writes_the_menu_and_a_bad_menu_changes_nothing() {
     );
     let (_, read) = hq.call("GET", "/api/menu", None).await;
     assert_eq!(read, patched);
+
+    // One item added (the back office's editor): priced, signed and listed; a SKU already on the
+    // menu, or a bad item, refused with nothing written.
+    let pie = json!({ "sku": "PIE/2", "name": "Pie", "category": "Desserts", "taxClass": "standard",
+                      "price": "3.10", "available": true });
+    let (status, added) = hq.call("POST", "/api/menu/items", Some(pie.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    let listed = added["items"].as_array().expect("items");
+    let pie_listed = listed.iter().find(|item| item["sku"] == "PIE/2").expect("the pie is listed");
+    assert_eq!((pie_listed["price"].to_string(), &pie_listed["available"]), ("3.10".into(), &json!(true)));
+    assert_eq!(listed.len(), 3, "{added}");
+    let after = hq.snapshot();
+    let refusals = [
+        (pie.clone(), StatusCode::CONFLICT, "on the menu already"),
+        (menu_item("CAKE", "", json!("2")), StatusCode::BAD_REQUEST, "name must not be empty"),
+        (menu_item("CAKE", "Cake", json!("2.001")), StatusCode::BAD_REQUEST, "price"),
+    ];
+    for (body, wanted, detail) in refusals {
+        let (status, answer) = hq.call("POST", "/api/menu/items", Some(body)).await;
+        assert_eq!(status, wanted, "{answer}");
+        assert!(answer["detail"].as_str().is_some_and(|text| text.contains(detail)), "{detail}: {answer}");
+        assert_eq!(hq.snapshot(), after, "a refused item wrote nothing");
+    }
+    let (status, patched) =
+        hq.call("PATCH", "/api/menu/items/PIE%2F2", Some(json!({ "available": false }))).await;
+    assert_eq!(status, StatusCode::OK, "a SKU with a slash is reached through its encoded path: {patched}");
     hq.stop().await;
+
+    let till = Harness::start().await;
+    let (status, refused) = till.call("POST", "/api/menu/items", Some(pie)).await;
+    assert_eq!((status, refused["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_hq")), "{refused}");
+    till.stop().await;
 }
 
 #[tokio::test]

@@ -88,6 +88,7 @@ impl From<TillError> for ApiError {
                     (StatusCode::NOT_FOUND, "not_found")
                 }
                 EditError::StatusTransition { .. }
+                | EditError::SkuTaken { .. }
                 | EditError::Terminal { .. }
                 | EditError::ItemVoided { .. } => (StatusCode::CONFLICT, "conflict"),
                 EditError::Document(_) | EditError::DifferentDocument { .. } => {

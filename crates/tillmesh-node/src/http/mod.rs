@@ -16,6 +16,7 @@ mod error;
 mod extract;
 mod metrics;
 mod routes;
+mod screens;
 mod server;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ pub use error::ApiError;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use metrics::{Figures, Labels, single};
 pub use rustls::ServerConfig as TlsServerConfig;
+pub use screens::{When, html, money, part, path_segment};
 pub use server::{ConnectionLimits, TlsError, serve_router, tls_config};
 
 use crate::Till;
@@ -51,15 +53,15 @@ pub const MENU_BODY_BYTES_MAX: usize = 256 * 1024;
 /// documentation).
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
-/// The router of a till: its API and its screens — the till screen on `GET /` besides the
-/// kitchen display — only for the host names it may be reached by (localhost, IP addresses and
+/// The router of a till: its API and its screens — the till screen on `GET /` (with its parts)
+/// besides the kitchen display — only for the host names it may be reached by (localhost, IP addresses and
 /// [`crate::TillConfig::allowed_hosts`]). The till screen is not among [`till_routes`], which
 /// HQ serves too: HQ's `/` is its own.
 pub fn app(till: Till) -> Router {
     let allowed: Arc<[String]> =
         till.config().allowed_hosts.iter().map(|host| host.to_ascii_lowercase()).collect();
     let mut routes = till_routes(till.clone());
-    routes.reads = routes.reads.route("/", get(till_screen));
+    routes.reads = routes.reads.merge(screens::till_routes().with_state(till.clone()));
     app_with(till, routes, None).layer(axum::middleware::from_fn_with_state(allowed, check_host))
 }
 
@@ -106,8 +108,8 @@ async fn check_host(
 #[derive(Debug)]
 pub struct TillRoutes {
     /// Order listings and details, the menu, sync status, the quarantine, `POST /api/sync/now` (which
-    /// only asks the sync driver for a round), the kitchen display (`GET /kitchen`): under the
-    /// request timeout.
+    /// only asks the sync driver for a round), the kitchen display (`GET /kitchen` and its
+    /// part): under the request timeout.
     pub reads: Router,
     /// Orders created and edited, payments, settlements, the menu written (HQ), roster entries:
     /// each run to its end.
@@ -126,7 +128,7 @@ pub fn till_routes(till: Till) -> TillRoutes {
         .route("/api/sync/status", get(routes::sync_status))
         .route("/api/quarantine", get(routes::quarantine))
         .route("/api/sync/now", post(routes::sync_now))
-        .route("/kitchen", get(kitchen))
+        .merge(screens::kitchen_routes())
         .with_state(till.clone())
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX));
     let writes = Router::new()
@@ -139,6 +141,7 @@ pub fn till_routes(till: Till) -> TillRoutes {
         .route("/api/orders/{id}/payments", post(routes::record_payment))
         .route("/api/orders/{id}/void", post(routes::void_order))
         .route("/api/orders/{id}/settle", post(routes::settle))
+        .route("/api/menu/items", post(routes::add_menu_item))
         .route("/api/menu/items/{sku}", patch(routes::update_menu_item))
         .route("/api/roster", post(routes::apply_roster))
         .with_state(till.clone())
@@ -153,21 +156,6 @@ pub fn till_routes(till: Till) -> TillRoutes {
     TillRoutes { reads, writes, streams }
 }
 
-/// The kitchen display: a page that lists the orders sent to the kitchen and those ready, follows
-/// the change stream, and bumps a ticket to its next status with one click. Compiled into the
-/// binary; it speaks only to this node's API.
-async fn kitchen() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("kitchen.html"))
-}
-
-/// The till screen: the ticket being taken (items, quantities, voids, notes), sending it to the
-/// kitchen, cash and card payments (a card shown as awaiting HQ until HQ settles it), the open
-/// orders of the shop live from the change stream, and where the till stands with its peers.
-/// Compiled into the binary; it speaks only to this node's API.
-async fn till_screen() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("till.html"))
-}
-
 /// Figures another layer adds to `GET /metrics` (HQ's legacy API) and to `GET /api/health`.
 pub trait MetricsSource: Send + Sync + 'static {
     /// The extra figures, read from counters, after the node's own.
@@ -180,8 +168,8 @@ pub trait MetricsSource: Send + Sync + 'static {
 }
 
 /// `routes` (the till's own from [`till_routes`], plus any others, each with its body limit)
-/// with what every node serves openly — `GET /api/health` and `GET /metrics`
-/// (`extra_metrics` appended) — the fallback for unknown paths, request counting and tracing.
+/// with what every node serves openly — `GET /api/health`, `GET /metrics`
+/// (`extra_metrics` appended) and the screens' script — the fallback for unknown paths, request counting and tracing.
 ///
 /// `routes.reads` (and health and metrics) answer within [`REQUEST_TIMEOUT_MS`] or get 408;
 /// `routes.streams` stay open until the client or the node ends them. `routes.writes`
@@ -200,12 +188,15 @@ pub fn app_with(till: Till, routes: TillRoutes, extra_metrics: Option<Arc<dyn Me
         });
     let health_route =
         Router::new().route("/api/health", get(routes::health)).with_state((till, extra_metrics));
-    let timed = Router::new().merge(reads).merge(health_route).merge(metrics_route).layer(
-        TimeoutLayer::with_status_code(
+    let timed = Router::new()
+        .merge(reads)
+        .merge(health_route)
+        .merge(metrics_route)
+        .merge(screens::script_route())
+        .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(REQUEST_TIMEOUT_MS),
-        ),
-    );
+        ));
     Router::new()
         .merge(timed)
         .merge(writes.layer(axum::middleware::from_fn(to_the_end)))

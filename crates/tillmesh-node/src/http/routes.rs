@@ -239,6 +239,14 @@ pub(super) async fn put_menu(
     Ok(Json(MenuAnswer::of(&till, Some(menu))))
 }
 
+pub(super) async fn add_menu_item(
+    State(till): State<Till>,
+    ApiJson(item): ApiJson<NewMenuItem>,
+) -> Result<(StatusCode, Json<MenuAnswer>), ApiError> {
+    let menu = till.add_menu_item(item).await?;
+    Ok((StatusCode::CREATED, Json(MenuAnswer::of(&till, Some(menu)))))
+}
+
 pub(super) async fn update_menu_item(
     State(till): State<Till>,
     ApiPath(sku): ApiPath<String>,
