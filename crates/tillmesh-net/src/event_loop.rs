@@ -18,7 +18,7 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::codec::{FrameCodec, PROTOCOL};
+use crate::codec::{FrameCodec, PROTOCOL, PROTOCOL_RAW};
 
 /// How a node joins the shop network.
 #[derive(Debug, Clone)]
@@ -257,7 +257,7 @@ pub fn spawn(
                 blocked: allow_block_list::Behaviour::default(),
                 frames: request_response::Behaviour::with_codec(
                     codec,
-                    [(PROTOCOL, ProtocolSupport::Full)],
+                    [(PROTOCOL, ProtocolSupport::Full), (PROTOCOL_RAW, ProtocolSupport::Full)],
                     request_response::Config::default().with_request_timeout(request_timeout),
                 ),
                 mdns: Toggle::from(mdns),

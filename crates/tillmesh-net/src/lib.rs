@@ -1,5 +1,5 @@
 //! The libp2p driver of a tillmesh peer: TCP with the shop key as a private network (pnet), noise,
-//! yamux; mDNS discovery and static peers with an address book and re-dial backoff; raw frames
+//! yamux; mDNS discovery and static peers with an address book and re-dial backoff; frames
 //! over request-response. It knows nothing of documents: the node gives it frames to send and
 //! gets back the frames that arrive.
 //!
@@ -8,7 +8,8 @@
 //! The loop ends when every client is dropped.
 //!
 //! # Layout
-//! - [`codec`]: length-prefixed frames with a size limit.
+//! - [`codec`]: length-prefixed frames with a size limit, zstd-compressed with a shipped
+//!   dictionary (or raw, for the first release's nodes).
 //! - [`event_loop`]: the swarm, dialing rules, the address book.
 
 pub mod codec;
