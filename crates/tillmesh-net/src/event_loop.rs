@@ -1,6 +1,6 @@
 //! The event loop that owns the libp2p swarm.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -47,7 +47,8 @@ pub struct NetConfig {
     pub established_per_peer_max: u32,
     /// Established connections in all.
     pub established_max: u32,
-    /// First re-dial delay; it doubles up to `redial_backoff_max_ms`.
+    /// First re-dial delay; it doubles up to `redial_backoff_max_ms`. A connection that closes
+    /// after holding at least this long is dialed again at once.
     pub redial_backoff_ms: u64,
     /// Longest re-dial delay.
     pub redial_backoff_max_ms: u64,
@@ -292,7 +293,7 @@ pub fn spawn(
         commands: receive_commands,
         events,
         targets,
-        connected: HashSet::new(),
+        connected: HashMap::new(),
         dialing: HashMap::new(),
         backoff,
         backoff_max: Duration::from_millis(config.redial_backoff_max_ms),
@@ -315,8 +316,8 @@ struct EventLoop {
     events: mpsc::Sender<NetEvent>,
     /// The address book: what to dial and when.
     targets: Vec<Target>,
-    /// Peers with at least one connection.
-    connected: HashSet<PeerId>,
+    /// Peers with at least one connection, and since when.
+    connected: HashMap<PeerId, Instant>,
     /// Addresses being dialed now, with the dial's connection and start, so a slow dial is not
     /// started twice.
     dialing: HashMap<Multiaddr, (ConnectionId, Instant)>,
@@ -374,7 +375,7 @@ impl EventLoop {
                 self.redial();
             }
             Command::Connected { answer } => {
-                let _ = answer.send(self.connected.iter().copied().collect());
+                let _ = answer.send(self.connected.keys().copied().collect());
             }
         }
     }
@@ -384,7 +385,7 @@ impl EventLoop {
         let now = Instant::now();
         self.dialing.retain(|_, (_, started)| now.duration_since(*started) < Duration::from_secs(30));
         for target in &mut self.targets {
-            let connected = target.peer.is_some_and(|peer| self.connected.contains(&peer));
+            let connected = target.peer.is_some_and(|peer| self.connected.contains_key(&peer));
             let our_turn = target.is_static || target.peer.is_some_and(|peer| self.local < peer);
             if connected
                 || !our_turn
@@ -430,18 +431,26 @@ impl EventLoop {
                     }
                 }
                 if num_established.get() == 1 {
-                    self.connected.insert(peer_id);
+                    self.connected.insert(peer_id, Instant::now());
                     tracing::info!(peer = %peer_id, "connected");
                     return self.emit(NetEvent::Connected(peer_id)).await;
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. } => {
-                self.connected.remove(&peer_id);
+                // A link that had held is dialed again at once (a cable pulled and put back, a
+                // peer restarted): the peers are back in step as soon as the network allows. A
+                // link that closed sooner (a peer that refuses us) waits its backoff.
+                let held =
+                    self.connected.remove(&peer_id).is_some_and(|since| since.elapsed() >= self.backoff);
                 tracing::info!(peer = %peer_id, cause = ?cause, "disconnected");
+                let now = Instant::now();
                 for target in &mut self.targets {
                     if target.peer == Some(peer_id) {
-                        target.next_attempt = Instant::now() + target.backoff;
+                        target.next_attempt = if held { now } else { now + target.backoff };
                     }
+                }
+                if held {
+                    self.redial();
                 }
                 return self.emit(NetEvent::Disconnected(peer_id)).await;
             }
