@@ -194,4 +194,28 @@ fn main() {
         }
         println!("{row} |");
     }
+    if check {
+        // The shipped codec's own cost, on this machine: what a frame pays each way.
+        for (name, frames) in [("one order a frame", &held_out), ("catch-up frames", &batched)] {
+            let started = std::time::Instant::now();
+            let compressed: Vec<Vec<u8>> =
+                frames.iter().map(|frame| tillmesh_net::codec::compress(frame).expect("compress")).collect();
+            let compressing = started.elapsed();
+            let started = std::time::Instant::now();
+            for (frame, packed) in frames.iter().zip(&compressed) {
+                let back =
+                    tillmesh_net::codec::decompress(packed, frame::FRAME_BYTES_MAX).expect("decompress");
+                assert_eq!(&back, frame);
+            }
+            let decompressing = started.elapsed();
+            let megabytes = frames.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
+            println!(
+                "{name}: compressed in {:.1} µs a frame ({:.0} MB/s), decompressed in {:.1} µs ({:.0} MB/s)",
+                compressing.as_secs_f64() * 1e6 / frames.len() as f64,
+                megabytes / compressing.as_secs_f64(),
+                decompressing.as_secs_f64() * 1e6 / frames.len() as f64,
+                megabytes / decompressing.as_secs_f64(),
+            );
+        }
+    }
 }

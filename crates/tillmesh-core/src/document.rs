@@ -81,8 +81,9 @@ impl Document {
         }
     }
 
-    /// The whole document, compacted. Not DEFLATE-compressed: for documents this small
-    /// (≈ 0.6–0.8 KB) DEFLATE costs three times the rest of saving for a sixth of the bytes.
+    /// The whole document, compacted. Not DEFLATE-compressed: for documents this small (about
+    /// a kilobyte) DEFLATE costs three times the rest of saving for a sixth of the bytes; the
+    /// transport compresses whole frames of them instead.
     pub fn save(&mut self) -> Vec<u8> {
         self.automerge().save_nocompress()
     }
