@@ -184,7 +184,7 @@ impl Pair {
         add(figures, "catch-up bytes through the proxy", Figure::Bytes(carried.total() as f64));
         add(figures, "  A to B", Figure::Bytes(carried.to_clients as f64));
         add(figures, "  per order", per_order(carried.total(), orders));
-        add(figures, "  of which sync frames (A's /metrics)", Figure::Bytes(frames as f64));
+        add(figures, "  sync frames, uncompressed (A's /metrics)", Figure::Bytes(frames as f64));
         for code in ["A", "B"] {
             let bytes = directory_bytes(&self.dir.path().join(format!("data-{code}")));
             add(figures, &format!("on disk per order, {code}"), per_order(bytes, orders));
@@ -200,7 +200,7 @@ impl Pair {
         add(figures, "new order visible on B, median", Figure::Millis(p50));
         add(figures, "new order visible on B, p99", Figure::Millis(p99));
         add(figures, "bytes on the wire per new order", per_order(carried.total(), orders));
-        add(figures, "  of which sync frames (A's /metrics)", per_order(frames, orders));
+        add(figures, "  sync frames, uncompressed (A's /metrics)", per_order(frames, orders));
     }
 
     /// The proxy cuts the link while both tills run; B redials.
@@ -217,7 +217,7 @@ impl Pair {
             Figure::Millis(millis(started.elapsed())),
         );
         add(figures, "reconnect after the link drops: bytes", Figure::Bytes(carried.total() as f64));
-        add(figures, "  of which sync frames (A's /metrics)", Figure::Bytes(frames as f64));
+        add(figures, "  sync frames, uncompressed (A's /metrics)", Figure::Bytes(frames as f64));
         add(figures, "peak RSS of B (VmHWM)", Figure::Mebibytes(peak_rss_mib(b)));
     }
 
@@ -235,7 +235,7 @@ impl Pair {
         add(figures, "B restarts from its disk: time to in sync", Figure::Millis(millis(in_sync_after)));
         add(figures, "  of which B's spawn to listening", Figure::Millis(millis(listening)));
         add(figures, "B restarts from its disk: bytes", Figure::Bytes(carried.total() as f64));
-        add(figures, "  of which sync frames (A's /metrics)", Figure::Bytes(frames as f64));
+        add(figures, "  sync frames, uncompressed (A's /metrics)", Figure::Bytes(frames as f64));
         add(figures, "peak RSS of B after its restart", Figure::Mebibytes(peak_rss_mib(&b)));
         b
     }
