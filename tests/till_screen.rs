@@ -125,6 +125,18 @@ async fn an_order_taken_on_one_tills_screen_is_followed_live_on_the_other_and_in
     screen_a.screenshot(&screens_dir().join("till.png")).await;
     screen_b.screenshot(&screens_dir().join("till-b.png")).await;
 
+    // A new ticket on A: empty, and its first item makes a second order (not a line of the first).
+    screen_a.click("#new-order").await;
+    screen_a.text_containing("#ticket-title", "New order").await;
+    screen_a.gone("#items tr").await;
+    screen_a.fill("#add-item [name=name]", "Espresso").await;
+    screen_a.fill("#add-item [name=unitPrice]", "2.50").await;
+    screen_a.click("#add-item button[type=submit]").await;
+    screen_a.text_containing("#items tr:nth-child(1)", "Espresso").await;
+    let ids = support::order_ids(&http, &a.url).await;
+    assert_eq!(ids.len(), 2, "two orders on A: {ids:?}");
+    assert_ne!(screen_a.text("#ticket-title").await, format!("Order {number}"));
+
     for screen in [screen_a, screen_b, kitchen] {
         screen.close().await;
     }

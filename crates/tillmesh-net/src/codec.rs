@@ -227,6 +227,29 @@ mod tests {
     }
 
     #[test]
+    fn damaged_compressed_frames_never_pass_for_more_than_they_declare() {
+        let frame: Vec<u8> = (0..20_000u32).map(|n| (n * 31 % 97) as u8).collect();
+        let compressed = compress(&frame).expect("compress");
+        let mut state = 0x5eed_u64;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize
+        };
+        for _ in 0..5_000 {
+            let mut damaged = compressed.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = next() % damaged.len();
+                damaged[at] ^= 1 << (next() % 8);
+            }
+            // Refused, or bytes of at most the limit (the sync layer decodes, and refuses,
+            // them like any frame): never a panic, never more.
+            if let Ok(back) = decompress(&damaged, frame.len()) {
+                assert!(back.len() <= frame.len());
+            }
+        }
+    }
+
+    #[test]
     fn bytes_that_are_no_compressed_frame_are_refused() {
         for garbage in [&b""[..], b"TM\x01\x00", &[0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff, 0xff]] {
             assert!(decompress(garbage, LIMIT).is_err(), "{garbage:?}");
