@@ -184,14 +184,7 @@ async fn an_imported_menu_sells_on_every_till_and_a_forged_price_counts_nowhere(
         .expect("send");
     assert_eq!(raised.status(), reqwest::StatusCode::OK);
     wait_for_menu(&http, &[&a.url, &m.url], admin_token, |menu| offer(menu, "SOUP").0 == "5.00").await;
-    let order: Value = http
-        .get(format!("{}/api/orders/{order_id}", a.url))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let order = support::get_json(&http, &format!("{}/api/orders/{order_id}", a.url)).await;
     assert_eq!(order["items"][0]["sku"], "SOUP");
     assert_eq!(order["items"][0]["unitPrice"].to_string(), "4.50", "{order}");
 

@@ -93,7 +93,7 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 async fn server_hash(http: &reqwest::Client, url: &str, id: &str) -> Value {
-    http.get(format!("{url}/api/orders/{id}")).send().await.expect("get").json().await.expect("json")
+    support::get_json(http, &format!("{url}/api/orders/{id}")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,14 +112,7 @@ async fn an_order_taken_on_one_tills_screen_is_followed_live_on_the_other_and_in
     screen_b.find(&format!("{on_b} .paid")).await;
     screen_b.click(&format!("{on_b} button")).await;
     screen_b.find("#payment.awaiting").await;
-    let detail: serde_json::Value = http
-        .get(format!("{}/api/orders/{id}", a.url))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let detail = support::get_json(&http, &format!("{}/api/orders/{id}", a.url)).await;
     let card = detail["transactions"].as_array().and_then(|list| list.first()).cloned().unwrap_or_default();
     assert_eq!(card["cardLast4"], "4242", "the digits typed before the redraw were sent: {detail}");
     screen_a.screenshot(&screens_dir().join("till.png")).await;

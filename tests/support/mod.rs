@@ -276,16 +276,15 @@ impl Seeded {
     }
 }
 
+/// The JSON a `GET` of `url` answers.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = http.get(url).send().await.unwrap_or_else(|error| panic!("GET {url}: {error}"));
+    response.json().await.unwrap_or_else(|error| panic!("GET {url}: not JSON: {error}"))
+}
+
 /// The ids of the orders a till lists (its first 500), sorted.
 pub async fn order_ids(http: &reqwest::Client, url: &str) -> Vec<String> {
-    let page: serde_json::Value = http
-        .get(format!("{url}/api/orders?limit=500"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let page = get_json(http, &format!("{url}/api/orders?limit=500")).await;
     let mut ids: Vec<String> = page["orders"]
         .as_array()
         .expect("orders")
@@ -366,8 +365,7 @@ pub async fn post_order(
 
 /// The node at `url`'s `GET /api/sync/status`.
 pub async fn sync_status(http: &reqwest::Client, url: &str) -> serde_json::Value {
-    let response = http.get(format!("{url}/api/sync/status")).send().await.expect("sync status");
-    response.json().await.expect("sync status JSON")
+    get_json(http, &format!("{url}/api/sync/status")).await
 }
 
 /// Reads every node of `urls` with `read` until `check` holds for all of them (`None`, a node
