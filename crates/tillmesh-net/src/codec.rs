@@ -30,7 +30,8 @@ pub const PROTOCOL_RAW: StreamProtocol = StreamProtocol::new("/tillmesh/sync/1")
 /// dictionary is a new protocol name.
 pub const DICTIONARY: &[u8] = include_bytes!("frames.dict");
 
-/// zstd's compression level: its default, a few hundred MB/s on one core.
+/// zstd's compression level: its default (with the dictionary ≈ 100 MB/s on one core here,
+/// `cargo run --release --example frame_dictionary -- --check`).
 const LEVEL: i32 = 3;
 
 static ENCODER: LazyLock<EncoderDictionary<'static>> =
