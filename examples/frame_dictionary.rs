@@ -18,6 +18,7 @@ use tillmesh_core::{
     Amount, Currency, NewItem, NewOrder, OrderDoc, OrderStatus, PaymentMethod, PaymentStatus, Quantity,
     TillCode, Timestamp,
 };
+use tillmesh_sim::SimRng;
 use tillmesh_sync::frame::{self, DocBody, DocMsg, Frame};
 use uuid::Uuid;
 
@@ -53,30 +54,13 @@ const DISHES: &[(&str, &str, i64)] = &[
 
 const NOTES: &[&str] = &["", "", "", "no croutons", "table 4", "allergy: nuts", "well done", "to go"];
 
-/// A small deterministic generator (the samples need variety, not secrecy).
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn uuid(&mut self) -> Uuid {
-        Uuid::from_u64_pair(self.next() << 32 | self.next(), self.next() << 32 | self.next())
-    }
-
-    fn actor(&mut self) -> ActorId {
-        ActorId::from(self.uuid().into_bytes())
-    }
+/// A random id (the samples need variety, not secrecy).
+fn uuid(dice: &mut SimRng) -> Uuid {
+    Uuid::from_u64_pair(dice.next_u64(), dice.next_u64())
 }
 
 /// One frame carrying the `n`th sample order, whole.
-fn sample(dice: &mut Dice, n: u64) -> Vec<u8> {
+fn sample(dice: &mut SimRng, n: u64) -> Vec<u8> {
     let tills = ["A", "B", "C", "D"];
     let till = tills[dice.below(tills.len() as u64) as usize];
     // A till process writes many orders with one actor: a handful of processes per till.
@@ -92,7 +76,7 @@ fn sample(dice: &mut Dice, n: u64) -> Vec<u8> {
                 Quantity::pieces(1 + dice.below(3) as i64)
             };
             NewItem {
-                id: dice.uuid(),
+                id: uuid(dice),
                 sku: sku.into(),
                 name: name.into(),
                 quantity,
@@ -101,8 +85,8 @@ fn sample(dice: &mut Dice, n: u64) -> Vec<u8> {
         })
         .collect();
     let new = NewOrder {
-        id: dice.uuid(),
-        local_id: dice.uuid(),
+        id: uuid(dice),
+        local_id: uuid(dice),
         number: TillCode::parse(till).expect("code").order_number(1 + n).to_string(),
         device_id: device.clone(),
         currency: Currency::parse("USD").expect("USD"),
@@ -116,7 +100,7 @@ fn sample(dice: &mut Dice, n: u64) -> Vec<u8> {
     // Most orders move on, edited by other tills' processes too.
     let steps = [OrderStatus::Sent, OrderStatus::Ready, OrderStatus::Served];
     for (step, status) in steps.iter().enumerate().take(dice.below(4) as usize) {
-        let mut other = order.fork(dice.actor());
+        let mut other = order.fork(ActorId::from(uuid(dice).into_bytes()));
         let by = format!("till-{}", tills[dice.below(tills.len() as u64) as usize]);
         other.advance(*status, &by, Timestamp(at.0 + 60_000 * (step as i64 + 1))).expect("advance");
         order = other;
@@ -163,7 +147,7 @@ fn compressed_total(frames: &[Vec<u8>], level: i32, dictionary: &[u8]) -> usize 
 fn main() {
     let check = std::env::args().any(|argument| argument == "--check");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/tillmesh-net/src/frames.dict");
-    let mut dice = Dice(0x7111_e5b0);
+    let mut dice = SimRng::new(0x7111_e5b0);
     let training: Vec<Vec<u8>> = (0..TRAINING_FRAMES).map(|n| sample(&mut dice, n)).collect();
     let held_out: Vec<Vec<u8>> =
         (TRAINING_FRAMES..TRAINING_FRAMES + HELD_OUT_FRAMES).map(|n| sample(&mut dice, n)).collect();
