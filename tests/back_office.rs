@@ -92,21 +92,14 @@ async fn a_card_payment_is_captured_from_the_back_office_and_the_till_shows_it()
     office.click("#add-device button[type=submit]").await;
     let shown = office.text_containing("#new-token", "kiosk-1").await;
     let token = shown.rsplit(' ').next().expect("the token").to_string();
-    let pushed = http
-        .get(format!("{}/api/sync/updates?deviceId=kiosk-1&since=0", hq.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+    let updates_with_token = || {
+        http.get(format!("{}/api/sync/updates?deviceId=kiosk-1&since=0", hq.url)).bearer_auth(&token).send()
+    };
+    let pushed = updates_with_token().await.expect("send");
     assert_eq!(pushed.status(), reqwest::StatusCode::OK, "the shown token works");
     office.click("#devices tr[data-device-id='kiosk-1'] button.revoke").await;
     office.text_containing("#devices tr[data-device-id='kiosk-1']", "revoked").await;
-    let refused = http
-        .get(format!("{}/api/sync/updates?deviceId=kiosk-1&since=0", hq.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+    let refused = updates_with_token().await.expect("send");
     assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED, "a revoked token is refused");
 
     // Signed out: the office is gone, and so is access without the token.

@@ -49,13 +49,13 @@ fn with_contexts<T>(
 ) -> io::Result<T> {
     CONTEXTS.with(|contexts| {
         let mut contexts = contexts.borrow_mut();
-        if contexts.is_none() {
-            let compressor = Compressor::with_prepared_dictionary(&ENCODER)?;
-            let decompressor = Decompressor::with_prepared_dictionary(&DECODER)?;
-            *contexts = Some((compressor, decompressor));
-        }
-        let (compressor, decompressor) =
-            contexts.as_mut().ok_or_else(|| io::Error::other("no zstd context"))?;
+        let (compressor, decompressor) = match &mut *contexts {
+            Some(made) => made,
+            None => contexts.insert((
+                Compressor::with_prepared_dictionary(&ENCODER)?,
+                Decompressor::with_prepared_dictionary(&DECODER)?,
+            )),
+        };
         work(compressor, decompressor)
     })
 }
