@@ -100,6 +100,11 @@ where
         self.peers.values().filter_map(|peer| peer.remote.clone()).collect()
     }
 
+    /// Whether `peer` is connected and admitted.
+    pub fn admits(&self, peer: &P) -> bool {
+        self.peers.get(peer).is_some_and(|state| state.remote.is_some())
+    }
+
     /// Whether any admitted peer has something to send.
     pub fn has_outgoing(&self) -> bool {
         self.peers.values().any(|peer| peer.remote.is_some() && peer.session.has_outgoing())
@@ -227,7 +232,7 @@ where
         reply: R,
         storage: &mut S,
     ) -> Result<(), S::Error> {
-        let admitted = self.peers.get(&peer).is_some_and(|state| state.remote.is_some());
+        let admitted = self.admits(&peer);
         let Some(frame) = decoded(peer, bytes) else {
             self.respond(reply, &Frame::default());
             return Ok(());

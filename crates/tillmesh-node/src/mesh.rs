@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::sync_control::{SyncControl, SyncStats};
-use crate::sync_docs::{NodeStorage, ROSTER_SETTING};
+use crate::sync_docs::{NodeStorage, Predecoded, ROSTER_SETTING};
 use crate::{Till, TillError};
 
 /// How a till joins its shop's mesh.
@@ -209,6 +209,16 @@ impl Driver {
     /// keeps its peers in order and answers nothing), then carries out its actions. `false`
     /// once the till is shutting down.
     async fn step(&mut self, event: Event<PeerId, Reply>) -> bool {
+        // An admitted peer's documents are loaded on every core before the writer takes them;
+        // nobody else's frames get work done for them before the core has judged their sender.
+        let predecoded = match &event {
+            Event::Request { peer, frame, .. } | Event::Response { peer, frame }
+                if self.core.lock().unwrap_or_else(PoisonError::into_inner).admits(peer) =>
+            {
+                Predecoded::of(self.till.store(), frame).await
+            }
+            _ => Predecoded::default(),
+        };
         let core = Arc::clone(&self.core);
         let stats = Arc::clone(&self.stats);
         let now = self.till.clock().now();
@@ -219,7 +229,8 @@ impl Driver {
                 let mut core = core.lock().unwrap_or_else(PoisonError::into_inner);
                 match context {
                     Ok(context) => {
-                        let step = core.handle(now, event, &mut NodeStorage::new(context, &stats));
+                        let step =
+                            core.handle(now, event, &mut NodeStorage::new(context, &stats, predecoded));
                         (step.actions, step.failed.map(|error| error.to_string()))
                     }
                     Err(refused) => {

@@ -5,15 +5,15 @@
 //! until then reads see them from the batch and the index already counts them (a failed write
 //! leaves the store failed, and the writer reads the index again from disk).
 
-use std::collections::BTreeMap;
-
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
 
 use automerge::{AutoCommit, ChangeHash, sync};
-use tillmesh_core::{Document, SignedRosterEntry, Timestamp};
+use tillmesh_core::{SignedRosterEntry, Timestamp};
 use tillmesh_mesh::Storage;
-use tillmesh_store::{Prepared, Quarantined, StoreError};
-use tillmesh_sync::{DocId, Documents, Index, Refusal, Verdict};
+use tillmesh_store::{Prepared, Quarantined, Store, StoreError};
+use tillmesh_sync::{DocBody, DocId, Documents, Index, Refusal, Verdict};
 
 use crate::sync_control::SyncStats;
 use crate::writer::WriteContext;
@@ -21,16 +21,104 @@ use crate::writer::WriteContext;
 /// The setting under which the known roster entries are kept.
 pub(crate) const ROSTER_SETTING: &str = "roster";
 
+/// Whole documents of a peer's frame, each loaded and checked as the store would keep it
+/// ([`Store::receive`]) before the frame reaches the writer: a catch-up frame holds hundreds, and
+/// loading them is most of the work of taking the frame in, so it is spread over every core
+/// instead of running one after the other on the writer thread.
+#[derive(Debug, Default)]
+pub(crate) struct Predecoded(HashMap<DocId, Decoded>);
+
+/// One whole document as [`Store::receive`] judged it: accepted with its heads and what the
+/// store writes (the loaded document itself is dropped at once: it takes many times its saved
+/// size in memory, and a frame brings hundreds), or refused.
+#[derive(Debug)]
+enum Decoded {
+    Accepted(Vec<ChangeHash>, Prepared),
+    Refused { bytes: Vec<u8>, reason: String },
+}
+
+impl Decoded {
+    fn of(store: &Store, id: DocId, bytes: Vec<u8>) -> Decoded {
+        let doc = match tillmesh_untrusted::load_document(&bytes) {
+            Ok(doc) => doc,
+            Err(error) => return Decoded::Refused { reason: tillmesh_sync::undecodable(&error), bytes },
+        };
+        match store.receive(id, doc, Some(bytes.clone())) {
+            Ok((mut document, prepared)) => Decoded::Accepted(document.heads(), prepared),
+            Err(reason) => Decoded::Refused { bytes, reason },
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Decoded::Accepted(_, prepared) => prepared.bytes(),
+            Decoded::Refused { bytes, .. } => bytes,
+        }
+    }
+}
+
+impl Predecoded {
+    /// Loads the whole documents of `frame` (a peer's encoded frame) on blocking threads, as
+    /// many as the machine has cores. Nothing for a frame with fewer than two (another thread
+    /// gains nothing then) or one that does not decode (the mesh core reports it).
+    pub(crate) async fn of(store: &Store, frame: &[u8]) -> Predecoded {
+        let Ok(frame) = tillmesh_sync::decode(frame) else { return Predecoded::default() };
+        let mut whole: Vec<(DocId, Vec<u8>)> = frame
+            .docs
+            .into_iter()
+            .filter_map(|message| match message.body {
+                DocBody::Whole(bytes) => Some((message.id, bytes)),
+                DocBody::Sync(_) => None,
+            })
+            .collect();
+        if whole.len() < 2 {
+            return Predecoded::default();
+        }
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let per_task = whole.len().div_ceil(cores);
+        let mut tasks = Vec::with_capacity(cores);
+        while !whole.is_empty() {
+            let rest = whole.split_off(per_task.min(whole.len()));
+            let part = std::mem::replace(&mut whole, rest);
+            let store = store.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                part.into_iter().map(|(id, bytes)| (id, Decoded::of(&store, id, bytes))).collect::<Vec<_>>()
+            }));
+        }
+        let mut decoded = HashMap::new();
+        for task in tasks {
+            // A task that panicked leaves its documents to the writer, which loads them itself.
+            if let Ok(part) = task.await {
+                decoded.extend(part);
+            }
+        }
+        Predecoded(decoded)
+    }
+
+    /// What was decoded for document `id` sent as exactly `bytes`.
+    fn take(&mut self, id: DocId, bytes: &[u8]) -> Option<Decoded> {
+        match self.0.remove(&id) {
+            Some(decoded) if decoded.bytes() == bytes => Some(decoded),
+            _ => None,
+        }
+    }
+}
+
 /// The store, for one writer job of the mesh core.
 #[derive(Debug)]
 pub(crate) struct NodeStorage<'c, 'a> {
     context: &'c mut WriteContext<'a>,
     stats: &'c SyncStats,
+    predecoded: Predecoded,
 }
 
 impl<'c, 'a> NodeStorage<'c, 'a> {
-    pub(crate) fn new(context: &'c mut WriteContext<'a>, stats: &'c SyncStats) -> Self {
-        NodeStorage { context, stats }
+    pub(crate) fn new(
+        context: &'c mut WriteContext<'a>,
+        stats: &'c SyncStats,
+        predecoded: Predecoded,
+    ) -> Self {
+        NodeStorage { context, stats, predecoded }
     }
 
     /// Passes a store call's result on; a failure leaves the store failed (refusing writes until
@@ -51,7 +139,12 @@ impl<'a> Storage for NodeStorage<'_, 'a> {
         Self: 's;
 
     fn documents<'s>(&'s mut self, remote: &'s str) -> StoreDocuments<'s, 'a> {
-        StoreDocuments::new(self.context, remote)
+        StoreDocuments {
+            context: self.context,
+            remote,
+            batch: BTreeMap::new(),
+            predecoded: &mut self.predecoded,
+        }
     }
 
     fn commit(docs: StoreDocuments<'_, 'a>) -> Result<Vec<DocId>, StoreError> {
@@ -130,14 +223,17 @@ pub(crate) struct StoreDocuments<'c, 'a> {
     pub(crate) context: &'c mut WriteContext<'a>,
     /// The remote whose sync states are read.
     pub(crate) remote: &'c str,
-    /// Documents accepted and not yet written.
-    pub(crate) batch: BTreeMap<DocId, (Document, Prepared)>,
+    /// Documents accepted and not yet written, with their heads.
+    pub(crate) batch: BTreeMap<DocId, (Vec<ChangeHash>, Prepared)>,
+    /// Whole documents of the frame loaded ahead of time.
+    predecoded: &'c mut Predecoded,
 }
 
-impl<'c, 'a> StoreDocuments<'c, 'a> {
-    /// A view of the store for `remote`.
-    pub(crate) fn new(context: &'c mut WriteContext<'a>, remote: &'c str) -> Self {
-        StoreDocuments { context, remote, batch: BTreeMap::new() }
+impl StoreDocuments<'_, '_> {
+    /// Keeps an accepted document in the batch and counts it in the index.
+    fn keep(&mut self, id: DocId, heads: Vec<ChangeHash>, prepared: Prepared) {
+        self.context.index.insert(id, prepared.item_hash());
+        self.batch.insert(id, (heads, prepared));
     }
 
     /// Writes the accepted documents in one transaction; returns their ids.
@@ -158,8 +254,8 @@ impl Documents for StoreDocuments<'_, '_> {
     }
 
     fn heads(&mut self, id: DocId) -> Result<Option<Vec<ChangeHash>>, StoreError> {
-        if let Some((document, _)) = self.batch.get_mut(&id) {
-            return Ok(Some(document.heads()));
+        if let Some((heads, _)) = self.batch.get(&id) {
+            return Ok(Some(heads.clone()));
         }
         Ok(self.load(id)?.map(|mut doc| doc.get_heads()))
     }
@@ -172,10 +268,7 @@ impl Documents for StoreDocuments<'_, '_> {
     }
 
     fn load(&mut self, id: DocId) -> Result<Option<AutoCommit>, StoreError> {
-        if let Some((document, _)) = self.batch.get_mut(&id) {
-            return Ok(Some(document.automerge().clone()));
-        }
-        let Some(bytes) = self.context.store.get_bytes(id)? else { return Ok(None) };
+        let Some(bytes) = self.saved(id)? else { return Ok(None) };
         match tillmesh_untrusted::load_document(&bytes) {
             Ok(doc) => Ok(Some(doc)),
             // Held here but no longer loadable: set aside, so that sync goes on without it (and
@@ -188,13 +281,26 @@ impl Documents for StoreDocuments<'_, '_> {
     }
 
     fn store(&mut self, id: DocId, doc: AutoCommit, saved: Option<Vec<u8>>) -> Result<Verdict, StoreError> {
-        let (document, prepared) = match self.context.store.receive(id, doc, saved) {
+        let (mut document, prepared) = match self.context.store.receive(id, doc, saved) {
             Ok(accepted) => accepted,
             Err(reason) => return Ok(Err(reason)),
         };
-        self.context.index.insert(id, prepared.item_hash());
-        self.batch.insert(id, (document, prepared));
+        self.keep(id, document.heads(), prepared);
         Ok(Ok(()))
+    }
+
+    fn store_whole(&mut self, id: DocId, bytes: &[u8]) -> Result<Verdict, StoreError> {
+        let decoded = match self.predecoded.take(id, bytes) {
+            Some(decoded) => decoded,
+            None => Decoded::of(self.context.store, id, bytes.to_vec()),
+        };
+        match decoded {
+            Decoded::Accepted(heads, prepared) => {
+                self.keep(id, heads, prepared);
+                Ok(Ok(()))
+            }
+            Decoded::Refused { reason, .. } => Ok(Err(reason)),
+        }
     }
 
     fn sync_state(&mut self, id: DocId) -> Result<Option<sync::State>, StoreError> {

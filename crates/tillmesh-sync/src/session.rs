@@ -45,6 +45,17 @@ pub trait Documents {
     /// document's saved bytes when they are at hand (a whole document received as it is).
     fn store(&mut self, id: DocId, doc: AutoCommit, saved: Option<Vec<u8>>) -> Result<Verdict, Self::Error>;
 
+    /// Keeps a whole document sent by the peer that is not held here (not in the index) as it
+    /// was received: its bytes are already the saved form. Refused with a reason when it does
+    /// not load or [`Documents::store`] refuses it. A store that loaded the document ahead of
+    /// time (on other threads, say) overrides this to use what it loaded.
+    fn store_whole(&mut self, id: DocId, bytes: &[u8]) -> Result<Verdict, Self::Error> {
+        match tillmesh_untrusted::load_document(bytes) {
+            Ok(doc) => self.store(id, doc, Some(bytes.to_vec())),
+            Err(error) => Ok(Err(undecodable(&error))),
+        }
+    }
+
     /// The Automerge sync state kept from an earlier session with this peer.
     fn sync_state(&mut self, id: DocId) -> Result<Option<sync::State>, Self::Error>;
 
@@ -265,11 +276,15 @@ impl Session {
                     }
                 }
             }
+            DocBody::Whole(bytes) if docs.index().get(&id).is_none() => match docs.store_whole(id, &bytes)? {
+                Ok(()) => received.changed.push(id),
+                Err(reason) => refuse(reason, bytes),
+            },
             DocBody::Whole(bytes) => {
                 let mut theirs = match tillmesh_untrusted::load_document(&bytes) {
                     Ok(doc) => doc,
                     Err(error) => {
-                        refuse(format!("undecodable document: {error}"), bytes);
+                        refuse(undecodable(&error), bytes);
                         return Ok(());
                     }
                 };
@@ -424,6 +439,11 @@ impl Session {
             Ok(RangeBody::Skip)
         }
     }
+}
+
+/// Why a whole document that does not load is refused.
+pub fn undecodable(error: &tillmesh_untrusted::LoadError) -> String {
+    format!("undecodable document: {error}")
 }
 
 /// Changes the peer asks for by hash are sent again, even those sent before in this session.
