@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::{Debug, Display};
 
 use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry, Timestamp};
-use tillmesh_sync::{Bound, Frame, Session, decode, encode};
+use tillmesh_sync::{Bound, Fingerprint, Frame, Session, decode, encode, receipt};
 
 use crate::credentials::{Credentials, remote_name};
 use crate::event::{Action, Event, LocalWrite, Step};
@@ -41,6 +41,14 @@ struct Peer<R> {
     /// Whether the peer answered one of our requests, so has admitted us: until then every
     /// request carries our credentials (the first may have been lost).
     introduced: bool,
+    /// Whether we sent the peer documents since we last agreed with it: once that exchange is
+    /// over, a reconciliation confirms them (see [`MeshCore::confirm_sent`]). Documents sent in a
+    /// request rarely need it: the peer's [`receipt`] in its answer usually agrees at once.
+    unconfirmed: bool,
+    /// Our whole-set fingerprint when we last started such a confirming reconciliation: while
+    /// it is still ours, another would only repeat it (a peer that refuses a document we keep
+    /// sending never agrees; the timer's rounds go on trying).
+    confirmed: Option<Fingerprint>,
 }
 
 impl<R> Peer<R> {
@@ -52,6 +60,8 @@ impl<R> Peer<R> {
             held: Vec::new(),
             send_roster: false,
             introduced: false,
+            unconfirmed: false,
+            confirmed: None,
         }
     }
 }
@@ -119,7 +129,7 @@ where
         event: Event<P, R>,
         storage: &mut S,
     ) -> Step<P, R, S::Error> {
-        let result = self.dispatch(now, event, storage);
+        let result = self.dispatch(now, event, storage).map(|()| self.confirm_sent(storage));
         let mut actions = std::mem::take(&mut self.actions);
         let failed = match result {
             Ok(()) => None,
@@ -177,7 +187,7 @@ where
                     state.introduced = true;
                 }
                 if let Some(frame) = decoded(peer, &frame) {
-                    self.on_frame(now, peer, frame, storage)?;
+                    self.on_frame(now, peer, frame, true, storage)?;
                 }
                 self.pump_all();
                 Ok(())
@@ -257,9 +267,7 @@ where
                 }
             }
         }
-        self.on_frame(now, peer, frame, storage)?;
-        let answer = self.next_frame(peer);
-        self.respond(reply, &answer);
+        self.on_frame_and_answer(now, peer, frame, reply, storage)?;
         if !admitted {
             self.release_held(now, peer, storage)?;
         }
@@ -269,7 +277,30 @@ where
 
     /// The next frame of a peer's session, or an empty one.
     fn next_frame(&mut self, peer: P) -> Frame {
-        self.peers.get_mut(&peer).and_then(|state| state.session.next_frame()).unwrap_or_default()
+        let Some(state) = self.peers.get_mut(&peer) else { return Frame::default() };
+        let frame = state.session.next_frame().unwrap_or_default();
+        state.unconfirmed |= !frame.docs.is_empty();
+        frame
+    }
+
+    /// Applies a peer's request and answers it with the next frame of its session; a request
+    /// that brought documents is answered with at least our [`receipt`] for them.
+    fn on_frame_and_answer<S: Storage>(
+        &mut self,
+        now: Timestamp,
+        peer: P,
+        frame: Frame,
+        reply: R,
+        storage: &mut S,
+    ) -> Result<(), S::Error> {
+        let brought = !frame.docs.is_empty();
+        self.on_frame(now, peer, frame, false, storage)?;
+        let mut answer = self.next_frame(peer);
+        if brought && answer.ranges.is_none() && self.admits(&peer) {
+            answer.ranges = Some(receipt(storage.index()));
+        }
+        self.respond(reply, &answer);
+        Ok(())
     }
 
     /// Checks a peer's credentials; admits it or blocks it.
@@ -312,9 +343,7 @@ where
     fn release_held<S: Storage>(&mut self, now: Timestamp, peer: P, storage: &mut S) -> Result<(), S::Error> {
         let held = self.peers.get_mut(&peer).map(|state| std::mem::take(&mut state.held)).unwrap_or_default();
         for (reply, frame) in held {
-            self.on_frame(now, peer, frame, storage)?;
-            let answer = self.next_frame(peer);
-            self.respond(reply, &answer);
+            self.on_frame_and_answer(now, peer, frame, reply, storage)?;
         }
         if self.local < peer {
             self.reconcile(Some(peer), storage);
@@ -380,14 +409,15 @@ where
         self.actions.push(Action::Block(peer));
     }
 
-    /// Applies a frame from a peer: roster news, then (admitted peers only) documents and
-    /// ranges; marks everything synced when both sides turn out to hold the same; relays what
-    /// the peer brought to every other admitted peer.
+    /// Applies a frame from a peer (`answer`: its answer to a request of ours): roster news, then
+    /// (admitted peers only) documents and ranges; marks everything synced when both sides turn
+    /// out to hold the same; relays what the peer brought to every other admitted peer.
     fn on_frame<S: Storage>(
         &mut self,
         now: Timestamp,
         peer: P,
         mut frame: Frame,
+        answer: bool,
         storage: &mut S,
     ) -> Result<(), S::Error> {
         if let Some(credentials) = frame.credentials.take() {
@@ -399,7 +429,11 @@ where
         let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
         let Some(remote) = state.remote.clone() else { return Ok(()) };
         let mut docs = storage.documents(&remote);
-        let received = state.session.receive(frame, &mut docs)?;
+        let received = if answer {
+            state.session.receive_answer(frame, &mut docs)?
+        } else {
+            state.session.receive(frame, &mut docs)?
+        };
         let changed = match S::commit(docs) {
             Ok(changed) => changed,
             #[cfg(feature = "planted-bugs")]
@@ -414,6 +448,9 @@ where
             && storage.index().fingerprint(&Bound::min(), &Bound::Max) == agreed
         {
             storage.mark_synced(&remote, now)?;
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.unconfirmed = false;
+            }
         }
         #[cfg(feature = "planted-bugs")]
         if tillmesh_core::planted::planted().drop_relay {
@@ -461,6 +498,32 @@ where
             }
         }
         self.pump_all();
+    }
+
+    /// Starts a reconciliation with every peer we sent documents to and have not agreed with
+    /// since, once that exchange is over (nothing in flight, nothing left to send). Agreement is
+    /// what marks documents synced; left to the timer, what was sent would count as pending for
+    /// a whole interval after the peer had it.
+    fn confirm_sent<S: Storage>(&mut self, storage: &S) {
+        let mut started = false;
+        let ours = storage.index().fingerprint(&Bound::min(), &Bound::Max);
+        for state in self.peers.values_mut() {
+            if state.unconfirmed
+                && state.remote.is_some()
+                && !state.in_flight
+                && !state.session.has_outgoing()
+            {
+                state.unconfirmed = false;
+                if state.confirmed != Some(ours) {
+                    state.confirmed = Some(ours);
+                    state.session.start_reconcile(storage.index());
+                    started = true;
+                }
+            }
+        }
+        if started {
+            self.pump_all();
+        }
     }
 
     /// Sends the next frame to every admitted peer with nothing in flight.

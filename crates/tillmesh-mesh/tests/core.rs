@@ -1,5 +1,6 @@
 //! The mesh core on its own, event by event: admission, frames held before it, revocation,
-//! one request in flight, greeting again after a lost greeting, relaying and marking synced.
+//! one request in flight, greeting again after a lost greeting, relaying and marking synced (on
+//! agreement, on a receipt, after a confirming round).
 //! (The simulator runs the same core under faults across thousands of seeds.)
 
 use std::convert::Infallible;
@@ -300,6 +301,115 @@ fn documents_one_peer_brings_are_relayed_and_agreement_marks_synced() {
     handle(&mut hub, &mut at_hub, Event::Response { peer: 3, frame: encode(&Frame::default()) });
     handle(&mut hub, &mut at_hub, Event::Request { peer: 3, frame: encode(&start), reply: 8 });
     assert_eq!(at_hub.marked, vec!["till-C".to_string()]);
+}
+
+/// A request from `from` delivered to `to` and its answer delivered back: the actions of `from`
+/// on the answer, the answer, and the requests `to` sent meanwhile.
+fn exchange(
+    (from, at_from, from_id): (&mut MeshCore<u32, u64>, &mut Memory, u32),
+    (to, at_to, to_id): (&mut MeshCore<u32, u64>, &mut Memory, u32),
+    request: Frame,
+) -> (Vec<Action<u32, u64>>, Frame, Vec<Frame>) {
+    let at_to_actions =
+        handle(to, at_to, Event::Request { peer: from_id, frame: encode(&request), reply: 9 });
+    let (_, answer) = answers(&at_to_actions).remove(0);
+    let actions = handle(from, at_from, Event::Response { peer: to_id, frame: encode(&answer) });
+    (actions, answer, sent(&at_to_actions).into_iter().map(|(_, frame)| frame).collect())
+}
+
+/// Carries A's (1) and B's (2) requests and their answers until neither sends more: how many
+/// exchanges that took.
+fn until_quiet(
+    (a, at_a): (&mut MeshCore<u32, u64>, &mut Memory),
+    (b, at_b): (&mut MeshCore<u32, u64>, &mut Memory),
+    mut requests: Vec<(u32, Frame)>,
+) -> usize {
+    let mut exchanges = 0;
+    while let Some((from, request)) = requests.pop() {
+        exchanges += 1;
+        assert!(exchanges < 50, "no end");
+        let (actions, _, theirs) = if from == 1 {
+            exchange((&mut *a, &mut *at_a, 1), (&mut *b, &mut *at_b, 2), request)
+        } else {
+            exchange((&mut *b, &mut *at_b, 2), (&mut *a, &mut *at_a, 1), request)
+        };
+        requests.extend(sent(&actions).into_iter().map(|(_, frame)| (from, frame)));
+        requests.extend(theirs.into_iter().map(|frame| (3 - from, frame)));
+    }
+    exchanges
+}
+
+/// A and B admitted, their greetings answered and their first reconciliation over (both empty).
+fn settled_pair(shop: &Shop) -> (MeshCore<u32, u64>, Memory, MeshCore<u32, u64>, Memory) {
+    let (mut a, mut at_a, mut b, mut at_b) = pair(shop);
+    handle(&mut b, &mut at_b, Event::Response { peer: 1, frame: encode(&Frame::default()) });
+    let start =
+        sent(&handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&Frame::default()) }));
+    until_quiet((&mut a, &mut at_a), (&mut b, &mut at_b), vec![(1, start[0].1.clone())]);
+    assert_eq!((at_a.marked.len(), at_b.marked.len()), (1, 1), "the first round agrees");
+    (a, at_a, b, at_b)
+}
+
+fn order(n: i64) -> AutoCommit {
+    let mut doc = AutoCommit::new();
+    doc.put(ROOT, "table", n).expect("put");
+    doc
+}
+
+#[test]
+fn a_pushed_document_is_confirmed_by_the_receipt_in_its_answer_without_another_exchange() {
+    let shop = Shop::new();
+    let (mut a, mut at_a, mut b, mut at_b) = settled_pair(&shop);
+    for n in 1..=3 {
+        let id = Uuid::from_u128(n);
+        at_a.docs.put(id, order(n as i64));
+        let push =
+            sent(&handle(&mut a, &mut at_a, Event::LocalWrites(vec![LocalWrite { id, created: true }])));
+        assert_eq!(push.len(), 1);
+        let (actions, answer, _) =
+            exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
+        assert_eq!(answer.ranges, Some(tillmesh_sync::receipt(Documents::index(&at_b.docs))), "B's receipt");
+        assert!(at_b.docs.get(&id).is_some());
+        assert_eq!(at_a.marked.len(), 1 + n as usize, "A marks B synced on the receipt");
+        assert!(sent(&actions).is_empty(), "no echo, no confirming round: {actions:?}");
+    }
+    // A writes again before B's receipt comes: the receipt is of another set and marks nothing;
+    // the exchange over, A confirms with a round of its own, which brings B the newer document,
+    // and B's receipt for it agrees.
+    let (first, second) = (Uuid::from_u128(10), Uuid::from_u128(11));
+    at_a.docs.put(first, order(10));
+    let push =
+        sent(&handle(&mut a, &mut at_a, Event::LocalWrites(vec![LocalWrite { id: first, created: true }])));
+    at_a.docs.put(second, order(11));
+    let marked = (at_a.marked.len(), at_b.marked.len());
+    let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
+    assert_eq!(at_a.marked.len(), marked.0, "a receipt of another set marks nothing");
+    let round = sent(&actions);
+    assert_eq!(round.len(), 1, "a confirming round: {actions:?}");
+    until_quiet((&mut a, &mut at_a), (&mut b, &mut at_b), vec![(1, round[0].1.clone())]);
+    assert!(at_b.docs.get(&second).is_some(), "the round found the newer document");
+    assert_eq!(at_a.marked.len(), marked.0 + 1, "A marks B synced once B holds its set");
+    assert_eq!(at_b.marked.len(), marked.1, "B, which had sent nothing, had nothing to confirm");
+}
+
+#[test]
+fn documents_sent_in_an_answer_are_confirmed_by_a_round_once_the_exchange_is_over() {
+    let shop = Shop::new();
+    let (mut a, mut at_a, mut b, mut at_b) = settled_pair(&shop);
+    // A holds a document B lacks (written while they were apart): B's reconciliation finds it,
+    // and A's answers carry it.
+    let id = Uuid::from_u128(7);
+    at_a.docs.put(id, order(7));
+    let marked = (at_a.marked.len(), at_b.marked.len());
+    let b_round = sent(&handle(&mut b, &mut at_b, Event::Reconcile)).remove(0).1;
+    let exchanges = until_quiet((&mut a, &mut at_a), (&mut b, &mut at_b), vec![(2, b_round)]);
+    assert!(at_b.docs.get(&id).is_some(), "B has the document");
+    assert_eq!(
+        (at_a.marked.len(), at_b.marked.len()),
+        (marked.0 + 1, marked.1 + 1),
+        "A's confirming round, once its answer had carried the document, agrees on both sides \
+         ({exchanges} exchanges)"
+    );
 }
 
 /// The documents, noting which ids a view accepted.

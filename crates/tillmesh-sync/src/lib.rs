@@ -47,4 +47,4 @@ pub mod session;
 pub use frame::{DocBody, DocMsg, Frame, FrameError, RangeBody, RangeMsg, decode, encode};
 pub use index::{Bound, DocId, Fingerprint, Index, ItemHash};
 pub use memory::MemoryDocuments;
-pub use session::{Documents, Received, Refusal, Session, Verdict, undecodable};
+pub use session::{Documents, Received, Refusal, Session, Verdict, receipt, undecodable};

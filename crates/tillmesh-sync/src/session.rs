@@ -174,12 +174,30 @@ impl Session {
     /// Takes in a frame from the peer: applies its documents, answers its ranges (into the
     /// outbox). Invalid document messages are refused one by one; storage failures abort.
     pub fn receive<D: Documents>(&mut self, frame: Frame, docs: &mut D) -> Result<Received, D::Error> {
+        self.take_in(frame, docs, false)
+    }
+
+    /// Takes in the peer's answer to a frame of ours, as [`Session::receive`] does, except for a
+    /// whole-set fingerprint that is not the echo of our own start: that is the peer's
+    /// [`receipt`] for documents we sent. Equal to ours, both hold the same (agreed; echoed only
+    /// if this session had not agreed yet, so that the peer learns it once); otherwise it is
+    /// left alone, and the difference is for a reconciliation to find.
+    pub fn receive_answer<D: Documents>(&mut self, frame: Frame, docs: &mut D) -> Result<Received, D::Error> {
+        self.take_in(frame, docs, true)
+    }
+
+    fn take_in<D: Documents>(
+        &mut self,
+        frame: Frame,
+        docs: &mut D,
+        answer: bool,
+    ) -> Result<Received, D::Error> {
         let mut received = Received::default();
         for message in frame.docs {
             self.receive_doc(message, docs, &mut received)?;
         }
         if let Some(ranges) = frame.ranges {
-            received.agreed = self.answer_ranges(ranges, docs)?;
+            received.agreed = self.answer_ranges(ranges, docs, answer)?;
         }
         Ok(received)
     }
@@ -331,8 +349,11 @@ impl Session {
         &mut self,
         ranges: Vec<RangeMsg>,
         docs: &mut D,
+        answer: bool,
     ) -> Result<Option<Fingerprint>, D::Error> {
         if let [RangeMsg { upper: Bound::Max, body }] = ranges.as_slice() {
+            let receipt =
+                answer && matches!(body, RangeBody::Fingerprint(theirs) if self.started != Some(*theirs));
             match body {
                 // The end of an exchange (an older peer's way of agreeing): nothing to answer, and
                 // it vouches for no set.
@@ -343,7 +364,7 @@ impl Session {
                     let theirs = *theirs;
                     if self.started == Some(theirs) {
                         self.started = None;
-                    } else if self.agreed != Some(theirs) {
+                    } else if self.agreed != Some(theirs) && !(receipt && self.agreed.is_some()) {
                         self.outbox_ranges.push_back(vec![RangeMsg {
                             upper: Bound::Max,
                             body: RangeBody::Fingerprint(theirs),
@@ -352,9 +373,13 @@ impl Session {
                     self.agreed = Some(theirs);
                     return Ok(Some(theirs));
                 }
+                _ if receipt => return Ok(None),
                 _ => {}
             }
         }
+        // The peer answered with differences: our start was not echoed, so a fingerprint equal
+        // to it that comes later (a receipt, the peer's own round) is news to answer, not an echo.
+        self.started = None;
         let mut out: Vec<RangeMsg> = Vec::new();
         let mut lower = Bound::min();
         let mut to_push: Vec<DocId> = Vec::new();
@@ -439,6 +464,16 @@ impl Session {
             Ok(RangeBody::Skip)
         }
     }
+}
+
+/// What a peer answers a frame that brought documents with, when it has nothing else to say:
+/// its whole-set fingerprint once they are stored. Equal to the sender's, it tells the sender
+/// that both hold the same without another exchange ([`Session::receive_answer`]).
+pub fn receipt(index: &Index) -> Vec<RangeMsg> {
+    vec![RangeMsg {
+        upper: Bound::Max,
+        body: RangeBody::Fingerprint(index.fingerprint(&Bound::min(), &Bound::Max)),
+    }]
 }
 
 /// Why a whole document that does not load is refused.

@@ -155,6 +155,69 @@ fn both_sides_learn_that_they_agree() {
     assert_eq!(at_b.agreed, None);
 }
 
+/// A receipt (the answer to documents we sent) equal to our set agrees, and is echoed only
+/// while the session has not agreed yet (so the peer learns it once, as after a catch-up); a
+/// receipt of another set agrees on nothing and starts nothing.
+#[test]
+fn a_receipt_agrees_without_another_exchange() {
+    let (mut a, mut b) = peers_with(30);
+    let mut on_a = Session::new();
+    let first = on_a.receive_answer(receipt(&b), &mut a).expect("in memory");
+    assert_eq!(first.agreed, Some(whole(&a)));
+    assert_eq!(on_a.next_frame().and_then(|echo| echo.ranges), receipt(&a).ranges, "first agreement echoed");
+    for docs in [&mut a, &mut b] {
+        docs.put(id(100), doc(100, 1));
+    }
+    let second = on_a.receive_answer(receipt(&b), &mut a).expect("in memory");
+    assert_eq!(second.agreed, Some(whole(&a)));
+    assert!(!on_a.has_outgoing(), "agreed before: no echo");
+    b.put(id(101), doc(101, 2));
+    let other = on_a.receive_answer(receipt(&b), &mut a).expect("in memory");
+    assert_eq!(other.agreed, None);
+    assert!(!on_a.has_outgoing(), "another set's receipt starts nothing");
+}
+
+/// The echo of our own start is not echoed back; but once the peer answered the start with
+/// differences, a later receipt that happens to equal the fingerprint we started with is news
+/// for the peer (it never echoed that start), and is echoed.
+#[test]
+fn a_start_answered_with_differences_is_no_longer_awaiting_its_echo() {
+    let (mut a, mut b) = peers_with(30);
+    let (mut on_a, mut on_b) = (Session::new(), Session::new());
+    on_a.start_reconcile(a.index());
+    on_b.receive(on_a.next_frame().expect("start"), &mut b).expect("in memory");
+    let echo = on_b.next_frame().expect("echo");
+    assert_eq!(on_a.receive_answer(echo, &mut a).expect("in memory").agreed, Some(whole(&a)));
+    assert!(!on_a.has_outgoing(), "our start's echo is not echoed");
+
+    let (mut a, mut b) = peers_with(30);
+    let (mut on_a, mut on_b) = (Session::new(), Session::new());
+    let started = whole(&a);
+    b.put(id(200), doc(200, 3));
+    on_a.start_reconcile(a.index());
+    on_b.receive(on_a.next_frame().expect("start"), &mut b).expect("in memory");
+    let differences = on_b.next_frame().expect("B's differences");
+    on_a.receive_answer(differences, &mut a).expect("in memory");
+    while on_a.next_frame().is_some() {}
+    b.remove(&id(200));
+    assert_eq!(whole(&b), started);
+    let at_a = on_a.receive_answer(receipt(&b), &mut a).expect("in memory");
+    assert_eq!(at_a.agreed, Some(started));
+    assert_eq!(on_a.next_frame().and_then(|echo| echo.ranges), receipt(&a).ranges, "echoed");
+}
+
+/// A peer's receipt: its whole-set fingerprint as the only range of an answer.
+fn receipt(docs: &MemoryDocuments) -> tillmesh_sync::Frame {
+    tillmesh_sync::Frame {
+        ranges: Some(tillmesh_sync::receipt(docs.index())),
+        ..tillmesh_sync::Frame::default()
+    }
+}
+
+fn whole(docs: &MemoryDocuments) -> tillmesh_sync::Fingerprint {
+    docs.index().fingerprint(&tillmesh_sync::Bound::min(), &tillmesh_sync::Bound::Max)
+}
+
 /// An answer that names no set (an older peer's skip) vouches for none: a start of ours that
 /// it might answer, or not, is never taken as agreed on its word.
 #[test]
