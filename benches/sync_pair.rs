@@ -16,7 +16,9 @@
 //!    directory) while both hold the same orders: the time until both are connected and B has
 //!    agreed with A since (its remote's `lastSyncAt`), and the proxy's bytes, handshakes
 //!    included;
-//! 5. B's peak RSS (`VmHWM`) before its restart, and after it.
+//! 5. B's peak RSS (`VmHWM`) before its restart, and after it;
+//! 6. what B's store holds per order in each of its trees, keys and values (read while B is
+//!    stopped for its restart), against sled's files in row 2.
 //!
 //! Run with: `cargo bench --bench sync_pair -- --orders N --repeat R --new-orders K` (defaults
 //! 1,000, 1, 200); each row is the median of the R runs.
@@ -35,6 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 use proxy::{Carried, Proxy};
 use serde_json::Value;
 use support::{Changes, TillProcess};
+use tillmesh_store::{Store, StoreOptions};
 
 /// The tills' default reconciliation interval: the figures are those of a shop as it runs.
 const SYNC_INTERVAL_MS: u64 = 5_000;
@@ -224,6 +227,7 @@ impl Pair {
     /// B is terminated and started again on its own data directory.
     async fn restart(&self, b: TillProcess, documents: usize, figures: &mut Figures) -> TillProcess {
         assert!(b.terminate().success());
+        self.footprint_of_b(documents, figures);
         let before = self.wire().await;
         let since_ms = wall_clock_ms();
         let started = Instant::now();
@@ -238,6 +242,23 @@ impl Pair {
         add(figures, "  sync frames, uncompressed (A's /metrics)", Figure::Bytes(frames as f64));
         add(figures, "peak RSS of B after its restart", Figure::Mebibytes(peak_rss_mib(&b)));
         b
+    }
+
+    /// What B's store holds per order in each tree, keys and values, before sled's own
+    /// overhead (B is stopped: only then does its store open here).
+    fn footprint_of_b(&self, documents: usize, figures: &mut Figures) {
+        let dir = self.dir.path().join("data-B");
+        let store = Store::open(&dir, StoreOptions::default()).expect("B's store opens");
+        let trees = store.footprint().expect("B's store reads");
+        let total: u64 = trees.iter().map(|tree| tree.key_bytes + tree.value_bytes).sum();
+        add(figures, "B's trees per order, keys and values", per_order(total, documents));
+        for tree in trees {
+            add(
+                figures,
+                &format!("  {}", tree.tree),
+                per_order(tree.key_bytes + tree.value_bytes, documents),
+            );
+        }
     }
 
     /// What has passed between A and B: every byte through the proxy, and the bytes of sync

@@ -1,5 +1,7 @@
-//! Trains the zstd dictionary that compressed sync frames use (`crates/tillmesh-net/src/frames.dict`)
-//! and prints what it saves on frames it was not trained on.
+//! Trains the zstd dictionary that sync frames and stored documents are packed with
+//! (`crates/tillmesh-untrusted/src/tillmesh.dict`) and prints what it saves on frames it was not
+//! trained on. A new dictionary needs a new sync protocol name and a store migration (see
+//! `tillmesh_untrusted::packed`).
 //!
 //! The samples are frames as a till sends them: one order document whole (a new order's push,
 //! and every document of a catch-up), orders of one to eight lines from a restaurant's menu,
@@ -146,7 +148,7 @@ fn compressed_total(frames: &[Vec<u8>], level: i32, dictionary: &[u8]) -> usize 
 
 fn main() {
     let check = std::env::args().any(|argument| argument == "--check");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/tillmesh-net/src/frames.dict");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/tillmesh-untrusted/src/tillmesh.dict");
     let mut dice = SimRng::new(0x7111_e5b0);
     let training: Vec<Vec<u8>> = (0..TRAINING_FRAMES).map(|n| sample(&mut dice, n)).collect();
     let held_out: Vec<Vec<u8>> =
@@ -183,12 +185,12 @@ fn main() {
         for (name, frames) in [("one order a frame", &held_out), ("catch-up frames", &batched)] {
             let started = std::time::Instant::now();
             let compressed: Vec<Vec<u8>> =
-                frames.iter().map(|frame| tillmesh_net::codec::compress(frame).expect("compress")).collect();
+                frames.iter().map(|frame| tillmesh_untrusted::packed::pack(frame).expect("pack")).collect();
             let compressing = started.elapsed();
             let started = std::time::Instant::now();
             for (frame, packed) in frames.iter().zip(&compressed) {
                 let back =
-                    tillmesh_net::codec::decompress(packed, frame::FRAME_BYTES_MAX).expect("decompress");
+                    tillmesh_untrusted::packed::unpack(packed, frame::FRAME_BYTES_MAX).expect("unpack");
                 assert_eq!(&back, frame);
             }
             let decompressing = started.elapsed();

@@ -37,12 +37,20 @@ pub use summary::{OrderPage, OrderQuery, OrderSummary, PAGE_ROWS_MAX, Prepared};
 pub use sync::{REMOTE_NAME_BYTES_MAX, RemoteCounts, SyncStatus};
 /// A document's effective view, as [`Store::prepare_viewed`] takes it (core's).
 pub use tillmesh_core::View;
+use tillmesh_untrusted::packed;
 
 /// The on-disk layout this build writes and the newest it opens.
-pub const STORE_SCHEMA_VERSION: u64 = 1;
+pub const STORE_SCHEMA_VERSION: u64 = 2;
 
 /// Migrations by name, applied in order, each once. A store records the names it has applied.
-const MIGRATIONS: &[&str] = &["0001-initial-layout"];
+/// 0002 packs every stored document (version 2 stores documents packed: a build of version 1
+/// would take them for damaged documents, so it refuses the store).
+const MIGRATIONS: &[&str] = &["0001-initial-layout", PACK_DOCUMENTS];
+
+const PACK_DOCUMENTS: &str = "0002-packed-documents";
+
+/// Documents packed again per batch by [`PACK_DOCUMENTS`].
+const PACK_BATCH: usize = 1_000;
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -136,6 +144,19 @@ pub struct TillIdentity {
     pub code: TillCode,
     /// The device id it writes as.
     pub device_id: String,
+}
+
+/// What one tree of a store holds ([`Store::footprint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFootprint {
+    /// The tree's name.
+    pub tree: String,
+    /// Its entries.
+    pub entries: u64,
+    /// The bytes of their keys.
+    pub key_bytes: u64,
+    /// The bytes of their values.
+    pub value_bytes: u64,
 }
 
 /// A peer's durable local storage. Cheap to clone; clones share the same database.
@@ -356,11 +377,44 @@ impl Store {
             if self.open_db()?.db.get(&key)?.is_none() {
                 // 0001 creates the trees opened above; later migrations rewrite data here.
                 tracing::info!(migration = name, "applying store migration");
+                if *name == PACK_DOCUMENTS {
+                    self.pack_documents()?;
+                }
                 self.open_db()?.db.insert(key, &[1u8])?;
             }
         }
         self.open_db()?.db.insert(meta_keys::SCHEMA, &STORE_SCHEMA_VERSION.to_be_bytes())?;
         self.flush()
+    }
+
+    /// Packs every document stored as it was saved ([`PACK_DOCUMENTS`]), a batch at a time; a
+    /// store interrupted half-way packs the rest when it opens again (readers take both).
+    fn pack_documents(&self) -> Result<(), StoreError> {
+        let docs = self.open_db()?.trees.docs.clone();
+        let mut after: Option<sled::IVec> = None;
+        loop {
+            let range = match &after {
+                Some(key) => docs
+                    .range::<&[u8], _>((std::ops::Bound::Excluded(key.as_ref()), std::ops::Bound::Unbounded)),
+                None => docs.iter(),
+            };
+            let mut batch = sled::Batch::default();
+            let mut seen = 0;
+            for entry in range.take(PACK_BATCH) {
+                let (key, stored) = entry?;
+                seen += 1;
+                if !packed::is_packed(&stored)
+                    && let Ok(packed) = packed::pack(&stored)
+                {
+                    batch.insert(key.clone(), packed);
+                }
+                after = Some(key);
+            }
+            docs.apply_batch(batch)?;
+            if seen < PACK_BATCH {
+                return Ok(());
+            }
+        }
     }
 
     /// Binds the store to a till on first use; later opens must name the same till.
@@ -465,13 +519,13 @@ impl Store {
     /// sync go on without it. Lookups that still lead to it (by `localId`, an order's
     /// transactions) find nothing. Returns false when it was not stored.
     pub fn set_aside(&self, id: Uuid, reason: &str, at_ms: i64) -> Result<bool, StoreError> {
-        let Some(bytes) = self.open_db()?.trees.docs.get(id.as_bytes())? else { return Ok(false) };
+        let Some(stored) = self.open_db()?.trees.docs.get(id.as_bytes())? else { return Ok(false) };
         let entry = Quarantined {
             id,
             from: "disk".to_string(),
             reason: reason.to_string(),
             at_ms,
-            bytes: bytes.to_vec(),
+            bytes: unpacked(&stored),
         };
         let value =
             serde_json::to_vec(&entry).map_err(|_| StoreError::Corrupt { what: "quarantine entry" })?;
@@ -532,6 +586,32 @@ impl Store {
         Ok(self.open_db()?.db.open_tree(format!("ext/{name}"))?)
     }
 
+    /// What each tree holds (sled's default tree is named `__sled__default`), in name order.
+    /// Walks every entry of the store: a diagnostic, for measuring what an order costs on disk
+    /// before sled's own overhead (`cargo bench --bench sync_pair` prints it).
+    pub fn footprint(&self) -> Result<Vec<TreeFootprint>, StoreError> {
+        let open = self.open_db()?;
+        let mut names = open.db.tree_names();
+        names.sort();
+        let mut trees = Vec::with_capacity(names.len());
+        for name in names {
+            let mut footprint = TreeFootprint {
+                tree: String::from_utf8_lossy(&name).into_owned(),
+                entries: 0,
+                key_bytes: 0,
+                value_bytes: 0,
+            };
+            for entry in open.db.open_tree(&name)?.iter() {
+                let (key, value) = entry?;
+                footprint.entries += 1;
+                footprint.key_bytes += key.len() as u64;
+                footprint.value_bytes += value.len() as u64;
+            }
+            trees.push(footprint);
+        }
+        Ok(trees)
+    }
+
     /// Makes every write so far durable (fsync).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.open_db()?.db.flush()?;
@@ -540,7 +620,7 @@ impl Store {
 
     /// The document with this id.
     pub fn get(&self, id: Uuid) -> Result<Option<Document>, StoreError> {
-        match self.open_db()?.trees.docs.get(id.as_bytes())? {
+        match self.get_bytes(id)? {
             Some(bytes) => {
                 Document::load(&bytes).map(Some).map_err(|source| StoreError::Document { id, source })
             }
@@ -560,9 +640,9 @@ impl Store {
         }
     }
 
-    /// The saved bytes of the document with this id.
+    /// The saved bytes of the document with this id (unpacked).
     pub fn get_bytes(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.open_db()?.trees.docs.get(id.as_bytes())?.map(|bytes| bytes.to_vec()))
+        Ok(self.open_db()?.trees.docs.get(id.as_bytes())?.map(|stored| unpacked(&stored)))
     }
 
     /// Up to `limit` stored documents' saved bytes, in id order, after `after` (from the start
@@ -583,9 +663,9 @@ impl Store {
         range
             .take(limit)
             .map(|entry| {
-                let (key, bytes) = entry?;
+                let (key, stored) = entry?;
                 let id = keys::decode_uuid(&key).ok_or(StoreError::Corrupt { what: "document key" })?;
-                Ok((id, bytes.to_vec()))
+                Ok((id, unpacked(&stored)))
             })
             .collect()
     }
@@ -731,7 +811,7 @@ impl Store {
                     let mut added = 0;
                     for entry in prepared {
                         let id = entry.id.as_bytes();
-                        let is_new = docs.insert(id, entry.bytes.as_slice())?.is_none();
+                        let is_new = docs.insert(id, entry.packed.as_slice())?.is_none();
                         added += u64::from(is_new);
                         hashes.insert(id, &entry.item_hash.0)?;
                         if let Some(local_id) = entry.local_id {
@@ -788,6 +868,18 @@ impl Store {
 /// How long to wait for the store's lock file: sled's background work may keep it for a few
 /// milliseconds after the previous `Store` in this process is dropped.
 const LOCK_WAIT_MS: u64 = 2_000;
+
+/// A stored document's saved bytes: unpacked when stored packed (every write since store
+/// version 2). Bytes that do not unpack are given as they are: they load as no document, and
+/// whoever loads them sets them aside like any damaged document.
+fn unpacked(stored: &[u8]) -> Vec<u8> {
+    if packed::is_packed(stored)
+        && let Ok(bytes) = packed::unpack(stored, tillmesh_untrusted::DOCUMENT_BYTES_MAX)
+    {
+        return bytes;
+    }
+    stored.to_vec()
+}
 
 fn open_db(dir: &Path, cache_bytes: u64, lock_wait_ms: u64) -> Result<sled::Db, StoreError> {
     let started = std::time::Instant::now();

@@ -76,6 +76,9 @@ pub struct Prepared {
     /// The `localId` to index; none for the menu.
     pub(crate) local_id: Option<Uuid>,
     pub(crate) bytes: Vec<u8>,
+    /// The bytes as stored: packed ([`tillmesh_untrusted::packed`]), or as they are should
+    /// packing fail.
+    pub(crate) packed: Vec<u8>,
     pub(crate) order: Option<OrderSummary>,
     /// For a transaction: the order it pays.
     pub(crate) paid_order: Option<Uuid>,
@@ -133,12 +136,14 @@ impl Prepared {
     pub(crate) fn viewed(document: &mut Document, bytes: Vec<u8>, view: &View) -> Prepared {
         let id = document.id();
         let item_hash = ItemHash::of(id, &document.heads());
+        let packed = tillmesh_untrusted::packed::pack(&bytes).unwrap_or_else(|_| bytes.clone());
         match view {
             View::Order(view) => Prepared {
                 id,
                 item_hash,
                 local_id: Some(view.local_id),
                 bytes,
+                packed,
                 paid_order: None,
                 order: Some(OrderSummary {
                     id,
@@ -160,10 +165,13 @@ impl Prepared {
                 item_hash,
                 local_id: Some(view.local_id),
                 bytes,
+                packed,
                 order: None,
                 paid_order: Some(view.order_id),
             },
-            View::Menu(_) => Prepared { id, item_hash, local_id: None, bytes, order: None, paid_order: None },
+            View::Menu(_) => {
+                Prepared { id, item_hash, local_id: None, bytes, packed, order: None, paid_order: None }
+            }
         }
     }
 }
