@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::{Debug, Display};
 
 use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry, Timestamp};
-use tillmesh_sync::{Bound, Fingerprint, Frame, Session, decode, encode, receipt};
+use tillmesh_sync::{Bound, Frame, Session, decode, encode, receipt};
 
 use crate::credentials::{Credentials, remote_name};
 use crate::event::{Action, Event, LocalWrite, Step};
@@ -45,11 +45,15 @@ struct Peer<R> {
     /// over, a reconciliation confirms them (see [`MeshCore::confirm_sent`]). Documents sent in a
     /// request rarely need it: the peer's [`receipt`] in its answer usually agrees at once.
     unconfirmed: bool,
-    /// Our whole-set fingerprint when we last started such a confirming reconciliation: while
-    /// it is still ours, another would only repeat it (a peer that refuses a document we keep
-    /// sending never agrees; the timer's rounds go on trying).
-    confirmed: Option<Fingerprint>,
+    /// Confirming reconciliations left before we agree with the peer again: a peer that
+    /// refuses a document we keep sending never agrees, and is not asked again and again (the
+    /// timer's rounds go on trying).
+    confirms_left: u8,
 }
+
+/// Confirming reconciliations started with a peer without agreeing with it in between: rounds
+/// that find differences exchange them, and the next confirms them.
+const CONFIRMS_WITHOUT_AGREEMENT: u8 = 3;
 
 impl<R> Peer<R> {
     fn new() -> Peer<R> {
@@ -61,7 +65,7 @@ impl<R> Peer<R> {
             send_roster: false,
             introduced: false,
             unconfirmed: false,
-            confirmed: None,
+            confirms_left: CONFIRMS_WITHOUT_AGREEMENT,
         }
     }
 }
@@ -450,6 +454,7 @@ where
             storage.mark_synced(&remote, now)?;
             if let Some(state) = self.peers.get_mut(&peer) {
                 state.unconfirmed = false;
+                state.confirms_left = CONFIRMS_WITHOUT_AGREEMENT;
             }
         }
         #[cfg(feature = "planted-bugs")]
@@ -506,7 +511,6 @@ where
     /// a whole interval after the peer had it.
     fn confirm_sent<S: Storage>(&mut self, storage: &S) {
         let mut started = false;
-        let ours = storage.index().fingerprint(&Bound::min(), &Bound::Max);
         for state in self.peers.values_mut() {
             if state.unconfirmed
                 && state.remote.is_some()
@@ -514,8 +518,8 @@ where
                 && !state.session.has_outgoing()
             {
                 state.unconfirmed = false;
-                if state.confirmed != Some(ours) {
-                    state.confirmed = Some(ours);
+                if state.confirms_left > 0 {
+                    state.confirms_left -= 1;
                     state.session.start_reconcile(storage.index());
                     started = true;
                 }

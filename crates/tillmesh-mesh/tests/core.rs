@@ -17,6 +17,8 @@ struct Memory {
     docs: MemoryDocuments,
     roster: Vec<SignedRosterEntry>,
     marked: Vec<String>,
+    /// A document this store refuses whenever it is sent.
+    refuses: Option<DocId>,
 }
 
 impl Storage for Memory {
@@ -24,7 +26,7 @@ impl Storage for Memory {
     type Docs<'s> = Accepting<'s>;
 
     fn documents<'s>(&'s mut self, _remote: &'s str) -> Accepting<'s> {
-        Accepting { docs: &mut self.docs, accepted: Vec::new() }
+        Accepting { docs: &mut self.docs, accepted: Vec::new(), refuses: self.refuses }
     }
 
     fn commit(docs: Accepting<'_>) -> Result<Vec<DocId>, Infallible> {
@@ -412,11 +414,29 @@ fn documents_sent_in_an_answer_are_confirmed_by_a_round_once_the_exchange_is_ove
     );
 }
 
+/// A peer that refuses a document never agrees: the sender confirms a few times, then leaves
+/// it to the timer's rounds instead of asking again and again.
+#[test]
+fn a_peer_that_keeps_refusing_a_document_is_not_asked_again_and_again() {
+    let shop = Shop::new();
+    let (mut a, mut at_a, mut b, mut at_b) = settled_pair(&shop);
+    let id = Uuid::from_u128(5);
+    at_b.refuses = Some(id);
+    at_a.docs.put(id, order(5));
+    let marked = at_a.marked.len();
+    let push = sent(&handle(&mut a, &mut at_a, Event::LocalWrites(vec![LocalWrite { id, created: true }])));
+    let exchanges = until_quiet((&mut a, &mut at_a), (&mut b, &mut at_b), vec![(1, push[0].1.clone())]);
+    assert!(at_b.docs.get(&id).is_none());
+    assert_eq!(at_a.marked.len(), marked, "never agreed");
+    assert!(exchanges <= 12, "{exchanges} exchanges");
+}
+
 /// The documents, noting which ids a view accepted.
 #[derive(Debug)]
 struct Accepting<'s> {
     docs: &'s mut MemoryDocuments,
     accepted: Vec<DocId>,
+    refuses: Option<DocId>,
 }
 
 impl Documents for Accepting<'_> {
@@ -444,6 +464,9 @@ impl Documents for Accepting<'_> {
         doc: AutoCommit,
         saved: Option<Vec<u8>>,
     ) -> Result<tillmesh_sync::Verdict, Infallible> {
+        if self.refuses == Some(id) {
+            return Ok(Err("refused by this store".into()));
+        }
         self.accepted.push(id);
         self.docs.store(id, doc, saved)
     }

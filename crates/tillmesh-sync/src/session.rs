@@ -364,7 +364,11 @@ impl Session {
                     let theirs = *theirs;
                     if self.started == Some(theirs) {
                         self.started = None;
-                    } else if self.agreed != Some(theirs) && !(receipt && self.agreed.is_some()) {
+                    } else if receipt && self.agreed.is_some() {
+                        // Agreed here alone: the peer does not know, so a start of its own with
+                        // this fingerprint is still to be echoed (`agreed` stays as it was).
+                        return Ok(Some(theirs));
+                    } else if self.agreed != Some(theirs) {
                         self.outbox_ranges.push_back(vec![RangeMsg {
                             upper: Bound::Max,
                             body: RangeBody::Fingerprint(theirs),

@@ -156,7 +156,8 @@ fn both_sides_learn_that_they_agree() {
 }
 
 /// A receipt (the answer to documents we sent) equal to our set agrees, and is echoed only
-/// while the session has not agreed yet (so the peer learns it once, as after a catch-up); a
+/// while the session has not agreed yet (so the peer learns it once, as after a catch-up); the
+/// peer's own start with that fingerprint is still echoed (it does not know we agreed); a
 /// receipt of another set agrees on nothing and starts nothing.
 #[test]
 fn a_receipt_agrees_without_another_exchange() {
@@ -171,6 +172,10 @@ fn a_receipt_agrees_without_another_exchange() {
     let second = on_a.receive_answer(receipt(&b), &mut a).expect("in memory");
     assert_eq!(second.agreed, Some(whole(&a)));
     assert!(!on_a.has_outgoing(), "agreed before: no echo");
+    // B does not know that A agreed: B's own start with that fingerprint is still echoed.
+    let start = on_a.receive(receipt(&b), &mut a).expect("in memory");
+    assert_eq!(start.agreed, Some(whole(&a)));
+    assert_eq!(on_a.next_frame().and_then(|echo| echo.ranges), receipt(&a).ranges, "B's start echoed");
     b.put(id(101), doc(101, 2));
     let other = on_a.receive_answer(receipt(&b), &mut a).expect("in memory");
     assert_eq!(other.agreed, None);
