@@ -169,7 +169,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (name, frames) in
-        [("one order a frame (a new order)", &held_out), ("catch-up frames (~1 MB)", &batched)]
+        [("one order a frame (a new order)", &held_out), ("catch-up frames (~256 KB)", &batched)]
     {
         let raw: usize = frames.iter().map(Vec::len).sum();
         let mut row = format!("| {name} | {:.0}", per_order(raw));
