@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::{Debug, Display};
 
 use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry, Timestamp};
-use tillmesh_sync::{Bound, Fingerprint, Frame, Session, decode, encode, receipt};
+use tillmesh_sync::{Bound, Frame, Session, decode, encode, receipt};
 
 use crate::credentials::{Credentials, remote_name};
 use crate::event::{Action, Event, LocalWrite, Step};
@@ -49,15 +49,6 @@ struct Peer<R> {
     /// refuses a document we keep sending never agrees, and is not asked again and again (the
     /// timer's rounds go on trying).
     confirms_left: u8,
-    /// Our whole-set fingerprint when our last request to the peer left (taken at the end of
-    /// the step that sent it).
-    sent_from: Option<Fingerprint>,
-    /// Whether a request to the peer left in the step under way.
-    sent_now: bool,
-    /// Whether our set changed while our last request travelled and its answer agreed on
-    /// nothing: most likely a write of ours not yet pushed, whose push follows with a receipt of
-    /// its own. No confirming round until another request leaves.
-    awaiting_push: bool,
 }
 
 /// Confirming reconciliations started with a peer without agreeing with it in between: rounds
@@ -75,9 +66,6 @@ impl<R> Peer<R> {
             introduced: false,
             unconfirmed: false,
             confirms_left: CONFIRMS_WITHOUT_AGREEMENT,
-            sent_from: None,
-            sent_now: false,
-            awaiting_push: false,
         }
     }
 }
@@ -204,13 +192,6 @@ where
                 }
                 if let Some(frame) = decoded(peer, &frame) {
                     self.on_frame(now, peer, frame, true, storage)?;
-                }
-                let ours = storage.index().fingerprint(&Bound::min(), &Bound::Max);
-                if let Some(state) = self.peers.get_mut(&peer)
-                    && state.unconfirmed
-                    && state.sent_from != Some(ours)
-                {
-                    state.awaiting_push = true;
                 }
                 self.pump_all();
                 Ok(())
@@ -530,15 +511,8 @@ where
     /// a whole interval after the peer had it.
     fn confirm_sent<S: Storage>(&mut self, storage: &S) {
         let mut started = false;
-        let ours = storage.index().fingerprint(&Bound::min(), &Bound::Max);
         for state in self.peers.values_mut() {
-            if state.sent_now {
-                state.sent_now = false;
-                state.sent_from = Some(ours);
-                state.awaiting_push = false;
-            }
             if state.unconfirmed
-                && !state.awaiting_push
                 && state.remote.is_some()
                 && !state.in_flight
                 && !state.session.has_outgoing()
@@ -586,7 +560,6 @@ where
     fn send(&mut self, peer: P, frame: &Frame) {
         if let Some(state) = self.peers.get_mut(&peer) {
             state.in_flight = true;
-            state.sent_now = true;
         }
         let bytes = encode(frame);
         trace_frame("request", peer, frame, bytes.len());
