@@ -1,7 +1,8 @@
 //! One peer's sync session: reconciliation of the document sets, then Automerge sync of the
 //! documents that differ, through an outbox the driver drains into frames.
 //!
-//! The driver (network or simulator) calls [`Session::receive`] with each frame from the peer,
+//! The driver (network or simulator) calls [`Session::receive`] with each frame the peer sends
+//! of its own accord and [`Session::receive_answer`] with each answer to a frame of ours,
 //! [`Session::start_reconcile`] for anti-entropy, [`Session::push_new`] /
 //! [`Session::push_change`] on local writes, and sends whatever [`Session::next_frame`] returns
 //! until it returns `None`. The session never touches a socket or a clock.
