@@ -58,17 +58,21 @@ impl Decoded {
 }
 
 impl Predecoded {
-    /// Loads the whole documents of `frame` (a peer's encoded frame) on blocking threads, as
-    /// many as the machine has cores. Nothing for a frame with fewer than two (another thread
-    /// gains nothing then) or one that does not decode (the mesh core reports it).
+    /// Loads the whole documents of `frame` (a peer's encoded frame) that are not held here on
+    /// blocking threads, as many as the machine has cores (a document held here is merged by
+    /// the writer, which loads both copies itself). Nothing for a frame with fewer than two
+    /// (another thread gains nothing then) or one that does not decode (the mesh core reports
+    /// it).
     pub(crate) async fn of(store: &Store, frame: &[u8]) -> Predecoded {
         let Ok(frame) = tillmesh_sync::decode(frame) else { return Predecoded::default() };
         let mut whole: Vec<(DocId, Vec<u8>)> = frame
             .docs
             .into_iter()
             .filter_map(|message| match message.body {
-                DocBody::Whole(bytes) => Some((message.id, bytes)),
-                DocBody::Sync(_) => None,
+                DocBody::Whole(bytes) if !matches!(store.item_hash(message.id), Ok(Some(_))) => {
+                    Some((message.id, bytes))
+                }
+                DocBody::Whole(_) | DocBody::Sync(_) => None,
             })
             .collect();
         if whole.len() < 2 {
