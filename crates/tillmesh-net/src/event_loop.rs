@@ -1,6 +1,7 @@
 //! The event loop that owns the libp2p swarm.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,7 +19,8 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::codec::{FrameCodec, PROTOCOL, PROTOCOL_RAW};
+use crate::codec::{FrameCodec, PROTOCOL, PROTOCOL_RAW, PROTOCOL_STREAM};
+use crate::streams::{self, Answer, Internal, Reports};
 
 /// How a node joins the shop network.
 #[derive(Debug, Clone)]
@@ -100,7 +102,21 @@ pub enum NetError {
 
 /// Where the answer to a request goes.
 #[derive(Debug)]
-pub struct Reply(ResponseChannel<Vec<u8>>);
+pub struct Reply(ReplyTo);
+
+#[derive(Debug)]
+enum ReplyTo {
+    /// The peer's stream, which writes answers in the order their requests came.
+    Stream(Answer),
+    /// A request-response stream of its own.
+    Legacy(ResponseChannel<Vec<u8>>),
+}
+
+impl Reply {
+    pub(crate) fn stream(answer: Answer) -> Reply {
+        Reply(ReplyTo::Stream(answer))
+    }
+}
 
 /// What happens on the network.
 #[derive(Debug)]
@@ -138,7 +154,7 @@ pub enum NetEvent {
 
 enum Command {
     Send { peer: PeerId, frame: Vec<u8> },
-    Respond { reply: Reply, frame: Vec<u8> },
+    Respond { channel: ResponseChannel<Vec<u8>>, frame: Vec<u8> },
     Block { peer: PeerId },
     Dial { address: Multiaddr },
     Connected { answer: oneshot::Sender<Vec<PeerId>> },
@@ -174,9 +190,16 @@ impl NetClient {
         self.command(Command::Send { peer, frame }).await
     }
 
-    /// Answers a [`NetEvent::Request`].
+    /// Answers a [`NetEvent::Request`] (dropping the reply answers it with a failure).
     pub async fn respond(&self, reply: Reply, frame: Vec<u8>) -> Result<(), NetError> {
-        self.command(Command::Respond { reply, frame }).await
+        match reply.0 {
+            // Fails only if the stream is gone: nothing to do then.
+            ReplyTo::Stream(answer) => {
+                let _ = answer.send(frame);
+                Ok(())
+            }
+            ReplyTo::Legacy(channel) => self.command(Command::Respond { channel, frame }).await,
+        }
     }
 
     /// Disconnects a peer and refuses it from now on (not on the roster, or revoked).
@@ -205,6 +228,7 @@ impl NetClient {
 struct Behaviour {
     limits: connection_limits::Behaviour,
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    streams: libp2p_stream::Behaviour,
     frames: request_response::Behaviour<FrameCodec>,
     mdns: Toggle<mdns::tokio::Behaviour>,
 }
@@ -256,6 +280,7 @@ pub fn spawn(
             Ok(Behaviour {
                 limits: connection_limits::Behaviour::new(limits),
                 blocked: allow_block_list::Behaviour::default(),
+                streams: libp2p_stream::Behaviour::new(),
                 frames: request_response::Behaviour::with_codec(
                     codec,
                     [(PROTOCOL, ProtocolSupport::Full), (PROTOCOL_RAW, ProtocolSupport::Full)],
@@ -273,8 +298,11 @@ pub fn spawn(
             .listen_on(address.clone())
             .map_err(|error| NetError::Listen { address: address.clone(), reason: error.to_string() })?;
     }
+    let mut control = swarm.behaviour().streams.new_control();
+    let incoming = control.accept(PROTOCOL_STREAM).map_err(|error| NetError::Build(error.to_string()))?;
     let (commands, receive_commands) = mpsc::channel(config.events_max);
     let (events, receive_events) = mpsc::channel(config.events_max);
+    let (internal, receive_internal) = mpsc::channel(config.events_max);
     let backoff = Duration::from_millis(config.redial_backoff_ms);
     let targets = config
         .peers
@@ -292,8 +320,18 @@ pub fn spawn(
         local,
         commands: receive_commands,
         events,
+        control,
+        incoming,
+        internal,
+        receive_internal,
+        routes: HashMap::new(),
+        inbound: HashMap::new(),
+        codec,
+        request_timeout,
+        streams_per_peer_max: config.established_per_peer_max as usize,
         targets,
         connected: HashMap::new(),
+        epochs: 0,
         dialing: HashMap::new(),
         backoff,
         backoff_max: Duration::from_millis(config.redial_backoff_max_ms),
@@ -309,15 +347,48 @@ fn peer_of(address: &Multiaddr) -> Option<PeerId> {
     })
 }
 
+/// How our requests reach a peer.
+#[derive(Debug)]
+enum Route {
+    /// Over our stream to it, through the task that owns the stream.
+    Stream(mpsc::Sender<Vec<u8>>),
+    /// By request-response: the peer does not speak [`PROTOCOL_STREAM`].
+    Legacy,
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, Copy)]
+struct Connection {
+    since: Instant,
+    /// Which of the peer's connections this is: what a stream task of an earlier one reports
+    /// is dropped.
+    epoch: u64,
+}
+
 struct EventLoop {
     swarm: Swarm<Behaviour>,
     local: PeerId,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
+    control: libp2p_stream::Control,
+    incoming: libp2p_stream::IncomingStreams,
+    internal: mpsc::Sender<Internal>,
+    receive_internal: mpsc::Receiver<Internal>,
+    /// How our requests reach each connected peer.
+    routes: HashMap<PeerId, Route>,
+    /// A token per peer held by each task of the peer's incoming streams (their count is the
+    /// token's count less one).
+    inbound: HashMap<PeerId, Arc<()>>,
+    codec: FrameCodec,
+    request_timeout: Duration,
+    /// Incoming streams of one peer at once (one per connection is all a peer needs).
+    streams_per_peer_max: usize,
     /// The address book: what to dial and when.
     targets: Vec<Target>,
-    /// Peers with at least one connection, and since when.
-    connected: HashMap<PeerId, Instant>,
+    /// Peers with at least one connection.
+    connected: HashMap<PeerId, Connection>,
+    /// Connections counted so far, for their epochs.
+    epochs: u64,
     /// Addresses being dialed now, with the dial's connection and start, so a slow dial is not
     /// started twice.
     dialing: HashMap<Multiaddr, (ConnectionId, Instant)>,
@@ -330,14 +401,26 @@ impl EventLoop {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The swarm first: a peer's connection is known here before any stream of it is.
             tokio::select! {
+                biased;
                 event = self.swarm.select_next_some() => {
                     if !self.handle_swarm(event).await {
                         return;
                     }
                 }
+                Some(internal) = self.receive_internal.recv() => {
+                    if !self.handle_internal(internal).await {
+                        return;
+                    }
+                }
+                Some((peer, stream)) = self.incoming.next() => self.accept(peer, stream),
                 command = self.commands.recv() => match command {
-                    Some(command) => self.handle_command(command),
+                    Some(command) => {
+                        if !self.handle_command(command).await {
+                            return;
+                        }
+                    }
                     None => return,
                 },
                 _ = tick.tick() => self.redial(),
@@ -350,14 +433,13 @@ impl EventLoop {
         self.events.send(event).await.is_ok()
     }
 
-    fn handle_command(&mut self, command: Command) {
+    /// Carries out a command; false once the node is gone.
+    async fn handle_command(&mut self, command: Command) -> bool {
         match command {
-            Command::Send { peer, frame } => {
-                self.swarm.behaviour_mut().frames.send_request(&peer, frame);
-            }
-            Command::Respond { reply, frame } => {
+            Command::Send { peer, frame } => return self.send(peer, frame).await,
+            Command::Respond { channel, frame } => {
                 // Fails only if the requester went away: nothing to do then.
-                let _ = self.swarm.behaviour_mut().frames.send_response(reply.0, frame);
+                let _ = self.swarm.behaviour_mut().frames.send_response(channel, frame);
             }
             Command::Block { peer } => {
                 self.swarm.behaviour_mut().blocked.block_peer(peer);
@@ -378,6 +460,90 @@ impl EventLoop {
                 let _ = answer.send(self.connected.keys().copied().collect());
             }
         }
+        true
+    }
+
+    /// Sends a request by the peer's route, opening our stream to it first if there is none;
+    /// false once the node is gone.
+    async fn send(&mut self, peer: PeerId, frame: Vec<u8>) -> bool {
+        let Some(connection) = self.connected.get(&peer).copied() else {
+            return self
+                .emit(NetEvent::RequestFailed { peer, error: "not connected to the peer".into() })
+                .await;
+        };
+        let frame = match self.routes.get(&peer) {
+            Some(Route::Legacy) => {
+                self.swarm.behaviour_mut().frames.send_request(&peer, frame);
+                return true;
+            }
+            Some(Route::Stream(frames)) => match frames.try_send(frame) {
+                Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return self
+                        .emit(NetEvent::RequestFailed { peer, error: "too many requests waiting".into() })
+                        .await;
+                }
+                // The stream's task has ended: a new stream.
+                Err(mpsc::error::TrySendError::Closed(frame)) => frame,
+            },
+            None => frame,
+        };
+        let (frames, receive_frames) = mpsc::channel(streams::REQUESTS_WAITING_MAX);
+        let _ = frames.try_send(frame);
+        self.routes.insert(peer, Route::Stream(frames));
+        let reports = Reports { to_loop: self.internal.clone(), peer, epoch: connection.epoch };
+        tokio::spawn(streams::outbound(
+            self.control.clone(),
+            receive_frames,
+            reports,
+            self.codec,
+            self.request_timeout,
+        ));
+        true
+    }
+
+    /// Takes what a stream task reports; false once the node is gone.
+    async fn handle_internal(&mut self, internal: Internal) -> bool {
+        match internal {
+            Internal::Event { peer, epoch, event } => {
+                if self.connected.get(&peer).is_some_and(|connection| connection.epoch == epoch) {
+                    return self.emit(event).await;
+                }
+            }
+            Internal::Unsupported { peer, frames } => {
+                tracing::debug!(%peer, "peer without the stream protocol: requests by request-response");
+                if self.connected.contains_key(&peer) {
+                    self.routes.insert(peer, Route::Legacy);
+                }
+                for frame in frames {
+                    if !self.send(peer, frame).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Serves a peer's incoming stream, unless the peer is not connected (anymore) or already
+    /// has as many as it may.
+    fn accept(&mut self, peer: PeerId, stream: libp2p::Stream) {
+        let Some(connection) = self.connected.get(&peer).copied() else {
+            tracing::debug!(%peer, "a stream of a peer not connected: dropped");
+            return;
+        };
+        let token = self.inbound.entry(peer).or_default();
+        if Arc::strong_count(token) > self.streams_per_peer_max {
+            tracing::debug!(%peer, "a stream over the peer's limit: dropped");
+            return;
+        }
+        let token = Arc::clone(token);
+        let reports = Reports { to_loop: self.internal.clone(), peer, epoch: connection.epoch };
+        let codec = self.codec;
+        tokio::spawn(async move {
+            streams::inbound(stream, reports, codec).await;
+            drop(token);
+        });
     }
 
     /// Dials every target that is due and not connected.
@@ -431,7 +597,8 @@ impl EventLoop {
                     }
                 }
                 if num_established.get() == 1 {
-                    self.connected.insert(peer_id, Instant::now());
+                    self.epochs += 1;
+                    self.connected.insert(peer_id, Connection { since: Instant::now(), epoch: self.epochs });
                     tracing::info!(peer = %peer_id, "connected");
                     return self.emit(NetEvent::Connected(peer_id)).await;
                 }
@@ -440,8 +607,14 @@ impl EventLoop {
                 // A link that had held is dialed again at once (a cable pulled and put back, a
                 // peer restarted): the peers are back in step as soon as the network allows. A
                 // link that closed sooner (a peer that refuses us) waits its backoff.
-                let held =
-                    self.connected.remove(&peer_id).is_some_and(|since| since.elapsed() >= self.backoff);
+                let held = self
+                    .connected
+                    .remove(&peer_id)
+                    .is_some_and(|connection| connection.since.elapsed() >= self.backoff);
+                // Our stream's task ends with the connection; the peer may speak the stream
+                // protocol when it comes back.
+                self.routes.remove(&peer_id);
+                self.inbound.retain(|_, token| Arc::strong_count(token) > 1);
                 tracing::info!(peer = %peer_id, cause = ?cause, "disconnected");
                 let now = Instant::now();
                 for target in &mut self.targets {
@@ -484,7 +657,12 @@ impl EventLoop {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request { request, channel, .. } => {
-                    self.emit(NetEvent::Request { peer, frame: request, reply: Reply(channel) }).await
+                    self.emit(NetEvent::Request {
+                        peer,
+                        frame: request,
+                        reply: Reply(ReplyTo::Legacy(channel)),
+                    })
+                    .await
                 }
                 request_response::Message::Response { response, .. } => {
                     self.emit(NetEvent::Response { peer, frame: response }).await

@@ -1,0 +1,222 @@
+//! Frames between two nodes on 127.0.0.1: over the long-lived streams, and by request-response
+//! with a node that offers only that (an earlier release's).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::transport::upgrade::Version;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Transport, noise, tcp, yamux};
+use tillmesh_net::codec::{FrameCodec, PROTOCOL};
+use tillmesh_net::{Keypair, NetClient, NetConfig, NetEvent};
+use tokio::sync::mpsc;
+
+const SHOP_KEY: [u8; 32] = [7; 32];
+const WAIT: Duration = Duration::from_secs(20);
+
+fn config() -> NetConfig {
+    let mut config = NetConfig::new(Keypair::generate_ed25519(), SHOP_KEY);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")];
+    config
+}
+
+/// The next event that is not about listening.
+async fn next(events: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
+    loop {
+        match tokio::time::timeout(WAIT, events.recv()).await.expect("an event in time").expect("events") {
+            NetEvent::Listening(_) => {}
+            event => return event,
+        }
+    }
+}
+
+/// A node listening on 127.0.0.1, and its address.
+async fn node(config: NetConfig) -> (NetClient, mpsc::Receiver<NetEvent>, Multiaddr) {
+    let local = config.keypair.public().to_peer_id();
+    let (net, mut events, _) = tillmesh_net::spawn(config).expect("network");
+    let address = match tokio::time::timeout(WAIT, events.recv()).await.expect("in time") {
+        Some(NetEvent::Listening(address)) => address,
+        other => panic!("expected an address, got {other:?}"),
+    };
+    (net, events, address.with(libp2p::multiaddr::Protocol::P2p(local)))
+}
+
+#[tokio::test]
+async fn answers_come_back_in_the_order_of_their_requests_and_a_dropped_one_fails_at_once() {
+    let (a, mut a_events, a_address) = node(config()).await;
+    let mut b_config = config();
+    b_config.peers = vec![a_address];
+    let (b, mut b_events, _) = node(b_config).await;
+    assert!(matches!(next(&mut a_events).await, NetEvent::Connected(peer) if peer == b.local_peer_id()));
+    assert!(matches!(next(&mut b_events).await, NetEvent::Connected(peer) if peer == a.local_peer_id()));
+
+    for n in 0..4u8 {
+        b.send(a.local_peer_id(), vec![n; 100 + usize::from(n)]).await.expect("send");
+    }
+    let mut replies = Vec::new();
+    for n in 0..4u8 {
+        match next(&mut a_events).await {
+            NetEvent::Request { peer, frame, reply } => {
+                assert_eq!(peer, b.local_peer_id());
+                assert_eq!(frame, vec![n; 100 + usize::from(n)], "requests arrive in the order sent");
+                replies.push(Some(reply));
+            }
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+    // Answered last first; the second one never.
+    for n in [3, 0, 2] {
+        let reply = replies[n].take().expect("reply");
+        a.respond(reply, format!("answer {n}").into_bytes()).await.expect("respond");
+    }
+    drop(replies);
+    for n in 0..4 {
+        match (n, next(&mut b_events).await) {
+            (1, NetEvent::RequestFailed { peer, .. }) => assert_eq!(peer, a.local_peer_id()),
+            (_, NetEvent::Response { peer, frame }) if n != 1 => {
+                assert_eq!(peer, a.local_peer_id());
+                assert_eq!(frame, format!("answer {n}").into_bytes());
+            }
+            (n, other) => panic!("answer {n}: got {other:?}"),
+        }
+    }
+
+    // The other way, on the other stream.
+    a.send(b.local_peer_id(), b"from A".to_vec()).await.expect("send");
+    match next(&mut b_events).await {
+        NetEvent::Request { frame, reply, .. } => {
+            assert_eq!(frame, b"from A");
+            b.respond(reply, b"from B".to_vec()).await.expect("respond");
+        }
+        other => panic!("expected a request, got {other:?}"),
+    }
+    assert!(matches!(next(&mut a_events).await, NetEvent::Response { frame, .. } if frame == b"from B"));
+}
+
+#[tokio::test]
+async fn nothing_of_a_closed_connection_comes_after_the_peer_is_gone() {
+    let (a, mut a_events, a_address) = node(config()).await;
+    let mut b_config = config();
+    b_config.peers = vec![a_address];
+    let (b, mut b_events, _) = node(b_config).await;
+    assert!(matches!(next(&mut a_events).await, NetEvent::Connected(_)));
+    assert!(matches!(next(&mut b_events).await, NetEvent::Connected(_)));
+    b.send(a.local_peer_id(), b"hello".to_vec()).await.expect("send");
+    let NetEvent::Request { reply, .. } = next(&mut a_events).await else { panic!("expected a request") };
+    // A blocks B before answering: B sees A gone (the request in flight may fail before).
+    a.block(b.local_peer_id()).await.expect("block");
+    loop {
+        match next(&mut b_events).await {
+            NetEvent::RequestFailed { .. } => {}
+            NetEvent::Disconnected(peer) => {
+                assert_eq!(peer, a.local_peer_id());
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // A's answer now goes nowhere; B's next request fails at once, and it is the only event.
+    a.respond(reply, b"too late".to_vec()).await.expect("respond");
+    b.send(a.local_peer_id(), b"again".to_vec()).await.expect("send");
+    assert!(
+        matches!(next(&mut b_events).await, NetEvent::RequestFailed { peer, .. } if peer == a.local_peer_id())
+    );
+    assert!(b_events.try_recv().is_err(), "nothing else came");
+}
+
+#[derive(libp2p::swarm::NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+struct Legacy {
+    frames: request_response::Behaviour<FrameCodec>,
+}
+
+/// A node of an earlier release: packed frames by request-response only.
+fn legacy_swarm() -> libp2p::Swarm<Legacy> {
+    let psk = PreSharedKey::new(SHOP_KEY);
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_other_transport(|keypair| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(tcp::tokio::Transport::new(tcp::Config::default())
+                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise::Config::new(keypair)?)
+                .multiplex(yamux::Config::default()))
+        })
+        .expect("transport")
+        .with_behaviour(|_| Legacy {
+            frames: request_response::Behaviour::with_codec(
+                FrameCodec { frame_bytes_max: 1 << 20 },
+                [(PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default(),
+            ),
+        })
+        .expect("behaviour")
+        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+#[tokio::test]
+async fn a_peer_without_the_stream_protocol_is_served_by_request_response_both_ways() {
+    let mut legacy = legacy_swarm();
+    let legacy_peer: PeerId = *legacy.local_peer_id();
+    legacy.listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("address")).expect("listen");
+    let address = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = legacy.select_next_some().await {
+            break address;
+        }
+    };
+    let mut config = config();
+    config.peers = vec![address.with(libp2p::multiaddr::Protocol::P2p(legacy_peer))];
+    // The old node answers what it gets and sends a request of its own; it runs on its own
+    // (its swarm does its work only while polled) and reports the answer it gets.
+    let node_peer = config.keypair.public().to_peer_id();
+    let (answer_heard, mut answers) = mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            let SwarmEvent::Behaviour(LegacyEvent::Frames(request_response::Event::Message {
+                message, ..
+            })) = legacy.select_next_some().await
+            else {
+                continue;
+            };
+            match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    assert_eq!(request, b"to the old node");
+                    legacy
+                        .behaviour_mut()
+                        .frames
+                        .send_response(channel, b"old answer".to_vec())
+                        .expect("answer");
+                    legacy.behaviour_mut().frames.send_request(&node_peer, b"old request".to_vec());
+                }
+                request_response::Message::Response { response, .. } => {
+                    let _ = answer_heard.send(response).await;
+                }
+            }
+        }
+    });
+    let (node, mut events, _) = node(config).await;
+    assert!(matches!(next(&mut events).await, NetEvent::Connected(peer) if peer == legacy_peer));
+
+    node.send(legacy_peer, b"to the old node".to_vec()).await.expect("send");
+    let mut answered = false;
+    let mut heard = false;
+    while !(answered && heard) {
+        match next(&mut events).await {
+            NetEvent::Response { peer, frame } => {
+                assert_eq!((peer, frame.as_slice()), (legacy_peer, b"old answer".as_slice()));
+                answered = true;
+            }
+            NetEvent::Request { peer, frame, reply } => {
+                assert_eq!((peer, frame.as_slice()), (legacy_peer, b"old request".as_slice()));
+                node.respond(reply, b"new answer".to_vec()).await.expect("respond");
+                heard = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let answer = tokio::time::timeout(WAIT, answers.recv()).await.expect("in time").expect("answer");
+    assert_eq!(answer, b"new answer");
+}
