@@ -56,6 +56,15 @@ impl Fingerprint {
         }
         self.count += 1;
     }
+
+    /// The fingerprint of two disjoint ranges together.
+    pub(crate) fn joined(mut self, other: &Fingerprint) -> Fingerprint {
+        for (acc, byte) in self.xor.iter_mut().zip(other.xor) {
+            *acc ^= byte;
+        }
+        self.count += other.count;
+        self
+    }
 }
 
 /// An exclusive upper (or inclusive lower) bound of a range of document ids: a prefix of an id,

@@ -352,6 +352,18 @@ impl Session {
         docs: &mut D,
         answer: bool,
     ) -> Result<Option<Fingerprint>, D::Error> {
+        let ranges = match whole_set(&ranges) {
+            // Differences when the peer computed them, none now (what made them crossed this
+            // list): its set then is ours now, agreed as if told by one whole-set fingerprint.
+            // No echo of a start of ours comes after differences.
+            Some(theirs)
+                if ranges.len() > 1 && theirs == docs.index().fingerprint(&Bound::min(), &Bound::Max) =>
+            {
+                self.started = None;
+                vec![RangeMsg { upper: Bound::Max, body: RangeBody::Fingerprint(theirs) }]
+            }
+            _ => ranges,
+        };
         if let [RangeMsg { upper: Bound::Max, body }] = ranges.as_slice() {
             let receipt =
                 answer && matches!(body, RangeBody::Fingerprint(theirs) if self.started != Some(*theirs));
@@ -533,6 +545,15 @@ fn split(index: &Index, lower: &Bound, upper: &Bound, mine: Fingerprint, room: u
         start = end;
     }
     out
+}
+
+/// The whole-set fingerprint a range list stands for, when every range of it is a fingerprint
+/// (the list covers the id space: the decoder holds its bounds to that).
+fn whole_set(ranges: &[RangeMsg]) -> Option<Fingerprint> {
+    ranges.iter().try_fold(Fingerprint::default(), |whole, range| match &range.body {
+        RangeBody::Fingerprint(part) => Some(whole.joined(part)),
+        _ => None,
+    })
 }
 
 /// Joins runs of skipped ranges into one.

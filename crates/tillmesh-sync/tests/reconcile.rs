@@ -211,6 +211,41 @@ fn a_start_answered_with_differences_is_no_longer_awaiting_its_echo() {
     assert_eq!(on_a.next_frame().and_then(|echo| echo.ranges), receipt(&a).ranges, "echoed");
 }
 
+/// The peer answers our start with differences, but a document it pushed crossed the start
+/// and made them: its list of fingerprints, taken together, is our set now. That is agreement,
+/// not a round that ends with nothing to say (which would leave everything pending until the
+/// timer's next round).
+#[test]
+fn differences_that_a_crossing_push_made_agree() {
+    let (mut a, mut b) = peers_with(300);
+    let (mut on_a, mut on_b) = (Session::new(), Session::new());
+    on_a.start_reconcile(a.index());
+    b.put(id(300), doc(300, 3));
+    on_b.receive(on_a.next_frame().expect("start"), &mut b).expect("in memory");
+    let differences = on_b.next_frame().expect("B's differences");
+    let ranges = differences.ranges.clone().expect("ranges");
+    assert!(
+        ranges.len() > 1
+            && ranges.iter().all(|range| matches!(range.body, tillmesh_sync::RangeBody::Fingerprint(_))),
+        "B answers with fingerprints of parts: {ranges:?}"
+    );
+    // B's push of the new document reaches A before B's answer.
+    a.put(id(300), doc(300, 3));
+    let at_a = on_a.receive_answer(differences, &mut a).expect("in memory");
+    assert_eq!(at_a.agreed, Some(whole(&a)));
+    assert_eq!(whole(&a), whole(&b));
+
+    // The same list with a part that differs still is a difference to work out.
+    let (mut a, mut b) = peers_with(300);
+    let (mut on_a, mut on_b) = (Session::new(), Session::new());
+    on_a.start_reconcile(a.index());
+    b.put(id(300), doc(300, 3));
+    on_b.receive(on_a.next_frame().expect("start"), &mut b).expect("in memory");
+    let at_a = on_a.receive_answer(on_b.next_frame().expect("differences"), &mut a).expect("in memory");
+    assert_eq!(at_a.agreed, None);
+    assert!(on_a.has_outgoing(), "A narrows the difference down");
+}
+
 /// A peer's receipt: its whole-set fingerprint as the only range of an answer.
 fn receipt(docs: &MemoryDocuments) -> tillmesh_sync::Frame {
     tillmesh_sync::Frame {
