@@ -49,8 +49,8 @@ pub struct NetConfig {
     pub established_per_peer_max: u32,
     /// Established connections in all.
     pub established_max: u32,
-    /// First re-dial delay; it doubles up to `redial_backoff_max_ms`. A connection that closes
-    /// after holding at least this long is dialed again at once.
+    /// First re-dial delay after a failed dial or a link that did not hold ([`LINK_HELD`]); it
+    /// doubles up to `redial_backoff_max_ms`. A link that had held is dialed again at once.
     pub redial_backoff_ms: u64,
     /// Longest re-dial delay.
     pub redial_backoff_max_ms: u64,
@@ -60,7 +60,9 @@ pub struct NetConfig {
 
 impl NetConfig {
     /// Defaults for a shop LAN: 16 MiB frames, 30 s requests, 3 s handshakes, 32 handshakes
-    /// pending, 4 connections per peer and 256 in all, re-dial 0.5 s to 30 s.
+    /// pending, 4 connections per peer and 256 in all, re-dial 50 ms to 30 s (a till back on
+    /// the network is back in step within a few dials; one that stays away costs a dial every
+    /// 30 s).
     pub fn new(keypair: Keypair, shop_key: [u8; 32]) -> NetConfig {
         NetConfig {
             keypair,
@@ -74,7 +76,7 @@ impl NetConfig {
             pending_incoming_max: 32,
             established_per_peer_max: 4,
             established_max: 256,
-            redial_backoff_ms: 500,
+            redial_backoff_ms: 50,
             redial_backoff_max_ms: 30_000,
             events_max: 1024,
         }
@@ -99,6 +101,11 @@ pub enum NetError {
     #[error("the network has stopped")]
     Stopped,
 }
+
+/// How long a link must have lasted to count as one that held: when it drops, its peer is
+/// dialed again at once (a cable pulled and put back, a peer restarted). A link that closes
+/// sooner (a peer that refuses us) waits the re-dial backoff, so it is not dialed in a loop.
+pub const LINK_HELD: Duration = Duration::from_secs(1);
 
 /// Where the answer to a request goes.
 #[derive(Debug)]
@@ -398,9 +405,8 @@ struct EventLoop {
 
 impl EventLoop {
     async fn run(mut self) {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let next_dial = self.next_dial();
             // The swarm first: a peer's connection is known here before any stream of it is.
             tokio::select! {
                 biased;
@@ -423,7 +429,7 @@ impl EventLoop {
                     }
                     None => return,
                 },
-                _ = tick.tick() => self.redial(),
+                () = tokio::time::sleep_until(next_dial) => self.redial(),
             }
         }
     }
@@ -546,20 +552,37 @@ impl EventLoop {
         });
     }
 
+    /// When the next target is due to be dialed (at the latest a tenth of a second from now).
+    fn next_dial(&self) -> Instant {
+        let now = Instant::now();
+        self.targets
+            .iter()
+            .filter(|target| self.to_dial(target))
+            .map(|target| target.next_attempt.max(now))
+            .fold(now + Duration::from_millis(100), Instant::min)
+    }
+
+    /// Whether a target is ours to dial now or when its time comes: not connected, not being
+    /// dialed, and static or a discovered peer with a higher id.
+    fn to_dial(&self, target: &Target) -> bool {
+        let connected = target.peer.is_some_and(|peer| self.connected.contains_key(&peer));
+        let our_turn = target.is_static || target.peer.is_some_and(|peer| self.local < peer);
+        !connected && our_turn && !self.dialing.contains_key(&target.address)
+    }
+
     /// Dials every target that is due and not connected.
     fn redial(&mut self) {
         let now = Instant::now();
         self.dialing.retain(|_, (_, started)| now.duration_since(*started) < Duration::from_secs(30));
-        for target in &mut self.targets {
-            let connected = target.peer.is_some_and(|peer| self.connected.contains_key(&peer));
-            let our_turn = target.is_static || target.peer.is_some_and(|peer| self.local < peer);
-            if connected
-                || !our_turn
-                || target.next_attempt > now
-                || self.dialing.contains_key(&target.address)
-            {
+        let due: Vec<usize> = (0..self.targets.len())
+            .filter(|&n| self.targets[n].next_attempt <= now && self.to_dial(&self.targets[n]))
+            .collect();
+        for n in due {
+            if self.dialing.contains_key(&self.targets[n].address) {
+                // Another target with the same address went first.
                 continue;
             }
+            let target = &mut self.targets[n];
             target.next_attempt = now + target.backoff;
             target.backoff = (target.backoff * 2).min(self.backoff_max);
             // A fresh local port for every dial: binding the listen port (libp2p's default, for NAT
@@ -610,7 +633,7 @@ impl EventLoop {
                 let held = self
                     .connected
                     .remove(&peer_id)
-                    .is_some_and(|connection| connection.since.elapsed() >= self.backoff);
+                    .is_some_and(|connection| connection.since.elapsed() >= LINK_HELD);
                 // Our stream's task ends with the connection; the peer may speak the stream
                 // protocol when it comes back.
                 self.routes.remove(&peer_id);
