@@ -9,9 +9,11 @@
 //! packed frames, one stream per request; [`PROTOCOL_RAW`] with frames as they are, for the
 //! first release's nodes.
 //!
-//! [`PROTOCOL_STREAM`] and [`PROTOCOL`] pack each frame with the dictionary shipped in the binary
+//! [`PROTOCOL`] packs each frame with the dictionary shipped in the binary
 //! (`tillmesh_untrusted::packed`): most of an order document is the same key names, column
-//! headers and actor ids as the next one, which a frame of one document alone cannot exploit. A
+//! headers and actor ids as the next one, which a frame of one document alone cannot exploit.
+//! [`PROTOCOL_STREAM`] packs a frame when that makes it smaller, and sends it as it is otherwise
+//! (receipts and range lists: zstd's header alone is about as long), marked in its length. A
 //! packed frame must declare its unpacked size, and both sizes are held to the limit before
 //! anything is allocated.
 
@@ -36,6 +38,28 @@ pub const PROTOCOL_RAW: StreamProtocol = StreamProtocol::new("/tillmesh/sync/1")
 /// unanswered (its sender gets a failed request, as a request-response timeout would give it).
 const NO_ANSWER: u32 = u32::MAX;
 
+/// The bit of a [`PROTOCOL_STREAM`] length that marks a frame sent as it is: one that packing
+/// would not make smaller (a receipt, a range list), which zstd's own header would make larger.
+const AS_IT_IS: u32 = 1 << 31;
+
+/// How a protocol's frames go on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Packing {
+    /// Never packed ([`PROTOCOL_RAW`]).
+    Never,
+    /// Always packed ([`PROTOCOL`]).
+    Always,
+    /// Packed when that makes them smaller, else sent as they are with [`AS_IT_IS`] set in
+    /// their length ([`PROTOCOL_STREAM`]).
+    Smaller,
+}
+
+impl Packing {
+    fn of(protocol: &StreamProtocol) -> Packing {
+        if *protocol == PROTOCOL { Packing::Always } else { Packing::Never }
+    }
+}
+
 /// Length-prefixed frames of at most `frame_bytes_max` bytes, packed or not by protocol.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameCodec {
@@ -47,7 +71,7 @@ impl FrameCodec {
     /// The next frame on `io`, `None` for [`NO_ANSWER`]. Packed frames are unpacked.
     pub(crate) async fn read_frame<T: AsyncRead + Unpin + Send>(
         &self,
-        packed: bool,
+        packing: Packing,
         io: &mut T,
     ) -> io::Result<Option<Vec<u8>>> {
         let mut length = [0u8; 4];
@@ -56,6 +80,11 @@ impl FrameCodec {
         if length == NO_ANSWER {
             return Ok(None);
         }
+        let (packed, length) = match packing {
+            Packing::Never => (false, length),
+            Packing::Always => (true, length),
+            Packing::Smaller => (length & AS_IT_IS == 0, length & !AS_IT_IS),
+        };
         let length = length as usize;
         if length > self.frame_bytes_max {
             return Err(io::Error::new(
@@ -70,22 +99,25 @@ impl FrameCodec {
 
     /// `frame` as it goes on the wire, its length first (in one buffer: one write, one
     /// multiplexer frame).
-    pub(crate) fn encode(&self, packed: bool, frame: &[u8]) -> io::Result<Vec<u8>> {
+    pub(crate) fn encode(&self, packing: Packing, frame: &[u8]) -> io::Result<Vec<u8>> {
         if frame.len() > self.frame_bytes_max {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame over the limit"));
         }
-        let packed_frame;
-        let body = if packed {
-            packed_frame = pack(frame)?;
-            &packed_frame
-        } else {
-            frame
+        let packed = match packing {
+            Packing::Never => None,
+            Packing::Always => Some(pack(frame)?),
+            Packing::Smaller => Some(pack(frame)?).filter(|packed| packed.len() < frame.len()),
         };
-        if body.len() > self.frame_bytes_max {
+        if packed.as_ref().is_some_and(|packed| packed.len() > self.frame_bytes_max) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "packed frame over the limit"));
         }
+        let (body, length) = match &packed {
+            Some(packed) => (packed.as_slice(), packed.len() as u32),
+            None if packing == Packing::Smaller => (frame, frame.len() as u32 | AS_IT_IS),
+            None => (frame, frame.len() as u32),
+        };
         let mut wire = Vec::with_capacity(4 + body.len());
-        wire.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        wire.extend_from_slice(&length.to_be_bytes());
         wire.extend_from_slice(body);
         Ok(wire)
     }
@@ -101,7 +133,7 @@ impl FrameCodec {
         protocol: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
-        self.read_frame(*protocol == PROTOCOL, io).await?.ok_or_else(|| {
+        self.read_frame(Packing::of(protocol), io).await?.ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidData, "a request-response frame of reserved length")
         })
     }
@@ -112,7 +144,7 @@ impl FrameCodec {
         io: &mut T,
         frame: Vec<u8>,
     ) -> io::Result<()> {
-        io.write_all(&self.encode(*protocol == PROTOCOL, &frame)?).await?;
+        io.write_all(&self.encode(Packing::of(protocol), &frame)?).await?;
         io.close().await
     }
 }
@@ -193,6 +225,31 @@ mod tests {
         let (compressed, read) = over_the_wire(&PROTOCOL, &frame);
         assert!(compressed.len() * 4 < raw.len(), "{} bytes compressed, {} raw", compressed.len(), raw.len());
         assert_eq!(read.expect("read"), frame);
+    }
+
+    #[test]
+    fn the_stream_protocol_packs_a_frame_only_when_that_makes_it_smaller() {
+        let codec = FrameCodec { frame_bytes_max: LIMIT };
+        let receipt = b"TM\x01\x00\x01\xff\x8a\x11\x03\x9c\x55\x02\x77\xe1\x10\x00\x00".to_vec();
+        let document: Vec<u8> = (0..50).flat_map(|_| b"orderNumber items unitPrice ".to_vec()).collect();
+        for frame in [receipt, document, Vec::new()] {
+            let wire = codec.encode(Packing::Smaller, &frame).expect("encode");
+            let length = u32::from_be_bytes(wire[..4].try_into().expect("length"));
+            let as_it_is = length & AS_IT_IS != 0;
+            assert_eq!(as_it_is, wire.len() - 4 == frame.len() && wire[4..] == frame[..], "{frame:?}");
+            assert!(wire.len() <= frame.len() + 4, "never longer than the frame and its length");
+            let read = futures::executor::block_on(
+                codec.read_frame(Packing::Smaller, &mut futures::io::Cursor::new(&wire)),
+            );
+            assert_eq!(read.expect("read"), Some(frame));
+        }
+        // A frame sent as it is is held to the limit like any other.
+        let mut wire = ((LIMIT as u32 + 1) | AS_IT_IS).to_be_bytes().to_vec();
+        wire.extend(std::iter::repeat_n(0u8, 16));
+        let read = futures::executor::block_on(
+            codec.read_frame(Packing::Smaller, &mut futures::io::Cursor::new(&wire)),
+        );
+        assert!(read.expect_err("over the limit").to_string().contains("over the limit"));
     }
 
     #[test]

@@ -105,7 +105,8 @@ pub enum NetError {
 /// How long a link must have lasted to count as one that held: when it drops, its peer is
 /// dialed again at once (a cable pulled and put back, a peer restarted). A link that closes
 /// sooner (a peer that refuses us) waits the re-dial backoff, so it is not dialed in a loop.
-pub const LINK_HELD: Duration = Duration::from_secs(1);
+/// (A peer that refuses us does so as soon as it has read our credentials, within milliseconds.)
+pub const LINK_HELD: Duration = Duration::from_millis(250);
 
 /// Where the answer to a request goes.
 #[derive(Debug)]

@@ -14,7 +14,7 @@ use libp2p::{PeerId, Stream};
 use libp2p_stream::{Control, OpenStreamError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::{FrameCodec, PROTOCOL_STREAM};
+use crate::codec::{FrameCodec, PROTOCOL_STREAM, Packing};
 use crate::event_loop::NetEvent;
 
 /// Requests of a peer read ahead of their answers; the stream waits beyond this.
@@ -98,7 +98,7 @@ pub(crate) async fn outbound(
     let write = async {
         let mut frame = first;
         loop {
-            match codec.encode(true, &frame) {
+            match codec.encode(Packing::Smaller, &frame) {
                 Ok(wire) => {
                     outstanding.fetch_add(1, Ordering::Relaxed);
                     writer.write_all(&wire).await?;
@@ -121,7 +121,9 @@ pub(crate) async fn outbound(
     };
     let read = async {
         while awaiting.recv().await.is_some() {
-            let answer = match tokio::time::timeout(timeout, codec.read_frame(true, &mut reader)).await {
+            let answer = match tokio::time::timeout(timeout, codec.read_frame(Packing::Smaller, &mut reader))
+                .await
+            {
                 Ok(Ok(answer)) => answer,
                 Ok(Err(error)) => return Err(error),
                 Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")),
@@ -172,7 +174,7 @@ pub(crate) async fn inbound(stream: Stream, reports: Reports, codec: FrameCodec)
     let (pending, mut answers) = mpsc::channel::<oneshot::Receiver<Vec<u8>>>(ANSWERS_PENDING_MAX);
     let read = async move {
         loop {
-            let frame = match codec.read_frame(true, &mut reader).await {
+            let frame = match codec.read_frame(Packing::Smaller, &mut reader).await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
                     tracing::debug!(peer = %reports.peer, "a no-answer mark as a request: stream closed");
@@ -197,7 +199,7 @@ pub(crate) async fn inbound(stream: Stream, reports: Reports, codec: FrameCodec)
     };
     let write = async {
         while let Some(answered) = answers.recv().await {
-            let wire = match answered.await.map(|frame| codec.encode(true, &frame)) {
+            let wire = match answered.await.map(|frame| codec.encode(Packing::Smaller, &frame)) {
                 Ok(Ok(wire)) => wire,
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "an answer that cannot be sent: the peer is told so");
