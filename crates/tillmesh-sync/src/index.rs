@@ -57,6 +57,13 @@ impl Fingerprint {
         self.count += 1;
     }
 
+    fn take_out(&mut self, hash: &ItemHash) {
+        for (acc, byte) in self.xor.iter_mut().zip(hash.tag()) {
+            *acc ^= byte;
+        }
+        self.count -= 1;
+    }
+
     /// The fingerprint of two disjoint ranges together.
     pub(crate) fn joined(mut self, other: &Fingerprint) -> Fingerprint {
         for (acc, byte) in self.xor.iter_mut().zip(other.xor) {
@@ -132,6 +139,9 @@ impl Ord for Bound {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Index {
     items: BTreeMap<DocId, ItemHash>,
+    /// The fingerprint of every item, kept as they change (receipts and agreements ask for it
+    /// on every exchange).
+    whole: Fingerprint,
 }
 
 impl Index {
@@ -142,12 +152,17 @@ impl Index {
 
     /// Sets a document's hash (after any change to it).
     pub fn insert(&mut self, id: DocId, hash: ItemHash) {
-        self.items.insert(id, hash);
+        if let Some(old) = self.items.insert(id, hash) {
+            self.whole.take_out(&old);
+        }
+        self.whole.add(&hash);
     }
 
     /// Forgets a document (set aside as unreadable).
     pub fn remove(&mut self, id: &DocId) {
-        self.items.remove(id);
+        if let Some(old) = self.items.remove(id) {
+            self.whole.take_out(&old);
+        }
     }
 
     /// A document's hash.
@@ -187,6 +202,9 @@ impl Index {
 
     /// The fingerprint of `[lower, upper)`.
     pub fn fingerprint(&self, lower: &Bound, upper: &Bound) -> Fingerprint {
+        if *lower == Bound::min() && *upper == Bound::Max {
+            return self.whole;
+        }
         let mut fingerprint = Fingerprint::default();
         for (_, hash) in self.range(lower, upper) {
             fingerprint.add(hash);
@@ -225,5 +243,28 @@ mod tests {
         assert_eq!(whole.count, 10);
         let xor = (1..=10u8).fold(0u8, |acc, n| acc ^ n);
         assert_eq!(whole.xor, [xor; 8]);
+    }
+
+    #[test]
+    fn the_kept_whole_set_fingerprint_follows_every_change() {
+        let mut index = Index::new();
+        let walked = |index: &Index| {
+            index.range(&Bound::min(), &Bound::Max).fold(Fingerprint::default(), |mut whole, (_, hash)| {
+                whole.add(hash);
+                whole
+            })
+        };
+        for n in 0..50u128 {
+            index.insert(Uuid::from_u128(n * 0x9E37_79B9_7F4A_7C15), ItemHash([(n * 7) as u8; 16]));
+        }
+        for n in (0..50u128).step_by(3) {
+            index.insert(Uuid::from_u128(n * 0x9E37_79B9_7F4A_7C15), ItemHash([(n * 11 + 1) as u8; 16]));
+        }
+        for n in (0..50u128).step_by(5) {
+            index.remove(&Uuid::from_u128(n * 0x9E37_79B9_7F4A_7C15));
+        }
+        index.remove(&Uuid::from_u128(u128::MAX));
+        assert_eq!(index.fingerprint(&Bound::min(), &Bound::Max), walked(&index));
+        assert_eq!(index.fingerprint(&Bound::min(), &Bound::Max).count, 40);
     }
 }
