@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::{Debug, Display};
 
 use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry, Timestamp};
-use tillmesh_sync::{Bound, Frame, Session, decode, encode, receipt};
+use tillmesh_sync::{Bound, Frame, Index, Session, decode, encode, receipt};
 
 use crate::credentials::{Credentials, remote_name};
 use crate::event::{Action, Event, LocalWrite, Step};
@@ -193,7 +193,7 @@ where
                 if let Some(frame) = decoded(peer, &frame) {
                     self.on_frame(now, peer, frame, true, storage)?;
                 }
-                self.pump_all();
+                self.pump_all(storage.index());
                 Ok(())
             }
             Event::RequestFailed(peer) => {
@@ -207,7 +207,7 @@ where
                 }
                 // What waited behind the failed request goes now; what the request carried is
                 // found again by the next reconciliation.
-                self.pump_all();
+                self.pump_all(storage.index());
                 Ok(())
             }
             Event::LocalWrites(writes) => self.on_local_writes(&writes, storage),
@@ -275,7 +275,7 @@ where
         if !admitted {
             self.release_held(now, peer, storage)?;
         }
-        self.pump_all();
+        self.pump_all(storage.index());
         Ok(())
     }
 
@@ -385,7 +385,7 @@ where
         for state in self.peers.values_mut() {
             state.send_roster = true;
         }
-        self.pump_all();
+        self.pump_all(storage.index());
         self.save_roster(storage)?;
         let gone: Vec<String> = self
             .roster
@@ -432,8 +432,11 @@ where
         }
         let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
         let Some(remote) = state.remote.clone() else { return Ok(()) };
+        // The documents first, stored; then the ranges, against the set they made: a peer's
+        // ranges (a push's fingerprint among them) count the documents it sent with them.
+        let ranges = frame.ranges.take();
         let mut docs = storage.documents(&remote);
-        let received = if answer {
+        let mut received = if answer {
             state.session.receive_answer(frame, &mut docs)?
         } else {
             state.session.receive(frame, &mut docs)?
@@ -444,6 +447,17 @@ where
             Err(_) if tillmesh_core::planted::planted().answer_before_durable => Vec::new(),
             Err(error) => return Err(error),
         };
+        if let Some(ranges) = ranges {
+            let ranges = Frame { ranges: Some(ranges), ..Frame::default() };
+            let mut docs = storage.documents(&remote);
+            let answered = if answer {
+                state.session.receive_answer(ranges, &mut docs)?
+            } else {
+                state.session.receive(ranges, &mut docs)?
+            };
+            S::commit(docs)?;
+            received.agreed = answered.agreed;
+        }
         tracing::debug!(%peer, documents = changed.len(), "documents received");
         if !received.refused.is_empty() || !received.repeated.is_empty() {
             storage.refused(&remote, received.refused, received.repeated.len(), now)?;
@@ -491,7 +505,7 @@ where
                 }
             }
         }
-        self.pump_all();
+        self.pump_all(storage.index());
         Ok(())
     }
 
@@ -502,7 +516,7 @@ where
                 state.session.start_reconcile(storage.index());
             }
         }
-        self.pump_all();
+        self.pump_all(storage.index());
     }
 
     /// Starts a reconciliation with every peer we sent documents to and have not agreed with
@@ -526,12 +540,16 @@ where
             }
         }
         if started {
-            self.pump_all();
+            self.pump_all(storage.index());
         }
     }
 
-    /// Sends the next frame to every admitted peer with nothing in flight.
-    fn pump_all(&mut self) {
+    /// Sends the next frame to every admitted peer with nothing in flight. A push (documents
+    /// and no ranges) carries our whole-set fingerprint (`index`'s, taken with the documents),
+    /// while confirming rounds are left: a peer that holds the same once it has stored them
+    /// agrees on the spot and says so in its answer, so both sides mark everything synced in the
+    /// one exchange; one that holds another set answers with the differences.
+    fn pump_all(&mut self, index: &Index) {
         let mut credentials: Option<Vec<u8>> = None;
         let ready: Vec<P> = self
             .peers
@@ -547,6 +565,16 @@ where
             let with_credentials =
                 self.peers.get(&peer).is_some_and(|state| state.send_roster || !state.introduced);
             let mut frame = self.next_frame(peer);
+            if !frame.docs.is_empty()
+                && frame.ranges.is_none()
+                && let Some(state) = self.peers.get_mut(&peer)
+                && state.confirms_left > 0
+            {
+                // Out of the confirming rounds' allowance: a peer that refuses what we push
+                // answers every fingerprint with differences, and would be asked forever.
+                state.confirms_left -= 1;
+                frame.ranges = Some(receipt(index));
+            }
             if with_credentials {
                 frame.credentials = Some(credentials.get_or_insert_with(|| self.credentials()).clone());
             }

@@ -359,7 +359,7 @@ fn order(n: i64) -> AutoCommit {
 }
 
 #[test]
-fn a_pushed_document_is_confirmed_by_the_receipt_in_its_answer_without_another_exchange() {
+fn a_pushed_document_is_agreed_on_both_sides_in_its_one_exchange() {
     let shop = Shop::new();
     let (mut a, mut at_a, mut b, mut at_b) = settled_pair(&shop);
     for n in 1..=3 {
@@ -368,16 +368,22 @@ fn a_pushed_document_is_confirmed_by_the_receipt_in_its_answer_without_another_e
         let push =
             sent(&handle(&mut a, &mut at_a, Event::LocalWrites(vec![LocalWrite { id, created: true }])));
         assert_eq!(push.len(), 1);
+        assert_eq!(
+            push[0].1.ranges,
+            Some(tillmesh_sync::receipt(Documents::index(&at_a.docs))),
+            "the push carries A's fingerprint"
+        );
         let (actions, answer, _) =
             exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
-        assert_eq!(answer.ranges, Some(tillmesh_sync::receipt(Documents::index(&at_b.docs))), "B's receipt");
+        assert_eq!(answer.ranges, Some(tillmesh_sync::receipt(Documents::index(&at_b.docs))), "B agrees");
         assert!(at_b.docs.get(&id).is_some());
-        assert_eq!(at_a.marked.len(), 1 + n as usize, "A marks B synced on the receipt");
+        assert_eq!(at_b.marked.len(), 1 + n as usize, "B marks A synced on the push's fingerprint");
+        assert_eq!(at_a.marked.len(), 1 + n as usize, "A marks B synced on B's answer");
         assert!(sent(&actions).is_empty(), "no echo, no confirming round: {actions:?}");
     }
-    // A writes again before B's receipt comes: the receipt is of another set and marks nothing;
-    // the exchange over, A confirms with a round of its own, which brings B the newer document,
-    // and B's receipt for it agrees.
+    // A writes again before B's answer comes: B agreed with the set A had when it pushed, which
+    // marks nothing on A; the exchange over, A confirms with a round of its own, which brings B
+    // the newer document, and both agree.
     let (first, second) = (Uuid::from_u128(10), Uuid::from_u128(11));
     at_a.docs.put(first, order(10));
     let push =
@@ -385,13 +391,14 @@ fn a_pushed_document_is_confirmed_by_the_receipt_in_its_answer_without_another_e
     at_a.docs.put(second, order(11));
     let marked = (at_a.marked.len(), at_b.marked.len());
     let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
-    assert_eq!(at_a.marked.len(), marked.0, "a receipt of another set marks nothing");
+    assert_eq!(at_a.marked.len(), marked.0, "an answer of another set marks nothing");
+    assert_eq!(at_b.marked.len(), marked.1 + 1, "B held A's set as A pushed it");
     let round = sent(&actions);
     assert_eq!(round.len(), 1, "a confirming round: {actions:?}");
     until_quiet((&mut a, &mut at_a), (&mut b, &mut at_b), vec![(1, round[0].1.clone())]);
     assert!(at_b.docs.get(&second).is_some(), "the round found the newer document");
     assert_eq!(at_a.marked.len(), marked.0 + 1, "A marks B synced once B holds its set");
-    assert_eq!(at_b.marked.len(), marked.1, "B, which had sent nothing, had nothing to confirm");
+    assert_eq!(at_b.marked.len(), marked.1 + 2, "and B learns it too");
 }
 
 #[test]
