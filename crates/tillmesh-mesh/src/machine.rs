@@ -45,6 +45,9 @@ struct Peer<R> {
     /// over, a reconciliation confirms them (see [`MeshCore::confirm_sent`]). Documents sent in a
     /// request rarely need it: the peer's [`receipt`] in its answer usually agrees at once.
     unconfirmed: bool,
+    /// Whether we queued a push (local writes, documents relayed) whose last frame has not gone
+    /// yet: that frame carries our fingerprint.
+    pushing: bool,
     /// Confirming reconciliations left before we agree with the peer again: a peer that
     /// refuses a document we keep sending never agrees, and is not asked again and again (the
     /// timer's rounds go on trying).
@@ -56,6 +59,24 @@ struct Peer<R> {
 const CONFIRMS_WITHOUT_AGREEMENT: u8 = 3;
 
 impl<R> Peer<R> {
+    /// Whether `frame`, documents alone about to go, carries our fingerprint: the last frame of
+    /// a push always (a push follows a real change: local writes, documents relayed), the
+    /// documents a reconciliation sends while confirming rounds are left (they count as one: a
+    /// peer that refuses what it is sent answers every fingerprint with differences, and would
+    /// be sent it forever).
+    fn fingerprints_next(&mut self, frame: &Frame) -> bool {
+        debug_assert!(!frame.docs.is_empty() && frame.ranges.is_none());
+        if self.pushing {
+            self.pushing = self.session.has_outgoing();
+            return !self.pushing;
+        }
+        if self.confirms_left == 0 {
+            return false;
+        }
+        self.confirms_left -= 1;
+        true
+    }
+
     fn new() -> Peer<R> {
         Peer {
             remote: None,
@@ -65,6 +86,7 @@ impl<R> Peer<R> {
             send_roster: false,
             introduced: false,
             unconfirmed: false,
+            pushing: false,
             confirms_left: CONFIRMS_WITHOUT_AGREEMENT,
         }
     }
@@ -484,6 +506,7 @@ where
             for id in &changed {
                 state.session.push_change(*id, &mut docs)?;
             }
+            state.pushing |= !changed.is_empty();
         }
         Ok(())
     }
@@ -504,6 +527,7 @@ where
                     state.session.push_change(write.id, &mut docs)?;
                 }
             }
+            state.pushing |= !writes.is_empty();
         }
         self.pump_all(storage.index());
         Ok(())
@@ -544,11 +568,11 @@ where
         }
     }
 
-    /// Sends the next frame to every admitted peer with nothing in flight. A push (documents
-    /// and no ranges) carries our whole-set fingerprint (`index`'s, taken with the documents),
-    /// while confirming rounds are left: a peer that holds the same once it has stored them
-    /// agrees on the spot and says so in its answer, so both sides mark everything synced in the
-    /// one exchange; one that holds another set answers with the differences.
+    /// Sends the next frame to every admitted peer with nothing in flight. A frame of documents
+    /// alone may carry our whole-set fingerprint (`index`'s, taken with the documents; see
+    /// [`Peer::fingerprints_next`]): a peer that holds the same once it has stored them agrees
+    /// on the spot and says so in its answer, so both sides mark everything synced in the one
+    /// exchange; one that holds another set answers with the differences.
     fn pump_all(&mut self, index: &Index) {
         let mut credentials: Option<Vec<u8>> = None;
         let ready: Vec<P> = self
@@ -568,11 +592,8 @@ where
             if !frame.docs.is_empty()
                 && frame.ranges.is_none()
                 && let Some(state) = self.peers.get_mut(&peer)
-                && state.confirms_left > 0
+                && state.fingerprints_next(&frame)
             {
-                // Out of the confirming rounds' allowance: a peer that refuses what we push
-                // answers every fingerprint with differences, and would be asked forever.
-                state.confirms_left -= 1;
                 frame.ranges = Some(receipt(index));
             }
             if with_credentials {

@@ -43,14 +43,23 @@ async fn node(config: NetConfig) -> (NetClient, mpsc::Receiver<NetEvent>, Multia
     (net, events, address.with(libp2p::multiaddr::Protocol::P2p(local)))
 }
 
-#[tokio::test]
-async fn answers_come_back_in_the_order_of_their_requests_and_a_dropped_one_fails_at_once() {
+/// A node's client and its events.
+type Running = (NetClient, mpsc::Receiver<NetEvent>);
+
+/// A and B, B dialing A, once each has seen the other connect.
+async fn connected_pair() -> (Running, Running) {
     let (a, mut a_events, a_address) = node(config()).await;
     let mut b_config = config();
     b_config.peers = vec![a_address];
     let (b, mut b_events, _) = node(b_config).await;
     assert!(matches!(next(&mut a_events).await, NetEvent::Connected(peer) if peer == b.local_peer_id()));
     assert!(matches!(next(&mut b_events).await, NetEvent::Connected(peer) if peer == a.local_peer_id()));
+    ((a, a_events), (b, b_events))
+}
+
+#[tokio::test]
+async fn answers_come_back_in_the_order_of_their_requests_and_a_dropped_one_fails_at_once() {
+    let ((a, mut a_events), (b, mut b_events)) = connected_pair().await;
 
     for n in 0..4u8 {
         b.send(a.local_peer_id(), vec![n; 100 + usize::from(n)]).await.expect("send");
@@ -97,12 +106,7 @@ async fn answers_come_back_in_the_order_of_their_requests_and_a_dropped_one_fail
 
 #[tokio::test]
 async fn nothing_of_a_closed_connection_comes_after_the_peer_is_gone() {
-    let (a, mut a_events, a_address) = node(config()).await;
-    let mut b_config = config();
-    b_config.peers = vec![a_address];
-    let (b, mut b_events, _) = node(b_config).await;
-    assert!(matches!(next(&mut a_events).await, NetEvent::Connected(_)));
-    assert!(matches!(next(&mut b_events).await, NetEvent::Connected(_)));
+    let ((a, mut a_events), (b, mut b_events)) = connected_pair().await;
     b.send(a.local_peer_id(), b"hello".to_vec()).await.expect("send");
     let NetEvent::Request { reply, .. } = next(&mut a_events).await else { panic!("expected a request") };
     // A blocks B before answering: B sees A gone (the request in flight may fail before).
