@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::{Debug, Display};
 
 use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry, Timestamp};
-use tillmesh_sync::{Bound, Frame, Index, Session, decode, encode, receipt};
+use tillmesh_sync::{Bound, DocId, Frame, Index, Session, decode, encode, receipt};
 
 use crate::credentials::{Credentials, remote_name};
 use crate::event::{Action, Event, LocalWrite, Step};
@@ -456,6 +456,14 @@ where
         let Some(remote) = state.remote.clone() else { return Ok(()) };
         // The documents first, stored; then the ranges, against the set they made: a peer's
         // ranges (a push's fingerprint among them) count the documents it sent with them.
+        #[cfg(feature = "planted-bugs")]
+        let ranges = if tillmesh_core::planted::planted().answer_before_durable {
+            // The bug: ranges answered with the documents, before their commit is known.
+            None
+        } else {
+            frame.ranges.take()
+        };
+        #[cfg(not(feature = "planted-bugs"))]
         let ranges = frame.ranges.take();
         let mut docs = storage.documents(&remote);
         let mut received = if answer {
@@ -463,12 +471,7 @@ where
         } else {
             state.session.receive(frame, &mut docs)?
         };
-        let changed = match S::commit(docs) {
-            Ok(changed) => changed,
-            #[cfg(feature = "planted-bugs")]
-            Err(_) if tillmesh_core::planted::planted().answer_before_durable => Vec::new(),
-            Err(error) => return Err(error),
-        };
+        let changed = committed::<S>(docs)?;
         if let Some(ranges) = ranges {
             let ranges = Frame { ranges: Some(ranges), ..Frame::default() };
             let mut docs = storage.documents(&remote);
@@ -477,7 +480,7 @@ where
             } else {
                 state.session.receive(ranges, &mut docs)?
             };
-            S::commit(docs)?;
+            committed::<S>(docs)?;
             received.agreed = answered.agreed;
         }
         tracing::debug!(%peer, documents = changed.len(), "documents received");
@@ -639,6 +642,17 @@ where
         }
         self.publish_peers();
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Commits what a peer's frame brought: the documents it changed, or the store's error (the
+/// step then answers nothing).
+fn committed<S: Storage>(docs: S::Docs<'_>) -> Result<Vec<DocId>, S::Error> {
+    match S::commit(docs) {
+        Ok(changed) => Ok(changed),
+        #[cfg(feature = "planted-bugs")]
+        Err(_) if tillmesh_core::planted::planted().answer_before_durable => Ok(Vec::new()),
+        Err(error) => Err(error),
     }
 }
 
