@@ -13,8 +13,8 @@ pub struct Bugs {
     pub drop_relay: bool,
     /// A peer is admitted on any entry naming its peer id: unsigned or revoked ones too.
     pub skip_admission_check: bool,
-    /// A request is answered even when the documents it brought were not kept, and its ranges
-    /// against the documents before their commit is known.
+    /// A request is answered even when the documents it brought were not kept, its ranges
+    /// answered before their commit is known.
     pub answer_before_durable: bool,
     /// A settlement counts without a valid signature by HQ's key.
     pub accept_unsigned_settlement: bool,
