@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::codec::{FrameCodec, PROTOCOL, PROTOCOL_RAW, PROTOCOL_STREAM};
-use crate::streams::{self, Answer, Internal, Reports};
+use crate::event::{NetEvent, Reply, ReplyTo};
+use crate::streams::{self, Internal, Reports};
 
 /// How a node joins the shop network.
 #[derive(Debug, Clone)]
@@ -107,58 +108,6 @@ pub enum NetError {
 /// sooner (a peer that refuses us) waits the re-dial backoff, so it is not dialed in a loop.
 /// (A peer that refuses us does so as soon as it has read our credentials, within milliseconds.)
 pub const LINK_HELD: Duration = Duration::from_millis(250);
-
-/// Where the answer to a request goes.
-#[derive(Debug)]
-pub struct Reply(ReplyTo);
-
-#[derive(Debug)]
-enum ReplyTo {
-    /// The peer's stream, which writes answers in the order their requests came.
-    Stream(Answer),
-    /// A request-response stream of its own.
-    Legacy(ResponseChannel<Vec<u8>>),
-}
-
-impl Reply {
-    pub(crate) fn stream(answer: Answer) -> Reply {
-        Reply(ReplyTo::Stream(answer))
-    }
-}
-
-/// What happens on the network.
-#[derive(Debug)]
-pub enum NetEvent {
-    /// Listening on an address.
-    Listening(Multiaddr),
-    /// The first connection to a peer is up.
-    Connected(PeerId),
-    /// The last connection to a peer is gone.
-    Disconnected(PeerId),
-    /// A peer sent a frame; answer it with [`NetClient::respond`].
-    Request {
-        /// Who sent it.
-        peer: PeerId,
-        /// The frame.
-        frame: Vec<u8>,
-        /// Where the answer goes.
-        reply: Reply,
-    },
-    /// A peer answered a frame we sent.
-    Response {
-        /// Who answered.
-        peer: PeerId,
-        /// The answer.
-        frame: Vec<u8>,
-    },
-    /// A frame we sent got no answer (timeout, connection closed, …).
-    RequestFailed {
-        /// To whom.
-        peer: PeerId,
-        /// Why.
-        error: String,
-    },
-}
 
 enum Command {
     Send { peer: PeerId, frame: Vec<u8> },

@@ -11,13 +11,16 @@
 //! # Layout
 //! - [`codec`]: length-prefixed frames with a size limit, zstd-compressed with a shipped
 //!   dictionary (or raw, for the first release's nodes).
+//! - [`event`]: what the network tells the node ([`NetEvent`]), where an answer goes ([`Reply`]).
 //! - [`event_loop`]: the swarm, dialing rules, the address book, each peer's route.
 //! - `streams`: the tasks of the long-lived streams (requests out, answers back in order).
 
 pub mod codec;
+pub mod event;
 pub mod event_loop;
 mod streams;
 
-pub use event_loop::{NetClient, NetConfig, NetError, NetEvent, Reply, spawn};
+pub use event::{NetEvent, Reply};
+pub use event_loop::{NetClient, NetConfig, NetError, spawn};
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId, multiaddr};

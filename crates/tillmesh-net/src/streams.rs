@@ -15,7 +15,7 @@ use libp2p_stream::{Control, OpenStreamError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{FrameCodec, PROTOCOL_STREAM, Packing};
-use crate::event_loop::NetEvent;
+use crate::event::{NetEvent, Reply};
 
 /// Requests of a peer read ahead of their answers; the stream waits beyond this.
 const ANSWERS_PENDING_MAX: usize = 64;
@@ -162,11 +162,6 @@ pub(crate) async fn outbound(
     }
 }
 
-/// Where the answer to a request that came on a peer's stream goes: the stream writes answers
-/// in the order their requests came, and [`PROTOCOL_STREAM`]'s no-answer mark for a request the
-/// node dropped.
-pub(crate) type Answer = oneshot::Sender<Vec<u8>>;
-
 /// Reads a peer's requests from the stream it opened and writes their answers back in order,
 /// until the peer closes it or it breaks.
 pub(crate) async fn inbound(stream: Stream, reports: Reports, codec: FrameCodec) {
@@ -191,7 +186,7 @@ pub(crate) async fn inbound(stream: Stream, reports: Reports, codec: FrameCodec)
             if pending.send(answered).await.is_err() {
                 return;
             }
-            let reply = crate::event_loop::Reply::stream(answer);
+            let reply = Reply::stream(answer);
             if !reports.event(NetEvent::Request { peer: reports.peer, frame, reply }).await {
                 return;
             }
