@@ -51,6 +51,15 @@ impl Reports {
     async fn failed(&self, error: &str) -> bool {
         self.event(NetEvent::RequestFailed { peer: self.peer, error: error.to_owned() }).await
     }
+
+    /// Reports `count` requests failed (until the event loop is gone).
+    async fn failed_all(&self, error: &str, count: usize) {
+        for _ in 0..count {
+            if !self.failed(error).await {
+                return;
+            }
+        }
+    }
 }
 
 /// Opens our stream to a peer and carries `frames` as requests over it, reporting each answer
@@ -68,25 +77,15 @@ pub(crate) async fn outbound(
     let stream = match control.open_stream(reports.peer, PROTOCOL_STREAM).await {
         Ok(stream) => stream,
         Err(OpenStreamError::UnsupportedProtocol(_)) => {
-            frames.close();
             let mut waiting = vec![first];
-            while let Ok(frame) = frames.try_recv() {
-                waiting.push(frame);
-            }
+            waiting.extend(drained(&mut frames));
             let _ = reports.to_loop.send(Internal::Unsupported { peer: reports.peer, frames: waiting }).await;
             return;
         }
         Err(error) => {
             tracing::debug!(peer = %reports.peer, %error, "cannot open a stream");
-            frames.close();
-            let error = error.to_string();
-            if reports.failed(&error).await {
-                while frames.try_recv().is_ok() {
-                    if !reports.failed(&error).await {
-                        return;
-                    }
-                }
-            }
+            let waiting = 1 + drained(&mut frames).len();
+            reports.failed_all(&error.to_string(), waiting).await;
             return;
         }
     };
@@ -150,16 +149,14 @@ pub(crate) async fn outbound(
             error.to_string()
         }
     };
+    let unanswered = outstanding.load(Ordering::Relaxed) + drained(&mut frames).len();
+    reports.failed_all(&error, unanswered).await;
+}
+
+/// Closes `frames` and takes the requests still waiting in it.
+fn drained(frames: &mut mpsc::Receiver<Vec<u8>>) -> Vec<Vec<u8>> {
     frames.close();
-    let mut unanswered = outstanding.load(Ordering::Relaxed);
-    while frames.try_recv().is_ok() {
-        unanswered += 1;
-    }
-    for _ in 0..unanswered {
-        if !reports.failed(&error).await {
-            return;
-        }
-    }
+    std::iter::from_fn(|| frames.try_recv().ok()).collect()
 }
 
 /// Reads a peer's requests from the stream it opened and writes their answers back in order,
