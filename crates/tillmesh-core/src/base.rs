@@ -117,6 +117,13 @@ impl BaseDoc {
         BaseDoc { doc: AutoCommit::new().with_actor(actor), id }
     }
 
+    /// The whole root record of a `kind` document, read one map at a time
+    /// ([`crate::read::OnePass`]); an error names the field that differs from the layout.
+    pub(crate) fn record<T: autosurgeon::Hydrate>(&self, kind: DocKind) -> Result<T, DocumentError> {
+        autosurgeon::hydrate(&crate::read::OnePass::new(&self.doc))
+            .map_err(|error| crate::layout::explain(&self.doc, kind, self.id, error))
+    }
+
     /// A copy that writes as `actor`.
     pub(crate) fn fork(&mut self, actor: automerge::ActorId) -> BaseDoc {
         BaseDoc { doc: self.doc.fork().with_actor(actor), id: self.id }

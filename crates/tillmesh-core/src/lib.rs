@@ -68,6 +68,7 @@ pub mod payment;
 #[cfg(feature = "planted-bugs")]
 pub mod planted;
 pub mod quantity;
+mod read;
 pub mod roster;
 pub mod status;
 pub mod text;

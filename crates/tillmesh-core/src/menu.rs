@@ -544,8 +544,7 @@ impl MenuDoc {
 
     /// Reads the root and resolves the offers: each SKU's newest valid one, and the violations.
     fn resolve(&self, hq: Option<&HqPublicKey>) -> Result<Resolved, DocumentError> {
-        let record: MenuRecord = autosurgeon::hydrate(&self.base.doc)
-            .map_err(|error| crate::layout::explain(&self.base.doc, DocKind::Menu, self.base.id, error))?;
+        let record: MenuRecord = self.base.record(DocKind::Menu)?;
         let list = self.base.child("offers")?;
         let (offers, violations) = resolve_offers(&self.base.doc, self.base.id, &list, hq);
         Ok(Resolved { record, offers, violations })

@@ -329,8 +329,7 @@ impl OrderDoc {
 
     /// The effective order. `hq` verifies settlements; without it none is honoured.
     pub fn view(&self, hq: Option<&HqPublicKey>) -> Result<Order, DocumentError> {
-        let record: OrderRecord = autosurgeon::hydrate(&self.base.doc)
-            .map_err(|error| crate::layout::explain(&self.base.doc, DocKind::Order, self.base.id, error))?;
+        let record: OrderRecord = self.base.record(DocKind::Order)?;
         let updated_at = self.base.updated_at(record.updated_at);
         let payment = self.base.payment(DocKind::Order, hq)?;
         Order::of(self.base.id, record, updated_at, payment)

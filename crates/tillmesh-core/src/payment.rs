@@ -187,9 +187,7 @@ impl TransactionDoc {
 
     /// The effective transaction. `hq` verifies settlements; without it none is honoured.
     pub fn view(&self, hq: Option<&HqPublicKey>) -> Result<Transaction, DocumentError> {
-        let record: TransactionRecord = autosurgeon::hydrate(&self.base.doc).map_err(|error| {
-            crate::layout::explain(&self.base.doc, DocKind::Transaction, self.base.id, error)
-        })?;
+        let record: TransactionRecord = self.base.record(DocKind::Transaction)?;
         let malformed = |problem: String| DocumentError::Malformed { id: self.base.id.to_string(), problem };
         let parse_uuid = |text: &str, what: &str| {
             Uuid::parse_str(text).map_err(|_| malformed(format!("{what} is not a UUID")))
