@@ -32,8 +32,11 @@ struct Peer<R> {
     /// The remote's name once admitted (`till-B`, `hq`).
     remote: Option<String>,
     session: Session,
-    /// Whether a request of ours awaits its answer.
-    in_flight: bool,
+    /// Requests of ours that await their answers (at most [`DOCUMENT_FRAMES_IN_FLIGHT`]).
+    in_flight: u8,
+    /// Whether every request in flight is a frame of documents alone (no range list of its own,
+    /// no credentials): only then may another such frame follow before their answers.
+    documents_in_flight: bool,
     /// Requests that arrived before the peer was admitted.
     held: Vec<(R, Frame)>,
     /// Whether our next request carries the roster (it changed).
@@ -58,19 +61,43 @@ struct Peer<R> {
 /// that find differences exchange them, and the next confirms them.
 const CONFIRMS_WITHOUT_AGREEMENT: u8 = 3;
 
+/// Requests of documents alone that may await their answers at once: while the peer stores one
+/// frame (and makes it durable before answering), the next is on its way and being loaded,
+/// instead of the two sides taking turns. Range lists, credentials and the roster still wait
+/// for every answer before them, and nothing follows them before their answer.
+const DOCUMENT_FRAMES_IN_FLIGHT: u8 = 2;
+
 impl<R> Peer<R> {
+    /// Whether the next frame may go now: nothing awaits an answer, or only frames of documents
+    /// do (fewer than [`DOCUMENT_FRAMES_IN_FLIGHT`]) and the next is documents alone too.
+    fn may_send(&self) -> bool {
+        if self.remote.is_none() {
+            return false;
+        }
+        if self.in_flight == 0 {
+            return self.session.has_outgoing() || self.send_roster;
+        }
+        self.in_flight < DOCUMENT_FRAMES_IN_FLIGHT
+            && self.documents_in_flight
+            && self.introduced
+            && !self.send_roster
+            && self.session.has_only_documents()
+    }
+
     /// Whether `frame`, documents alone about to go, carries our fingerprint: the last frame of
-    /// a push always (a push follows a real change: local writes, documents relayed), the
-    /// documents a reconciliation sends while confirming rounds are left (they count as one: a
-    /// peer that refuses what it is sent answers every fingerprint with differences, and would
-    /// be sent it forever).
+    /// a push always (a push follows a real change: local writes, documents relayed), the last
+    /// of the documents a reconciliation sends while confirming rounds are left (they count as
+    /// one: a peer that refuses what it is sent answers every fingerprint with differences, and
+    /// would be sent it forever). Never a frame with more to follow: the peer cannot agree
+    /// before it has them all, and would answer with differences that are only what is on its
+    /// way (a catch-up's frames then went one by one, each answered with a range list).
     fn fingerprints_next(&mut self, frame: &Frame) -> bool {
         debug_assert!(!frame.docs.is_empty() && frame.ranges.is_none());
         if self.pushing {
             self.pushing = self.session.has_outgoing();
             return !self.pushing;
         }
-        if self.confirms_left == 0 {
+        if self.confirms_left == 0 || self.session.has_outgoing() {
             return false;
         }
         self.confirms_left -= 1;
@@ -81,7 +108,8 @@ impl<R> Peer<R> {
         Peer {
             remote: None,
             session: Session::new(),
-            in_flight: false,
+            in_flight: 0,
+            documents_in_flight: false,
             held: Vec::new(),
             send_roster: false,
             introduced: false,
@@ -181,7 +209,7 @@ where
     pub fn storage_failed(&mut self) {
         for peer in self.peers.values_mut() {
             peer.session = Session::new();
-            peer.in_flight = false;
+            peer.in_flight = 0;
         }
     }
 
@@ -195,7 +223,7 @@ where
             Event::Connected(peer) => {
                 self.peers.insert(peer, Peer::new());
                 let hello = Frame { credentials: Some(self.credentials()), ..Frame::default() };
-                self.send(peer, &hello);
+                self.send(peer, &hello, false);
                 Ok(())
             }
             Event::Disconnected(peer) => {
@@ -209,7 +237,7 @@ where
             Event::Request { peer, frame, reply } => self.on_request(now, peer, &frame, reply, storage),
             Event::Response { peer, frame } => {
                 if let Some(state) = self.peers.get_mut(&peer) {
-                    state.in_flight = false;
+                    state.in_flight = state.in_flight.saturating_sub(1);
                     state.introduced = true;
                 }
                 if let Some(frame) = decoded(peer, &frame) {
@@ -220,12 +248,12 @@ where
             }
             Event::RequestFailed(peer) => {
                 let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
-                state.in_flight = false;
+                state.in_flight = state.in_flight.saturating_sub(1);
                 if state.remote.is_none() {
                     // Our greeting may be what was lost: greet again, or neither side ever
                     // admits the other on this connection.
                     let hello = Frame { credentials: Some(self.credentials()), ..Frame::default() };
-                    self.send(peer, &hello);
+                    self.send(peer, &hello, false);
                 }
                 // What waited behind the failed request goes now; what the request carried is
                 // found again by the next reconciliation.
@@ -555,7 +583,7 @@ where
         for state in self.peers.values_mut() {
             if state.unconfirmed
                 && state.remote.is_some()
-                && !state.in_flight
+                && state.in_flight == 0
                 && !state.session.has_outgoing()
             {
                 state.unconfirmed = false;
@@ -571,29 +599,24 @@ where
         }
     }
 
-    /// Sends the next frame to every admitted peer with nothing in flight. A frame of documents
+    /// Sends the next frame to every admitted peer that may have one now ([`Peer::may_send`]),
+    /// and goes on while it may: frames of documents alone follow one another. A frame of documents
     /// alone may carry our whole-set fingerprint (`index`'s, taken with the documents; see
     /// [`Peer::fingerprints_next`]): a peer that holds the same once it has stored them agrees
     /// on the spot and says so in its answer, so both sides mark everything synced in the one
     /// exchange; one that holds another set answers with the differences.
     fn pump_all(&mut self, index: &Index) {
         let mut credentials: Option<Vec<u8>> = None;
-        let ready: Vec<P> = self
-            .peers
-            .iter()
-            .filter(|(_, state)| {
-                state.remote.is_some()
-                    && !state.in_flight
-                    && (state.session.has_outgoing() || state.send_roster)
-            })
-            .map(|(peer, _)| *peer)
-            .collect();
-        for peer in ready {
+        loop {
+            let Some(peer) = self.peers.iter().find(|(_, state)| state.may_send()).map(|(peer, _)| *peer)
+            else {
+                return;
+            };
             let with_credentials =
                 self.peers.get(&peer).is_some_and(|state| state.send_roster || !state.introduced);
             let mut frame = self.next_frame(peer);
-            if !frame.docs.is_empty()
-                && frame.ranges.is_none()
+            let documents_alone = !with_credentials && !frame.docs.is_empty() && frame.ranges.is_none();
+            if documents_alone
                 && let Some(state) = self.peers.get_mut(&peer)
                 && state.fingerprints_next(&frame)
             {
@@ -605,13 +628,17 @@ where
             if let Some(state) = self.peers.get_mut(&peer) {
                 state.send_roster = false;
             }
-            self.send(peer, &frame);
+            self.send(peer, &frame, documents_alone);
         }
     }
 
-    fn send(&mut self, peer: P, frame: &Frame) {
+    /// Sends a request; `documents_alone` when it is a frame of documents without a range list
+    /// of its own (a fingerprint added for agreement aside) and without credentials.
+    fn send(&mut self, peer: P, frame: &Frame, documents_alone: bool) {
         if let Some(state) = self.peers.get_mut(&peer) {
-            state.in_flight = true;
+            state.documents_in_flight =
+                documents_alone && (state.in_flight == 0 || state.documents_in_flight);
+            state.in_flight = state.in_flight.saturating_add(1);
         }
         let bytes = encode(frame);
         trace_frame("request", peer, frame, bytes.len());

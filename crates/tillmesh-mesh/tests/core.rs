@@ -233,7 +233,7 @@ fn a_revocation_blocks_the_peer_and_travels_on() {
 }
 
 #[test]
-fn one_request_in_flight_and_a_lost_greeting_is_sent_again() {
+fn two_frames_of_documents_in_flight_at_most_and_a_lost_greeting_is_sent_again() {
     let shop = Shop::new();
     let (mut a, mut at_a, _, _) = pair(&shop);
     let write = |n: u128, store: &mut Memory| {
@@ -246,11 +246,29 @@ fn one_request_in_flight_and_a_lost_greeting_is_sent_again() {
     let first = write(1, &mut at_a);
     assert!(sent(&handle(&mut a, &mut at_a, first)).is_empty());
     let actions = handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&Frame::default()) });
-    assert_eq!(sent(&actions).len(), 1, "the write goes once the greeting is answered");
+    let first = sent(&actions);
+    assert_eq!(first.len(), 1, "the write goes once the greeting is answered");
+    assert!(first[0].1.ranges.is_some(), "with the reconciliation that admission started");
+    // Nothing follows a range list before its answer.
     let second = write(2, &mut at_a);
-    assert!(sent(&handle(&mut a, &mut at_a, second)).is_empty(), "one request in flight");
+    assert!(sent(&handle(&mut a, &mut at_a, second)).is_empty(), "behind the range list");
     let actions = handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&Frame::default()) });
-    assert_eq!(sent(&actions).len(), 1);
+    assert_eq!(sent(&actions).len(), 1, "the second goes once the range list is answered");
+    // Frames of documents alone follow one another: two may await their answers.
+    let third = write(3, &mut at_a);
+    assert_eq!(sent(&handle(&mut a, &mut at_a, third)).len(), 1, "a second frame of documents goes");
+    let fourth = write(4, &mut at_a);
+    assert!(sent(&handle(&mut a, &mut at_a, fourth)).is_empty(), "two requests in flight at most");
+    let actions = handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&Frame::default()) });
+    assert_eq!(sent(&actions).len(), 1, "the fourth goes once the second is answered");
+    // A range list waits for every answer before it.
+    assert!(sent(&handle(&mut a, &mut at_a, Event::Reconcile)).is_empty(), "two in flight");
+    let actions = handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&Frame::default()) });
+    assert!(sent(&actions).is_empty(), "one still in flight");
+    let actions = handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&Frame::default()) });
+    let reconciliation = sent(&actions);
+    assert_eq!(reconciliation.len(), 1);
+    assert!(reconciliation[0].1.ranges.is_some() && reconciliation[0].1.docs.is_empty());
 
     // A peer whose greeting was lost is greeted again when it fails.
     let mut c = shop.core(3, "C", Vec::new());

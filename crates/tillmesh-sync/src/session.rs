@@ -146,6 +146,12 @@ impl Session {
         !self.outbox_ranges.is_empty() || !self.outbox_docs.is_empty()
     }
 
+    /// Whether only documents wait to be sent (no range list): such frames may follow one
+    /// another before their answers come.
+    pub fn has_only_documents(&self) -> bool {
+        self.outbox_ranges.is_empty() && !self.outbox_docs.is_empty()
+    }
+
     /// The next frame to send: at most one range list and documents up to
     /// [`frame::FRAME_BYTES_TARGET`]. `None` when nothing waits.
     pub fn next_frame(&mut self) -> Option<Frame> {
