@@ -12,7 +12,9 @@ use std::time::Duration;
 use tillmesh_core::{HqPublicKey, SignedRosterEntry};
 use tillmesh_mesh::{Action, CoreConfig, Event, LocalWrite, MeshCore};
 use tillmesh_net::{Multiaddr, NetClient, NetConfig, NetEvent, PeerId, Reply};
+use tillmesh_store::Store;
 use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -90,21 +92,29 @@ impl Mesh {
         let (listening_sender, listening) = watch::channel(Vec::new());
         let stats = Arc::new(SyncStats::default());
         till.attach_sync(SyncControl { request, roster: roster_sender, peers, stats: Arc::clone(&stats) });
-        let driver = Driver {
-            core: Arc::new(Mutex::new(core)),
+        let core = Arc::new(Mutex::new(core));
+        let (incoming_sender, incoming) = mpsc::channel(1);
+        let prefetch = Prefetch {
+            core: Arc::clone(&core),
             stats: Arc::clone(&stats),
+            store: till.store().clone(),
+            listening: listening_sender,
+        };
+        let driver = Driver {
+            core,
             changes: till.subscribe_changes(),
             till,
             net,
-            events,
+            incoming,
             requests,
             roster_entries,
             peers_watch: peers_sender,
-            listening: listening_sender,
             interval: Duration::from_millis(config.sync_interval_ms),
+            stats: Arc::clone(&stats),
         };
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        tasks.spawn(prefetch.run(events, incoming_sender));
         tasks.spawn(driver.run(cancel.clone()));
         // The network's loop ends once the driver, the last holder of its client, is gone.
         tasks.spawn(async move {
@@ -129,52 +139,39 @@ impl Mesh {
     }
 }
 
-/// The core and what connects it to the world.
-struct Driver {
-    core: Arc<Mutex<MeshCore<PeerId, Reply>>>,
-    stats: Arc<SyncStats>,
-    till: Till,
-    net: NetClient,
-    events: mpsc::Receiver<NetEvent>,
-    changes: broadcast::Receiver<LocalWrite>,
-    requests: mpsc::Receiver<()>,
-    roster_entries: mpsc::Receiver<SignedRosterEntry>,
-    peers_watch: watch::Sender<Vec<String>>,
-    listening: watch::Sender<Vec<Multiaddr>>,
-    interval: Duration,
+/// A network event for the core, with the loading of its documents under way.
+struct Incoming {
+    event: Event<PeerId, Reply>,
+    predecoded: Option<JoinHandle<Predecoded>>,
 }
 
-impl Driver {
-    async fn run(mut self, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let event = tokio::select! {
-                () = cancel.cancelled() => {
-                    self.step(Event::Stop).await;
-                    return;
+/// Turns network events into the core's, in order, and starts loading the documents of an
+/// admitted peer's frame as soon as it arrives: while the writer stores one frame, the next
+/// (a peer sends two frames of documents before their answers) is loaded on the other cores.
+/// One event waits for the driver at most, besides the one in hand.
+struct Prefetch {
+    core: Arc<Mutex<MeshCore<PeerId, Reply>>>,
+    stats: Arc<SyncStats>,
+    store: Store,
+    listening: watch::Sender<Vec<Multiaddr>>,
+}
+
+impl Prefetch {
+    async fn run(self, mut events: mpsc::Receiver<NetEvent>, incoming: mpsc::Sender<Incoming>) {
+        while let Some(event) = events.recv().await {
+            let Some(event) = self.core_event(event) else { continue };
+            // Nobody else's frames get work done for them before the core has judged their
+            // sender.
+            let predecoded = match &event {
+                Event::Request { peer, frame, .. } | Event::Response { peer, frame }
+                    if self.core.lock().unwrap_or_else(PoisonError::into_inner).admits(peer) =>
+                {
+                    let (store, frame) = (self.store.clone(), frame.clone());
+                    Some(tokio::spawn(async move { Predecoded::of(&store, &frame).await }))
                 }
-                event = self.events.recv() => match event.map(|event| self.core_event(event)) {
-                    Some(Some(event)) => event,
-                    Some(None) => continue,
-                    None => return,
-                },
-                change = self.changes.recv() => match change {
-                    Ok(first) => {
-                        let mut writes = vec![first];
-                        while let Ok(write) = self.changes.try_recv() {
-                            writes.push(write);
-                        }
-                        Event::LocalWrites(writes)
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => Event::Reconcile,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                Some(()) = self.requests.recv() => Event::Reconcile,
-                Some(entry) = self.roster_entries.recv() => Event::RosterEntry(entry),
-                _ = tick.tick() => Event::Reconcile,
+                _ => None,
             };
-            if !self.step(event).await {
+            if incoming.send(Incoming { event, predecoded }).await.is_err() {
                 return;
             }
         }
@@ -204,21 +201,72 @@ impl Driver {
             }
         })
     }
+}
+
+/// The core and what connects it to the world.
+struct Driver {
+    core: Arc<Mutex<MeshCore<PeerId, Reply>>>,
+    stats: Arc<SyncStats>,
+    till: Till,
+    net: NetClient,
+    incoming: mpsc::Receiver<Incoming>,
+    changes: broadcast::Receiver<LocalWrite>,
+    requests: mpsc::Receiver<()>,
+    roster_entries: mpsc::Receiver<SignedRosterEntry>,
+    peers_watch: watch::Sender<Vec<String>>,
+    interval: Duration,
+}
+
+impl Driver {
+    async fn run(mut self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut loading = None;
+            let event = tokio::select! {
+                () = cancel.cancelled() => {
+                    self.step(Event::Stop, Predecoded::default()).await;
+                    return;
+                }
+                incoming = self.incoming.recv() => match incoming {
+                    Some(incoming) => {
+                        loading = incoming.predecoded;
+                        incoming.event
+                    }
+                    None => return,
+                },
+                change = self.changes.recv() => match change {
+                    Ok(first) => {
+                        let mut writes = vec![first];
+                        while let Ok(write) = self.changes.try_recv() {
+                            writes.push(write);
+                        }
+                        Event::LocalWrites(writes)
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => Event::Reconcile,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                Some(()) = self.requests.recv() => Event::Reconcile,
+                Some(entry) = self.roster_entries.recv() => Event::RosterEntry(entry),
+                _ = tick.tick() => Event::Reconcile,
+            };
+            // A loading task that panicked leaves its documents to the writer, which loads them
+            // itself.
+            let predecoded = match loading {
+                Some(loading) => loading.await.unwrap_or_default(),
+                None => Predecoded::default(),
+            };
+            if !self.step(event, predecoded).await {
+                return;
+            }
+        }
+    }
 
     /// Runs one core step as a writer job (also while the store refuses writes: the core then
-    /// keeps its peers in order and answers nothing), then carries out its actions. `false`
-    /// once the till is shutting down.
-    async fn step(&mut self, event: Event<PeerId, Reply>) -> bool {
-        // An admitted peer's documents are loaded on every core before the writer takes them;
-        // nobody else's frames get work done for them before the core has judged their sender.
-        let predecoded = match &event {
-            Event::Request { peer, frame, .. } | Event::Response { peer, frame }
-                if self.core.lock().unwrap_or_else(PoisonError::into_inner).admits(peer) =>
-            {
-                Predecoded::of(self.till.store(), frame).await
-            }
-            _ => Predecoded::default(),
-        };
+    /// keeps its peers in order and answers nothing), with the documents of the event's frame
+    /// loaded ahead ([`Prefetch`]), then carries out its actions. `false` once the till is
+    /// shutting down.
+    async fn step(&mut self, event: Event<PeerId, Reply>, predecoded: Predecoded) -> bool {
         let core = Arc::clone(&self.core);
         let stats = Arc::clone(&self.stats);
         let now = self.till.clock().now();
