@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::{Debug, Display};
 
 use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry, Timestamp};
-use tillmesh_sync::{Bound, DocId, Frame, Index, Session, decode, encode, receipt};
+use tillmesh_sync::{Bound, DocId, Fingerprint, Frame, Index, Session, decode, encode, receipt};
 
 use crate::credentials::{Credentials, remote_name};
 use crate::event::{Action, Event, LocalWrite, Step};
@@ -51,6 +51,12 @@ struct Peer<R> {
     /// Whether we queued a push (local writes, documents relayed) whose last frame has not gone
     /// yet: that frame carries our fingerprint.
     pushing: bool,
+    /// The fingerprint our last frame of documents carried, if it carried one. A receipt equal
+    /// to it says the peer holds all we sent it: nothing to confirm, though our set may have
+    /// moved on since — by local writes, whose push carries a fingerprint of its own, or by
+    /// documents from other peers, relayed the same way (a confirming round would only cross
+    /// that push).
+    fingerprinted: Option<Fingerprint>,
     /// Confirming reconciliations left before we agree with the peer again: a peer that
     /// refuses a document we keep sending never agrees, and is not asked again and again (the
     /// timer's rounds go on trying).
@@ -115,6 +121,7 @@ impl<R> Peer<R> {
             introduced: false,
             unconfirmed: false,
             pushing: false,
+            fingerprinted: None,
             confirms_left: CONFIRMS_WITHOUT_AGREEMENT,
         }
     }
@@ -333,7 +340,10 @@ where
     fn next_frame(&mut self, peer: P) -> Frame {
         let Some(state) = self.peers.get_mut(&peer) else { return Frame::default() };
         let frame = state.session.next_frame().unwrap_or_default();
-        state.unconfirmed |= !frame.docs.is_empty();
+        if !frame.docs.is_empty() {
+            state.unconfirmed = true;
+            state.fingerprinted = None;
+        }
         frame
     }
 
@@ -510,10 +520,17 @@ where
             };
             committed::<S>(docs)?;
             received.agreed = answered.agreed;
+            received.receipt = answered.receipt;
         }
         tracing::debug!(%peer, documents = changed.len(), "documents received");
         if !received.refused.is_empty() || !received.repeated.is_empty() {
             storage.refused(&remote, received.refused, received.repeated.len(), now)?;
+        }
+        if let Some(theirs) = received.receipt
+            && let Some(state) = self.peers.get_mut(&peer)
+            && state.fingerprinted == Some(theirs)
+        {
+            state.unconfirmed = false;
         }
         if let Some(agreed) = received.agreed
             && storage.index().fingerprint(&Bound::min(), &Bound::Max) == agreed
@@ -620,6 +637,7 @@ where
                 && let Some(state) = self.peers.get_mut(&peer)
                 && state.fingerprints_next(&frame)
             {
+                state.fingerprinted = Some(index.fingerprint(&Bound::min(), &Bound::Max));
                 frame.ranges = Some(receipt(index));
             }
             if with_credentials {

@@ -400,8 +400,8 @@ fn a_pushed_document_is_agreed_on_both_sides_in_its_one_exchange() {
         assert!(sent(&actions).is_empty(), "no echo, no confirming round: {actions:?}");
     }
     // A writes again before B's answer comes: B agreed with the set A had when it pushed, which
-    // marks nothing on A; the exchange over, A confirms with a round of its own, which brings B
-    // the newer document, and both agree.
+    // marks nothing on A but tells it that B holds all it sent. What differs is the newer write,
+    // whose own push (its event comes next) carries A's fingerprint: no confirming round.
     let (first, second) = (Uuid::from_u128(10), Uuid::from_u128(11));
     at_a.docs.put(first, order(10));
     let push =
@@ -411,12 +411,31 @@ fn a_pushed_document_is_agreed_on_both_sides_in_its_one_exchange() {
     let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
     assert_eq!(at_a.marked.len(), marked.0, "an answer of another set marks nothing");
     assert_eq!(at_b.marked.len(), marked.1 + 1, "B held A's set as A pushed it");
+    assert!(sent(&actions).is_empty(), "no confirming round: {actions:?}");
+    let push =
+        sent(&handle(&mut a, &mut at_a, Event::LocalWrites(vec![LocalWrite { id: second, created: true }])));
+    let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
+    assert!(sent(&actions).is_empty(), "nothing more: {actions:?}");
+    assert!(at_b.docs.get(&second).is_some());
+    assert_eq!(at_a.marked.len(), marked.0 + 1, "A marks B synced once B holds its set");
+    assert_eq!(at_b.marked.len(), marked.1 + 2, "and B too, on the push's fingerprint");
+
+    // B's answer is of a set A never pushed (B had written a document of its own, not pushed
+    // yet): it vouches for nothing A sent, and once the exchange is over A confirms with a round
+    // of its own, which brings each side what the other lacks.
+    let (third, theirs) = (Uuid::from_u128(12), Uuid::from_u128(13));
+    at_a.docs.put(third, order(12));
+    let push =
+        sent(&handle(&mut a, &mut at_a, Event::LocalWrites(vec![LocalWrite { id: third, created: true }])));
+    at_b.docs.put(theirs, order(13));
+    let marked = (at_a.marked.len(), at_b.marked.len());
+    let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
+    assert_eq!(at_a.marked.len(), marked.0);
     let round = sent(&actions);
     assert_eq!(round.len(), 1, "a confirming round: {actions:?}");
     until_quiet((&mut a, &mut at_a), (&mut b, &mut at_b), vec![(1, round[0].1.clone())]);
-    assert!(at_b.docs.get(&second).is_some(), "the round found the newer document");
-    assert_eq!(at_a.marked.len(), marked.0 + 1, "A marks B synced once B holds its set");
-    assert_eq!(at_b.marked.len(), marked.1 + 2, "and B learns it too");
+    assert!(at_a.docs.get(&theirs).is_some(), "the round brought A B's document");
+    assert_eq!(at_a.marked.len(), marked.0 + 1, "both agree");
 }
 
 #[test]

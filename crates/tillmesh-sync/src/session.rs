@@ -94,6 +94,10 @@ pub struct Received {
     /// whole-set fingerprint both agreed on (the peer's, equal to ours when we received it). (Compare it with the index now: local writes since
     /// may have changed it.)
     pub agreed: Option<Fingerprint>,
+    /// The peer's [`receipt`] when the frame was its answer to one of ours and carried one (a
+    /// whole-set fingerprint that is not the echo of our start): the set it holds once it has
+    /// taken in what we sent, whether or not that is ours now.
+    pub receipt: Option<Fingerprint>,
 }
 
 /// One peer's session state.
@@ -204,9 +208,23 @@ impl Session {
             self.receive_doc(message, docs, &mut received)?;
         }
         if let Some(ranges) = frame.ranges {
+            received.receipt = self.receipt_in(&ranges, answer);
             received.agreed = self.answer_ranges(ranges, docs, answer)?;
         }
         Ok(received)
+    }
+
+    /// The peer's [`receipt`] in `ranges`, when they are its answer to a frame of ours: a single
+    /// whole-set fingerprint that is not the echo of our own start.
+    fn receipt_in(&self, ranges: &[RangeMsg], answer: bool) -> Option<Fingerprint> {
+        match ranges {
+            [RangeMsg { upper: Bound::Max, body: RangeBody::Fingerprint(theirs) }]
+                if answer && self.started != Some(*theirs) =>
+            {
+                Some(*theirs)
+            }
+            _ => None,
+        }
     }
 
     /// The sync states of this session, encoded, to keep for the next session with this peer.
@@ -371,8 +389,7 @@ impl Session {
             _ => ranges,
         };
         if let [RangeMsg { upper: Bound::Max, body }] = ranges.as_slice() {
-            let receipt =
-                answer && matches!(body, RangeBody::Fingerprint(theirs) if self.started != Some(*theirs));
+            let receipt = self.receipt_in(&ranges, answer).is_some();
             match body {
                 // The end of an exchange (an older peer's way of agreeing): nothing to answer, and
                 // it vouches for no set.
