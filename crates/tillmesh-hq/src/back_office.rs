@@ -25,8 +25,19 @@ use tillmesh_node::{Till, TillError};
 use tillmesh_store::{OrderQuery, OrderSummary, PAGE_ROWS_MAX};
 
 use crate::error::HqError;
-use crate::http::Shared;
 use crate::records::RecordStore;
+use crate::service::LegacyService;
+
+/// What the office needs of the state HQ's HTTP routes share (`crate::http`'s, which serves
+/// these handlers): the service it reads, and whether a request carries the admin token.
+pub(crate) trait Office: Send + Sync + 'static {
+    /// Where HQ keeps legacy records.
+    type Records: RecordStore;
+    /// HQ's service: its node and its records.
+    fn service(&self) -> &LegacyService<Self::Records>;
+    /// Whether `headers` carry HQ's admin token (a bearer token, or this office's cookie).
+    fn admits(&self, headers: &HeaderMap) -> bool;
+}
 
 /// The cookie that carries the admin token once signed in.
 const ADMIN_COOKIE: &str = "tillmesh-admin";
@@ -50,24 +61,22 @@ struct OfficeParts {
 
 /// `GET /`: the office when the request is signed in, else the sign-in form. The day's sales
 /// and payments are rendered by the page's script, which knows where the browser's day starts.
-pub(crate) async fn page<S: RecordStore>(
-    State(shared): State<Arc<Shared<S>>>,
-    headers: HeaderMap,
-) -> Response {
-    if !shared.admits(&headers) {
+pub(crate) async fn page<O: Office>(State(office): State<Arc<O>>, headers: HeaderMap) -> Response {
+    if !office.admits(&headers) {
         return html(&Page { office: None });
     }
-    let office = OfficeParts {
-        tills: part(&tills_part(shared.service.node())),
-        conflicts: part(&conflicts_part(&shared).await),
-        devices: part(&devices_part(&shared).await),
-        menu: part(&menu_part(shared.service.node())),
+    let service = office.service();
+    let parts = OfficeParts {
+        tills: part(&tills_part(service.node())),
+        conflicts: part(&conflicts_part(service).await),
+        devices: part(&devices_part(service).await),
+        menu: part(&menu_part(service.node())),
     };
-    html(&Page { office: Some(office) })
+    html(&Page { office: Some(parts) })
 }
 
-pub(crate) async fn tills<S: RecordStore>(State(shared): State<Arc<Shared<S>>>) -> Response {
-    html(&tills_part(shared.service.node()))
+pub(crate) async fn tills<O: Office>(State(office): State<Arc<O>>) -> Response {
+    html(&tills_part(office.service().node()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,24 +87,24 @@ pub(crate) struct Period {
     pub(crate) since: i64,
 }
 
-pub(crate) async fn sales_and_payments<S: RecordStore>(
-    State(shared): State<Arc<Shared<S>>>,
+pub(crate) async fn sales_and_payments<O: Office>(
+    State(office): State<Arc<O>>,
     ApiQuery(Period { since }): ApiQuery<Period>,
 ) -> Result<Response, ApiError> {
-    let overview = overview(shared.service.node(), Timestamp(since))?;
+    let overview = overview(office.service().node(), Timestamp(since))?;
     Ok(html(&OverviewPart::of(overview)))
 }
 
-pub(crate) async fn conflicts<S: RecordStore>(State(shared): State<Arc<Shared<S>>>) -> Response {
-    html(&conflicts_part(&shared).await)
+pub(crate) async fn conflicts<O: Office>(State(office): State<Arc<O>>) -> Response {
+    html(&conflicts_part(office.service()).await)
 }
 
-pub(crate) async fn devices<S: RecordStore>(State(shared): State<Arc<Shared<S>>>) -> Response {
-    html(&devices_part(&shared).await)
+pub(crate) async fn devices<O: Office>(State(office): State<Arc<O>>) -> Response {
+    html(&devices_part(office.service()).await)
 }
 
-pub(crate) async fn menu<S: RecordStore>(State(shared): State<Arc<Shared<S>>>) -> Response {
-    html(&menu_part(shared.service.node()))
+pub(crate) async fn menu<O: Office>(State(office): State<Arc<O>>) -> Response {
+    html(&menu_part(office.service().node()))
 }
 
 #[derive(Template)]
@@ -218,8 +227,8 @@ struct ConflictRow {
     outcome: String,
 }
 
-async fn conflicts_part<S: RecordStore>(shared: &Shared<S>) -> ConflictsPart {
-    match shared.service.records().conflicts(CONFLICTS_SHOWN).await {
+async fn conflicts_part<S: RecordStore>(service: &LegacyService<S>) -> ConflictsPart {
+    match service.records().conflicts(CONFLICTS_SHOWN).await {
         Ok(entries) => ConflictsPart {
             conflicts: entries
                 .into_iter()
@@ -257,8 +266,8 @@ struct DeviceRow {
     revoked: Option<When>,
 }
 
-async fn devices_part<S: RecordStore>(shared: &Shared<S>) -> DevicesPart {
-    match shared.service.records().devices().await {
+async fn devices_part<S: RecordStore>(service: &LegacyService<S>) -> DevicesPart {
+    match service.records().devices().await {
         Ok(devices) => DevicesPart {
             devices: devices
                 .into_iter()

@@ -132,10 +132,22 @@ type AppState<S> = State<Arc<Shared<S>>>;
 
 impl<S> Shared<S> {
     /// Whether a request carries HQ's admin token, as a bearer token or the back office's cookie.
-    pub(crate) fn admits(&self, headers: &HeaderMap) -> bool {
+    fn admits(&self, headers: &HeaderMap) -> bool {
         bearer(headers)
             .or_else(|| back_office::cookie_token(headers))
             .is_some_and(|token| token_sha256(token) == self.admin_token_sha256)
+    }
+}
+
+impl<S: RecordStore> back_office::Office for Shared<S> {
+    type Records = S;
+
+    fn service(&self) -> &LegacyService<S> {
+        &self.service
+    }
+
+    fn admits(&self, headers: &HeaderMap) -> bool {
+        Shared::admits(self, headers)
     }
 }
 type Answer<T> = Result<Json<T>, ApiError>;
@@ -194,17 +206,17 @@ pub fn routes<S: RecordStore>(
         .route("/api/hq/devices/{device_id}/revoke", post(revoke_device::<S>))
         .route("/api/hq/conflicts", get(conflicts::<S>))
         .route("/api/hq/overview", get(overview::<S>))
-        .route("/screens/office/tills", get(back_office::tills::<S>))
-        .route("/screens/office/overview", get(back_office::sales_and_payments::<S>))
-        .route("/screens/office/conflicts", get(back_office::conflicts::<S>))
-        .route("/screens/office/devices", get(back_office::devices::<S>))
-        .route("/screens/office/menu", get(back_office::menu::<S>))
+        .route("/screens/office/tills", get(back_office::tills::<Shared<S>>))
+        .route("/screens/office/overview", get(back_office::sales_and_payments::<Shared<S>>))
+        .route("/screens/office/conflicts", get(back_office::conflicts::<Shared<S>>))
+        .route("/screens/office/devices", get(back_office::devices::<Shared<S>>))
+        .route("/screens/office/menu", get(back_office::menu::<Shared<S>>))
         .route_layer(admin_only.clone());
     let reads = edge(
         Router::new()
             .route("/api/sync/updates", get(updates::<S>).route_layer(counted(|requests| &requests.updates)))
             .merge(admin)
-            .route("/", get(back_office::page::<S>))
+            .route("/", get(back_office::page::<Shared<S>>))
             .route("/api/hq/session", post(sign_in::<S>).delete(sign_out))
             .route("/api/openapi.json", get(openapi))
             .with_state(Arc::clone(&shared)),
