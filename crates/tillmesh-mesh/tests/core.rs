@@ -376,6 +376,13 @@ fn order(n: i64) -> AutoCommit {
     doc
 }
 
+/// The one frame a core sends on the local write of a new document `id`.
+fn pushed(core: &mut MeshCore<u32, u64>, store: &mut Memory, id: Uuid) -> Frame {
+    let mut frames = sent(&handle(core, store, Event::LocalWrites(vec![LocalWrite { id, created: true }])));
+    assert_eq!(frames.len(), 1, "one push: {frames:?}");
+    frames.remove(0).1
+}
+
 #[test]
 fn a_pushed_document_is_agreed_on_both_sides_in_its_one_exchange() {
     let shop = Shop::new();
@@ -383,16 +390,13 @@ fn a_pushed_document_is_agreed_on_both_sides_in_its_one_exchange() {
     for n in 1..=3 {
         let id = Uuid::from_u128(n);
         at_a.docs.put(id, order(n as i64));
-        let push =
-            sent(&handle(&mut a, &mut at_a, Event::LocalWrites(vec![LocalWrite { id, created: true }])));
-        assert_eq!(push.len(), 1);
+        let push = pushed(&mut a, &mut at_a, id);
         assert_eq!(
-            push[0].1.ranges,
+            push.ranges,
             Some(tillmesh_sync::receipt(Documents::index(&at_a.docs))),
             "the push carries A's fingerprint"
         );
-        let (actions, answer, _) =
-            exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
+        let (actions, answer, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push);
         assert_eq!(answer.ranges, Some(tillmesh_sync::receipt(Documents::index(&at_b.docs))), "B agrees");
         assert!(at_b.docs.get(&id).is_some());
         assert_eq!(at_b.marked.len(), 1 + n as usize, "B marks A synced on the push's fingerprint");
@@ -404,17 +408,15 @@ fn a_pushed_document_is_agreed_on_both_sides_in_its_one_exchange() {
     // whose own push (its event comes next) carries A's fingerprint: no confirming round.
     let (first, second) = (Uuid::from_u128(10), Uuid::from_u128(11));
     at_a.docs.put(first, order(10));
-    let push =
-        sent(&handle(&mut a, &mut at_a, Event::LocalWrites(vec![LocalWrite { id: first, created: true }])));
+    let push = pushed(&mut a, &mut at_a, first);
     at_a.docs.put(second, order(11));
     let marked = (at_a.marked.len(), at_b.marked.len());
-    let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
+    let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push);
     assert_eq!(at_a.marked.len(), marked.0, "an answer of another set marks nothing");
     assert_eq!(at_b.marked.len(), marked.1 + 1, "B held A's set as A pushed it");
     assert!(sent(&actions).is_empty(), "no confirming round: {actions:?}");
-    let push =
-        sent(&handle(&mut a, &mut at_a, Event::LocalWrites(vec![LocalWrite { id: second, created: true }])));
-    let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
+    let push = pushed(&mut a, &mut at_a, second);
+    let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push);
     assert!(sent(&actions).is_empty(), "nothing more: {actions:?}");
     assert!(at_b.docs.get(&second).is_some());
     assert_eq!(at_a.marked.len(), marked.0 + 1, "A marks B synced once B holds its set");
@@ -425,11 +427,10 @@ fn a_pushed_document_is_agreed_on_both_sides_in_its_one_exchange() {
     // of its own, which brings each side what the other lacks.
     let (third, theirs) = (Uuid::from_u128(12), Uuid::from_u128(13));
     at_a.docs.put(third, order(12));
-    let push =
-        sent(&handle(&mut a, &mut at_a, Event::LocalWrites(vec![LocalWrite { id: third, created: true }])));
+    let push = pushed(&mut a, &mut at_a, third);
     at_b.docs.put(theirs, order(13));
     let marked = (at_a.marked.len(), at_b.marked.len());
-    let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push[0].1.clone());
+    let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push);
     assert_eq!(at_a.marked.len(), marked.0);
     let round = sent(&actions);
     assert_eq!(round.len(), 1, "a confirming round: {actions:?}");
