@@ -454,11 +454,18 @@ impl Session {
             out.push(RangeMsg { upper: upper.clone(), body });
             lower = upper;
         }
+        let sending = !to_push.is_empty();
         for id in to_push {
             self.queue_whole(id, docs)?;
         }
         if out.iter().any(|range| range.body != RangeBody::Skip) {
             self.outbox_ranges.push_back(merge_skips(out));
+        } else if !answer && !sending {
+            // Every part the peer asked about matches ours (what differed when it split them
+            // crossed its list): our answer says which set we hold, so that a peer holding the
+            // same learns the agreement. Answered with nothing, neither side learnt it, and both
+            // kept their documents pending until the timer's next round.
+            self.outbox_ranges.push_back(receipt(docs.index()));
         }
         Ok(None)
     }

@@ -246,6 +246,34 @@ fn differences_that_a_crossing_push_made_agree() {
     assert!(on_a.has_outgoing(), "A narrows the difference down");
 }
 
+/// A narrowing list whose parts all match by the time it arrives (the document that differed
+/// reached the peer meanwhile) is answered with the peer's whole-set fingerprint: the side that
+/// sent the list agrees on it, instead of both sides hearing nothing and waiting for the timer.
+#[test]
+fn a_narrowing_list_that_a_crossing_push_settled_is_answered_with_the_set() {
+    let (mut a, mut b) = peers_with(300);
+    let (mut on_a, mut on_b) = (Session::new(), Session::new());
+    a.put(id(300), doc(300, 3));
+    on_a.start_reconcile(a.index());
+    on_b.receive(on_a.next_frame().expect("start"), &mut b).expect("in memory");
+    let differences = on_b.next_frame().expect("B's differences");
+    // A's push of the new document reaches B while B's differences travel.
+    b.put(id(300), doc(300, 3));
+    let at_a = on_a.receive_answer(differences, &mut a).expect("in memory");
+    assert_eq!(at_a.agreed, None, "B's parts were computed without the document");
+    let narrowing = on_a.next_frame().expect("A narrows the difference down");
+    let ranges = narrowing.ranges.clone().expect("ranges");
+    assert!(
+        ranges.iter().any(|range| range.body == tillmesh_sync::RangeBody::Skip) && ranges.len() > 2,
+        "parts that agreed skipped, the differing one split: {ranges:?}"
+    );
+    on_b.receive(narrowing, &mut b).expect("in memory");
+    let answer = on_b.next_frame().expect("B answers though every part matches");
+    assert_eq!(answer.ranges, receipt(&b).ranges, "with its whole-set fingerprint");
+    let at_a = on_a.receive_answer(answer, &mut a).expect("in memory");
+    assert_eq!(at_a.agreed, Some(whole(&a)), "A agrees");
+}
+
 /// A peer's receipt: its whole-set fingerprint as the only range of an answer.
 fn receipt(docs: &MemoryDocuments) -> tillmesh_sync::Frame {
     tillmesh_sync::Frame {
