@@ -539,6 +539,16 @@ where
             if let Some(state) = self.peers.get_mut(&peer) {
                 state.unconfirmed = false;
                 state.confirms_left = CONFIRMS_WITHOUT_AGREEMENT;
+                // A receipt that agrees though no fingerprint of ours asked for it (our last
+                // frame of documents carried none, or another set's): its giver does not know
+                // we agree, and would keep its documents pending until the timer's round. Unless
+                // the session echoes it already, a start of ours (which it echoes) tells it.
+                if received.receipt == Some(agreed)
+                    && state.fingerprinted != Some(agreed)
+                    && !state.session.has_outgoing()
+                {
+                    state.session.start_reconcile(storage.index());
+                }
             }
         }
         #[cfg(feature = "planted-bugs")]

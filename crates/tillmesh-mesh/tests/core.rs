@@ -439,6 +439,33 @@ fn a_pushed_document_is_agreed_on_both_sides_in_its_one_exchange() {
     assert_eq!(at_a.marked.len(), marked.0 + 1, "both agree");
 }
 
+/// A receipt that agrees though A's frame carried no fingerprint for B to agree on: B does not
+/// know, so A tells it with a start of its own, which B agrees on too.
+#[test]
+fn an_agreeing_receipt_its_giver_cannot_know_of_is_told() {
+    let shop = Shop::new();
+    let (mut a, mut at_a, mut b, mut at_b) = settled_pair(&shop);
+    let (id, doc) = (Uuid::from_u128(21), order(21));
+    at_a.docs.put(id, doc.clone());
+    at_b.docs.put(id, doc);
+    let marked = (at_a.marked.len(), at_b.marked.len());
+    let answer =
+        Frame { ranges: Some(tillmesh_sync::receipt(Documents::index(&at_b.docs))), ..Frame::default() };
+    let actions = handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&answer) });
+    assert_eq!(at_a.marked.len(), marked.0 + 1, "A agrees on B's receipt");
+    let told = sent(&actions);
+    assert_eq!(told.len(), 1, "and tells B: {actions:?}");
+    until_quiet((&mut a, &mut at_a), (&mut b, &mut at_b), vec![(1, told[0].1.clone())]);
+    assert_eq!(at_b.marked.len(), marked.1 + 1, "B agrees too");
+
+    // A receipt equal to the fingerprint A's push carried: B agreed on it itself, nothing to tell.
+    let id = Uuid::from_u128(22);
+    at_a.docs.put(id, order(22));
+    let push = pushed(&mut a, &mut at_a, id);
+    let (actions, _, _) = exchange((&mut a, &mut at_a, 1), (&mut b, &mut at_b, 2), push);
+    assert!(sent(&actions).is_empty(), "{actions:?}");
+}
+
 #[test]
 fn documents_sent_in_an_answer_are_confirmed_by_a_round_once_the_exchange_is_over() {
     let shop = Shop::new();
