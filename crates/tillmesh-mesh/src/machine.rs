@@ -53,9 +53,8 @@ struct Peer<R> {
     pushing: bool,
     /// The fingerprint our last frame of documents carried, if it carried one. A receipt equal
     /// to it says the peer holds all we sent it: nothing to confirm, though our set may have
-    /// moved on since — by local writes, whose push carries a fingerprint of its own, or by
-    /// documents from other peers, relayed the same way (a confirming round would only cross
-    /// that push).
+    /// moved on since (a local write made while the frame travelled: its push carries a
+    /// fingerprint of its own, which a confirming round would only cross).
     fingerprinted: Option<Fingerprint>,
     /// Confirming reconciliations left before we agree with the peer again: a peer that
     /// refuses a document we keep sending never agrees, and is not asked again and again (the
@@ -217,6 +216,7 @@ where
         for peer in self.peers.values_mut() {
             peer.session = Session::new();
             peer.in_flight = 0;
+            peer.fingerprinted = None;
         }
     }
 
