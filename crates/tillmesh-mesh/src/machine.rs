@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt::{Debug, Display};
 
 use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry, Timestamp};
-use tillmesh_sync::{Bound, DocId, Fingerprint, Frame, Index, Session, decode, encode, receipt};
+use tillmesh_sync::{
+    Bound, DocId, Documents, Fingerprint, Frame, Index, Received, Session, decode, encode, receipt,
+};
 
 use crate::credentials::{Credentials, remote_name};
 use crate::event::{Action, Event, LocalWrite, Step};
@@ -504,20 +506,12 @@ where
         #[cfg(not(feature = "planted-bugs"))]
         let ranges = frame.ranges.take();
         let mut docs = storage.documents(&remote);
-        let mut received = if answer {
-            state.session.receive_answer(frame, &mut docs)?
-        } else {
-            state.session.receive(frame, &mut docs)?
-        };
+        let mut received = take_in(&mut state.session, frame, &mut docs, answer)?;
         let changed = committed::<S>(docs)?;
         if let Some(ranges) = ranges {
             let ranges = Frame { ranges: Some(ranges), ..Frame::default() };
             let mut docs = storage.documents(&remote);
-            let answered = if answer {
-                state.session.receive_answer(ranges, &mut docs)?
-            } else {
-                state.session.receive(ranges, &mut docs)?
-            };
+            let answered = take_in(&mut state.session, ranges, &mut docs, answer)?;
             committed::<S>(docs)?;
             received.agreed = answered.agreed;
             received.receipt = answered.receipt;
@@ -698,6 +692,17 @@ where
         self.publish_peers();
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Takes a peer's frame into its session: its answer to a request of ours (`answer`), or a
+/// request of its own.
+fn take_in<D: Documents>(
+    session: &mut Session,
+    frame: Frame,
+    docs: &mut D,
+    answer: bool,
+) -> Result<Received, D::Error> {
+    if answer { session.receive_answer(frame, docs) } else { session.receive(frame, docs) }
 }
 
 /// Commits what a peer's frame brought: the documents it changed, or the store's error (the
