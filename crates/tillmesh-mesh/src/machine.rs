@@ -338,10 +338,12 @@ where
         Ok(())
     }
 
-    /// The next frame of a peer's session, or an empty one.
-    fn next_frame(&mut self, peer: P) -> Frame {
+    /// The next frame of a peer's session for a request of ours, or for an `answer` (without
+    /// our start: [`Session::next_answer`]), or an empty one.
+    fn next_frame(&mut self, peer: P, answer: bool) -> Frame {
         let Some(state) = self.peers.get_mut(&peer) else { return Frame::default() };
-        let frame = state.session.next_frame().unwrap_or_default();
+        let next = if answer { state.session.next_answer() } else { state.session.next_frame() };
+        let frame = next.unwrap_or_default();
         if !frame.docs.is_empty() {
             state.unconfirmed = true;
             state.fingerprinted = None;
@@ -361,7 +363,7 @@ where
     ) -> Result<(), S::Error> {
         let brought = !frame.docs.is_empty();
         self.on_frame(now, peer, frame, false, storage)?;
-        let mut answer = self.next_frame(peer);
+        let mut answer = self.next_frame(peer, true);
         if brought && answer.ranges.is_none() && self.admits(&peer) {
             answer.ranges = Some(receipt(storage.index()));
         }
@@ -635,7 +637,7 @@ where
             };
             let with_credentials =
                 self.peers.get(&peer).is_some_and(|state| state.send_roster || !state.introduced);
-            let mut frame = self.next_frame(peer);
+            let mut frame = self.next_frame(peer, false);
             let documents_alone = !with_credentials && !frame.docs.is_empty() && frame.ranges.is_none();
             if documents_alone
                 && let Some(state) = self.peers.get_mut(&peer)

@@ -113,6 +113,10 @@ pub struct Session {
     states: HashMap<DocId, sync::State>,
     /// The whole-set fingerprint of our last [`Session::start_reconcile`], until its echo comes.
     started: Option<Fingerprint>,
+    /// Our last start, while it waits to be sent. It goes in a request of ours, never in an
+    /// answer: there a single whole-set fingerprint is the answerer's [`receipt`], and a start
+    /// the peer took for one would never be answered.
+    start_pending: Option<Fingerprint>,
     /// The whole-set fingerprint both sides last agreed on in this session: a matching
     /// fingerprint received again is not echoed again (two echoes never answer each other).
     agreed: Option<Fingerprint>,
@@ -128,8 +132,7 @@ impl Session {
     pub fn start_reconcile(&mut self, index: &Index) {
         let fingerprint = index.fingerprint(&Bound::min(), &Bound::Max);
         self.started = Some(fingerprint);
-        self.outbox_ranges
-            .push_back(vec![RangeMsg { upper: Bound::Max, body: RangeBody::Fingerprint(fingerprint) }]);
+        self.start_pending = Some(fingerprint);
     }
 
     /// Queues a document the peer cannot have yet (just created here): sent whole.
@@ -147,22 +150,42 @@ impl Session {
 
     /// Whether anything waits to be sent.
     pub fn has_outgoing(&self) -> bool {
-        !self.outbox_ranges.is_empty() || !self.outbox_docs.is_empty()
+        !self.outbox_ranges.is_empty() || self.start_pending.is_some() || !self.outbox_docs.is_empty()
     }
 
     /// Whether only documents wait to be sent (no range list): such frames may follow one
     /// another before their answers come.
     pub fn has_only_documents(&self) -> bool {
-        self.outbox_ranges.is_empty() && !self.outbox_docs.is_empty()
+        self.outbox_ranges.is_empty() && self.start_pending.is_none() && !self.outbox_docs.is_empty()
     }
 
-    /// The next frame to send: at most one range list and documents up to
-    /// [`frame::FRAME_BYTES_TARGET`]. `None` when nothing waits.
+    /// The next frame to send in a request of ours: at most one range list (answers to the
+    /// peer's first, then our start) and documents up to [`frame::FRAME_BYTES_TARGET`]. `None`
+    /// when nothing waits.
     pub fn next_frame(&mut self) -> Option<Frame> {
         if !self.has_outgoing() {
             return None;
         }
+        let ranges = self.outbox_ranges.pop_front().or_else(|| {
+            let fingerprint = self.start_pending.take()?;
+            self.started = Some(fingerprint);
+            Some(vec![RangeMsg { upper: Bound::Max, body: RangeBody::Fingerprint(fingerprint) }])
+        });
+        Some(self.with_documents(ranges))
+    }
+
+    /// The next frame to answer a request of the peer's with: as [`Session::next_frame`], but
+    /// never with our start, which waits for a request of ours. `None` when nothing else waits.
+    pub fn next_answer(&mut self) -> Option<Frame> {
+        if self.outbox_ranges.is_empty() && self.outbox_docs.is_empty() {
+            return None;
+        }
         let ranges = self.outbox_ranges.pop_front();
+        Some(self.with_documents(ranges))
+    }
+
+    /// A frame of `ranges` and the documents that fit after them.
+    fn with_documents(&mut self, ranges: Option<Vec<RangeMsg>>) -> Frame {
         let mut docs = Vec::new();
         let mut bytes = 0;
         while let Some(doc) = self.outbox_docs.front() {
@@ -179,7 +202,7 @@ impl Session {
                 docs.push(doc);
             }
         }
-        Some(Frame { credentials: None, ranges, docs })
+        Frame { credentials: None, ranges, docs }
     }
 
     /// Takes in a frame from the peer: applies its documents, answers its ranges (into the

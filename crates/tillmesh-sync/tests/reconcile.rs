@@ -440,3 +440,33 @@ fn a_change_whose_frame_was_lost_is_sent_again_when_asked_for() {
     talk(&mut a, &mut on_a, &mut b, &mut on_b);
     assert_same(&a, &b);
 }
+
+/// A start waits for a request of ours: an answer carries the range lists that answer the
+/// peer's and documents, never our start (the peer would take a whole-set fingerprint in an
+/// answer for its receipt, differing sets would be left alone, and the start never answered).
+#[test]
+fn a_start_goes_in_a_request_never_in_an_answer() {
+    let (mut a, mut b) = peers_with(20);
+    b.put(id(99_999), doc(99_999, 7));
+    let (mut on_a, mut on_b) = (Session::new(), Session::new());
+    // B starts; A starts too before B's start arrives, and answers it.
+    on_b.start_reconcile(b.index());
+    on_a.start_reconcile(a.index());
+    on_a.receive(on_b.next_frame().expect("B's start"), &mut a).expect("in memory");
+    let answer = on_a.next_answer().expect("A's differences for B");
+    let whole = a.index().fingerprint(&tillmesh_sync::Bound::min(), &tillmesh_sync::Bound::Max);
+    let single_fingerprint = |frame: &tillmesh_sync::Frame| matches!(frame.ranges.as_deref(), Some([tillmesh_sync::RangeMsg { body: tillmesh_sync::RangeBody::Fingerprint(f), .. }]) if *f == whole);
+    assert!(!single_fingerprint(&answer), "the answer is not A's start: {answer:?}");
+    assert!(on_a.has_outgoing(), "A's start still waits");
+    assert!(on_a.next_answer().is_none(), "nothing but the start waits, and it is not for an answer");
+    let request = on_a.next_frame().expect("A's start, in a request");
+    assert!(single_fingerprint(&request));
+    // Carried on, both converge.
+    on_b.receive_answer(answer, &mut b).expect("in memory");
+    on_b.receive(request, &mut b).expect("in memory");
+    talk(&mut a, &mut on_a, &mut b, &mut on_b);
+    assert_eq!(
+        a.index().fingerprint(&tillmesh_sync::Bound::min(), &tillmesh_sync::Bound::Max),
+        b.index().fingerprint(&tillmesh_sync::Bound::min(), &tillmesh_sync::Bound::Max)
+    );
+}
