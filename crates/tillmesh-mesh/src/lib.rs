@@ -11,8 +11,10 @@
 //!
 //! What the core decides:
 //! - **Admission**: a peer is admitted once it presents an HQ-signed, unrevoked roster entry for
-//!   its own peer id; frames it sends before are held (up to a bound, then it is blocked); a peer
-//!   presenting anything else is blocked.
+//!   its own peer id, or as it connects when the roster holds one already; frames it sends before
+//!   are held (up to a bound, then it is blocked); a peer presenting anything else is blocked.
+//!   Our own credentials go to every peer that has not acknowledged them as they are now
+//!   ([`Introductions`]), and to any peer that sends its own.
 //! - **Roster and revocation**: entries arrive from the operator ([`Event::RosterEntry`]) and
 //!   from peers (every frame may carry revocations); a revoked peer is blocked at once, and a
 //!   revoked till whose code no active device holds is forgotten as a sync remote.
@@ -41,7 +43,7 @@ pub mod storage;
 
 mod credentials;
 
-pub use credentials::remote_name;
+pub use credentials::{Introductions, remote_name};
 pub use event::{Action, Event, LocalWrite, Step};
 pub use machine::{CoreConfig, MeshCore};
 pub use storage::{Storage, Unavailable};

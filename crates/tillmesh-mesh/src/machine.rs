@@ -8,7 +8,7 @@ use tillmesh_sync::{
     Bound, DocId, Documents, Fingerprint, Frame, Index, Received, Session, decode, encode, receipt,
 };
 
-use crate::credentials::{Credentials, remote_name};
+use crate::credentials::{Credentials, Introductions, digest, remote_name};
 use crate::event::{Action, Event, LocalWrite, Step};
 use crate::storage::{Storage, StoreUnavailable, Unavailable};
 
@@ -26,6 +26,8 @@ pub struct CoreConfig<P> {
     /// Frames a peer may send before it is admitted (held until it is); one more and it is
     /// blocked.
     pub held_frames_max: usize,
+    /// What each peer acknowledged of our credentials (kept from the last run).
+    pub introduced: Introductions,
 }
 
 /// One connected peer.
@@ -43,9 +45,12 @@ struct Peer<R> {
     held: Vec<(R, Frame)>,
     /// Whether our next request carries the roster (it changed).
     send_roster: bool,
-    /// Whether the peer answered one of our requests, so has admitted us: until then every
-    /// request carries our credentials (the first may have been lost).
+    /// Whether the peer answered one of our requests, so has admitted us, or holds our entry
+    /// and every revocation we know from an earlier connection: until then every request
+    /// carries our credentials (the first may have been lost).
     introduced: bool,
+    /// The [`digest`] of the credentials we sent on this connection, if we sent any.
+    told: Option<u64>,
     /// Whether we sent the peer documents since we last agreed with it: once that exchange is
     /// over, a reconciliation confirms them (see [`MeshCore::confirm_sent`]). Documents sent in a
     /// request rarely need it: the peer's [`receipt`] in its answer usually agrees at once.
@@ -120,6 +125,7 @@ impl<R> Peer<R> {
             held: Vec::new(),
             send_roster: false,
             introduced: false,
+            told: None,
             unconfirmed: false,
             pushing: false,
             fingerprinted: None,
@@ -139,6 +145,7 @@ pub struct MeshCore<P, R> {
     roster: Roster,
     peers: BTreeMap<P, Peer<R>>,
     held_max: usize,
+    introduced: Introductions,
     /// The actions of the step under way.
     actions: Vec<Action<P, R>>,
 }
@@ -163,6 +170,7 @@ where
             roster,
             peers: BTreeMap::new(),
             held_max: config.held_frames_max,
+            introduced: config.introduced,
             actions: Vec::new(),
         }
     }
@@ -230,9 +238,26 @@ where
     ) -> Result<(), S::Error> {
         match event {
             Event::Connected(peer) => {
-                self.peers.insert(peer, Peer::new());
-                let hello = Frame { credentials: Some(self.credentials()), ..Frame::default() };
-                self.send(peer, &hello, false);
+                // A peer on our roster is admitted as it connects (its peer id is what the
+                // connection's handshake proved); one that acknowledged our credentials as they
+                // are now, on an earlier connection, is not sent them again. An in-sync
+                // reconnect is then one exchange, started by the lower peer id.
+                let known =
+                    self.roster.active(&peer.to_string()).map(|entry| remote_name(entry.till_code.as_str()));
+                let mut state = Peer::new();
+                state.introduced = known.is_some()
+                    && self.introduced.get(&peer.to_string()) == Some(&digest(&self.credentials()));
+                let greet = !state.introduced;
+                self.peers.insert(peer, state);
+                if greet {
+                    self.greet(peer);
+                }
+                if let Some(remote) = known {
+                    self.admit_as(peer, remote, storage)?;
+                    if self.local < peer {
+                        self.reconcile(Some(peer), storage);
+                    }
+                }
                 Ok(())
             }
             Event::Disconnected(peer) => {
@@ -248,6 +273,12 @@ where
                 if let Some(state) = self.peers.get_mut(&peer) {
                     state.in_flight = state.in_flight.saturating_sub(1);
                     state.introduced = true;
+                    if let Some(told) = state.told
+                        && state.remote.is_some()
+                        && self.introduced.insert(peer.to_string(), told) != Some(told)
+                    {
+                        storage.save_introductions(&self.introduced)?;
+                    }
                 }
                 if let Some(frame) = decoded(peer, &frame) {
                     self.on_frame(now, peer, frame, true, storage)?;
@@ -258,11 +289,10 @@ where
             Event::RequestFailed(peer) => {
                 let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
                 state.in_flight = state.in_flight.saturating_sub(1);
-                if state.remote.is_none() {
+                if state.remote.is_none() || !state.introduced {
                     // Our greeting may be what was lost: greet again, or neither side ever
                     // admits the other on this connection.
-                    let hello = Frame { credentials: Some(self.credentials()), ..Frame::default() };
-                    self.send(peer, &hello, false);
+                    self.greet(peer);
                 }
                 // What waited behind the failed request goes now; what the request carried is
                 // found again by the next reconciliation.
@@ -290,6 +320,15 @@ where
                 .cloned(),
         );
         Credentials::encode(entries)
+    }
+
+    /// Sends `peer` our credentials, as a request of their own.
+    fn greet(&mut self, peer: P) {
+        let credentials = self.credentials();
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.told = Some(digest(&credentials));
+        }
+        self.send(peer, &Frame { credentials: Some(credentials), ..Frame::default() }, false);
     }
 
     fn publish_peers(&mut self) {
@@ -385,12 +424,17 @@ where
             self.block(peer);
             return Ok(false);
         };
+        self.admit_as(peer, remote, storage)?;
+        self.save_roster(storage)?;
+        Ok(true)
+    }
+
+    /// Admits a peer as `remote`.
+    fn admit_as<S: Storage>(&mut self, peer: P, remote: String, storage: &mut S) -> Result<(), S::Error> {
         tracing::info!(%peer, %remote, "peer admitted");
         self.peers.entry(peer).or_insert_with(Peer::new).remote = Some(remote.clone());
         self.publish_peers();
-        storage.register_remote(&remote)?;
-        self.save_roster(storage)?;
-        Ok(true)
+        storage.register_remote(&remote)
     }
 
     /// The remote name a peer is admitted as, on its own entry: only if the roster holds an
@@ -490,6 +534,12 @@ where
     ) -> Result<(), S::Error> {
         if let Some(credentials) = frame.credentials.take() {
             self.merge_roster(Credentials::decode(&credentials), storage)?;
+            // A peer sends its credentials when it may not hold ours (it lost them, or is of a
+            // release that always greets), and then holds what we send until ours arrive: they
+            // follow, unless they went on this connection already.
+            if self.peers.get(&peer).is_some_and(|state| state.told.is_none()) {
+                self.greet(peer);
+            }
         }
         if frame.is_empty() {
             return Ok(());
@@ -651,6 +701,9 @@ where
             }
             if let Some(state) = self.peers.get_mut(&peer) {
                 state.send_roster = false;
+                if let Some(credentials) = &frame.credentials {
+                    state.told = Some(digest(credentials));
+                }
             }
             self.send(peer, &frame, documents_alone);
         }

@@ -6,6 +6,8 @@ use automerge::{AutoCommit, ChangeHash, sync};
 use tillmesh_core::{SignedRosterEntry, Timestamp};
 use tillmesh_sync::{DocId, Documents, Index, Refusal, Verdict};
 
+use crate::credentials::Introductions;
+
 /// A node's store as the mesh core uses it.
 pub trait Storage {
     /// A failure of the storage itself (disk full, I/O error), never of a peer's input.
@@ -50,6 +52,9 @@ pub trait Storage {
 
     /// Keeps the roster entries known, for the next start.
     fn save_roster(&mut self, entries: Vec<SignedRosterEntry>) -> Result<(), Self::Error>;
+
+    /// Keeps what each peer acknowledged of our credentials, for the next start.
+    fn save_introductions(&mut self, introduced: &Introductions) -> Result<(), Self::Error>;
 
     /// Keeps a finished session's Automerge sync states for the next session with `remote`.
     fn save_sync_states(&mut self, remote: &str, states: Vec<(DocId, Vec<u8>)>) -> Result<(), Self::Error>;
@@ -100,6 +105,10 @@ impl Storage for Unavailable {
     }
 
     fn save_roster(&mut self, _entries: Vec<SignedRosterEntry>) -> Result<(), StoreUnavailable> {
+        Err(StoreUnavailable)
+    }
+
+    fn save_introductions(&mut self, _introduced: &Introductions) -> Result<(), StoreUnavailable> {
         Err(StoreUnavailable)
     }
 

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 
 use automerge::{AutoCommit, ROOT, transaction::Transactable};
 use tillmesh_core::{HqSigningKey, RosterEntry, SignedRosterEntry, TillCode, Timestamp};
-use tillmesh_mesh::{Action, CoreConfig, Event, LocalWrite, MeshCore, Storage};
+use tillmesh_mesh::{Action, CoreConfig, Event, Introductions, LocalWrite, MeshCore, Storage};
 use tillmesh_sync::{DocId, Documents, Frame, Index, MemoryDocuments, Refusal, decode, encode};
 use uuid::Uuid;
 
@@ -16,6 +16,7 @@ use uuid::Uuid;
 struct Memory {
     docs: MemoryDocuments,
     roster: Vec<SignedRosterEntry>,
+    introduced: Introductions,
     marked: Vec<String>,
     /// A document this store refuses whenever it is sent.
     refuses: Option<DocId>,
@@ -59,6 +60,11 @@ impl Storage for Memory {
         Ok(())
     }
 
+    fn save_introductions(&mut self, introduced: &Introductions) -> Result<(), Infallible> {
+        self.introduced = introduced.clone();
+        Ok(())
+    }
+
     fn save_sync_states(&mut self, _: &str, _: Vec<(DocId, Vec<u8>)>) -> Result<(), Infallible> {
         Ok(())
     }
@@ -87,12 +93,18 @@ impl Shop {
 
     /// Peer `peer` (till `code`), knowing the given roster.
     fn core(&self, peer: u32, code: &str, roster: Vec<SignedRosterEntry>) -> MeshCore<u32, u64> {
+        self.restarted(peer, code, &Memory { roster, ..Memory::default() })
+    }
+
+    /// Peer `peer` (till `code`) started on what `store` kept: its roster and introductions.
+    fn restarted(&self, peer: u32, code: &str, store: &Memory) -> MeshCore<u32, u64> {
         MeshCore::new(CoreConfig {
             local: peer,
             hq: self.hq.public_key(),
             own_entry: self.entry(peer, code, false, 1),
-            roster,
+            roster: store.roster.clone(),
             held_frames_max: 2,
+            introduced: store.introduced.clone(),
         })
     }
 }
@@ -145,10 +157,10 @@ fn greet(
     handle(core, store, Event::Request { peer, frame: encode(&hello), reply: 1 })
 }
 
-/// Connects A (1) and B (2): returns both cores, stores, after both admitted each other.
+/// Connects A (1) and B (2), which meet for the first time (neither holds the other's entry):
+/// returns both cores, stores, after both admitted each other on their greetings.
 fn pair(shop: &Shop) -> (MeshCore<u32, u64>, Memory, MeshCore<u32, u64>, Memory) {
-    let roster = vec![shop.entry(1, "A", false, 1), shop.entry(2, "B", false, 1)];
-    let (mut a, mut b) = (shop.core(1, "A", roster.clone()), shop.core(2, "B", roster));
+    let (mut a, mut b) = (shop.core(1, "A", Vec::new()), shop.core(2, "B", Vec::new()));
     let (mut at_a, mut at_b) = (Memory::default(), Memory::default());
     let hello_a = sent(&handle(&mut a, &mut at_a, Event::Connected(2))).remove(0).1;
     let hello_b = sent(&handle(&mut b, &mut at_b, Event::Connected(1))).remove(0).1;
@@ -188,7 +200,8 @@ fn a_peer_is_admitted_only_on_its_own_signed_unrevoked_entry() {
 fn frames_before_admission_are_held_then_answered_and_a_flood_is_blocked() {
     let shop = Shop::new();
     let mut store = Memory::default();
-    let mut core = shop.core(1, "A", vec![shop.entry(2, "B", false, 1)]);
+    // B's entry is not on A's roster yet: it comes with B's greeting.
+    let mut core = shop.core(1, "A", Vec::new());
     handle(&mut core, &mut store, Event::Connected(2));
     let plain = encode(&Frame::default());
     for reply in 10..12 {
@@ -282,13 +295,12 @@ fn two_frames_of_documents_in_flight_at_most_and_a_lost_greeting_is_sent_again()
 #[test]
 fn documents_one_peer_brings_are_relayed_and_agreement_marks_synced() {
     let shop = Shop::new();
-    let roster =
-        vec![shop.entry(1, "A", false, 1), shop.entry(2, "B", false, 1), shop.entry(3, "C", false, 1)];
-    let mut hub = shop.core(2, "B", roster.clone());
+    // First contact: each peer's entry comes with its greeting.
+    let mut hub = shop.core(2, "B", Vec::new());
     let mut at_hub = Memory::default();
     for (peer, code) in [(1, "A"), (3, "C")] {
         handle(&mut hub, &mut at_hub, Event::Connected(peer));
-        let mut other = shop.core(peer, code, roster.clone());
+        let mut other = shop.core(peer, code, Vec::new());
         let hello = sent(&handle(&mut other, &mut Memory::default(), Event::Connected(2))).remove(0).1;
         greet(&mut hub, &mut at_hub, hello, peer);
         handle(&mut hub, &mut at_hub, Event::Response { peer, frame: encode(&Frame::default()) });
@@ -546,4 +558,96 @@ impl Documents for Accepting<'_> {
     fn sync_state(&mut self, id: DocId) -> Result<Option<automerge::sync::State>, Infallible> {
         self.docs.sync_state(id)
     }
+}
+
+#[test]
+fn introduced_peers_reconnect_in_one_exchange_without_credentials() {
+    let shop = Shop::new();
+    let (mut a, mut at_a, mut b, mut at_b) = settled_pair(&shop);
+    assert!(at_a.introduced.contains_key("2") && at_b.introduced.contains_key("1"), "kept");
+    // The link drops and comes back; then both restart from what they kept: each time both admit
+    // the other as it connects, neither sends credentials, and the lower peer id's one range
+    // list agrees.
+    for restart in [false, true] {
+        handle(&mut a, &mut at_a, Event::Disconnected(2));
+        handle(&mut b, &mut at_b, Event::Disconnected(1));
+        if restart {
+            a = shop.restarted(1, "A", &at_a);
+            b = shop.restarted(2, "B", &at_b);
+        }
+        let from_a = sent(&handle(&mut a, &mut at_a, Event::Connected(2)));
+        assert!(sent(&handle(&mut b, &mut at_b, Event::Connected(1))).is_empty(), "B waits for A");
+        assert_eq!((a.admitted(), b.admitted()), (vec!["till-B".to_string()], vec!["till-A".to_string()]));
+        assert_eq!(from_a.len(), 1);
+        assert!(from_a[0].1.credentials.is_none() && from_a[0].1.ranges.is_some(), "{from_a:?}");
+        let marked = (at_a.marked.len(), at_b.marked.len());
+        let requests = vec![(1, from_a[0].1.clone())];
+        let exchanges = until_quiet((&mut a, &mut at_a), (&mut b, &mut at_b), requests);
+        assert_eq!(exchanges, 1);
+        assert_eq!((at_a.marked.len(), at_b.marked.len()), (marked.0 + 1, marked.1 + 1), "both agree");
+    }
+}
+
+#[test]
+fn a_peer_that_lost_our_entry_gets_it_when_it_greets_and_news_is_always_told() {
+    let shop = Shop::new();
+    let (mut a, mut at_a, _, _) = settled_pair(&shop);
+    // B comes back with nothing kept (same peer id): A admits it as it connects and sends no
+    // credentials, B holds A's range list until it has them.
+    handle(&mut a, &mut at_a, Event::Disconnected(2));
+    let mut b = shop.core(2, "B", Vec::new());
+    let mut at_b = Memory::default();
+    let start = sent(&handle(&mut a, &mut at_a, Event::Connected(2))).remove(0).1;
+    assert!(start.credentials.is_none());
+    let hello_b = sent(&handle(&mut b, &mut at_b, Event::Connected(1))).remove(0).1;
+    let held = handle(&mut b, &mut at_b, Event::Request { peer: 1, frame: encode(&start), reply: 5 });
+    assert!(answers(&held).is_empty(), "held until A's credentials come");
+    // B's greeting makes A send its own.
+    let at_a_actions = greet(&mut a, &mut at_a, hello_b, 2);
+    let again = sent(&at_a_actions);
+    assert_eq!(again.len(), 1);
+    assert!(again[0].1.credentials.is_some(), "A's credentials follow B's: {again:?}");
+    let released =
+        handle(&mut b, &mut at_b, Event::Request { peer: 1, frame: encode(&again[0].1), reply: 6 });
+    let replies: Vec<u64> = answers(&released).into_iter().map(|(reply, _)| reply).collect();
+    assert_eq!(replies, vec![6, 5], "admitted: the greeting and the held range list answered");
+    assert_eq!(b.admitted(), vec!["till-A".to_string()]);
+
+    // A learns a revocation while B is away: A's next connection to B carries it, though B holds
+    // A's entry.
+    handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&Frame::default()) });
+    handle(&mut a, &mut at_a, Event::Disconnected(2));
+    handle(&mut b, &mut at_b, Event::Disconnected(1));
+    handle(&mut a, &mut at_a, Event::RosterEntry(shop.entry(3, "C", true, 2)));
+    let news = sent(&handle(&mut a, &mut at_a, Event::Connected(2)));
+    assert!(news[0].1.credentials.is_some(), "the revocation travels: {news:?}");
+    handle(&mut b, &mut at_b, Event::Connected(1));
+    greet(&mut b, &mut at_b, news[0].1.clone(), 1);
+    assert!(at_b.roster.iter().any(|entry| entry.entry.peer_id == "3" && entry.entry.revoked));
+}
+
+#[test]
+fn peers_that_know_each_other_meet_and_agree_without_the_timer() {
+    let shop = Shop::new();
+    let roster = vec![shop.entry(1, "A", false, 1), shop.entry(2, "B", false, 1)];
+    let (mut a, mut b) = (shop.core(1, "A", roster.clone()), shop.core(2, "B", roster));
+    let (mut at_a, mut at_b) = (Memory::default(), Memory::default());
+    let id = Uuid::from_u128(1);
+    at_a.docs.put(id, order(1));
+    // Both admit the other as it connects and greet it (neither acknowledged the other's
+    // credentials yet); A, the lower peer id, starts a reconciliation behind its greeting.
+    let from_a = sent(&handle(&mut a, &mut at_a, Event::Connected(2)));
+    let from_b = sent(&handle(&mut b, &mut at_b, Event::Connected(1)));
+    assert_eq!((a.admitted(), b.admitted()), (vec!["till-B".to_string()], vec!["till-A".to_string()]));
+    assert!(from_a.iter().chain(&from_b).all(|(_, frame)| frame.credentials.is_some()));
+    // B's greeting reaches A first: A's answer must not carry its start (B would take it for a
+    // receipt); the start follows A's own greeting's answer, and the order reaches B.
+    let requests: Vec<(u32, Frame)> = from_a
+        .into_iter()
+        .map(|(_, frame)| (1, frame))
+        .chain(from_b.into_iter().map(|(_, frame)| (2, frame)))
+        .collect();
+    until_quiet((&mut a, &mut at_a), (&mut b, &mut at_b), requests);
+    assert!(at_b.docs.get(&id).is_some(), "B holds A's order");
+    assert!(!at_a.marked.is_empty() && !at_b.marked.is_empty(), "both agree");
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tillmesh_core::{HqPublicKey, SignedRosterEntry};
-use tillmesh_mesh::{Action, CoreConfig, Event, LocalWrite, MeshCore};
+use tillmesh_mesh::{Action, CoreConfig, Event, Introductions, LocalWrite, MeshCore};
 use tillmesh_net::{Multiaddr, NetClient, NetConfig, NetEvent, PeerId, Reply};
 use tillmesh_store::Store;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::sync_control::{SyncControl, SyncStats};
-use crate::sync_docs::{NodeStorage, Predecoded, ROSTER_SETTING};
+use crate::sync_docs::{INTRODUCTIONS_SETTING, NodeStorage, Predecoded, ROSTER_SETTING};
 use crate::{Till, TillError};
 
 /// How a till joins its shop's mesh.
@@ -65,6 +65,13 @@ pub struct Mesh {
     tasks: TaskTracker,
 }
 
+/// A JSON setting of the store; its default when it is missing or does not parse (a roster or
+/// introductions lost that way are presented again by peers).
+fn stored_setting<T: serde::de::DeserializeOwned + Default>(till: &Till, key: &str) -> Result<T, TillError> {
+    let bytes = till.store().setting(key)?;
+    Ok(bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default())
+}
+
 /// How long a stopping mesh may take to save its sessions and close its connections.
 const STOP_WITHIN: Duration = Duration::from_secs(5);
 
@@ -73,18 +80,15 @@ impl Mesh {
     pub fn start(till: Till, config: MeshConfig) -> Result<Mesh, MeshError> {
         let (net, events, network) = tillmesh_net::spawn(config.net.clone())?;
         let local_peer_id = net.local_peer_id();
-        let stored: Vec<SignedRosterEntry> = till
-            .store()
-            .setting(ROSTER_SETTING)
-            .map_err(TillError::from)?
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
+        let stored: Vec<SignedRosterEntry> = stored_setting(&till, ROSTER_SETTING)?;
+        let introduced: Introductions = stored_setting(&till, INTRODUCTIONS_SETTING)?;
         let core = MeshCore::new(CoreConfig {
             local: local_peer_id,
             hq: config.hq,
             own_entry: config.own_entry,
             roster: stored.into_iter().chain(config.roster).collect(),
             held_frames_max: config.held_frames_max,
+            introduced,
         });
         let (request, requests) = mpsc::channel(16);
         let (roster_sender, roster_entries) = mpsc::channel(16);

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 
 use automerge::{AutoCommit, ChangeHash, sync};
 use tillmesh_core::{SignedRosterEntry, Timestamp};
-use tillmesh_mesh::Storage;
+use tillmesh_mesh::{Introductions, Storage};
 use tillmesh_store::{Prepared, Quarantined, Store, StoreError};
 use tillmesh_sync::{DocBody, DocId, Documents, Index, Refusal, Verdict};
 
@@ -20,6 +20,8 @@ use crate::writer::WriteContext;
 
 /// The setting under which the known roster entries are kept.
 pub(crate) const ROSTER_SETTING: &str = "roster";
+/// The setting under which what each peer acknowledged of our credentials is kept.
+pub(crate) const INTRODUCTIONS_SETTING: &str = "introductions";
 
 /// Whole documents of a peer's frame, each loaded and checked as the store would keep it
 /// ([`Store::receive`]) before the frame reaches the writer: a catch-up frame holds hundreds, and
@@ -211,6 +213,12 @@ impl<'a> Storage for NodeStorage<'_, 'a> {
         // Serialising signed entries cannot fail; an empty roster is the fallback regardless.
         let bytes = serde_json::to_vec(&entries).unwrap_or_default();
         self.noted(self.context.store.set_setting(ROSTER_SETTING, &bytes))
+    }
+
+    fn save_introductions(&mut self, introduced: &Introductions) -> Result<(), StoreError> {
+        // A map of strings to numbers always serialises.
+        let bytes = serde_json::to_vec(introduced).unwrap_or_default();
+        self.noted(self.context.store.set_setting(INTRODUCTIONS_SETTING, &bytes))
     }
 
     fn save_sync_states(&mut self, remote: &str, states: Vec<(DocId, Vec<u8>)>) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@ use std::fmt;
 
 use automerge::{ActorId, AutoCommit};
 use tillmesh_core::{Document, HqPublicKey, SignedRosterEntry, TillCode, Timestamp};
-use tillmesh_mesh::{Action, CoreConfig, Event, MeshCore};
+use tillmesh_mesh::{Action, CoreConfig, Event, Introductions, MeshCore};
 use tillmesh_sync::{DocId, MemoryDocuments, Verdict};
 
 use crate::clock::SimClock;
@@ -82,6 +82,8 @@ pub(crate) struct Node {
     pub(crate) own_entry: SignedRosterEntry,
     /// Durable: the roster entries it knows.
     pub(crate) roster: Vec<SignedRosterEntry>,
+    /// Durable: what each peer acknowledged of its credentials.
+    pub(crate) introduced: Introductions,
     /// Durable: per remote, the Automerge sync states of the last session that ended cleanly.
     pub(crate) sync_states: BTreeMap<String, SavedStates>,
     /// How far this node's clock is off, in milliseconds.
@@ -120,6 +122,7 @@ impl Node {
             order_seq: 0,
             own_entry,
             roster,
+            introduced: Introductions::new(),
             sync_states: BTreeMap::new(),
             skew_ms,
             actor,
@@ -148,6 +151,7 @@ impl Node {
             own_entry: self.own_entry.clone(),
             roster: self.roster.clone(),
             held_frames_max: HELD_FRAMES_MAX,
+            introduced: self.introduced.clone(),
         }));
     }
 
@@ -177,6 +181,7 @@ impl Node {
             docs: &mut self.docs,
             states: &mut self.sync_states,
             roster: &mut self.roster,
+            introduced: &mut self.introduced,
             failing,
             effects: Effects::default(),
         };

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 
 use automerge::{AutoCommit, ChangeHash, sync};
 use tillmesh_core::{SignedRosterEntry, Timestamp};
-use tillmesh_mesh::Storage;
+use tillmesh_mesh::{Introductions, Storage};
 use tillmesh_sync::{DocId, Documents, Index, MemoryDocuments, Refusal, Verdict};
 
 /// Sync states kept per document for one remote (encoded, as the store keeps them).
@@ -37,6 +37,7 @@ pub(crate) struct SimStorage<'n> {
     pub(crate) docs: &'n mut MemoryDocuments,
     pub(crate) states: &'n mut BTreeMap<String, SavedStates>,
     pub(crate) roster: &'n mut Vec<SignedRosterEntry>,
+    pub(crate) introduced: &'n mut Introductions,
     /// Whether this step's writes fail.
     pub(crate) failing: bool,
     pub(crate) effects: Effects,
@@ -109,6 +110,11 @@ impl Storage for SimStorage<'_> {
 
     fn save_roster(&mut self, entries: Vec<SignedRosterEntry>) -> Result<(), StorageFault> {
         *self.roster = entries;
+        Ok(())
+    }
+
+    fn save_introductions(&mut self, introduced: &Introductions) -> Result<(), StorageFault> {
+        self.introduced.clone_from(introduced);
         Ok(())
     }
 
