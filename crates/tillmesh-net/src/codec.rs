@@ -1,13 +1,16 @@
-//! Frames on the wire: a big-endian u32 length, then the bytes, with a size limit (the default
-//! cbor codec of request-response would cap requests at 1 MiB).
+//! Frames on the wire: a length, then the bytes, with a size limit (the default cbor codec of
+//! request-response would cap requests at 1 MiB).
 //!
-//! Three protocols carry them. [`PROTOCOL_STREAM`], which every node tries first, keeps one
+//! Four protocols carry them. [`PROTOCOL_STREAM`], which every node tries first, keeps one
 //! stream open per peer and direction for as long as the connection lasts: the requests go one
 //! way, their answers come back the other in the same order, so an exchange costs two frames and
-//! nothing else (no new substream and protocol negotiation per request, ≈ 300 bytes each). The
-//! two request-response protocols serve nodes that do not offer it: [`PROTOCOL`] with the same
-//! packed frames, one stream per request; [`PROTOCOL_RAW`] with frames as they are, for the
-//! first release's nodes.
+//! nothing else (no new substream and protocol negotiation per request, ≈ 300 bytes each). Its
+//! lengths are varints (one byte for a receipt or a range list) and its name is short: the name
+//! crosses the wire twice on every connection (proposed, then confirmed), and both count in an
+//! in-sync reconnect of about a kilobyte. [`PROTOCOL_STREAM_FIXED`] is the same with big-endian
+//! u32 lengths, for the previous release's nodes. The two request-response protocols serve nodes
+//! that offer neither: [`PROTOCOL`] with the same packed frames, one stream per request;
+//! [`PROTOCOL_RAW`] with frames as they are, for the first release's nodes.
 //!
 //! [`PROTOCOL`] packs each frame with the dictionary shipped in the binary
 //! (`tillmesh_untrusted::packed`): most of an order document is the same key names, column
@@ -24,9 +27,13 @@ use libp2p::StreamProtocol;
 use libp2p::request_response;
 use tillmesh_untrusted::packed::{pack, unpack};
 
-/// The protocol of packed frames on one long-lived stream per peer and direction (tried first).
-/// Both ends must hold the same dictionary: a new dictionary is a new protocol name.
-pub const PROTOCOL_STREAM: StreamProtocol = StreamProtocol::new("/tillmesh/sync/3");
+/// The protocol of packed frames with varint lengths on one long-lived stream per peer and
+/// direction (tried first). Both ends must hold the same dictionary: a new dictionary is a new
+/// protocol name.
+pub const PROTOCOL_STREAM: StreamProtocol = StreamProtocol::new("/tm/4");
+
+/// [`PROTOCOL_STREAM`] with big-endian u32 lengths (the previous release's; tried second).
+pub const PROTOCOL_STREAM_FIXED: StreamProtocol = StreamProtocol::new("/tillmesh/sync/3");
 
 /// The protocol of packed frames over request-response, a stream per request.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/tillmesh/sync/2");
@@ -34,13 +41,18 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/tillmesh/sync/2");
 /// The protocol of raw tillmesh frames over request-response (the first release's).
 pub const PROTOCOL_RAW: StreamProtocol = StreamProtocol::new("/tillmesh/sync/1");
 
-/// The length [`PROTOCOL_STREAM`] sends instead of an answer when the node dropped a request
-/// unanswered (its sender gets a failed request, as a request-response timeout would give it).
+/// The length [`PROTOCOL_STREAM_FIXED`] sends instead of an answer when the node dropped a
+/// request unanswered (its sender gets a failed request, as a request-response timeout would give
+/// it). [`PROTOCOL_STREAM`] sends the varint 0 (a packed frame of no bytes, which none is).
 const NO_ANSWER: u32 = u32::MAX;
 
-/// The bit of a [`PROTOCOL_STREAM`] length that marks a frame sent as it is: one that packing
-/// would not make smaller (a receipt, a range list), which zstd's own header would make larger.
+/// The bit of a [`PROTOCOL_STREAM_FIXED`] length that marks a frame sent as it is: one that
+/// packing would not make smaller (a receipt, a range list), which zstd's own header would make
+/// larger. [`PROTOCOL_STREAM`]'s varint is the length doubled, plus one for such a frame.
 const AS_IT_IS: u32 = 1 << 31;
+
+/// Most bytes of a [`PROTOCOL_STREAM`] varint: 28 bits, room for twice the largest frame.
+const VARINT_BYTES_MAX: usize = 4;
 
 /// How a protocol's frames go on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +62,21 @@ pub(crate) enum Packing {
     /// Always packed ([`PROTOCOL`]).
     Always,
     /// Packed when that makes them smaller, else sent as they are with [`AS_IT_IS`] set in
-    /// their length ([`PROTOCOL_STREAM`]).
+    /// their length ([`PROTOCOL_STREAM_FIXED`]).
     Smaller,
+    /// As [`Packing::Smaller`], with a varint length ([`PROTOCOL_STREAM`]).
+    SmallerVarint,
 }
 
 impl Packing {
+    /// The packing of a request-response protocol.
     fn of(protocol: &StreamProtocol) -> Packing {
         if *protocol == PROTOCOL { Packing::Always } else { Packing::Never }
+    }
+
+    /// The packing of a stream protocol ([`PROTOCOL_STREAM`] or [`PROTOCOL_STREAM_FIXED`]).
+    pub(crate) fn of_stream(protocol: &StreamProtocol) -> Packing {
+        if *protocol == PROTOCOL_STREAM { Packing::SmallerVarint } else { Packing::Smaller }
     }
 }
 
@@ -68,23 +88,13 @@ pub struct FrameCodec {
 }
 
 impl FrameCodec {
-    /// The next frame on `io`, `None` for [`NO_ANSWER`]. Packed frames are unpacked.
+    /// The next frame on `io`, `None` for the no-answer mark. Packed frames are unpacked.
     pub(crate) async fn read_frame<T: AsyncRead + Unpin + Send>(
         &self,
         packing: Packing,
         io: &mut T,
     ) -> io::Result<Option<Vec<u8>>> {
-        let mut length = [0u8; 4];
-        io.read_exact(&mut length).await?;
-        let length = u32::from_be_bytes(length);
-        if length == NO_ANSWER {
-            return Ok(None);
-        }
-        let (packed, length) = match packing {
-            Packing::Never => (false, length),
-            Packing::Always => (true, length),
-            Packing::Smaller => (length & AS_IT_IS == 0, length & !AS_IT_IS),
-        };
+        let Some((packed, length)) = read_length(packing, io).await? else { return Ok(None) };
         let length = length as usize;
         if length > self.frame_bytes_max {
             return Err(io::Error::new(
@@ -106,25 +116,42 @@ impl FrameCodec {
         let packed = match packing {
             Packing::Never => None,
             Packing::Always => Some(pack(frame)?),
-            Packing::Smaller => Some(pack(frame)?).filter(|packed| packed.len() < frame.len()),
+            Packing::Smaller | Packing::SmallerVarint => {
+                Some(pack(frame)?).filter(|packed| packed.len() < frame.len())
+            }
         };
         if packed.as_ref().is_some_and(|packed| packed.len() > self.frame_bytes_max) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "packed frame over the limit"));
         }
-        let (body, length) = match &packed {
-            Some(packed) => (packed.as_slice(), packed.len() as u32),
-            None if packing == Packing::Smaller => (frame, frame.len() as u32 | AS_IT_IS),
-            None => (frame, frame.len() as u32),
-        };
-        let mut wire = Vec::with_capacity(4 + body.len());
-        wire.extend_from_slice(&length.to_be_bytes());
+        let body = packed.as_deref().unwrap_or(frame);
+        let length = u32::try_from(body.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame over the limit"))?;
+        let mut wire = Vec::with_capacity(VARINT_BYTES_MAX + body.len());
+        match packing {
+            Packing::Never | Packing::Always => wire.extend_from_slice(&length.to_be_bytes()),
+            Packing::Smaller => {
+                let mark = if packed.is_some() { 0 } else { AS_IT_IS };
+                wire.extend_from_slice(&(length | mark).to_be_bytes());
+            }
+            Packing::SmallerVarint => {
+                let value = length
+                    .checked_mul(2)
+                    .map(|doubled| doubled | u32::from(packed.is_none()))
+                    .filter(|value| *value < 1 << (7 * VARINT_BYTES_MAX))
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame over the limit"))?;
+                put_varint(&mut wire, value);
+            }
+        }
         wire.extend_from_slice(body);
         Ok(wire)
     }
 
-    /// What [`PROTOCOL_STREAM`] sends for a request dropped unanswered.
-    pub(crate) fn no_answer() -> [u8; 4] {
-        NO_ANSWER.to_be_bytes()
+    /// What a stream protocol of `packing` sends for a request dropped unanswered.
+    pub(crate) fn no_answer(packing: Packing) -> Vec<u8> {
+        match packing {
+            Packing::SmallerVarint => vec![0],
+            Packing::Never | Packing::Always | Packing::Smaller => NO_ANSWER.to_be_bytes().to_vec(),
+        }
     }
 
     /// A request-response frame: one per stream, the marker has no place there.
@@ -189,6 +216,51 @@ impl request_response::Codec for FrameCodec {
     }
 }
 
+/// A frame's length and whether it is packed, `None` for the no-answer mark.
+async fn read_length<T: AsyncRead + Unpin + Send>(
+    packing: Packing,
+    io: &mut T,
+) -> io::Result<Option<(bool, u32)>> {
+    if packing == Packing::SmallerVarint {
+        let value = read_varint(io).await?;
+        return Ok((value != 0).then_some((value & 1 == 0, value >> 1)));
+    }
+    let mut length = [0u8; 4];
+    io.read_exact(&mut length).await?;
+    let length = u32::from_be_bytes(length);
+    let read = match packing {
+        Packing::Smaller => (length & AS_IT_IS == 0, length & !AS_IT_IS),
+        Packing::Always => (true, length),
+        Packing::Never | Packing::SmallerVarint => (false, length),
+    };
+    Ok((length != NO_ANSWER).then_some(read))
+}
+
+/// An unsigned LEB128 varint of at most [`VARINT_BYTES_MAX`] bytes, in its shortest form.
+async fn read_varint<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<u32> {
+    let mut value = 0u32;
+    for position in 0..VARINT_BYTES_MAX {
+        let mut byte = [0u8; 1];
+        io.read_exact(&mut byte).await?;
+        if position > 0 && byte[0] == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "a length longer than it needs to be"));
+        }
+        value |= u32::from(byte[0] & 0x7f) << (7 * position);
+        if byte[0] & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidData, format!("a length of more than {VARINT_BYTES_MAX} bytes")))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u32) {
+    while value >= 0x80 {
+        out.push((value & 0x7f) as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +322,54 @@ mod tests {
             codec.read_frame(Packing::Smaller, &mut futures::io::Cursor::new(&wire)),
         );
         assert!(read.expect_err("over the limit").to_string().contains("over the limit"));
+    }
+
+    fn read_varint_framed(codec: FrameCodec, wire: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        futures::executor::block_on(
+            codec.read_frame(Packing::SmallerVarint, &mut futures::io::Cursor::new(wire)),
+        )
+    }
+
+    #[test]
+    fn the_varint_stream_protocol_reads_what_it_writes_in_fewer_bytes() {
+        let codec = FrameCodec { frame_bytes_max: LIMIT };
+        let receipt = b"TM\x01\x00\x01\xff\x8a\x11\x03\x9c\x55\x02\x77\xe1\x10\x00\x00".to_vec();
+        let document: Vec<u8> = (0..50).flat_map(|_| b"orderNumber items unitPrice ".to_vec()).collect();
+        // Lengths around each varint byte boundary (63/64 B as it is: 1 or 2 bytes), and large.
+        let random = |len: usize| (0..len).map(|n| (n * 7919 % 251) as u8).collect::<Vec<u8>>();
+        for frame in [
+            receipt.clone(),
+            document.clone(),
+            Vec::new(),
+            random(63),
+            random(64),
+            random(8_191),
+            random(LIMIT),
+        ] {
+            let fixed = codec.encode(Packing::Smaller, &frame).expect("encode");
+            let varint = codec.encode(Packing::SmallerVarint, &frame).expect("encode");
+            assert_eq!(varint[varint.len() - (fixed.len() - 4)..], fixed[4..], "the same body");
+            assert!(varint.len() < fixed.len(), "a shorter length");
+            assert_eq!(read_varint_framed(codec, &varint).expect("read"), Some(frame));
+        }
+        assert_eq!(codec.encode(Packing::SmallerVarint, &receipt).expect("encode").len(), receipt.len() + 1);
+        // The no-answer mark; lengths not in their shortest form, too long, or over the limit.
+        assert_eq!(
+            read_varint_framed(codec, &FrameCodec::no_answer(Packing::SmallerVarint)).expect("read"),
+            None
+        );
+        for (wire, error) in [
+            (vec![0x83, 0x00], "longer than it needs"),
+            (vec![0xff, 0xff, 0xff, 0xff, 0x01], "more than 4 bytes"),
+            (vec![0x83], "end of file"),
+        ] {
+            let read = read_varint_framed(codec, &wire);
+            assert!(read.expect_err(error).to_string().contains(error), "{wire:?}");
+        }
+        let mut over = Vec::new();
+        put_varint(&mut over, ((LIMIT as u32) + 1) << 1 | 1);
+        over.extend(std::iter::repeat_n(0u8, 16));
+        assert!(read_varint_framed(codec, &over).expect_err("over").to_string().contains("over the limit"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
 
 /// Where the answer to a request that came on a peer's stream goes: the stream writes answers
-/// in the order their requests came, and `PROTOCOL_STREAM`'s no-answer mark for a request the
+/// in the order their requests came, and its protocol's no-answer mark for a request the
 /// node dropped.
 pub(crate) type Answer = oneshot::Sender<Vec<u8>>;
 

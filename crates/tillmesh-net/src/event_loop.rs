@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use libp2p::core::transport::upgrade::Version;
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
@@ -19,7 +20,7 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::codec::{FrameCodec, PROTOCOL, PROTOCOL_RAW, PROTOCOL_STREAM};
+use crate::codec::{FrameCodec, PROTOCOL, PROTOCOL_RAW, PROTOCOL_STREAM, PROTOCOL_STREAM_FIXED, Packing};
 use crate::event::{NetEvent, Reply, ReplyTo};
 use crate::streams::{self, Internal, Reports};
 
@@ -256,7 +257,12 @@ pub fn spawn(
             .map_err(|error| NetError::Listen { address: address.clone(), reason: error.to_string() })?;
     }
     let mut control = swarm.behaviour().streams.new_control();
-    let incoming = control.accept(PROTOCOL_STREAM).map_err(|error| NetError::Build(error.to_string()))?;
+    let mut incoming = futures::stream::SelectAll::new();
+    for protocol in [PROTOCOL_STREAM, PROTOCOL_STREAM_FIXED] {
+        let packing = Packing::of_stream(&protocol);
+        let streams = control.accept(protocol).map_err(|error| NetError::Build(error.to_string()))?;
+        incoming.push(streams.map(move |(peer, stream)| (peer, stream, packing)).boxed());
+    }
     let (commands, receive_commands) = mpsc::channel(config.events_max);
     let (events, receive_events) = mpsc::channel(config.events_max);
     let (internal, receive_internal) = mpsc::channel(config.events_max);
@@ -309,7 +315,7 @@ fn peer_of(address: &Multiaddr) -> Option<PeerId> {
 enum Route {
     /// Over our stream to it, through the task that owns the stream.
     Stream(mpsc::Sender<Vec<u8>>),
-    /// By request-response: the peer does not speak [`PROTOCOL_STREAM`].
+    /// By request-response: the peer speaks neither stream protocol.
     Legacy,
 }
 
@@ -328,7 +334,8 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     control: libp2p_stream::Control,
-    incoming: libp2p_stream::IncomingStreams,
+    /// The peers' incoming streams of either stream protocol, with the packing of each.
+    incoming: futures::stream::SelectAll<BoxStream<'static, (PeerId, libp2p::Stream, Packing)>>,
     internal: mpsc::Sender<Internal>,
     receive_internal: mpsc::Receiver<Internal>,
     /// How our requests reach each connected peer.
@@ -370,7 +377,7 @@ impl EventLoop {
                         return;
                     }
                 }
-                Some((peer, stream)) = self.incoming.next() => self.accept(peer, stream),
+                Some((peer, stream, packing)) = self.incoming.next() => self.accept(peer, stream, packing),
                 command = self.commands.recv() => match command {
                     Some(command) => {
                         if !self.handle_command(command).await {
@@ -483,7 +490,7 @@ impl EventLoop {
 
     /// Serves a peer's incoming stream, unless the peer is not connected (anymore) or already
     /// has as many as it may.
-    fn accept(&mut self, peer: PeerId, stream: libp2p::Stream) {
+    fn accept(&mut self, peer: PeerId, stream: libp2p::Stream, packing: Packing) {
         let Some(connection) = self.connected.get(&peer).copied() else {
             tracing::debug!(%peer, "a stream of a peer not connected: dropped");
             return;
@@ -497,7 +504,7 @@ impl EventLoop {
         let reports = Reports { to_loop: self.internal.clone(), peer, epoch: connection.epoch };
         let codec = self.codec;
         tokio::spawn(async move {
-            streams::inbound(stream, reports, codec).await;
+            streams::inbound(stream, packing, reports, codec).await;
             drop(token);
         });
     }

@@ -1,4 +1,5 @@
-//! Frames on one long-lived stream per peer and direction ([`PROTOCOL_STREAM`]): our requests
+//! Frames on one long-lived stream per peer and direction ([`PROTOCOL_STREAM`], or
+//! [`PROTOCOL_STREAM_FIXED`] with a peer of the previous release): our requests
 //! go out on the stream we open, their answers come back on it in the same order; the peer's
 //! requests come in on the stream it opens, and we answer them there in the order they came.
 //!
@@ -14,7 +15,7 @@ use libp2p::{PeerId, Stream};
 use libp2p_stream::{Control, OpenStreamError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::{FrameCodec, PROTOCOL_STREAM, Packing};
+use crate::codec::{FrameCodec, PROTOCOL_STREAM, PROTOCOL_STREAM_FIXED, Packing};
 use crate::event::{NetEvent, Reply};
 
 /// Requests of a peer read ahead of their answers; the stream waits beyond this.
@@ -29,7 +30,7 @@ pub(crate) const REQUESTS_WAITING_MAX: usize = 64;
 pub(crate) enum Internal {
     /// An event for the node, if the peer's connection `epoch` is still the current one.
     Event { peer: PeerId, epoch: u64, event: NetEvent },
-    /// The peer does not speak [`PROTOCOL_STREAM`]: these frames, and the peer's later ones, go
+    /// The peer speaks neither stream protocol: these frames, and the peer's later ones, go
     /// by request-response.
     Unsupported { peer: PeerId, frames: Vec<Vec<u8>> },
 }
@@ -74,8 +75,8 @@ pub(crate) async fn outbound(
     timeout: Duration,
 ) {
     let Some(first) = frames.recv().await else { return };
-    let stream = match control.open_stream(reports.peer, PROTOCOL_STREAM).await {
-        Ok(stream) => stream,
+    let (stream, packing) = match open(&mut control, reports.peer).await {
+        Ok(opened) => opened,
         Err(OpenStreamError::UnsupportedProtocol(_)) => {
             let mut waiting = vec![first];
             waiting.extend(drained(&mut frames));
@@ -97,7 +98,7 @@ pub(crate) async fn outbound(
     let write = async {
         let mut frame = first;
         loop {
-            match codec.encode(Packing::Smaller, &frame) {
+            match codec.encode(packing, &frame) {
                 Ok(wire) => {
                     outstanding.fetch_add(1, Ordering::Relaxed);
                     writer.write_all(&wire).await?;
@@ -120,9 +121,7 @@ pub(crate) async fn outbound(
     };
     let read = async {
         while awaiting.recv().await.is_some() {
-            let answer = match tokio::time::timeout(timeout, codec.read_frame(Packing::Smaller, &mut reader))
-                .await
-            {
+            let answer = match tokio::time::timeout(timeout, codec.read_frame(packing, &mut reader)).await {
                 Ok(Ok(answer)) => answer,
                 Ok(Err(error)) => return Err(error),
                 Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time")),
@@ -153,6 +152,18 @@ pub(crate) async fn outbound(
     reports.failed_all(&error, unanswered).await;
 }
 
+/// Opens a stream to `peer` on the newest stream protocol it speaks, with that protocol's
+/// packing.
+async fn open(control: &mut Control, peer: PeerId) -> Result<(Stream, Packing), OpenStreamError> {
+    match control.open_stream(peer, PROTOCOL_STREAM).await {
+        Err(OpenStreamError::UnsupportedProtocol(_)) => {
+            let stream = control.open_stream(peer, PROTOCOL_STREAM_FIXED).await?;
+            Ok((stream, Packing::of_stream(&PROTOCOL_STREAM_FIXED)))
+        }
+        opened => opened.map(|stream| (stream, Packing::of_stream(&PROTOCOL_STREAM))),
+    }
+}
+
 /// Closes `frames` and takes the requests still waiting in it.
 fn drained(frames: &mut mpsc::Receiver<Vec<u8>>) -> Vec<Vec<u8>> {
     frames.close();
@@ -161,12 +172,12 @@ fn drained(frames: &mut mpsc::Receiver<Vec<u8>>) -> Vec<Vec<u8>> {
 
 /// Reads a peer's requests from the stream it opened and writes their answers back in order,
 /// until the peer closes it or it breaks.
-pub(crate) async fn inbound(stream: Stream, reports: Reports, codec: FrameCodec) {
+pub(crate) async fn inbound(stream: Stream, packing: Packing, reports: Reports, codec: FrameCodec) {
     let (mut reader, mut writer) = stream.split();
     let (pending, mut answers) = mpsc::channel::<oneshot::Receiver<Vec<u8>>>(ANSWERS_PENDING_MAX);
     let read = async move {
         loop {
-            let frame = match codec.read_frame(Packing::Smaller, &mut reader).await {
+            let frame = match codec.read_frame(packing, &mut reader).await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
                     tracing::debug!(peer = %reports.peer, "a no-answer mark as a request: stream closed");
@@ -191,13 +202,13 @@ pub(crate) async fn inbound(stream: Stream, reports: Reports, codec: FrameCodec)
     };
     let write = async {
         while let Some(answered) = answers.recv().await {
-            let wire = match answered.await.map(|frame| codec.encode(Packing::Smaller, &frame)) {
+            let wire = match answered.await.map(|frame| codec.encode(packing, &frame)) {
                 Ok(Ok(wire)) => wire,
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "an answer that cannot be sent: the peer is told so");
-                    FrameCodec::no_answer().to_vec()
+                    FrameCodec::no_answer(packing)
                 }
-                Err(_) => FrameCodec::no_answer().to_vec(),
+                Err(_) => FrameCodec::no_answer(packing),
             };
             writer.write_all(&wire).await?;
             writer.flush().await?;

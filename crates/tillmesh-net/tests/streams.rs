@@ -1,5 +1,5 @@
 //! Frames between two nodes on 127.0.0.1: over the long-lived streams, and by request-response
-//! with a node that offers only that (an earlier release's).
+//! with a node that offers only that (an earlier release's), or only the previous stream protocol.
 
 use std::time::Duration;
 
@@ -215,6 +215,107 @@ async fn a_peer_without_the_stream_protocol_is_served_by_request_response_both_w
             }
             NetEvent::Request { peer, frame, reply } => {
                 assert_eq!((peer, frame.as_slice()), (legacy_peer, b"old request".as_slice()));
+                node.respond(reply, b"new answer".to_vec()).await.expect("respond");
+                heard = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let answer = tokio::time::timeout(WAIT, answers.recv()).await.expect("in time").expect("answer");
+    assert_eq!(answer, b"new answer");
+}
+
+#[derive(libp2p::swarm::NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+struct Previous {
+    streams: libp2p_stream::Behaviour,
+}
+
+/// A frame as the previous release writes it on its stream: a big-endian u32 length with the
+/// top bit set for a frame sent as it is (as short frames are), then the frame.
+fn previous_wire(frame: &[u8]) -> Vec<u8> {
+    let mut wire = ((frame.len() as u32) | 1 << 31).to_be_bytes().to_vec();
+    wire.extend_from_slice(frame);
+    wire
+}
+
+/// A frame the previous release reads from its stream (short, so sent as it is).
+async fn previous_read(stream: &mut libp2p::Stream) -> Vec<u8> {
+    use futures::AsyncReadExt;
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).await.expect("length");
+    let length = u32::from_be_bytes(length);
+    assert_ne!(length & 1 << 31, 0, "a short frame goes as it is");
+    let mut frame = vec![0u8; (length & !(1 << 31)) as usize];
+    stream.read_exact(&mut frame).await.expect("frame");
+    frame
+}
+
+#[tokio::test]
+async fn a_peer_of_the_previous_release_is_served_on_its_stream_protocol_both_ways() {
+    use futures::AsyncWriteExt;
+    use tillmesh_net::codec::PROTOCOL_STREAM_FIXED;
+
+    let psk = PreSharedKey::new(SHOP_KEY);
+    let mut previous = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_other_transport(|keypair| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(tcp::tokio::Transport::new(tcp::Config::default())
+                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise::Config::new(keypair)?)
+                .multiplex(yamux::Config::default()))
+        })
+        .expect("transport")
+        .with_behaviour(|_| Previous { streams: libp2p_stream::Behaviour::new() })
+        .expect("behaviour")
+        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let previous_peer: PeerId = *previous.local_peer_id();
+    let mut control = previous.behaviour().streams.new_control();
+    let mut incoming = control.accept(PROTOCOL_STREAM_FIXED).expect("accept");
+    previous.listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("address")).expect("listen");
+    let address = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = previous.select_next_some().await {
+            break address;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            previous.select_next_some().await;
+        }
+    });
+    let mut config = config();
+    config.peers = vec![address.with(libp2p::multiaddr::Protocol::P2p(previous_peer))];
+    let node_peer = config.keypair.public().to_peer_id();
+    // The previous release's node answers the request on the stream the node opens (after the
+    // node's first choice of protocol was refused), and sends one of its own on its stream.
+    let (answer_heard, mut answers) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let (peer, mut theirs) = incoming.next().await.expect("the node's stream");
+        assert_eq!(peer, node_peer);
+        assert_eq!(previous_read(&mut theirs).await, b"to the previous node");
+        theirs.write_all(&previous_wire(b"previous answer")).await.expect("answer");
+        theirs.flush().await.expect("flush");
+        let mut ours = control.open_stream(node_peer, PROTOCOL_STREAM_FIXED).await.expect("open");
+        ours.write_all(&previous_wire(b"previous request")).await.expect("request");
+        ours.flush().await.expect("flush");
+        let _ = answer_heard.send(previous_read(&mut ours).await).await;
+    });
+    let (node, mut events, _) = node(config).await;
+    assert!(matches!(next(&mut events).await, NetEvent::Connected(peer) if peer == previous_peer));
+
+    node.send(previous_peer, b"to the previous node".to_vec()).await.expect("send");
+    let mut answered = false;
+    let mut heard = false;
+    while !(answered && heard) {
+        match next(&mut events).await {
+            NetEvent::Response { peer, frame } => {
+                assert_eq!((peer, frame.as_slice()), (previous_peer, b"previous answer".as_slice()));
+                answered = true;
+            }
+            NetEvent::Request { peer, frame, reply } => {
+                assert_eq!((peer, frame.as_slice()), (previous_peer, b"previous request".as_slice()));
                 node.respond(reply, b"new answer".to_vec()).await.expect("respond");
                 heard = true;
             }
