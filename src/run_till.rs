@@ -112,8 +112,7 @@ pub(crate) async fn hq(args: HqArgs) -> anyhow::Result<()> {
     let mut config = TillConfig::new(data_dir, TillCode::parse(tillmesh_core::roster::HQ_CODE)?);
     config.currency = shop.currency;
     config.tax_rate_bps = shop.tax_rate_bps;
-    config.hq = Some(signing.public_key());
-    config.hq_signing = Some(signing.clone());
+    config.set_hq(signing.clone());
     let membership =
         Membership { keypair, shop_key: shop.shop_key, hq: signing.public_key(), own_entry, roster };
     let database = database_options(&args.database)?;

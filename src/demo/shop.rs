@@ -259,8 +259,7 @@ impl DemoShop {
 /// `dir/HQ`.
 fn open_hq(shop: &LocalShop, dir: &Path) -> anyhow::Result<Till> {
     let mut config = TillConfig::new(dir.join(DEVICES[0]), TillCode::parse(DEVICES[0])?);
-    config.hq = Some(shop.hq().public_key());
-    config.hq_signing = Some(shop.hq().clone());
+    config.set_hq(shop.hq().clone());
     config.tax_rate_bps = shop.tax_rate_bps;
     Ok(Till::open(config, Arc::new(SystemClock))?)
 }

@@ -40,15 +40,26 @@ pub struct TillConfig {
     pub hq_signing: Option<tillmesh_core::HqSigningKey>,
     /// Edits that may wait for the writer before callers wait to enqueue.
     pub writer_queue_max: usize,
-    /// sled's page cache in bytes.
+    /// sled's page cache in bytes: [`TILL_CACHE_BYTES`], or [`HQ_CACHE_BYTES`] on HQ's node.
     pub cache_bytes: u64,
     /// Host names (besides `localhost` and IP addresses) the till's HTTP API answers for; any
     /// other `Host` is refused, so that a web page cannot reach the API by DNS rebinding.
     pub allowed_hosts: Vec<String>,
 }
 
+/// A till's page cache. sled holds well over the capacity it is given while it writes: a till
+/// that catches up on 100,000 orders peaked at 133 MiB with 32 MiB, 106 MiB with 16 MiB and 90
+/// MiB with 8 MiB, which left creating orders and listing them as fast as before (`cargo bench
+/// --bench sync_pair -- --orders 100000`, `cargo bench -p tillmesh-node --bench till`).
+pub const TILL_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// HQ's page cache: HQ takes in every till's orders, and its REST ingest lost a sixth of its
+/// speed on sled with a till's cache (`cargo bench -p tillmesh-hq --bench ingest`).
+pub const HQ_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 impl TillConfig {
-    /// A standalone till with the defaults: USD, no tax, 1,024 queued edits, 32 MiB cache.
+    /// A standalone till with the defaults: USD, no tax, 1,024 queued edits, a
+    /// [`TILL_CACHE_BYTES`] cache.
     pub fn new(data_dir: PathBuf, code: TillCode) -> TillConfig {
         TillConfig {
             data_dir,
@@ -58,9 +69,17 @@ impl TillConfig {
             hq: None,
             hq_signing: None,
             writer_queue_max: 1024,
-            cache_bytes: 32 * 1024 * 1024,
+            cache_bytes: TILL_CACHE_BYTES,
             allowed_hosts: Vec::new(),
         }
+    }
+
+    /// Makes this HQ's node: it holds HQ's signing key (it alone settles payments) and
+    /// [`HQ_CACHE_BYTES`] of cache.
+    pub fn set_hq(&mut self, signing: tillmesh_core::HqSigningKey) {
+        self.hq = Some(signing.public_key());
+        self.hq_signing = Some(signing);
+        self.cache_bytes = HQ_CACHE_BYTES;
     }
 
     /// The device id a node writes as: `till-<code>`, or `hq` for HQ.

@@ -44,9 +44,7 @@ impl Harness {
     async fn start_hq() -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         Harness::start_with(dir, |config| {
-            let key = HqSigningKey::from_bytes(&[7; 32]);
-            config.hq = Some(key.public_key());
-            config.hq_signing = Some(key);
+            config.set_hq(HqSigningKey::from_bytes(&[7; 32]));
         })
         .await
     }

@@ -50,9 +50,7 @@ impl HqNode {
     /// Opens HQ's node and record store in `dir/hq` (again after a restart).
     pub fn start(dir: &Path) -> HqNode {
         let mut config = TillConfig::new(dir.join("hq"), TillCode::parse("HQ").expect("code"));
-        let key = HqSigningKey::from_bytes(&[7; 32]);
-        config.hq = Some(key.public_key());
-        config.hq_signing = Some(key);
+        config.set_hq(HqSigningKey::from_bytes(&[7; 32]));
         config.tax_rate_bps = u32::try_from(TAX_BPS).expect("rate");
         let till = Till::open(config, Arc::new(SystemClock)).expect("open HQ's node");
         let records = SledRecords::open(till.store().clone()).expect("HQ's records");

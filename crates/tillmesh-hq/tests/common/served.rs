@@ -15,9 +15,7 @@ use tokio::task::JoinHandle;
 /// HQ's node in `dir/hq`: code HQ, a fixed signing key, 8.25 % tax.
 pub(crate) fn open_hq_node(dir: &Path) -> Till {
     let mut config = TillConfig::new(dir.join("hq"), TillCode::parse("HQ").expect("code"));
-    let key = HqSigningKey::from_bytes(&[7; 32]);
-    config.hq = Some(key.public_key());
-    config.hq_signing = Some(key);
+    config.set_hq(HqSigningKey::from_bytes(&[7; 32]));
     config.tax_rate_bps = 825;
     Till::open(config, Arc::new(SystemClock)).expect("open HQ's node")
 }
