@@ -136,8 +136,8 @@ struct Legacy {
     frames: request_response::Behaviour<FrameCodec>,
 }
 
-/// A node of an earlier release: packed frames by request-response only.
-fn legacy_swarm() -> libp2p::Swarm<Legacy> {
+/// A node of an earlier release with `behaviour`, on the transport every release has had.
+fn older_swarm<B: libp2p::swarm::NetworkBehaviour>(behaviour: B) -> libp2p::Swarm<B> {
     let psk = PreSharedKey::new(SHOP_KEY);
     libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
@@ -149,34 +149,74 @@ fn legacy_swarm() -> libp2p::Swarm<Legacy> {
                 .multiplex(yamux::Config::default()))
         })
         .expect("transport")
-        .with_behaviour(|_| Legacy {
-            frames: request_response::Behaviour::with_codec(
-                FrameCodec { frame_bytes_max: 1 << 20 },
-                [(PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default(),
-            ),
-        })
+        .with_behaviour(|_| behaviour)
         .expect("behaviour")
         .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(60)))
         .build()
 }
 
-#[tokio::test]
-async fn a_peer_without_the_stream_protocol_is_served_by_request_response_both_ways() {
-    let mut legacy = legacy_swarm();
-    let legacy_peer: PeerId = *legacy.local_peer_id();
-    legacy.listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("address")).expect("listen");
+/// An older node listening on 127.0.0.1, and the config of a node that dials it.
+async fn dialing<B: libp2p::swarm::NetworkBehaviour>(older: &mut libp2p::Swarm<B>) -> NetConfig {
+    older.listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("address")).expect("listen");
     let address = loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = legacy.select_next_some().await {
+        if let SwarmEvent::NewListenAddr { address, .. } = older.select_next_some().await {
             break address;
         }
     };
     let mut config = config();
-    config.peers = vec![address.with(libp2p::multiaddr::Protocol::P2p(legacy_peer))];
+    config.peers = vec![address.with(libp2p::multiaddr::Protocol::P2p(*older.local_peer_id()))];
+    config
+}
+
+/// Starts a node on `config`, which dials the older node `older`, and carries one exchange each
+/// way: the node's request, which the older node answers with `their_answer`, and the older
+/// node's `their_request`, which the node answers; the older node reports the answer it got on
+/// `answers`.
+async fn exchange_with(
+    older: PeerId,
+    config: NetConfig,
+    mut answers: mpsc::Receiver<Vec<u8>>,
+    (our_request, their_answer, their_request): (&[u8], &[u8], &[u8]),
+) {
+    let (node, mut events, _) = node(config).await;
+    assert!(matches!(next(&mut events).await, NetEvent::Connected(peer) if peer == older));
+    node.send(older, our_request.to_vec()).await.expect("send");
+    let mut answered = false;
+    let mut heard = false;
+    while !(answered && heard) {
+        match next(&mut events).await {
+            NetEvent::Response { peer, frame } => {
+                assert_eq!((peer, frame.as_slice()), (older, their_answer));
+                answered = true;
+            }
+            NetEvent::Request { peer, frame, reply } => {
+                assert_eq!((peer, frame.as_slice()), (older, their_request));
+                node.respond(reply, b"new answer".to_vec()).await.expect("respond");
+                heard = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let answer = tokio::time::timeout(WAIT, answers.recv()).await.expect("in time").expect("answer");
+    assert_eq!(answer, b"new answer");
+}
+
+#[tokio::test]
+async fn a_peer_without_the_stream_protocol_is_served_by_request_response_both_ways() {
+    // A node of an earlier release: packed frames by request-response only.
+    let mut legacy = older_swarm(Legacy {
+        frames: request_response::Behaviour::with_codec(
+            FrameCodec { frame_bytes_max: 1 << 20 },
+            [(PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default(),
+        ),
+    });
+    let legacy_peer: PeerId = *legacy.local_peer_id();
+    let config = dialing(&mut legacy).await;
     // The old node answers what it gets and sends a request of its own; it runs on its own
     // (its swarm does its work only while polled) and reports the answer it gets.
     let node_peer = config.keypair.public().to_peer_id();
-    let (answer_heard, mut answers) = mpsc::channel(1);
+    let (answer_heard, answers) = mpsc::channel(1);
     tokio::spawn(async move {
         loop {
             let SwarmEvent::Behaviour(LegacyEvent::Frames(request_response::Event::Message {
@@ -201,28 +241,7 @@ async fn a_peer_without_the_stream_protocol_is_served_by_request_response_both_w
             }
         }
     });
-    let (node, mut events, _) = node(config).await;
-    assert!(matches!(next(&mut events).await, NetEvent::Connected(peer) if peer == legacy_peer));
-
-    node.send(legacy_peer, b"to the old node".to_vec()).await.expect("send");
-    let mut answered = false;
-    let mut heard = false;
-    while !(answered && heard) {
-        match next(&mut events).await {
-            NetEvent::Response { peer, frame } => {
-                assert_eq!((peer, frame.as_slice()), (legacy_peer, b"old answer".as_slice()));
-                answered = true;
-            }
-            NetEvent::Request { peer, frame, reply } => {
-                assert_eq!((peer, frame.as_slice()), (legacy_peer, b"old request".as_slice()));
-                node.respond(reply, b"new answer".to_vec()).await.expect("respond");
-                heard = true;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    let answer = tokio::time::timeout(WAIT, answers.recv()).await.expect("in time").expect("answer");
-    assert_eq!(answer, b"new answer");
+    exchange_with(legacy_peer, config, answers, (b"to the old node", b"old answer", b"old request")).await;
 }
 
 #[derive(libp2p::swarm::NetworkBehaviour)]
@@ -256,41 +275,20 @@ async fn a_peer_of_the_previous_release_is_served_on_its_stream_protocol_both_wa
     use futures::AsyncWriteExt;
     use tillmesh_net::codec::PROTOCOL_STREAM_FIXED;
 
-    let psk = PreSharedKey::new(SHOP_KEY);
-    let mut previous = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_other_transport(|keypair| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-            Ok(tcp::tokio::Transport::new(tcp::Config::default())
-                .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-                .upgrade(Version::V1Lazy)
-                .authenticate(noise::Config::new(keypair)?)
-                .multiplex(yamux::Config::default()))
-        })
-        .expect("transport")
-        .with_behaviour(|_| Previous { streams: libp2p_stream::Behaviour::new() })
-        .expect("behaviour")
-        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut previous = older_swarm(Previous { streams: libp2p_stream::Behaviour::new() });
     let previous_peer: PeerId = *previous.local_peer_id();
     let mut control = previous.behaviour().streams.new_control();
     let mut incoming = control.accept(PROTOCOL_STREAM_FIXED).expect("accept");
-    previous.listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("address")).expect("listen");
-    let address = loop {
-        if let SwarmEvent::NewListenAddr { address, .. } = previous.select_next_some().await {
-            break address;
-        }
-    };
+    let config = dialing(&mut previous).await;
     tokio::spawn(async move {
         loop {
             previous.select_next_some().await;
         }
     });
-    let mut config = config();
-    config.peers = vec![address.with(libp2p::multiaddr::Protocol::P2p(previous_peer))];
     let node_peer = config.keypair.public().to_peer_id();
     // The previous release's node answers the request on the stream the node opens (after the
     // node's first choice of protocol was refused), and sends one of its own on its stream.
-    let (answer_heard, mut answers) = mpsc::channel(1);
+    let (answer_heard, answers) = mpsc::channel(1);
     tokio::spawn(async move {
         let (peer, mut theirs) = incoming.next().await.expect("the node's stream");
         assert_eq!(peer, node_peer);
@@ -302,26 +300,11 @@ async fn a_peer_of_the_previous_release_is_served_on_its_stream_protocol_both_wa
         ours.flush().await.expect("flush");
         let _ = answer_heard.send(previous_read(&mut ours).await).await;
     });
-    let (node, mut events, _) = node(config).await;
-    assert!(matches!(next(&mut events).await, NetEvent::Connected(peer) if peer == previous_peer));
-
-    node.send(previous_peer, b"to the previous node".to_vec()).await.expect("send");
-    let mut answered = false;
-    let mut heard = false;
-    while !(answered && heard) {
-        match next(&mut events).await {
-            NetEvent::Response { peer, frame } => {
-                assert_eq!((peer, frame.as_slice()), (previous_peer, b"previous answer".as_slice()));
-                answered = true;
-            }
-            NetEvent::Request { peer, frame, reply } => {
-                assert_eq!((peer, frame.as_slice()), (previous_peer, b"previous request".as_slice()));
-                node.respond(reply, b"new answer".to_vec()).await.expect("respond");
-                heard = true;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    let answer = tokio::time::timeout(WAIT, answers.recv()).await.expect("in time").expect("answer");
-    assert_eq!(answer, b"new answer");
+    exchange_with(
+        previous_peer,
+        config,
+        answers,
+        (b"to the previous node", b"previous answer", b"previous request"),
+    )
+    .await;
 }
