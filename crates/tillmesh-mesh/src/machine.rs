@@ -220,13 +220,18 @@ where
     }
 
     /// What a step wrote did not become durable, or its actions were lost: every session starts
-    /// afresh (their outboxes may answer from documents that were not kept) and no request is
-    /// awaited any more. The next reconciliation finds whatever differs.
+    /// afresh (their outboxes may answer from documents that were not kept), no request is
+    /// awaited any more, and credentials sent on the connection go again with the next request
+    /// (they may have been lost with the step: a later answer must not record the peer as told
+    /// what it never got). The next reconciliation finds whatever differs.
     pub fn storage_failed(&mut self) {
         for peer in self.peers.values_mut() {
             peer.session = Session::new();
             peer.in_flight = 0;
             peer.fingerprinted = None;
+            if peer.told.take().is_some() {
+                peer.send_roster = true;
+            }
         }
     }
 

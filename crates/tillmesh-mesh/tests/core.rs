@@ -651,3 +651,20 @@ fn peers_that_know_each_other_meet_and_agree_without_the_timer() {
     assert!(at_b.docs.get(&id).is_some(), "B holds A's order");
     assert!(!at_a.marked.is_empty() && !at_b.marked.is_empty(), "both agree");
 }
+
+#[test]
+fn credentials_lost_with_a_failed_step_go_again_before_they_count_as_told() {
+    let shop = Shop::new();
+    let (mut a, mut at_a, _, _) = settled_pair(&shop);
+    let before = at_a.introduced.get("2").copied();
+    // A learns a revocation while B is connected; the step that would tell B fails (A's store
+    // refuses it), so its frame with the news is dropped.
+    let step = a.handle_unavailable(NOW, Event::RosterEntry(shop.entry(3, "C", true, 2)));
+    assert!(step.failed.is_some() && sent(&step.actions).is_empty(), "{:?}", step.actions);
+    // A's next request carries its credentials again, and only B's answer to it records B as told.
+    let next = sent(&handle(&mut a, &mut at_a, Event::Reconcile));
+    assert!(next[0].1.credentials.is_some(), "{next:?}");
+    assert_eq!(at_a.introduced.get("2").copied(), before);
+    handle(&mut a, &mut at_a, Event::Response { peer: 2, frame: encode(&Frame::default()) });
+    assert_ne!(at_a.introduced.get("2").copied(), before, "told the news");
+}
