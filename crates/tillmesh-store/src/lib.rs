@@ -13,8 +13,10 @@
 //! - `summary`: the [`OrderSummary`] kept per order for listing.
 //! - `sync`: per-remote [`SyncStatus`] and Automerge sync states.
 //! - `quarantine`: refused documents kept aside ([`Quarantined`]).
+//! - `durable`: `DurableLog`, sled's flush made durable.
 //! - `error`: [`StoreError`].
 
+mod durable;
 mod error;
 mod keys;
 mod quarantine;
@@ -30,6 +32,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use tillmesh_core::{Document, HqPublicKey, OrderStatus, TillCode};
 use tillmesh_sync::{Index, ItemHash};
 use uuid::Uuid;
+
+use crate::durable::DurableLog;
 
 pub use error::StoreError;
 pub use quarantine::{QUARANTINE_ENTRIES_MAX, Quarantined};
@@ -192,6 +196,8 @@ struct Shared {
 struct Open {
     db: sled::Db,
     trees: Trees,
+    /// sled's log, made durable by [`Store::flush`].
+    log: DurableLog,
 }
 
 impl Open {
@@ -225,7 +231,8 @@ impl Open {
             remotes: tree("remotes")?,
             quarantine: tree("quarantine")?,
         };
-        Ok(Open { db, trees })
+        let log = DurableLog::of(dir)?;
+        Ok(Open { db, trees, log })
     }
 }
 
@@ -612,9 +619,10 @@ impl Store {
         Ok(trees)
     }
 
-    /// Makes every write so far durable (fsync).
+    /// Makes every write so far durable (sled's flush, then `fdatasync`: see `durable`).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.open_db()?.db.flush()?;
+        let open = self.open_db()?;
+        open.log.flush(&open.db)?;
         Ok(())
     }
 
