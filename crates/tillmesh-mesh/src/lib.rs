@@ -19,7 +19,8 @@
 //!   from peers (every frame may carry revocations); a revoked peer is blocked at once, and a
 //!   revoked till whose code no active device holds is forgotten as a sync remote.
 //! - **Relay**: documents one peer brings are pushed to every other admitted peer.
-//! - **Flow control**: one request in flight per peer; the next frame waits for its answer.
+//! - **Flow control**: one request in flight per peer, two when both are frames of documents
+//!   alone; the next frame waits for an answer.
 //! - **Anti-entropy**: a reconciliation with every peer on each [`Event::Reconcile`], and with a
 //!   newly admitted peer by the side with the lower peer id.
 //! - **Marking synced**: when a reconciliation shows both sides hold the same documents, every
