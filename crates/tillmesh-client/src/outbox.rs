@@ -16,9 +16,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tillmesh_core::Timestamp;
 use tillmesh_core::legacy::{LegacyOrder, LegacyTransaction, RecordKind, SyncResponse, SyncStatus};
+use tillmesh_store::{DurableLog, open_waiting};
 use uuid::Uuid;
 
 use crate::error::ClientError;
@@ -35,6 +37,9 @@ const LAST_SYNC_KEY: &str = "last_sync_ms";
 
 /// sled's page cache: a till's outbox is small.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How long opening waits for a previous opening of the outbox to let go of it.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// An order or transaction another device (or HQ) changed, from `updates`.
 #[derive(Debug, Clone)]
@@ -98,10 +103,8 @@ impl Index {
 pub(crate) struct Outbox {
     path: PathBuf,
     db: sled::Db,
-    /// sled's log file (`db`), `fdatasync`ed after every flush: sled 0.34 makes it stable with
-    /// `sync_file_range` alone, which neither commits the file's length nor flushes the device's
-    /// write cache (see tillmesh-store's `durable` module).
-    log: Arc<std::fs::File>,
+    /// sled's log, made durable after every flush.
+    log: Arc<DurableLog>,
     orders: sled::Tree,
     transactions: sled::Tree,
     meta: sled::Tree,
@@ -120,13 +123,15 @@ impl Outbox {
     /// `SYNCING`.
     pub(crate) fn open(path: &Path) -> Result<Outbox, ClientError> {
         let store = |error| ClientError::store(path, error);
-        let db = sled::Config::new().path(path).cache_capacity(CACHE_BYTES).open().map_err(store)?;
+        // A client that restarts may find its previous opening still closing.
+        let config = sled::Config::new().path(path).cache_capacity(CACHE_BYTES);
+        let db = open_waiting(&config, LOCK_WAIT).map_err(store)?;
         let outbox = Outbox {
             path: path.to_path_buf(),
             orders: db.open_tree("orders").map_err(store)?,
             transactions: db.open_tree("transactions").map_err(store)?,
             meta: db.open_tree("meta").map_err(store)?,
-            log: Arc::new(std::fs::File::open(path.join("db")).map_err(|e| store(e.into()))?),
+            log: Arc::new(DurableLog::of(path).map_err(store)?),
             db,
             index: Mutex::new(Index::default()),
         };
@@ -150,8 +155,7 @@ impl Outbox {
         if recovered > 0 {
             tracing::info!(recovered, "records left in flight by an interrupted sync are queued again");
         }
-        outbox.db.flush().map_err(store)?;
-        outbox.log.sync_data().map_err(|e| store(e.into()))?;
+        outbox.log.flush(&outbox.db).map_err(store)?;
         Ok(outbox)
     }
 
@@ -539,10 +543,10 @@ impl Outbox {
     pub(crate) async fn flush(&self) -> Result<(), ClientError> {
         self.db.flush_async().await.map_err(|e| self.store_error(e))?;
         let log = Arc::clone(&self.log);
-        let synced = tokio::task::spawn_blocking(move || log.sync_data())
-            .await
-            .unwrap_or_else(|_| Err(std::io::Error::other("the outbox's fdatasync was cancelled")));
-        synced.map_err(|e| self.store_error(e.into()))
+        let synced = tokio::task::spawn_blocking(move || log.sync()).await.unwrap_or_else(|_| {
+            Err(sled::Error::Io(std::io::Error::other("the outbox's fdatasync was cancelled")))
+        });
+        synced.map_err(|e| self.store_error(e))
     }
 }
 

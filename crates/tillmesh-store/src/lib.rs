@@ -13,13 +13,14 @@
 //! - `summary`: the [`OrderSummary`] kept per order for listing.
 //! - `sync`: per-remote [`SyncStatus`] and Automerge sync states.
 //! - `quarantine`: refused documents kept aside ([`Quarantined`]).
-//! - `durable`: `DurableLog`, sled's flush made durable.
+//! - `sled_db`: sled made dependable: [`open_waiting`] for a lock a closing database holds,
+//!   [`DurableLog`] for a durable flush.
 //! - `error`: [`StoreError`].
 
-mod durable;
 mod error;
 mod keys;
 mod quarantine;
+mod sled_db;
 mod summary;
 mod sync;
 
@@ -33,10 +34,9 @@ use tillmesh_core::{Document, HqPublicKey, OrderStatus, TillCode};
 use tillmesh_sync::{Index, ItemHash};
 use uuid::Uuid;
 
-use crate::durable::DurableLog;
-
 pub use error::StoreError;
 pub use quarantine::{QUARANTINE_ENTRIES_MAX, Quarantined};
+pub use sled_db::{DurableLog, open_waiting};
 pub use summary::{OrderPage, OrderQuery, OrderSummary, PAGE_ROWS_MAX, Prepared};
 pub use sync::{REMOTE_NAME_BYTES_MAX, RemoteCounts, SyncStatus};
 /// A document's effective view, as [`Store::prepare_viewed`] takes it (core's).
@@ -619,7 +619,7 @@ impl Store {
         Ok(trees)
     }
 
-    /// Makes every write so far durable (sled's flush, then `fdatasync`: see `durable`).
+    /// Makes every write so far durable (sled's flush, then `fdatasync`: [`DurableLog`]).
     pub fn flush(&self) -> Result<(), StoreError> {
         let open = self.open_db()?;
         open.log.flush(&open.db)?;
@@ -890,20 +890,9 @@ fn unpacked(stored: &[u8]) -> Vec<u8> {
 }
 
 fn open_db(dir: &Path, cache_bytes: u64, lock_wait_ms: u64) -> Result<sled::Db, StoreError> {
-    let started = std::time::Instant::now();
-    loop {
-        let opened = sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None).open();
-        match opened {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(error))
-                if error.to_string().contains("could not acquire lock")
-                    && started.elapsed() < std::time::Duration::from_millis(lock_wait_ms) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(source) => return Err(StoreError::Open { dir: dir.to_path_buf(), source }),
-        }
-    }
+    let config = sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None);
+    open_waiting(&config, std::time::Duration::from_millis(lock_wait_ms))
+        .map_err(|source| StoreError::Open { dir: dir.to_path_buf(), source })
 }
 
 /// Replaces an order's summary and moves its index entries to its new update time and status.
