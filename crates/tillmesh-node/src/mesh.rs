@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::sync_control::{SyncControl, SyncStats};
-use crate::sync_docs::{INTRODUCTIONS_SETTING, NodeStorage, Predecoded, ROSTER_SETTING};
+use crate::sync_docs::{INTRODUCTIONS_SETTING, NodeStorage, Predecoded, ROSTER_SETTING, stored_setting};
 use crate::{Till, TillError};
 
 /// How a till joins its shop's mesh.
@@ -65,13 +65,6 @@ pub struct Mesh {
     tasks: TaskTracker,
 }
 
-/// A JSON setting of the store; its default when it is missing or does not parse (a roster or
-/// introductions lost that way are presented again by peers).
-fn stored_setting<T: serde::de::DeserializeOwned + Default>(till: &Till, key: &str) -> Result<T, TillError> {
-    let bytes = till.store().setting(key)?;
-    Ok(bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default())
-}
-
 /// How long a stopping mesh may take to save its sessions and close its connections.
 const STOP_WITHIN: Duration = Duration::from_secs(5);
 
@@ -80,8 +73,10 @@ impl Mesh {
     pub fn start(till: Till, config: MeshConfig) -> Result<Mesh, MeshError> {
         let (net, events, network) = tillmesh_net::spawn(config.net.clone())?;
         let local_peer_id = net.local_peer_id();
-        let stored: Vec<SignedRosterEntry> = stored_setting(&till, ROSTER_SETTING)?;
-        let introduced: Introductions = stored_setting(&till, INTRODUCTIONS_SETTING)?;
+        let stored: Vec<SignedRosterEntry> =
+            stored_setting(till.store(), ROSTER_SETTING).map_err(TillError::from)?;
+        let introduced: Introductions =
+            stored_setting(till.store(), INTRODUCTIONS_SETTING).map_err(TillError::from)?;
         let core = MeshCore::new(CoreConfig {
             local: local_peer_id,
             hq: config.hq,

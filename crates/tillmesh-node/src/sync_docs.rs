@@ -10,6 +10,8 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
 
 use automerge::{AutoCommit, ChangeHash, sync};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tillmesh_core::{SignedRosterEntry, Timestamp};
 use tillmesh_mesh::{Introductions, Storage};
 use tillmesh_store::{Prepared, Quarantined, Store, StoreError};
@@ -22,6 +24,16 @@ use crate::writer::WriteContext;
 pub(crate) const ROSTER_SETTING: &str = "roster";
 /// The setting under which what each peer acknowledged of our credentials is kept.
 pub(crate) const INTRODUCTIONS_SETTING: &str = "introductions";
+
+/// A JSON setting of the store; its default when it is missing or does not parse (a roster or
+/// introductions lost that way are presented again by peers).
+pub(crate) fn stored_setting<T: DeserializeOwned + Default>(
+    store: &Store,
+    key: &str,
+) -> Result<T, StoreError> {
+    let bytes = store.setting(key)?;
+    Ok(bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default())
+}
 
 /// Whole documents of a peer's frame, each loaded and checked as the store would keep it
 /// ([`Store::receive`]) before the frame reaches the writer: a catch-up frame holds hundreds, and
@@ -135,6 +147,13 @@ impl<'c, 'a> NodeStorage<'c, 'a> {
         }
         result
     }
+
+    /// Keeps `value` as the JSON setting `key` ([`stored_setting`] reads it back). Rosters and
+    /// introductions always serialise.
+    fn save_setting(&self, key: &str, value: &impl Serialize) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        self.noted(self.context.store.set_setting(key, &bytes))
+    }
 }
 
 impl<'a> Storage for NodeStorage<'_, 'a> {
@@ -210,15 +229,11 @@ impl<'a> Storage for NodeStorage<'_, 'a> {
     }
 
     fn save_roster(&mut self, entries: Vec<SignedRosterEntry>) -> Result<(), StoreError> {
-        // Serialising signed entries cannot fail; an empty roster is the fallback regardless.
-        let bytes = serde_json::to_vec(&entries).unwrap_or_default();
-        self.noted(self.context.store.set_setting(ROSTER_SETTING, &bytes))
+        self.save_setting(ROSTER_SETTING, &entries)
     }
 
     fn save_introductions(&mut self, introduced: &Introductions) -> Result<(), StoreError> {
-        // A map of strings to numbers always serialises.
-        let bytes = serde_json::to_vec(introduced).unwrap_or_default();
-        self.noted(self.context.store.set_setting(INTRODUCTIONS_SETTING, &bytes))
+        self.save_setting(INTRODUCTIONS_SETTING, introduced)
     }
 
     fn save_sync_states(&mut self, remote: &str, states: Vec<(DocId, Vec<u8>)>) -> Result<(), StoreError> {
