@@ -343,6 +343,12 @@ impl Till {
         self.inner.writer.subscribe_written()
     }
 
+    /// Ids of documents written from now on, each sent once it can be shown: a peer's as soon as
+    /// it is stored, this node's own once durable (see [`Writer::subscribe_visible`]).
+    pub fn subscribe_visible(&self) -> broadcast::Receiver<Uuid> {
+        self.inner.writer.subscribe_visible()
+    }
+
     /// Writes documents made elsewhere (HQ's legacy REST ingest) as this node's own writes and
     /// hands them to the sync driver. A document the store already holds is merged into the
     /// stored copy, so nothing either side has is lost; a new one is written with its

@@ -6,7 +6,11 @@
 //! writes share one fsync. The thread also owns the sync [`Index`], kept current with every
 //! write, so that sync jobs (which run here too) always see the documents as they are. Once a
 //! batch is durable, the ids of every document it wrote go out on a broadcast channel
-//! ([`Writer::subscribe_written`]) for whoever follows the store (HQ's REST projection).
+//! ([`Writer::subscribe_written`]) for whoever follows the store (HQ's REST projection). Those
+//! who show documents (the change stream) follow [`Writer::subscribe_visible`] instead: a
+//! document a peer sent is announced there as soon as it is stored and readable, before the
+//! batch's flush — its sender holds it durably already, so a screen need not wait for this
+//! node's fsync — and the node's own writes once durable, as on the other channel.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +40,10 @@ pub struct WriteContext<'a> {
     pub index: &'a mut Index,
     /// Ids written by this batch so far, announced once it is durable.
     written: &'a mut Vec<Uuid>,
+    /// Ids of this node's own writes in this batch, shown once it is durable.
+    own: &'a mut Vec<Uuid>,
+    /// Where documents are shown: a peer's at once, once stored.
+    visible: &'a broadcast::Sender<Uuid>,
     /// When the batch started.
     now: Timestamp,
 }
@@ -45,7 +53,9 @@ impl WriteContext<'_> {
     /// the index current.
     pub fn put(&mut self, documents: &mut [Document]) -> Result<Vec<Uuid>, StoreError> {
         let hashes = self.store.put(documents)?;
-        Ok(self.index_all(hashes))
+        let ids = self.index_all(hashes);
+        self.own.extend_from_slice(&ids);
+        Ok(ids)
     }
 
     /// Writes prepared documents, from remote `from` or (`None`) made here (see
@@ -56,7 +66,16 @@ impl WriteContext<'_> {
         from: Option<&str>,
     ) -> Result<Vec<Uuid>, StoreError> {
         let hashes = self.store.put_prepared(prepared, from)?;
-        Ok(self.index_all(hashes))
+        let ids = self.index_all(hashes);
+        if from.is_some() {
+            for id in &ids {
+                // Nobody showing documents is fine.
+                let _ = self.visible.send(*id);
+            }
+        } else {
+            self.own.extend_from_slice(&ids);
+        }
+        Ok(ids)
     }
 
     /// Sets aside a stored document that no longer loads (see [`Store::set_aside`]) and drops
@@ -137,6 +156,8 @@ pub struct Writer {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Ids of documents written, sent once durable.
     written: broadcast::Sender<Uuid>,
+    /// Ids of documents written, sent once readable (a peer's) or durable (this node's own).
+    visible: broadcast::Sender<Uuid>,
 }
 
 impl Writer {
@@ -149,7 +170,8 @@ impl Writer {
     ) -> std::io::Result<Writer> {
         let (sender, receiver) = mpsc::channel::<Job>(queue_max);
         let (written, _) = broadcast::channel(WRITTEN_QUEUE_MAX);
-        let announce = written.clone();
+        let (visible, _) = broadcast::channel(WRITTEN_QUEUE_MAX);
+        let announce = Announce { written: written.clone(), visible: visible.clone() };
         let failing = Arc::new(AtomicBool::new(false));
         let probe = (sender.downgrade(), Arc::clone(&failing));
         // While the store refuses writes, an empty job every second lets the writer try to
@@ -169,13 +191,20 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("tillmesh-writer".into())
             .spawn(move || run(store, index, receiver, announce, clock.as_ref(), &failing))?;
-        Ok(Writer { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), written })
+        Ok(Writer { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), written, visible })
     }
 
     /// The ids of documents written from now on, each sent once its batch is durable. A
     /// receiver that falls more than 16,384 ids behind is told it lagged and must rescan.
     pub fn subscribe_written(&self) -> broadcast::Receiver<Uuid> {
         self.written.subscribe()
+    }
+
+    /// The ids of documents written from now on, each sent once it can be shown: a document
+    /// from a peer as soon as it is stored (before this node's flush: the peer holds it durably),
+    /// this node's own writes once durable. Lagging is told as by [`Writer::subscribe_written`].
+    pub fn subscribe_visible(&self) -> broadcast::Receiver<Uuid> {
+        self.visible.subscribe()
     }
 
     /// Runs `job` on the writer thread; resolves once everything it wrote is durable. A job
@@ -247,11 +276,17 @@ impl Drop for Writer {
     }
 }
 
+/// The writer thread's ends of [`Writer::subscribe_written`] and [`Writer::subscribe_visible`].
+struct Announce {
+    written: broadcast::Sender<Uuid>,
+    visible: broadcast::Sender<Uuid>,
+}
+
 fn run(
     store: Store,
     mut index: Index,
     mut receiver: mpsc::Receiver<Job>,
-    announce: broadcast::Sender<Uuid>,
+    announce: Announce,
     clock: &dyn Clock,
     failing: &AtomicBool,
 ) {
@@ -288,9 +323,17 @@ fn run(
         }
         let mut pending = Vec::with_capacity(batch.len());
         let mut written = Vec::new();
+        let mut own = Vec::new();
         let now = clock.now();
         for job in batch {
-            let mut context = WriteContext { store: &store, index: &mut index, written: &mut written, now };
+            let mut context = WriteContext {
+                store: &store,
+                index: &mut index,
+                written: &mut written,
+                own: &mut own,
+                visible: &announce.visible,
+                now,
+            };
             // A panic is a bug, but it must not end the thread every write goes through: the job
             // is answered with an error (its reply is dropped), the index read again from the
             // store (the job may have stopped between a write and its index update), and the
@@ -319,9 +362,12 @@ fn run(
                 tracing::error!(%error, "flush failed: the batch is not acknowledged");
             }
             Ok(()) => {
+                // Nobody following the store is fine.
                 for id in written {
-                    // Nobody following the store is fine.
-                    let _ = announce.send(id);
+                    let _ = announce.written.send(id);
+                }
+                for id in own {
+                    let _ = announce.visible.send(id);
                 }
             }
         }
@@ -365,6 +411,74 @@ mod tests {
         for n in 0..3 {
             let answer = writer.submit(move |context| Ok(context.index.len() + n)).await;
             assert_eq!(answer.expect("the writer goes on"), n);
+        }
+        writer.close();
+    }
+
+    /// A peer's document is shown as soon as it is stored, before the batch's flush; the node's
+    /// own writes only once durable; both are announced as written once durable.
+    #[tokio::test]
+    async fn a_peers_document_is_visible_before_the_flush_and_an_own_write_after() {
+        use tillmesh_core::{Amount, Currency, Document, NewItem, NewOrder, OrderDoc, Quantity, TillCode};
+        use tokio::sync::broadcast::error::TryRecvError;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let index = store.load_index().expect("index");
+        let writer = Arc::new(Writer::spawn(store, index, 8, Arc::new(SystemClock)).expect("writer"));
+        let mut visible = writer.subscribe_visible();
+        let mut written = writer.subscribe_written();
+        for from in [Some("till-B"), None] {
+            let new = NewOrder {
+                id: Uuid::new_v4(),
+                local_id: Uuid::new_v4(),
+                number: TillCode::parse("A").expect("code").order_number(1).to_string(),
+                device_id: "till-A".into(),
+                currency: Currency::parse("EUR").expect("EUR"),
+                tax_rate_bps: 0,
+                items: vec![NewItem {
+                    id: Uuid::new_v4(),
+                    sku: "SOUP".into(),
+                    name: "Soup".into(),
+                    quantity: Quantity::pieces(1),
+                    unit_price: Amount::from_minor(450),
+                }],
+                notes: String::new(),
+                created_at: Timestamp(1_764_900_000_000),
+            };
+            let id = new.id;
+            let mut document =
+                Document::Order(OrderDoc::create(new, automerge::ActorId::from([1u8; 16])).expect("order"));
+            // The job says when it has stored the document, then holds its batch open (no flush)
+            // until the test lets it go.
+            let (stored, is_stored) = tokio::sync::oneshot::channel::<()>();
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let job = {
+                let writer = Arc::clone(&writer);
+                tokio::spawn(async move {
+                    writer
+                        .submit(move |context| {
+                            let prepared = context.store.prepare(&mut document, None)?;
+                            context.put_prepared(&[prepared], from)?;
+                            let _ = stored.send(());
+                            Ok(released.recv_timeout(std::time::Duration::from_secs(60)).is_ok())
+                        })
+                        .await
+                })
+            };
+            is_stored.await.expect("the job stores the document");
+            if from.is_some() {
+                assert_eq!(visible.try_recv().expect("shown while its batch is open"), id);
+            } else {
+                assert!(matches!(visible.try_recv(), Err(TryRecvError::Empty)), "an own write waits");
+            }
+            assert!(matches!(written.try_recv(), Err(TryRecvError::Empty)), "not durable yet");
+            release.send(()).expect("the job waits");
+            assert!(job.await.expect("joined").expect("written"), "the job was let go");
+            assert_eq!(written.recv().await.expect("durable"), id);
+            if from.is_none() {
+                assert_eq!(visible.recv().await.expect("shown once durable"), id);
+            }
         }
         writer.close();
     }

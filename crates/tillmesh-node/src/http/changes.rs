@@ -2,7 +2,8 @@
 //! orders live (a till's open orders, a kitchen display) without polling.
 //!
 //! The stream starts with `event: ready` once subscribed; from then on every document the node
-//! makes durable — a local edit or one from a peer — is one event, in the order written:
+//! writes is one event: a local edit once durable, a document from a peer as soon as it is
+//! stored and readable (its sender holds it durably; this node's own fsync follows):
 //! `event: order` with the order's summary (as `GET /api/orders` lists it) as `data` and its id
 //! as the event `id`, `event: menu` with `{"id": …}` when the shop's menu changed (read it again
 //! from `GET /api/menu`), or `event: document` with `{"id": …}` for a payment transaction. A
@@ -28,7 +29,7 @@ use crate::Till;
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 pub(super) async fn changes(State(till): State<Till>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let written = till.subscribe_written();
+    let written = till.subscribe_visible();
     let ended = Box::pin(till.streams_ended());
     let sync = till.sync_control().map(|control| {
         let mut peers = control.peers.clone();
