@@ -40,7 +40,12 @@ pub(crate) fn stored_setting<T: DeserializeOwned + Default>(
 /// loading them is most of the work of taking the frame in, so it is spread over every core
 /// instead of running one after the other on the writer thread.
 #[derive(Debug, Default)]
-pub(crate) struct Predecoded(HashMap<DocId, Decoded>);
+pub(crate) struct Predecoded {
+    decoded: HashMap<DocId, Decoded>,
+    /// The ids whole documents sent without one (a compact frame's) gave themselves, by a hash
+    /// of their bytes (the bytes themselves are compared when one is looked up).
+    named: HashMap<u64, DocId>,
+}
 
 /// One whole document as [`Store::receive`] judged it: accepted with its heads and what the
 /// store writes (the loaded document itself is dropped at once: it takes many times its saved
@@ -63,6 +68,15 @@ impl Decoded {
         }
     }
 
+    /// A whole document sent without its id, accepted under the id its header gives, or why it
+    /// is refused.
+    fn unnamed(store: &Store, bytes: Vec<u8>) -> Result<(DocId, Decoded), String> {
+        let doc =
+            tillmesh_untrusted::load_document(&bytes).map_err(|error| tillmesh_sync::undecodable(&error))?;
+        let (mut document, prepared) = store.receive_unnamed(doc, Some(bytes))?;
+        Ok((document.id(), Decoded::Accepted(document.heads(), prepared)))
+    }
+
     fn bytes(&self) -> &[u8] {
         match self {
             Decoded::Accepted(_, prepared) => prepared.bytes(),
@@ -74,18 +88,21 @@ impl Decoded {
 impl Predecoded {
     /// Loads the whole documents of `frame` (a peer's encoded frame) that are not held here on
     /// blocking threads, as many as the machine has cores (a document held here is merged by
-    /// the writer, which loads both copies itself). Nothing for a frame with fewer than two
-    /// (another thread gains nothing then) or one that does not decode (the mesh core reports
-    /// it).
+    /// the writer, which loads both copies itself), and every one sent without its id (which
+    /// loading names). Nothing for a frame with fewer than two (another thread gains nothing
+    /// then) or one that does not decode (the mesh core reports it).
     pub(crate) async fn of(store: &Store, frame: &[u8]) -> Predecoded {
         let Ok(frame) = tillmesh_sync::decode(frame) else { return Predecoded::default() };
-        let mut whole: Vec<(DocId, Vec<u8>)> = frame
+        // Documents sent without their ids are loaded whether held here or not: loading names
+        // them.
+        let mut whole: Vec<(Option<DocId>, Vec<u8>)> = frame
             .docs
             .into_iter()
             .filter_map(|message| match message.body {
                 DocBody::Whole(bytes) if !matches!(store.item_hash(message.id), Ok(Some(_))) => {
-                    Some((message.id, bytes))
+                    Some((Some(message.id), bytes))
                 }
+                DocBody::Unnamed(bytes) => Some((None, bytes)),
                 DocBody::Whole(_) | DocBody::Sync(_) => None,
             })
             .collect();
@@ -100,26 +117,56 @@ impl Predecoded {
             let part = std::mem::replace(&mut whole, rest);
             let store = store.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                part.into_iter().map(|(id, bytes)| (id, Decoded::of(&store, id, bytes))).collect::<Vec<_>>()
+                part.into_iter()
+                    .filter_map(|(id, bytes)| match id {
+                        Some(id) => Some((id, false, Decoded::of(&store, id, bytes))),
+                        // One that names no document is refused by the writer, which loads it
+                        // again.
+                        None => Decoded::unnamed(&store, bytes).ok().map(|(id, decoded)| (id, true, decoded)),
+                    })
+                    .collect::<Vec<_>>()
             }));
         }
-        let mut decoded = HashMap::new();
+        let mut predecoded = Predecoded::default();
         for task in tasks {
             // A task that panicked leaves its documents to the writer, which loads them itself.
             if let Ok(part) = task.await {
-                decoded.extend(part);
+                for (id, unnamed, decoded) in part {
+                    if unnamed {
+                        predecoded.named.insert(bytes_key(decoded.bytes()), id);
+                    }
+                    predecoded.decoded.insert(id, decoded);
+                }
             }
         }
-        Predecoded(decoded)
+        predecoded
     }
 
     /// What was decoded for document `id` sent as exactly `bytes`.
     fn take(&mut self, id: DocId, bytes: &[u8]) -> Option<Decoded> {
-        match self.0.remove(&id) {
+        match self.decoded.remove(&id) {
             Some(decoded) if decoded.bytes() == bytes => Some(decoded),
             _ => None,
         }
     }
+
+    /// The id that a document sent without one as exactly `bytes` gave itself, if loaded here.
+    fn name(&self, bytes: &[u8]) -> Option<DocId> {
+        let id = *self.named.get(&bytes_key(bytes))?;
+        self.decoded.get(&id).is_some_and(|decoded| decoded.bytes() == bytes).then_some(id)
+    }
+
+    /// Keeps a document loaded (and named) while the writer took the frame in.
+    fn keep_named(&mut self, id: DocId, decoded: Decoded) {
+        self.named.insert(bytes_key(decoded.bytes()), id);
+        self.decoded.insert(id, decoded);
+    }
+}
+
+/// The key of a document's bytes in [`Predecoded`]'s names.
+fn bytes_key(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(bytes)
 }
 
 /// The store, for one writer job of the mesh core.
@@ -328,6 +375,17 @@ impl Documents for StoreDocuments<'_, '_> {
             }
             Decoded::Refused { reason, .. } => Ok(Err(reason)),
         }
+    }
+
+    fn name_whole(&mut self, bytes: &[u8]) -> Result<Result<DocId, String>, StoreError> {
+        if let Some(id) = self.predecoded.name(bytes) {
+            return Ok(Ok(id));
+        }
+        // Not loaded ahead (a frame of one document): loaded now, and kept for `store_whole`.
+        Ok(Decoded::unnamed(self.context.store, bytes.to_vec()).map(|(id, decoded)| {
+            self.predecoded.keep_named(id, decoded);
+            id
+        }))
     }
 
     fn sync_state(&mut self, id: DocId) -> Result<Option<sync::State>, StoreError> {

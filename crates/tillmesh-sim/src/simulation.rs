@@ -472,8 +472,13 @@ impl Simulation {
                 let Some(connection) = self.connections.connection(index, to) else { return Ok(()) };
                 let deadline = now + self.network.round_trip_max();
                 let number = self.connections.request(index, to, connection, deadline);
-                let packet =
-                    Packet { from: index, to, kind: Kind::Request(number), connection, bytes: frame };
+                let packet = Packet {
+                    from: index,
+                    to,
+                    kind: Kind::Request(number),
+                    connection,
+                    bytes: on_the_wire(frame),
+                };
                 self.network.send(now, packet, &mut self.stats);
             }
             Action::Respond { reply, frame } => {
@@ -483,7 +488,7 @@ impl Simulation {
                         to: reply.requester,
                         kind: Kind::Response(reply.number),
                         connection: reply.connection,
-                        bytes: frame,
+                        bytes: on_the_wire(frame),
                     };
                     self.network.send(now, packet, &mut self.stats);
                 }
@@ -616,4 +621,10 @@ impl Simulation {
             digest: digester.finish(),
         }
     }
+}
+
+/// A frame as the network carries it between nodes of this release (`/tm/5`): compact, whole
+/// documents without their ids, which the receiver names from their headers.
+fn on_the_wire(frame: Vec<u8>) -> Vec<u8> {
+    tillmesh_sync::compact(&frame).unwrap_or(frame)
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use automerge::{AutoCommit, ChangeHash, sync};
-use tillmesh_core::{SignedRosterEntry, Timestamp};
+use tillmesh_core::{Document, SignedRosterEntry, Timestamp};
 use tillmesh_mesh::{Introductions, Storage};
 use tillmesh_sync::{DocId, Documents, Index, MemoryDocuments, Refusal, Verdict};
 
@@ -161,6 +161,12 @@ impl Documents for PeerDocuments<'_> {
             self.undo.push((id, before));
         }
         Ok(verdict)
+    }
+
+    fn name_whole(&mut self, bytes: &[u8]) -> Result<Result<DocId, String>, StorageFault> {
+        Ok(Document::load(bytes)
+            .map(|document| document.id())
+            .map_err(|error| format!("not a tillmesh document: {error}")))
     }
 
     fn sync_state(&mut self, id: DocId) -> Result<Option<sync::State>, StorageFault> {

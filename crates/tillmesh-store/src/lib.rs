@@ -766,6 +766,16 @@ impl Store {
         Prepared::received(id, doc, saved, self.shared.hq.as_ref())
     }
 
+    /// Checks a whole document a peer sent without its id (in a compact frame) as
+    /// [`Store::receive`] does, under the id its own header gives (`Document::id`).
+    pub fn receive_unnamed(
+        &self,
+        doc: automerge::AutoCommit,
+        saved: Option<Vec<u8>>,
+    ) -> Result<(Document, Prepared), String> {
+        Prepared::received_unnamed(doc, saved, self.shared.hq.as_ref())
+    }
+
     /// Like [`Store::prepare`] for a document whose saved bytes and view (computed with this
     /// store's HQ key) the caller has already: nothing is computed twice.
     pub fn prepare_viewed(&self, document: &mut Document, saved: Vec<u8>, view: &View) -> Prepared {

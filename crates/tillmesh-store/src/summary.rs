@@ -84,6 +84,11 @@ pub struct Prepared {
     pub(crate) paid_order: Option<Uuid>,
 }
 
+/// An Automerge document a peer sent, as a tillmesh document: its header checked.
+fn tillmesh_document(doc: automerge::AutoCommit) -> Result<Document, String> {
+    Document::from_automerge(doc).map_err(|error| format!("not a tillmesh document: {error}"))
+}
+
 impl Prepared {
     /// The document's id.
     pub fn id(&self) -> Uuid {
@@ -120,11 +125,29 @@ impl Prepared {
         saved: Option<Vec<u8>>,
         hq: Option<&HqPublicKey>,
     ) -> Result<(Document, Prepared), String> {
-        let mut document =
-            Document::from_automerge(doc).map_err(|error| format!("not a tillmesh document: {error}"))?;
+        let document = tillmesh_document(doc)?;
         if document.id() != id {
             return Err(format!("document {} sent as {id}", document.id()));
         }
+        Prepared::checked(document, saved, hq)
+    }
+
+    /// A whole document a peer sent without its id (in a compact frame), checked as
+    /// [`Prepared::received`] checks one, under the id its header gives.
+    pub fn received_unnamed(
+        doc: automerge::AutoCommit,
+        saved: Option<Vec<u8>>,
+        hq: Option<&HqPublicKey>,
+    ) -> Result<(Document, Prepared), String> {
+        Prepared::checked(tillmesh_document(doc)?, saved, hq)
+    }
+
+    /// A received document whose header was checked: its view must compute.
+    fn checked(
+        mut document: Document,
+        saved: Option<Vec<u8>>,
+        hq: Option<&HqPublicKey>,
+    ) -> Result<(Document, Prepared), String> {
         let prepared = Prepared::of(&mut document, saved, hq).map_err(|error| match error {
             StoreError::Document { source, .. } => format!("unreadable document: {source}"),
             other => other.to_string(),

@@ -12,6 +12,12 @@
 //! kind 2 / 3 = items (2: reply wanted, 3: final): count:varint (id:16 heads:u8 (hash:32)*)*
 //! docs       = count:varint (id:16 kind:u8 len:varint bytes)*   kind 0: sync message, 1: whole doc
 //! ```
+//! A compact frame ([`COMPACT_VERSION`], [`compact`]) is the same but for its documents, where a
+//! whole document comes without its id — its own header names it, and the 16 random bytes cost
+//! as much again once the frame is packed:
+//! ```text
+//! docs       = count:varint (kind:u8 [id:16, kind 0 only] len:varint bytes)*
+//! ```
 //! Decoding any byte string gives a frame or a [`FrameError`]; it never panics and never
 //! allocates more than the limits allow.
 
@@ -20,8 +26,11 @@ use uuid::Uuid;
 
 use crate::index::{Bound, DocId, Fingerprint};
 
-/// The frame version this build speaks.
+/// The frame version every release speaks, the one [`encode`] writes.
 pub const PROTOCOL_VERSION: u8 = 1;
+/// The version of compact frames ([`compact`]): whole documents without their ids. Only sent to
+/// a peer whose transport says it reads them; this build reads both.
+pub const COMPACT_VERSION: u8 = 2;
 const MAGIC: &[u8; 2] = b"TM";
 
 /// Largest frame accepted.
@@ -77,6 +86,10 @@ pub enum DocBody {
     Sync(Vec<u8>),
     /// The whole saved document, for a peer known not to have it.
     Whole(Vec<u8>),
+    /// A whole saved document that came without its id (in a compact frame): its message's id
+    /// is nil, and the receiver takes the id from the document's own header
+    /// ([`crate::Documents::name_whole`]). Only ever decoded.
+    Unnamed(Vec<u8>),
 }
 
 /// One document's message.
@@ -113,7 +126,7 @@ pub enum FrameError {
     #[error("not a tillmesh frame")]
     BadMagic,
     /// A version this build does not speak.
-    #[error("frame version {found}, this build speaks {PROTOCOL_VERSION}")]
+    #[error("frame version {found}, this build speaks {PROTOCOL_VERSION} and {COMPACT_VERSION}")]
     Version {
         /// The frame's version.
         found: u8,
@@ -148,11 +161,27 @@ pub enum FrameError {
     Bounds,
 }
 
-/// Encodes a frame.
+/// Encodes a frame (version [`PROTOCOL_VERSION`]; an unnamed document goes under its message's
+/// nil id).
 pub fn encode(frame: &Frame) -> Vec<u8> {
+    encode_as(frame, PROTOCOL_VERSION)
+}
+
+/// A frame encoded by [`encode`] as a compact frame ([`COMPACT_VERSION`]): the same, but whole
+/// documents without their ids. A frame with no whole document comes back as it is (every
+/// release reads it); bytes that are not a frame are an error.
+pub fn compact(bytes: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let frame = decode(bytes)?;
+    if !frame.docs.iter().any(|doc| matches!(doc.body, DocBody::Whole(_) | DocBody::Unnamed(_))) {
+        return Ok(bytes.to_vec());
+    }
+    Ok(encode_as(&frame, COMPACT_VERSION))
+}
+
+fn encode_as(frame: &Frame, version: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(MAGIC);
-    out.push(PROTOCOL_VERSION);
+    out.push(version);
     let flags = u8::from(frame.ranges.is_some()) | (u8::from(frame.credentials.is_some()) << 1);
     out.push(flags);
     if let Some(credentials) = &frame.credentials {
@@ -191,12 +220,19 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
     }
     put_varint(&mut out, frame.docs.len() as u64);
     for doc in &frame.docs {
-        out.extend_from_slice(doc.id.as_bytes());
         let (kind, bytes) = match &doc.body {
             DocBody::Sync(bytes) => (0, bytes),
-            DocBody::Whole(bytes) => (1, bytes),
+            DocBody::Whole(bytes) | DocBody::Unnamed(bytes) => (1, bytes),
         };
-        out.push(kind);
+        if version == COMPACT_VERSION {
+            out.push(kind);
+            if kind == 0 {
+                out.extend_from_slice(doc.id.as_bytes());
+            }
+        } else {
+            out.extend_from_slice(doc.id.as_bytes());
+            out.push(kind);
+        }
         put_bytes(&mut out, bytes);
     }
     out
@@ -205,12 +241,12 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
 /// The encoded size of a document message.
 pub fn doc_msg_len(doc: &DocMsg) -> usize {
     let bytes = match &doc.body {
-        DocBody::Sync(bytes) | DocBody::Whole(bytes) => bytes.len(),
+        DocBody::Sync(bytes) | DocBody::Whole(bytes) | DocBody::Unnamed(bytes) => bytes.len(),
     };
     16 + 1 + 10 + bytes
 }
 
-/// Decodes a frame, checking every limit.
+/// Decodes a frame of either version, checking every limit.
 pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
     if bytes.len() > FRAME_BYTES_MAX {
         return Err(FrameError::Limit { what: "frame bytes", max: FRAME_BYTES_MAX });
@@ -220,7 +256,7 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
         return Err(FrameError::BadMagic);
     }
     let version = reader.byte()?;
-    if version != PROTOCOL_VERSION {
+    if version != PROTOCOL_VERSION && version != COMPACT_VERSION {
         return Err(FrameError::Version { found: version });
     }
     let flags = reader.byte()?;
@@ -236,15 +272,20 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
     let doc_count = reader.count("documents", DOCS_MAX)?;
     let mut docs = Vec::with_capacity(doc_count.min(1024));
     for _ in 0..doc_count {
-        let id = reader.uuid()?;
-        let kind = reader.byte()?;
+        let (id, kind) = if version == COMPACT_VERSION {
+            let kind = reader.byte()?;
+            (if kind == 0 { reader.uuid()? } else { Uuid::nil() }, kind)
+        } else {
+            (reader.uuid()?, reader.byte()?)
+        };
+        if kind > 1 {
+            return Err(FrameError::Invalid { what: "document message kind", value: u64::from(kind) });
+        }
         let payload = reader.bytes("document message", DOC_BYTES_MAX)?.to_vec();
-        let body = match kind {
-            0 => DocBody::Sync(payload),
-            1 => DocBody::Whole(payload),
-            other => {
-                return Err(FrameError::Invalid { what: "document message kind", value: u64::from(other) });
-            }
+        let body = match (kind, version) {
+            (0, _) => DocBody::Sync(payload),
+            (_, COMPACT_VERSION) => DocBody::Unnamed(payload),
+            _ => DocBody::Whole(payload),
         };
         docs.push(DocMsg { id, body });
     }
@@ -411,11 +452,40 @@ mod tests {
     }
 
     #[test]
+    fn compact_frames_carry_whole_documents_without_their_ids() {
+        let frame = sample();
+        let full = encode(&frame);
+        let compacted = compact(&full).expect("a frame");
+        assert_eq!(compacted[2], COMPACT_VERSION);
+        assert_eq!(compacted.len(), full.len() - 16, "one whole document: its id alone is gone");
+        let decoded = decode(&compacted).expect("decodes");
+        assert_eq!(decoded.credentials, frame.credentials);
+        assert_eq!(decoded.ranges, frame.ranges);
+        assert_eq!(
+            decoded.docs,
+            vec![
+                DocMsg { id: Uuid::from_u128(1), body: DocBody::Sync(vec![1, 2, 3]) },
+                DocMsg { id: Uuid::nil(), body: DocBody::Unnamed(vec![4; 300]) },
+            ]
+        );
+        // Compacting again changes nothing; a frame without a whole document stays as it is.
+        assert_eq!(compact(&compacted), Ok(compacted));
+        let ranges_only = encode(&Frame { docs: Vec::new(), ..sample() });
+        assert_eq!(compact(&ranges_only), Ok(ranges_only));
+        assert_eq!(compact(b"TM\x07"), Err(FrameError::Version { found: 7 }));
+        // A compact frame's document of an unknown kind is refused like any other.
+        assert!(matches!(
+            decode(b"TM\x02\x00\x01\x02\x00"),
+            Err(FrameError::Invalid { what: "document message kind", value: 2 })
+        ));
+    }
+
+    #[test]
     fn rejects_malformed_frames_with_typed_errors() {
         let good = encode(&sample());
         assert_eq!(decode(b""), Err(FrameError::Truncated));
         assert_eq!(decode(b"XX\x01\x00\x00"), Err(FrameError::BadMagic));
-        assert_eq!(decode(b"TM\x02\x00\x00"), Err(FrameError::Version { found: 2 }));
+        assert_eq!(decode(b"TM\x03\x00\x00"), Err(FrameError::Version { found: 3 }));
         assert!(matches!(decode(b"TM\x01\x04\x00"), Err(FrameError::Invalid { what: "flags", .. })));
         assert_eq!(decode(&good[..good.len() - 1]), Err(FrameError::Truncated));
         let mut trailing = good.clone();
@@ -455,15 +525,17 @@ mod tests {
             let _ = decode(&bytes);
         }
 
-        /// Mutations of a valid frame (flipped, cut, inserted bytes) decode or fail cleanly, and
-        /// whatever decodes re-encodes to an equal frame.
+        /// Mutations of a valid frame, compact or not (flipped, cut, inserted bytes), decode or
+        /// fail cleanly, and whatever decodes re-encodes, in its version, to an equal frame.
         #[test]
         fn mutated_frames_decode_or_fail_cleanly(
+            compacted in any::<bool>(),
             flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
             cut in any::<usize>(),
             insert in proptest::option::of((any::<usize>(), any::<u8>())),
         ) {
-            let mut bytes = encode(&sample());
+            let full = encode(&sample());
+            let mut bytes = if compacted { compact(&full).expect("a frame") } else { full };
             for (at, value) in flips {
                 let len = bytes.len();
                 bytes[at % len] ^= value;
@@ -474,7 +546,9 @@ mod tests {
             }
             bytes.truncate(bytes.len() - cut % 4);
             if let Ok(frame) = decode(&bytes) {
-                prop_assert_eq!(decode(&encode(&frame)), Ok(frame));
+                let again = encode(&frame);
+                let again = if bytes[2] == COMPACT_VERSION { compact(&again).expect("a frame") } else { again };
+                prop_assert_eq!(decode(&again), Ok(frame));
             }
         }
     }

@@ -44,7 +44,7 @@ pub mod index;
 pub mod memory;
 pub mod session;
 
-pub use frame::{DocBody, DocMsg, Frame, FrameError, RangeBody, RangeMsg, decode, encode};
+pub use frame::{DocBody, DocMsg, Frame, FrameError, RangeBody, RangeMsg, compact, decode, encode};
 pub use index::{Bound, DocId, Fingerprint, Index, ItemHash};
 pub use memory::MemoryDocuments;
 pub use session::{Documents, Received, Refusal, Session, Verdict, receipt, undecodable};

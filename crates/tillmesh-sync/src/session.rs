@@ -57,6 +57,15 @@ pub trait Documents {
         }
     }
 
+    /// The id a whole document sent without one (in a compact frame) gives itself in its header,
+    /// or why it gives none (the reason it is refused). A store that reads no headers (the
+    /// default) refuses every such document: only peers whose transport says they read compact
+    /// frames are sent them.
+    fn name_whole(&mut self, bytes: &[u8]) -> Result<Result<DocId, String>, Self::Error> {
+        let _ = bytes;
+        Ok(Err("a whole document without its id, which this store cannot name".into()))
+    }
+
     /// The Automerge sync state kept from an earlier session with this peer.
     fn sync_state(&mut self, id: DocId) -> Result<Option<sync::State>, Self::Error>;
 
@@ -297,14 +306,24 @@ impl Session {
         docs: &mut D,
         received: &mut Received,
     ) -> Result<(), D::Error> {
-        let id = message.id;
         let bytes = match &message.body {
-            DocBody::Sync(bytes) | DocBody::Whole(bytes) => bytes,
+            DocBody::Sync(bytes) | DocBody::Whole(bytes) | DocBody::Unnamed(bytes) => bytes,
         };
         if docs.refused_before(bytes)? {
-            received.repeated.push(id);
+            received.repeated.push(message.id);
             return Ok(());
         }
+        let message = match message.body {
+            DocBody::Unnamed(bytes) => match docs.name_whole(&bytes)? {
+                Ok(id) => DocMsg { id, body: DocBody::Whole(bytes) },
+                Err(reason) => {
+                    received.refused.push(Refusal { id: message.id, reason, bytes });
+                    return Ok(());
+                }
+            },
+            body => DocMsg { body, ..message },
+        };
+        let id = message.id;
         let mut refuse =
             |reason: String, bytes: Vec<u8>| received.refused.push(Refusal { id, reason, bytes });
         match message.body {
@@ -346,7 +365,8 @@ impl Session {
                 Ok(()) => received.changed.push(id),
                 Err(reason) => refuse(reason, bytes),
             },
-            DocBody::Whole(bytes) => {
+            // (An unnamed document was named above: it is a whole one here.)
+            DocBody::Whole(bytes) | DocBody::Unnamed(bytes) => {
                 let mut theirs = match tillmesh_untrusted::load_document(&bytes) {
                     Ok(doc) => doc,
                     Err(error) => {

@@ -382,6 +382,82 @@ fn refused_documents_change_nothing() {
     assert!(b.index().is_empty());
 }
 
+/// Documents named by the `n` their root holds (as a tillmesh store names them by their header).
+struct Naming(MemoryDocuments);
+
+impl Documents for Naming {
+    type Error = std::convert::Infallible;
+
+    fn index(&self) -> &tillmesh_sync::Index {
+        self.0.index()
+    }
+
+    fn saved(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, Self::Error> {
+        self.0.saved(id)
+    }
+
+    fn heads(&mut self, id: Uuid) -> Result<Option<Vec<automerge::ChangeHash>>, Self::Error> {
+        self.0.heads(id)
+    }
+
+    fn load(&mut self, id: Uuid) -> Result<Option<AutoCommit>, Self::Error> {
+        self.0.load(id)
+    }
+
+    fn store(
+        &mut self,
+        id: Uuid,
+        doc: AutoCommit,
+        saved: Option<Vec<u8>>,
+    ) -> Result<tillmesh_sync::Verdict, Self::Error> {
+        self.0.store(id, doc, saved)
+    }
+
+    fn name_whole(&mut self, bytes: &[u8]) -> Result<Result<Uuid, String>, Self::Error> {
+        use automerge::ReadDoc;
+        let doc = tillmesh_untrusted::load_document(bytes).map_err(|error| error.to_string());
+        Ok(doc.and_then(|doc| match doc.get(ROOT, "n") {
+            Ok(Some((automerge::Value::Scalar(n), _))) => {
+                n.as_u64().map(id).ok_or_else(|| "no n".to_string())
+            }
+            _ => Err("no n".to_string()),
+        }))
+    }
+
+    fn sync_state(&mut self, id: Uuid) -> Result<Option<automerge::sync::State>, Self::Error> {
+        self.0.sync_state(id)
+    }
+}
+
+/// Whole documents of a compact frame (sent without their ids) are kept under the id the store
+/// reads from each; a store that cannot name them refuses them, and keeps nothing.
+#[test]
+fn whole_documents_without_ids_are_kept_under_the_id_they_name() {
+    let mut a = MemoryDocuments::new();
+    let mut on_a = Session::new();
+    for n in 1..=3 {
+        a.put(id(n), doc(n, 1));
+    }
+    // a's answer to an empty peer's start carries its documents whole.
+    let mut b = MemoryDocuments::new();
+    let mut on_b = Session::new();
+    on_b.start_reconcile(b.index());
+    on_a.receive(on_b.next_frame().expect("a start"), &mut a).expect("in memory");
+    let whole = on_a.next_frame().expect("documents");
+    assert_eq!(whole.docs.len(), 3, "{whole:?}");
+    let compacted =
+        tillmesh_sync::decode(&tillmesh_sync::compact(&encode(&whole)).expect("a frame")).expect("decodes");
+
+    let refused = Session::new().receive(compacted.clone(), &mut b).expect("in memory");
+    assert_eq!(refused.refused.len(), 3);
+    assert!(refused.changed.is_empty() && b.index().is_empty());
+
+    let mut named = Naming(MemoryDocuments::new());
+    let kept = Session::new().receive(compacted, &mut named).expect("in memory");
+    assert!(kept.refused.is_empty(), "{:?}", kept.refused);
+    assert_same(&a, &named.0);
+}
+
 /// Bytes that crash or exhaust automerge's own loader, sent as a whole document or as a sync
 /// message, are refused one by one with their bytes (to keep aside); the session goes on.
 #[test]
