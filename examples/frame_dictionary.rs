@@ -8,8 +8,8 @@
 //! some weighed, some with notes, edited on and on by other tills (sent to the kitchen, served,
 //! paid), each till process with its own Automerge actor.
 //!
-//! With `--check` it also prints what the shipped codec costs and what the id in front of each
-//! whole document weighs in a packed catch-up frame.
+//! With `--check` it also prints what the shipped codec costs and what compact frames (whole
+//! documents without their ids) save.
 //!
 //! ```text
 //! cargo run --release --example frame_dictionary            # train, write, compare
@@ -184,27 +184,19 @@ fn main() {
         println!("{row} |");
     }
     if check {
-        // What the 16-byte id in front of each whole document costs once packed (the document's
-        // own header names it too): the same frames with every id zeroed.
-        let unnamed: Vec<Vec<u8>> = batched
-            .iter()
-            .map(|one| {
-                let mut frame = frame::decode(one).expect("a frame");
-                for doc in &mut frame.docs {
-                    doc.id = Uuid::nil();
-                }
-                frame::encode(&frame)
-            })
-            .collect();
+        // Compact frames (whole documents without their ids, as `/tm/5` sends them) against
+        // frames as the mesh writes them.
+        let compacted: Vec<Vec<u8>> =
+            batched.iter().map(|one| frame::compact(one).expect("a frame")).collect();
         let packed = |frames: &[Vec<u8>]| {
             per_order(
                 frames.iter().map(|frame| tillmesh_untrusted::packed::pack(frame).expect("pack").len()).sum(),
             )
         };
         println!(
-            "catch-up frames packed as shipped: {:.0} B an order; with the documents' ids zeroed: {:.0} B",
+            "catch-up frames packed as the mesh writes them: {:.0} B an order; compact (on the wire): {:.0} B",
             packed(&batched),
-            packed(&unnamed),
+            packed(&compacted),
         );
         // The shipped codec's own cost, on this machine: what a frame pays each way.
         for (name, frames) in [("one order a frame", &held_out), ("catch-up frames", &batched)] {

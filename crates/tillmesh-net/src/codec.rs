@@ -1,14 +1,17 @@
 //! Frames on the wire: a length, then the bytes, with a size limit (the default cbor codec of
 //! request-response would cap requests at 1 MiB).
 //!
-//! Four protocols carry them. [`PROTOCOL_STREAM`], which every node tries first, keeps one
-//! stream open per peer and direction for as long as the connection lasts: the requests go one
-//! way, their answers come back the other in the same order, so an exchange costs two frames and
-//! nothing else (no new substream and protocol negotiation per request, ≈ 300 bytes each). Its
-//! lengths are varints (one byte for a receipt or a range list) and its name is short: the name
-//! crosses the wire twice on every connection (proposed, then confirmed), and both count in an
-//! in-sync reconnect of about a kilobyte. [`PROTOCOL_STREAM_FIXED`] is the same with big-endian
-//! u32 lengths, for the previous release's nodes. The two request-response protocols serve nodes
+//! Five protocols carry them. [`PROTOCOL_STREAM_COMPACT`], which every node tries first, keeps
+//! one stream open per peer and direction for as long as the connection lasts: the requests go
+//! one way, their answers come back the other in the same order, so an exchange costs two frames
+//! and nothing else (no new substream and protocol negotiation per request, ≈ 300 bytes each).
+//! Its lengths are varints (one byte for a receipt or a range list), its name is short (the name
+//! crosses the wire twice on every connection, proposed, then confirmed, and both count in an
+//! in-sync reconnect of about a kilobyte), and the frames it carries are compact
+//! (`tillmesh_sync::compact`: whole documents without their ids, which their headers give).
+//! [`PROTOCOL_STREAM`] is the same with the frames as the mesh writes them, for the previous
+//! release's nodes; [`PROTOCOL_STREAM_FIXED`] has big-endian u32 lengths, for the release
+//! before. The two request-response protocols serve nodes
 //! that offer neither: [`PROTOCOL`] with the same packed frames, one stream per request;
 //! [`PROTOCOL_RAW`] with frames as they are, for the first release's nodes.
 //!
@@ -27,12 +30,16 @@ use libp2p::StreamProtocol;
 use libp2p::request_response;
 use tillmesh_untrusted::packed::{pack, unpack};
 
-/// The protocol of packed frames with varint lengths on one long-lived stream per peer and
-/// direction (tried first). Both ends must hold the same dictionary: a new dictionary is a new
-/// protocol name.
+/// The protocol of packed compact frames with varint lengths on one long-lived stream per peer
+/// and direction (tried first). Both ends must hold the same dictionary: a new dictionary is a
+/// new protocol name.
+pub const PROTOCOL_STREAM_COMPACT: StreamProtocol = StreamProtocol::new("/tm/5");
+
+/// [`PROTOCOL_STREAM_COMPACT`] with frames as the mesh writes them, whole documents named (the
+/// previous release's; tried second).
 pub const PROTOCOL_STREAM: StreamProtocol = StreamProtocol::new("/tm/4");
 
-/// [`PROTOCOL_STREAM`] with big-endian u32 lengths (the previous release's; tried second).
+/// [`PROTOCOL_STREAM`] with big-endian u32 lengths (the release before; tried third).
 pub const PROTOCOL_STREAM_FIXED: StreamProtocol = StreamProtocol::new("/tillmesh/sync/3");
 
 /// The protocol of packed frames over request-response, a stream per request.
@@ -66,6 +73,8 @@ pub(crate) enum Packing {
     Smaller,
     /// As [`Packing::Smaller`], with a varint length ([`PROTOCOL_STREAM`]).
     SmallerVarint,
+    /// As [`Packing::SmallerVarint`], each frame compacted first ([`PROTOCOL_STREAM_COMPACT`]).
+    CompactVarint,
 }
 
 impl Packing {
@@ -74,9 +83,16 @@ impl Packing {
         if *protocol == PROTOCOL { Packing::Always } else { Packing::Never }
     }
 
-    /// The packing of a stream protocol ([`PROTOCOL_STREAM`] or [`PROTOCOL_STREAM_FIXED`]).
+    /// The packing of a stream protocol ([`PROTOCOL_STREAM_COMPACT`], [`PROTOCOL_STREAM`] or
+    /// [`PROTOCOL_STREAM_FIXED`]).
     pub(crate) fn of_stream(protocol: &StreamProtocol) -> Packing {
-        if *protocol == PROTOCOL_STREAM { Packing::SmallerVarint } else { Packing::Smaller }
+        if *protocol == PROTOCOL_STREAM_COMPACT {
+            Packing::CompactVarint
+        } else if *protocol == PROTOCOL_STREAM {
+            Packing::SmallerVarint
+        } else {
+            Packing::Smaller
+        }
     }
 }
 
@@ -113,10 +129,14 @@ impl FrameCodec {
         if frame.len() > self.frame_bytes_max {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame over the limit"));
         }
+        // Bytes that are not a frame go as they are: the peer reports them.
+        let compacted =
+            (packing == Packing::CompactVarint).then(|| tillmesh_sync::compact(frame).ok()).flatten();
+        let frame = compacted.as_deref().unwrap_or(frame);
         let packed = match packing {
             Packing::Never => None,
             Packing::Always => Some(pack(frame)?),
-            Packing::Smaller | Packing::SmallerVarint => {
+            Packing::Smaller | Packing::SmallerVarint | Packing::CompactVarint => {
                 Some(pack(frame)?).filter(|packed| packed.len() < frame.len())
             }
         };
@@ -133,7 +153,7 @@ impl FrameCodec {
                 let mark = if packed.is_some() { 0 } else { AS_IT_IS };
                 wire.extend_from_slice(&(length | mark).to_be_bytes());
             }
-            Packing::SmallerVarint => {
+            Packing::SmallerVarint | Packing::CompactVarint => {
                 let value = length
                     .checked_mul(2)
                     .map(|doubled| doubled | u32::from(packed.is_none()))
@@ -149,7 +169,7 @@ impl FrameCodec {
     /// What a stream protocol of `packing` sends for a request dropped unanswered.
     pub(crate) fn no_answer(packing: Packing) -> Vec<u8> {
         match packing {
-            Packing::SmallerVarint => vec![0],
+            Packing::SmallerVarint | Packing::CompactVarint => vec![0],
             Packing::Never | Packing::Always | Packing::Smaller => NO_ANSWER.to_be_bytes().to_vec(),
         }
     }
@@ -221,7 +241,7 @@ async fn read_length<T: AsyncRead + Unpin + Send>(
     packing: Packing,
     io: &mut T,
 ) -> io::Result<Option<(bool, u32)>> {
-    if packing == Packing::SmallerVarint {
+    if matches!(packing, Packing::SmallerVarint | Packing::CompactVarint) {
         let value = read_varint(io).await?;
         return Ok((value != 0).then_some((value & 1 == 0, value >> 1)));
     }
@@ -231,7 +251,7 @@ async fn read_length<T: AsyncRead + Unpin + Send>(
     let read = match packing {
         Packing::Smaller => (length & AS_IT_IS == 0, length & !AS_IT_IS),
         Packing::Always => (true, length),
-        Packing::Never | Packing::SmallerVarint => (false, length),
+        Packing::Never | Packing::SmallerVarint | Packing::CompactVarint => (false, length),
     };
     Ok((length != NO_ANSWER).then_some(read))
 }

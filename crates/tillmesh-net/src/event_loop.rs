@@ -20,7 +20,10 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::codec::{FrameCodec, PROTOCOL, PROTOCOL_RAW, PROTOCOL_STREAM, PROTOCOL_STREAM_FIXED, Packing};
+use crate::codec::{
+    FrameCodec, PROTOCOL, PROTOCOL_RAW, PROTOCOL_STREAM, PROTOCOL_STREAM_COMPACT, PROTOCOL_STREAM_FIXED,
+    Packing,
+};
 use crate::event::{NetEvent, Reply, ReplyTo};
 use crate::streams::{self, Internal, Reports};
 
@@ -258,7 +261,7 @@ pub fn spawn(
     }
     let mut control = swarm.behaviour().streams.new_control();
     let mut incoming = futures::stream::SelectAll::new();
-    for protocol in [PROTOCOL_STREAM, PROTOCOL_STREAM_FIXED] {
+    for protocol in [PROTOCOL_STREAM_COMPACT, PROTOCOL_STREAM, PROTOCOL_STREAM_FIXED] {
         let packing = Packing::of_stream(&protocol);
         let streams = control.accept(protocol).map_err(|error| NetError::Build(error.to_string()))?;
         incoming.push(streams.map(move |(peer, stream)| (peer, stream, packing)).boxed());

@@ -1,5 +1,5 @@
-//! Frames on one long-lived stream per peer and direction ([`PROTOCOL_STREAM`], or
-//! [`PROTOCOL_STREAM_FIXED`] with a peer of the previous release): our requests
+//! Frames on one long-lived stream per peer and direction ([`PROTOCOL_STREAM_COMPACT`], or
+//! [`PROTOCOL_STREAM`] and [`PROTOCOL_STREAM_FIXED`] with peers of earlier releases): our requests
 //! go out on the stream we open, their answers come back on it in the same order; the peer's
 //! requests come in on the stream it opens, and we answer them there in the order they came.
 //!
@@ -15,7 +15,7 @@ use libp2p::{PeerId, Stream};
 use libp2p_stream::{Control, OpenStreamError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::{FrameCodec, PROTOCOL_STREAM, PROTOCOL_STREAM_FIXED, Packing};
+use crate::codec::{FrameCodec, PROTOCOL_STREAM, PROTOCOL_STREAM_COMPACT, PROTOCOL_STREAM_FIXED, Packing};
 use crate::event::{NetEvent, Reply};
 
 /// Requests of a peer read ahead of their answers; the stream waits beyond this.
@@ -155,13 +155,15 @@ pub(crate) async fn outbound(
 /// Opens a stream to `peer` on the newest stream protocol it speaks, with that protocol's
 /// packing.
 async fn open(control: &mut Control, peer: PeerId) -> Result<(Stream, Packing), OpenStreamError> {
-    match control.open_stream(peer, PROTOCOL_STREAM).await {
-        Err(OpenStreamError::UnsupportedProtocol(_)) => {
-            let stream = control.open_stream(peer, PROTOCOL_STREAM_FIXED).await?;
-            Ok((stream, Packing::of_stream(&PROTOCOL_STREAM_FIXED)))
+    let mut protocol = PROTOCOL_STREAM_COMPACT;
+    for older in [PROTOCOL_STREAM, PROTOCOL_STREAM_FIXED] {
+        match control.open_stream(peer, protocol.clone()).await {
+            Err(OpenStreamError::UnsupportedProtocol(_)) => protocol = older,
+            opened => return opened.map(|stream| (stream, Packing::of_stream(&protocol))),
         }
-        opened => opened.map(|stream| (stream, Packing::of_stream(&PROTOCOL_STREAM))),
     }
+    let stream = control.open_stream(peer, protocol.clone()).await?;
+    Ok((stream, Packing::of_stream(&protocol)))
 }
 
 /// Closes `frames` and takes the requests still waiting in it.

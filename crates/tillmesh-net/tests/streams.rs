@@ -308,3 +308,67 @@ async fn a_peer_of_the_previous_release_is_served_on_its_stream_protocol_both_wa
     )
     .await;
 }
+
+/// A frame carrying a whole document, as the mesh writes it.
+fn with_a_whole_document() -> Vec<u8> {
+    use tillmesh_sync::{DocBody, DocId, DocMsg, Frame};
+    tillmesh_sync::encode(&Frame {
+        credentials: None,
+        ranges: None,
+        docs: vec![DocMsg { id: DocId::from_u128(7), body: DocBody::Whole(b"a saved document ".repeat(20)) }],
+    })
+}
+
+#[tokio::test]
+async fn whole_documents_go_without_their_ids_to_this_release_and_with_them_to_the_previous_one() {
+    use futures::AsyncReadExt;
+    use tillmesh_net::codec::PROTOCOL_STREAM;
+
+    let frame = with_a_whole_document();
+    let compacted = tillmesh_sync::compact(&frame).expect("a frame");
+    assert!(compacted.len() < frame.len());
+
+    // A node of this release gets the compact frame.
+    let ((a, _a_events), (b, mut b_events)) = connected_pair().await;
+    a.send(b.local_peer_id(), frame.clone()).await.expect("send");
+    match next(&mut b_events).await {
+        NetEvent::Request { peer, frame: received, .. } => {
+            assert_eq!((peer, received), (a.local_peer_id(), compacted));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // A node of the previous release (`/tm/4` only) gets it as the mesh wrote it.
+    let mut previous = older_swarm(Previous { streams: libp2p_stream::Behaviour::new() });
+    let previous_peer: PeerId = *previous.local_peer_id();
+    let mut incoming = previous.behaviour().streams.new_control().accept(PROTOCOL_STREAM).expect("accept");
+    let config = dialing(&mut previous).await;
+    tokio::spawn(async move {
+        loop {
+            previous.select_next_some().await;
+        }
+    });
+    let (node, mut events, _) = node(config).await;
+    assert!(matches!(next(&mut events).await, NetEvent::Connected(peer) if peer == previous_peer));
+    node.send(previous_peer, frame.clone()).await.expect("send");
+    let (_, mut stream) =
+        tokio::time::timeout(WAIT, incoming.next()).await.expect("in time").expect("a stream");
+    // `/tm/4`: a LEB128 length, twice the frame's, plus one for a frame sent as it is.
+    let mut length = 0u32;
+    for shift in (0..28).step_by(7) {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.expect("length");
+        length |= u32::from(byte[0] & 0x7F) << shift;
+        if byte[0] & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut body = vec![0u8; (length >> 1) as usize];
+    stream.read_exact(&mut body).await.expect("frame");
+    let received = if length & 1 == 1 {
+        body
+    } else {
+        tillmesh_untrusted::packed::unpack(&body, 1 << 20).expect("unpack")
+    };
+    assert_eq!(received, frame);
+}
