@@ -128,8 +128,8 @@ async fn measure(options: &Options) -> Figures {
     let mut figures = Figures::new();
     let pair = Pair::start(options.orders).await;
     let b = pair.catch_up(options.orders, &mut figures).await;
-    pair.new_orders(&b, options.new_orders, &mut figures).await;
     let documents = options.orders + options.new_orders;
+    pair.new_orders(&b, options.new_orders, documents, &mut figures).await;
     pair.link_drop(&b, documents, &mut figures).await;
     let b = pair.restart(b, documents, &mut figures).await;
     for till in [pair.a, b] {
@@ -195,10 +195,12 @@ impl Pair {
         b
     }
 
-    /// `orders` new orders on A, one at a time.
-    async fn new_orders(&self, b: &TillProcess, orders: usize, figures: &mut Figures) {
+    /// `orders` new orders on A, one at a time; their bytes are counted once both tills hold
+    /// the `documents` in sync (B's change stream shows a new order before B answers its push).
+    async fn new_orders(&self, b: &TillProcess, orders: usize, documents: usize, figures: &mut Figures) {
         let before = self.wire().await;
         let (p50, p99) = new_orders(&self.http, &self.a.url, &b.url, orders).await;
+        self.wait_for(b, |a, b| in_sync(a, b, documents, None)).await;
         let (carried, frames) = self.wire_since(before).await;
         add(figures, "new order visible on B, median", Figure::Millis(p50));
         add(figures, "new order visible on B, p99", Figure::Millis(p99));
