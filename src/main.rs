@@ -16,6 +16,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tillmesh_core::{Currency, OrderStatus, PaymentMethod, PaymentStatus, TillCode};
 use uuid::Uuid;
 
+/// jemalloc, with the options compiled into it (`.cargo/config.toml`): glibc's malloc took about
+/// a fifth of the CPU of HQ's ingest and of a catch-up, which allocate and free many small
+/// buffers from many threads (see docs/ARCHITECTURE.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tillmesh",

@@ -21,6 +21,10 @@ use tillmesh_hq::{PgRecords, RecordStore, SledRecords};
 use tillmesh_node::Till;
 use uuid::Uuid;
 
+/// The allocator the `tillmesh` binary runs with (its options in `.cargo/config.toml`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const BATCH_ORDERS: usize = 100;
 const CLIENTS: usize = 4;
 const BATCHES_PER_CLIENT: usize = 50;

@@ -22,6 +22,10 @@ use tillmesh_node::{SystemClock, Till, TillConfig};
 use tillmesh_store::{Store, StoreOptions, TillIdentity};
 use uuid::Uuid;
 
+/// The allocator the `tillmesh` binary runs with (its options in `.cargo/config.toml`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const CREATES: usize = 2_000;
 const LIST_CALLS: usize = 1_000;
 
