@@ -11,14 +11,14 @@
 //! (`tillmesh_sync::compact`: whole documents without their ids, which their headers give).
 //! [`PROTOCOL_STREAM`] is the same with the frames as the mesh writes them, for the previous
 //! release's nodes; [`PROTOCOL_STREAM_FIXED`] has big-endian u32 lengths, for the release
-//! before. The two request-response protocols serve nodes
-//! that offer neither: [`PROTOCOL`] with the same packed frames, one stream per request;
+//! before. The two request-response protocols serve nodes that offer no stream protocol:
+//! [`PROTOCOL`] with the same packed frames, one stream per request;
 //! [`PROTOCOL_RAW`] with frames as they are, for the first release's nodes.
 //!
 //! [`PROTOCOL`] packs each frame with the dictionary shipped in the binary
 //! (`tillmesh_untrusted::packed`): most of an order document is the same key names, column
 //! headers and actor ids as the next one, which a frame of one document alone cannot exploit.
-//! [`PROTOCOL_STREAM`] packs a frame when that makes it smaller, and sends it as it is otherwise
+//! The stream protocols pack a frame when that makes it smaller, and send it as it is otherwise
 //! (receipts and range lists: zstd's header alone is about as long), marked in its length. A
 //! packed frame must declare its unpacked size, and both sizes are held to the limit before
 //! anything is allocated.
