@@ -29,7 +29,7 @@ use crate::Till;
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 pub(super) async fn changes(State(till): State<Till>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let written = till.subscribe_visible();
+    let visible = till.subscribe_visible();
     let ended = Box::pin(till.streams_ended());
     let sync = till.sync_control().map(|control| {
         let mut peers = control.peers.clone();
@@ -38,11 +38,11 @@ pub(super) async fn changes(State(till): State<Till>) -> Sse<impl Stream<Item = 
     });
     let ready = futures_util::stream::once(async { Ok(Event::default().event("ready").data("{}")) });
     let events = futures_util::stream::unfold(
-        (till, written, ended, sync),
-        |(till, mut written, mut ended, mut sync)| async move {
+        (till, visible, ended, sync),
+        |(till, mut visible, mut ended, mut sync)| async move {
             let event = tokio::select! {
                 () = &mut ended => return None,
-                received = written.recv() => match received {
+                received = visible.recv() => match received {
                     Ok(id) => change(&till, id),
                     Err(RecvError::Lagged(missed)) => {
                         Event::default().event("resync").data(format!("{{\"missed\":{missed}}}"))
@@ -51,7 +51,7 @@ pub(super) async fn changes(State(till): State<Till>) -> Sse<impl Stream<Item = 
                 },
                 () = SyncMoves::next(&mut sync) => Event::default().event("sync").data("{}"),
             };
-            Some((Ok(event), (till, written, ended, sync)))
+            Some((Ok(event), (till, visible, ended, sync)))
         },
     );
     Sse::new(futures_util::StreamExt::chain(ready, events)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
