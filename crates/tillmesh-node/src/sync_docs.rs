@@ -42,8 +42,8 @@ pub(crate) fn stored_setting<T: DeserializeOwned + Default>(
 #[derive(Debug, Default)]
 pub(crate) struct Predecoded {
     decoded: HashMap<DocId, Decoded>,
-    /// The ids whole documents sent without one (a compact frame's) gave themselves, by a hash
-    /// of their bytes (the bytes themselves are compared when one is looked up).
+    /// The ids of the documents loaded, by a hash of their bytes, for those sent without one (a
+    /// compact frame's); the bytes themselves are compared when one is looked up.
     named: HashMap<u64, DocId>,
 }
 
@@ -119,10 +119,10 @@ impl Predecoded {
             tasks.push(tokio::task::spawn_blocking(move || {
                 part.into_iter()
                     .filter_map(|(id, bytes)| match id {
-                        Some(id) => Some((id, false, Decoded::of(&store, id, bytes))),
+                        Some(id) => Some((id, Decoded::of(&store, id, bytes))),
                         // One that names no document is refused by the writer, which loads it
                         // again.
-                        None => Decoded::unnamed(&store, bytes).ok().map(|(id, decoded)| (id, true, decoded)),
+                        None => Decoded::unnamed(&store, bytes).ok(),
                     })
                     .collect::<Vec<_>>()
             }));
@@ -131,11 +131,8 @@ impl Predecoded {
         for task in tasks {
             // A task that panicked leaves its documents to the writer, which loads them itself.
             if let Ok(part) = task.await {
-                for (id, unnamed, decoded) in part {
-                    if unnamed {
-                        predecoded.named.insert(bytes_key(decoded.bytes()), id);
-                    }
-                    predecoded.decoded.insert(id, decoded);
+                for (id, decoded) in part {
+                    predecoded.keep(id, decoded);
                 }
             }
         }
@@ -156,8 +153,8 @@ impl Predecoded {
         self.decoded.get(&id).is_some_and(|decoded| decoded.bytes() == bytes).then_some(id)
     }
 
-    /// Keeps a document loaded (and named) while the writer took the frame in.
-    fn keep_named(&mut self, id: DocId, decoded: Decoded) {
+    /// Keeps a document loaded (and named by its bytes) for the writer.
+    fn keep(&mut self, id: DocId, decoded: Decoded) {
         self.named.insert(bytes_key(decoded.bytes()), id);
         self.decoded.insert(id, decoded);
     }
@@ -383,7 +380,7 @@ impl Documents for StoreDocuments<'_, '_> {
         }
         // Not loaded ahead (a frame of one document): loaded now, and kept for `store_whole`.
         Ok(Decoded::unnamed(self.context.store, bytes.to_vec()).map(|(id, decoded)| {
-            self.predecoded.keep_named(id, decoded);
+            self.predecoded.keep(id, decoded);
             id
         }))
     }
