@@ -44,17 +44,20 @@ pub use tillmesh_core::View;
 use tillmesh_untrusted::packed;
 
 /// The on-disk layout this build writes and the newest it opens.
-pub const STORE_SCHEMA_VERSION: u64 = 2;
+pub const STORE_SCHEMA_VERSION: u64 = 3;
 
 /// Migrations by name, applied in order, each once. A store records the names it has applied.
 /// 0002 packs every stored document (version 2 stores documents packed: a build of version 1
-/// would take them for damaged documents, so it refuses the store).
-const MIGRATIONS: &[&str] = &["0001-initial-layout", PACK_DOCUMENTS];
+/// would take them for damaged documents, so it refuses the store); 0003 keeps order summaries
+/// compact instead of as JSON (a build of version 2 could not read them).
+const MIGRATIONS: &[&str] = &["0001-initial-layout", PACK_DOCUMENTS, COMPACT_SUMMARIES];
 
 const PACK_DOCUMENTS: &str = "0002-packed-documents";
 
-/// Documents packed again per batch by [`PACK_DOCUMENTS`].
-const PACK_BATCH: usize = 1_000;
+const COMPACT_SUMMARIES: &str = "0003-compact-summaries";
+
+/// Entries rewritten per batch by a migration.
+const MIGRATION_BATCH: usize = 1_000;
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -242,7 +245,7 @@ struct Trees {
     docs: sled::Tree,
     /// doc id → [`ItemHash`] of its heads, for the sync index.
     item_hashes: sled::Tree,
-    /// order id → [`OrderSummary`] as JSON.
+    /// order id → [`OrderSummary`], compact (`summary::encode`).
     summaries: sled::Tree,
     /// updatedAt ++ order id → ().
     by_updated: sled::Tree,
@@ -384,8 +387,10 @@ impl Store {
             if self.open_db()?.db.get(&key)?.is_none() {
                 // 0001 creates the trees opened above; later migrations rewrite data here.
                 tracing::info!(migration = name, "applying store migration");
-                if *name == PACK_DOCUMENTS {
-                    self.pack_documents()?;
+                match *name {
+                    PACK_DOCUMENTS => self.pack_documents()?,
+                    COMPACT_SUMMARIES => self.compact_summaries()?,
+                    _ => {}
                 }
                 self.open_db()?.db.insert(key, &[1u8])?;
             }
@@ -394,34 +399,33 @@ impl Store {
         self.flush()
     }
 
-    /// Packs every document stored as it was saved ([`PACK_DOCUMENTS`]), a batch at a time; a
-    /// store interrupted half-way packs the rest when it opens again (readers take both).
+    /// Packs every document stored as it was saved ([`PACK_DOCUMENTS`]).
     fn pack_documents(&self) -> Result<(), StoreError> {
         let docs = self.open_db()?.trees.docs.clone();
-        let mut after: Option<sled::IVec> = None;
-        loop {
-            let range = match &after {
-                Some(key) => docs
-                    .range::<&[u8], _>((std::ops::Bound::Excluded(key.as_ref()), std::ops::Bound::Unbounded)),
-                None => docs.iter(),
-            };
-            let mut batch = sled::Batch::default();
-            let mut seen = 0;
-            for entry in range.take(PACK_BATCH) {
-                let (key, stored) = entry?;
-                seen += 1;
-                if !packed::is_packed(&stored)
-                    && let Ok(packed) = packed::pack(&stored)
-                {
-                    batch.insert(key.clone(), packed);
+        rewrite_each(&docs, |_, stored| {
+            Ok((!packed::is_packed(stored)).then(|| packed::pack(stored).ok()).flatten())
+        })
+    }
+
+    /// Keeps every order summary kept as JSON compact ([`COMPACT_SUMMARIES`]). One that does
+    /// not read stays as it is (listing it reports it, as before).
+    fn compact_summaries(&self) -> Result<(), StoreError> {
+        let summaries = self.open_db()?.trees.summaries.clone();
+        rewrite_each(&summaries, |key, stored| {
+            if summary::is_encoded(stored) {
+                return Ok(None);
+            }
+            let old = Uuid::from_slice(key)
+                .map_err(|_| StoreError::Corrupt { what: "summary key" })
+                .and_then(|id| summary::decode(id, stored));
+            match old {
+                Ok(old) => summary::encode(&old).map(Some),
+                Err(error) => {
+                    tracing::warn!(%error, "a summary that does not read is left as it is");
+                    Ok(None)
                 }
-                after = Some(key);
             }
-            docs.apply_batch(batch)?;
-            if seen < PACK_BATCH {
-                return Ok(());
-            }
-        }
+        })
     }
 
     /// Binds the store to a till on first use; later opens must name the same till.
@@ -543,7 +547,7 @@ impl Store {
                 docs.remove(id.as_bytes())?;
                 hashes.remove(id.as_bytes())?;
                 if let Some(old) = summaries.remove(id.as_bytes())?
-                    && let Ok(old) = serde_json::from_slice::<OrderSummary>(&old)
+                    && let Ok(old) = summary::decode(id, &old)
                 {
                     by_updated.remove(keys::updated(old.updated_at.0, id))?;
                     by_status.remove(keys::status_updated(old.order_status, old.updated_at.0, id))?;
@@ -899,6 +903,38 @@ fn unpacked(stored: &[u8]) -> Vec<u8> {
     stored.to_vec()
 }
 
+/// Rewrites every entry of `tree` that `rewrite` gives new bytes for, [`MIGRATION_BATCH`]
+/// entries a batch; a store interrupted half-way rewrites the rest when it opens again (its
+/// readers take both forms).
+fn rewrite_each(
+    tree: &sled::Tree,
+    mut rewrite: impl FnMut(&[u8], &[u8]) -> Result<Option<Vec<u8>>, StoreError>,
+) -> Result<(), StoreError> {
+    let mut after: Option<sled::IVec> = None;
+    loop {
+        let range = match &after {
+            Some(key) => {
+                tree.range::<&[u8], _>((std::ops::Bound::Excluded(key.as_ref()), std::ops::Bound::Unbounded))
+            }
+            None => tree.iter(),
+        };
+        let mut batch = sled::Batch::default();
+        let mut seen = 0;
+        for entry in range.take(MIGRATION_BATCH) {
+            let (key, stored) = entry?;
+            seen += 1;
+            if let Some(rewritten) = rewrite(&key, &stored)? {
+                batch.insert(key.clone(), rewritten);
+            }
+            after = Some(key);
+        }
+        tree.apply_batch(batch)?;
+        if seen < MIGRATION_BATCH {
+            return Ok(());
+        }
+    }
+}
+
 fn open_db(dir: &Path, cache_bytes: u64, lock_wait_ms: u64) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None);
     open_waiting(&config, std::time::Duration::from_millis(lock_wait_ms))
@@ -913,11 +949,9 @@ fn write_order_indexes(
     order: &OrderSummary,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
     let id = order.id;
-    let json = serde_json::to_vec(order)
-        .map_err(|_| ConflictableTransactionError::Abort(StoreError::Corrupt { what: "summary" }))?;
-    if let Some(old) = summaries.insert(id.as_bytes(), json)? {
-        let old: OrderSummary = serde_json::from_slice(&old)
-            .map_err(|_| ConflictableTransactionError::Abort(StoreError::Corrupt { what: "summary" }))?;
+    let stored = summary::encode(order).map_err(ConflictableTransactionError::Abort)?;
+    if let Some(old) = summaries.insert(id.as_bytes(), stored)? {
+        let old = summary::decode(id, &old).map_err(ConflictableTransactionError::Abort)?;
         by_updated.remove(keys::updated(old.updated_at.0, id))?;
         by_status.remove(keys::status_updated(old.order_status, old.updated_at.0, id))?;
     }

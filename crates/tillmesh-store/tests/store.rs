@@ -247,3 +247,48 @@ fn the_store_is_readable_by_its_owner_only() {
         assert_eq!(mode(&entry.path()), expected, "{}", entry.path().display());
     }
 }
+
+/// Order summaries are kept compact; a store of layout 2 (summaries as JSON) has them rewritten
+/// when it opens, and lists the same orders the same way.
+#[test]
+fn summaries_are_kept_compact_and_a_layout_2_store_is_rewritten_when_it_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut docs: Vec<Document> = (1..=40).map(|n| order(n, n as i64 * 10)).collect();
+    if let Document::Order(fifth) = &mut docs[4] {
+        fifth.advance(OrderStatus::Sent, "till-A", Timestamp(1_000)).expect("advance");
+    }
+    let summary_bytes = |store: &Store| {
+        let trees = store.footprint().expect("footprint");
+        let summaries = trees.into_iter().find(|tree| tree.tree == "summaries").expect("summaries");
+        summaries.value_bytes / summaries.entries
+    };
+    let all = OrderQuery { limit: 100, ..OrderQuery::default() };
+    let listed = {
+        let store = open(dir.path());
+        store.put(&mut docs).expect("put");
+        store.flush().expect("flush");
+        assert!(summary_bytes(&store) < 80, "{} bytes a summary", summary_bytes(&store));
+        store.list_orders(&all).expect("list")
+    };
+    assert_eq!(listed.orders.len(), 40);
+    {
+        // What a store of layout 2 holds: every summary as JSON, and no record of the rewrite.
+        let db = raw_open(dir.path());
+        let tree = db.open_tree("summaries").expect("summaries");
+        for summary in &listed.orders {
+            tree.insert(summary.id.as_bytes(), serde_json::to_vec(summary).expect("JSON")).expect("insert");
+        }
+        db.remove("migration/0003-compact-summaries").expect("remove");
+        db.insert("schema_version", &2u64.to_be_bytes()).expect("insert");
+        db.flush().expect("flush");
+    }
+    let store = open(dir.path());
+    assert!(
+        summary_bytes(&store) < 80,
+        "rewritten by the migration: {} bytes a summary",
+        summary_bytes(&store)
+    );
+    assert_eq!(store.list_orders(&all).expect("list"), listed);
+    let sent = store.list_orders(&OrderQuery { status: Some(OrderStatus::Sent), ..all }).expect("list");
+    assert_eq!(sent.orders.iter().map(|o| o.order_number.as_str()).collect::<Vec<_>>(), ["A-5"]);
+}
