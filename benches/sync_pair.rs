@@ -29,7 +29,6 @@ mod proxy;
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -189,7 +188,8 @@ impl Pair {
         add(figures, "  per order", per_order(carried.total(), orders));
         add(figures, "  sync frames, uncompressed (A's /metrics)", Figure::Bytes(frames as f64));
         for code in ["A", "B"] {
-            let bytes = directory_bytes(&self.dir.path().join(format!("data-{code}")));
+            let bytes = tillmesh_store::disk_bytes(&self.dir.path().join(format!("data-{code}")))
+                .expect("the till's directory reads");
             add(figures, &format!("on disk per order, {code}"), per_order(bytes, orders));
         }
         b
@@ -383,18 +383,6 @@ fn tcp_address(multiaddr: &str) -> SocketAddr {
         ["", "ip4", ip, "tcp", port, ..] => format!("{ip}:{port}").parse().expect("an address"),
         _ => panic!("not a /ip4/…/tcp/… address: {multiaddr}"),
     }
-}
-
-/// The sum of the sizes of the files under `dir`.
-fn directory_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|entry| {
-            let entry = entry.expect("dir entry");
-            let metadata = entry.metadata().expect("metadata");
-            if metadata.is_dir() { directory_bytes(&entry.path()) } else { metadata.len() }
-        })
-        .sum()
 }
 
 /// The till process's peak resident set (`VmHWM` in `/proc/<pid>/status`), in MiB.

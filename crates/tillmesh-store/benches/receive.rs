@@ -5,11 +5,14 @@
 //! - the contained load (`tillmesh_untrusted::load_document`: the shape check, then Automerge's
 //!   load);
 //! - the header check (`Document::from_automerge`);
-//! - the view (`Document::view`: the whole record read, totals and payment resolved);
+//! - the view (`Document::view`: the whole record read, totals and payment resolved), beside
+//!   Automerge's own read of the whole document (`Automerge::hydrate`), the floor under any view;
 //! - packing for the disk (`tillmesh_untrusted::packed::pack`);
 //! - all of it as the store does it (`Store::receive`), the part that runs on every core;
 //! - writing them (`Store::put_prepared`, frames of about 256 KiB of documents, each flushed),
-//!   the part the writer thread does alone.
+//!   the part the writer thread does alone;
+//! - what the store's trees hold per order (keys and values) and what its directory takes on disk
+//!   per order once written: sled's log beside what it holds.
 //!
 //! Run with: `cargo bench -p tillmesh-store --bench receive` (add `-- --orders N`; default
 //! 5,000).
@@ -118,6 +121,13 @@ fn main() {
     let view = per_document_us(&typed, |document| {
         black_box(document.view(None).expect("a view"));
     });
+    let whole: Vec<automerge::Automerge> = documents
+        .iter()
+        .map(|(_, bytes)| tillmesh_untrusted::load_document(bytes).expect("load").document().clone())
+        .collect();
+    let hydrate = per_document_us(&whole, |doc| {
+        black_box(doc.hydrate(None));
+    });
     let pack = per_document_us(&documents, |(_, bytes)| {
         black_box(tillmesh_untrusted::packed::pack(bytes).expect("packs"));
     });
@@ -141,13 +151,24 @@ fn main() {
         store.flush().expect("flushed");
     }
     let write = started.elapsed().as_secs_f64() * 1e6 / orders as f64;
+    let held: u64 =
+        store.footprint().expect("footprint").iter().map(|tree| tree.key_bytes + tree.value_bytes).sum();
+    let on_disk = tillmesh_store::disk_bytes(dir.path()).expect("the store's directory reads");
 
     println!("contained load (shape check, Automerge's load)  {load:7.1}");
     println!("header check (Document::from_automerge)         {header:7.1}");
     println!("view (Document::view)                           {view:7.1}");
+    println!("  Automerge's own read of the whole (hydrate)   {hydrate:7.1}");
     println!("pack for the disk                               {pack:7.1}");
     println!("all of it as the store does (Store::receive)    {receive:7.1}   on every core");
     println!(
         "writing, {FRAME_DOCUMENTS} a batch, flushed (Store::put_prepared) {write:7.1}   on the writer thread, once"
+    );
+    let per_order = |bytes: u64| bytes / orders as u64;
+    println!(
+        "held per order: {} B in the trees (keys and values), {} B on disk (sled's files and the \
+         store's reserve)",
+        per_order(held),
+        per_order(on_disk)
     );
 }

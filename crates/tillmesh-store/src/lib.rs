@@ -153,6 +153,18 @@ pub struct TillIdentity {
     pub device_id: String,
 }
 
+/// Bytes of every file of the store in `dir` (sled's, and the store's reserve): what it takes on
+/// disk, beside what its trees hold ([`Store::footprint`]). A diagnostic the benchmarks print.
+pub fn disk_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        bytes += if metadata.is_dir() { disk_bytes(&entry.path())? } else { metadata.len() };
+    }
+    Ok(bytes)
+}
+
 /// What one tree of a store holds ([`Store::footprint`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeFootprint {
