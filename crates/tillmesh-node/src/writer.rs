@@ -429,14 +429,19 @@ mod tests {
     use crate::SystemClock;
     use tillmesh_store::StoreOptions;
 
+    /// A writer over a new store in a temporary directory (kept while the writer runs).
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let index = store.load_index().expect("index");
+        (dir, Writer::spawn(store, index, 8, Arc::new(SystemClock)).expect("writer"))
+    }
+
     /// A job that panics (a bug) is answered with an error and writes nothing acknowledged; the
     /// thread every write goes through keeps taking jobs.
     #[tokio::test]
     async fn a_panicking_job_is_answered_with_an_error_and_the_writer_goes_on() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
-        let index = store.load_index().expect("index");
-        let writer = Writer::spawn(store, index, 8, Arc::new(SystemClock)).expect("writer");
+        let (_dir, writer) = writer();
         let panicked = writer.submit::<()>(|_| panic!("a bug in a job")).await;
         assert!(matches!(panicked, Err(TillError::Internal { .. })), "{panicked:?}");
         for n in 0..3 {
@@ -477,10 +482,8 @@ mod tests {
     async fn a_peers_document_is_visible_before_the_flush_and_an_own_write_after() {
         use tokio::sync::broadcast::error::TryRecvError;
 
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
-        let index = store.load_index().expect("index");
-        let writer = Arc::new(Writer::spawn(store, index, 8, Arc::new(SystemClock)).expect("writer"));
+        let (_dir, writer) = writer();
+        let writer = Arc::new(writer);
         let mut visible = writer.subscribe_visible();
         let mut written = writer.subscribe_written();
         let mut local = writer.subscribe_local();
@@ -530,10 +533,7 @@ mod tests {
     /// document is written here, as changed after (it then gets a sync message, not the whole).
     #[tokio::test]
     async fn own_writes_go_to_the_sync_driver_created_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
-        let index = store.load_index().expect("index");
-        let writer = Writer::spawn(store, index, 8, Arc::new(SystemClock)).expect("writer");
+        let (_dir, writer) = writer();
         let mut local = writer.subscribe_local();
         let (id, document) = order();
         for created in [true, false, false] {
