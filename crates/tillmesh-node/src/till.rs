@@ -20,6 +20,9 @@ use crate::TillError;
 use crate::sync_control::SyncControl;
 use crate::writer::{WriteContext, Writer};
 
+/// Local changes a sync driver may lag behind before it falls back to a full reconciliation.
+const CHANGES_QUEUE_MAX: usize = 4096;
+
 /// How to run a till.
 #[derive(Debug, Clone)]
 pub struct TillConfig {
@@ -198,6 +201,8 @@ struct Inner {
     /// can never be confused with a new one carrying the same sequence number.
     actor: ActorId,
     clock: Arc<dyn Clock>,
+    /// Documents written here, for the sync driver.
+    changes: broadcast::Sender<LocalWrite>,
     /// The sync driver's controls, when the till runs in a mesh.
     sync: OnceLock<SyncControl>,
     /// Cancelled when the node stops serving: ends its change streams.
@@ -223,6 +228,7 @@ impl Till {
                 detail: format!("cannot start the writer thread: {error}"),
             })?;
         let actor = ActorId::from(Uuid::new_v4().into_bytes());
+        let (changes, _) = broadcast::channel(CHANGES_QUEUE_MAX);
         let inner = Inner {
             store,
             writer,
@@ -230,6 +236,7 @@ impl Till {
             device_id,
             actor,
             clock,
+            changes,
             sync: OnceLock::new(),
             serving_ends: tokio_util::sync::CancellationToken::new(),
         };
@@ -325,9 +332,9 @@ impl Till {
         self.inner.clock.as_ref()
     }
 
-    /// Documents written here from now on, each once durable ([`Writer::subscribe_local`]).
+    /// Documents written here from now on.
     pub fn subscribe_changes(&self) -> broadcast::Receiver<LocalWrite> {
-        self.inner.writer.subscribe_local()
+        self.inner.changes.subscribe()
     }
 
     /// Ids of documents written from now on (local edits and documents from peers), each sent
@@ -342,8 +349,8 @@ impl Till {
         self.inner.writer.subscribe_visible()
     }
 
-    /// Writes documents made elsewhere (HQ's legacy REST ingest) as this node's own writes (the
-    /// writer hands them to the sync driver). A document the store already holds is merged into the
+    /// Writes documents made elsewhere (HQ's legacy REST ingest) as this node's own writes and
+    /// hands them to the sync driver. A document the store already holds is merged into the
     /// stored copy, so nothing either side has is lost; a new one is written with its
     /// [`Prepared`] when the caller computed it (see [`Store::prepare_viewed`]). Returns the ids
     /// written.
@@ -354,8 +361,10 @@ impl Till {
         let job = move |context: &mut WriteContext<'_>| {
             let store = context.store;
             let mut prepared = Vec::with_capacity(documents.len());
+            let mut created = Vec::with_capacity(documents.len());
             for (mut document, ready) in documents {
                 let existing = store.get(document.id())?;
+                created.push(existing.is_none());
                 prepared.push(match (existing, ready) {
                     (Some(mut existing), _) => {
                         existing.merge(&mut document)?;
@@ -365,9 +374,15 @@ impl Till {
                     (None, None) => store.prepare(&mut document, None)?,
                 });
             }
-            Ok(context.put_prepared(&prepared, None)?)
+            context.put_prepared(&prepared, None)?;
+            Ok(prepared.iter().map(Prepared::id).zip(created).collect::<Vec<_>>())
         };
-        self.inner.writer.submit(job).await
+        let written = self.inner.writer.submit(job).await?;
+        for (id, created) in &written {
+            // No receiver (no mesh) is fine.
+            let _ = self.inner.changes.send(LocalWrite { id: *id, created: *created });
+        }
+        Ok(written.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Connects the sync driver's controls (once).
@@ -379,6 +394,14 @@ impl Till {
     /// The sync driver's controls, if one runs.
     pub fn sync_control(&self) -> Option<&SyncControl> {
         self.inner.sync.get()
+    }
+
+    /// Announces written documents to the sync driver.
+    fn announce(&self, documents: &[Document], created: bool) {
+        for document in documents {
+            // No receiver (standalone till) is fine.
+            let _ = self.inner.changes.send(LocalWrite { id: document.id(), created });
+        }
     }
 
     /// Creates an order. Returns it and whether it is new: an order whose `localId` is already
@@ -421,10 +444,11 @@ impl Till {
             let saved = document.save();
             let prepared = store.prepare_viewed(&mut document, saved, &View::Order(view.clone()));
             context.put_prepared(&[prepared], None)?;
-            Ok(view)
+            Ok((document, view))
         };
         match self.inner.writer.submit(job).await {
-            Ok(order) => {
+            Ok((document, order)) => {
+                self.announce(&[document], true);
                 // A new order has no transactions yet.
                 Ok((OrderDetail { server_hash: order_hash(&order), order, transactions: Vec::new() }, true))
             }
@@ -507,8 +531,8 @@ impl Till {
         self.edit_menu(move |menu, key, by, at| menu.update_item(key, &sku, &patch, by, at)).await
     }
 
-    /// Runs an edit of the menu as HQ, making the menu first if this node has none; writes it
-    /// only if it changed. Returns the menu as it is now.
+    /// Runs an edit of the menu as HQ, making the menu first if this node has none; writes (and
+    /// announces) it only if it changed. Returns the menu as it is now.
     async fn edit_menu(
         &self,
         edit: impl FnOnce(&mut MenuDoc, &HqSigningKey, &str, Timestamp) -> Result<bool, EditError>
@@ -532,12 +556,18 @@ impl Till {
             };
             let changed = edit(&mut menu, &key, by, at)?;
             let view = menu.view(Some(&public)).map_err(EditError::from)?;
-            if created || changed {
-                context.put(&mut [Document::Menu(menu)])?;
+            let mut documents = vec![Document::Menu(menu)];
+            let written = created || changed;
+            if written {
+                context.put(&mut documents)?;
             }
-            Ok(view)
+            Ok((documents, view, written, created))
         };
-        self.inner.writer.submit(job).await
+        let (documents, view, written, created) = self.inner.writer.submit(job).await?;
+        if written {
+            self.announce(&documents, created);
+        }
+        Ok(view)
     }
 
     /// Replaces an order's notes.
@@ -582,6 +612,8 @@ impl Till {
             Ok(documents)
         };
         let documents = self.inner.writer.submit(job).await?;
+        self.announce(&documents[..1], false);
+        self.announce(&documents[1..], true);
         self.detail_of(documents)
     }
 
@@ -629,6 +661,7 @@ impl Till {
             Ok(documents)
         };
         let documents = self.inner.writer.submit(job).await?;
+        self.announce(&documents, false);
         self.detail_of(documents)
     }
 

@@ -10,9 +10,7 @@
 //! who show documents (the change stream) follow [`Writer::subscribe_visible`] instead: a
 //! document a peer sent is announced there as soon as it is stored and readable, before the
 //! batch's flush — its sender holds it durably already, so a screen need not wait for this
-//! node's fsync — and the node's own writes once durable, as on the other channel. The node's
-//! own writes also go, once durable, to the sync driver ([`Writer::subscribe_local`]), from this
-//! thread: the push to peers starts without waiting for the job's caller to wake.
+//! node's fsync — and the node's own writes once durable, as on the other channel.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tillmesh_core::{Clock, Document, Timestamp};
-use tillmesh_mesh::LocalWrite;
 use tillmesh_store::{Prepared, Store, StoreError};
 use tillmesh_sync::Index;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -34,9 +31,6 @@ pub const BATCH_JOBS_MAX: usize = 64;
 /// Written document ids a follower may lag behind before it is told it missed some.
 const WRITTEN_QUEUE_MAX: usize = 16_384;
 
-/// Local writes a sync driver may lag behind before it falls back to a full reconciliation.
-const LOCAL_QUEUE_MAX: usize = 4096;
-
 /// What a job works with: the store, and the sync index the writer keeps.
 #[derive(Debug)]
 pub struct WriteContext<'a> {
@@ -46,8 +40,8 @@ pub struct WriteContext<'a> {
     pub index: &'a mut Index,
     /// Ids written by this batch so far, announced once it is durable.
     written: &'a mut Vec<Uuid>,
-    /// This node's own writes in this batch, shown and pushed once it is durable.
-    own: &'a mut Vec<LocalWrite>,
+    /// Ids of this node's own writes in this batch, shown once it is durable.
+    own: &'a mut Vec<Uuid>,
     /// Where documents are shown: a peer's at once, once stored.
     visible: &'a broadcast::Sender<Uuid>,
     /// When the batch started.
@@ -59,8 +53,9 @@ impl WriteContext<'_> {
     /// the index current.
     pub fn put(&mut self, documents: &mut [Document]) -> Result<Vec<Uuid>, StoreError> {
         let hashes = self.store.put(documents)?;
-        self.note_own(&hashes);
-        Ok(self.index_all(hashes))
+        let ids = self.index_all(hashes);
+        self.own.extend_from_slice(&ids);
+        Ok(ids)
     }
 
     /// Writes prepared documents, from remote `from` or (`None`) made here (see
@@ -71,24 +66,16 @@ impl WriteContext<'_> {
         from: Option<&str>,
     ) -> Result<Vec<Uuid>, StoreError> {
         let hashes = self.store.put_prepared(prepared, from)?;
-        if from.is_none() {
-            self.note_own(&hashes);
-        }
         let ids = self.index_all(hashes);
         if from.is_some() {
             for id in &ids {
                 // Nobody showing documents is fine.
                 let _ = self.visible.send(*id);
             }
+        } else {
+            self.own.extend_from_slice(&ids);
         }
         Ok(ids)
-    }
-
-    /// Notes this node's own writes, each created by it if the index did not hold it yet.
-    fn note_own(&mut self, hashes: &[(Uuid, tillmesh_sync::ItemHash)]) {
-        for (id, _) in hashes {
-            self.own.push(LocalWrite { id: *id, created: self.index.get(id).is_none() });
-        }
     }
 
     /// Sets aside a stored document that no longer loads (see [`Store::set_aside`]) and drops
@@ -171,8 +158,6 @@ pub struct Writer {
     written: broadcast::Sender<Uuid>,
     /// Ids of documents written, sent once readable (a peer's) or durable (this node's own).
     visible: broadcast::Sender<Uuid>,
-    /// This node's own writes, sent once durable.
-    local: broadcast::Sender<LocalWrite>,
 }
 
 impl Writer {
@@ -186,8 +171,7 @@ impl Writer {
         let (sender, receiver) = mpsc::channel::<Job>(queue_max);
         let (written, _) = broadcast::channel(WRITTEN_QUEUE_MAX);
         let (visible, _) = broadcast::channel(WRITTEN_QUEUE_MAX);
-        let (local, _) = broadcast::channel(LOCAL_QUEUE_MAX);
-        let announce = Announce { written: written.clone(), visible: visible.clone(), local: local.clone() };
+        let announce = Announce { written: written.clone(), visible: visible.clone() };
         let failing = Arc::new(AtomicBool::new(false));
         let probe = (sender.downgrade(), Arc::clone(&failing));
         // While the store refuses writes, an empty job every second lets the writer try to
@@ -207,13 +191,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("tillmesh-writer".into())
             .spawn(move || run(store, index, receiver, announce, clock.as_ref(), &failing))?;
-        Ok(Writer {
-            sender: Mutex::new(Some(sender)),
-            thread: Mutex::new(Some(thread)),
-            written,
-            visible,
-            local,
-        })
+        Ok(Writer { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), written, visible })
     }
 
     /// The ids of documents written from now on, each sent once its batch is durable. A
@@ -227,13 +205,6 @@ impl Writer {
     /// this node's own writes once durable. Lagging is told as by [`Writer::subscribe_written`].
     pub fn subscribe_visible(&self) -> broadcast::Receiver<Uuid> {
         self.visible.subscribe()
-    }
-
-    /// This node's own writes from now on, each sent once its batch is durable (for the sync
-    /// driver, which pushes them to peers). A receiver that falls more than 4,096 behind is
-    /// told it lagged.
-    pub fn subscribe_local(&self) -> broadcast::Receiver<LocalWrite> {
-        self.local.subscribe()
     }
 
     /// Runs `job` on the writer thread; resolves once everything it wrote is durable. A job
@@ -309,7 +280,6 @@ impl Drop for Writer {
 struct Announce {
     written: broadcast::Sender<Uuid>,
     visible: broadcast::Sender<Uuid>,
-    local: broadcast::Sender<LocalWrite>,
 }
 
 fn run(
@@ -396,9 +366,8 @@ fn run(
                 for id in written {
                     let _ = announce.written.send(id);
                 }
-                for write in own {
-                    let _ = announce.visible.send(write.id);
-                    let _ = announce.local.send(write);
+                for id in own {
+                    let _ = announce.visible.send(id);
                 }
             }
         }
@@ -429,19 +398,14 @@ mod tests {
     use crate::SystemClock;
     use tillmesh_store::StoreOptions;
 
-    /// A writer over a new store in a temporary directory (kept while the writer runs).
-    fn writer() -> (tempfile::TempDir, Writer) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
-        let index = store.load_index().expect("index");
-        (dir, Writer::spawn(store, index, 8, Arc::new(SystemClock)).expect("writer"))
-    }
-
     /// A job that panics (a bug) is answered with an error and writes nothing acknowledged; the
     /// thread every write goes through keeps taking jobs.
     #[tokio::test]
     async fn a_panicking_job_is_answered_with_an_error_and_the_writer_goes_on() {
-        let (_dir, writer) = writer();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let index = store.load_index().expect("index");
+        let writer = Writer::spawn(store, index, 8, Arc::new(SystemClock)).expect("writer");
         let panicked = writer.submit::<()>(|_| panic!("a bug in a job")).await;
         assert!(matches!(panicked, Err(TillError::Internal { .. })), "{panicked:?}");
         for n in 0..3 {
@@ -451,44 +415,40 @@ mod tests {
         writer.close();
     }
 
-    /// An order of one soup, as a till makes it.
-    fn order() -> (Uuid, Document) {
-        use tillmesh_core::{Amount, Currency, NewItem, NewOrder, OrderDoc, Quantity, TillCode};
-        let new = NewOrder {
-            id: Uuid::new_v4(),
-            local_id: Uuid::new_v4(),
-            number: TillCode::parse("A").expect("code").order_number(1).to_string(),
-            device_id: "till-A".into(),
-            currency: Currency::parse("EUR").expect("EUR"),
-            tax_rate_bps: 0,
-            items: vec![NewItem {
-                id: Uuid::new_v4(),
-                sku: "SOUP".into(),
-                name: "Soup".into(),
-                quantity: Quantity::pieces(1),
-                unit_price: Amount::from_minor(450),
-            }],
-            notes: String::new(),
-            created_at: Timestamp(1_764_900_000_000),
-        };
-        let id = new.id;
-        (id, Document::Order(OrderDoc::create(new, automerge::ActorId::from([1u8; 16])).expect("order")))
-    }
-
     /// A peer's document is shown as soon as it is stored, before the batch's flush; the node's
-    /// own writes only once durable, when they also go to the sync driver; both are announced as
-    /// written once durable.
+    /// own writes only once durable; both are announced as written once durable.
     #[tokio::test]
     async fn a_peers_document_is_visible_before_the_flush_and_an_own_write_after() {
+        use tillmesh_core::{Amount, Currency, Document, NewItem, NewOrder, OrderDoc, Quantity, TillCode};
         use tokio::sync::broadcast::error::TryRecvError;
 
-        let (_dir, writer) = writer();
-        let writer = Arc::new(writer);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let index = store.load_index().expect("index");
+        let writer = Arc::new(Writer::spawn(store, index, 8, Arc::new(SystemClock)).expect("writer"));
         let mut visible = writer.subscribe_visible();
         let mut written = writer.subscribe_written();
-        let mut local = writer.subscribe_local();
         for from in [Some("till-B"), None] {
-            let (id, mut document) = order();
+            let new = NewOrder {
+                id: Uuid::new_v4(),
+                local_id: Uuid::new_v4(),
+                number: TillCode::parse("A").expect("code").order_number(1).to_string(),
+                device_id: "till-A".into(),
+                currency: Currency::parse("EUR").expect("EUR"),
+                tax_rate_bps: 0,
+                items: vec![NewItem {
+                    id: Uuid::new_v4(),
+                    sku: "SOUP".into(),
+                    name: "Soup".into(),
+                    quantity: Quantity::pieces(1),
+                    unit_price: Amount::from_minor(450),
+                }],
+                notes: String::new(),
+                created_at: Timestamp(1_764_900_000_000),
+            };
+            let id = new.id;
+            let mut document =
+                Document::Order(OrderDoc::create(new, automerge::ActorId::from([1u8; 16])).expect("order"));
             // The job says when it has stored the document, then holds its batch open (no flush)
             // until the test lets it go.
             let (stored, is_stored) = tokio::sync::oneshot::channel::<()>();
@@ -513,33 +473,12 @@ mod tests {
                 assert!(matches!(visible.try_recv(), Err(TryRecvError::Empty)), "an own write waits");
             }
             assert!(matches!(written.try_recv(), Err(TryRecvError::Empty)), "not durable yet");
-            assert!(matches!(local.try_recv(), Err(TryRecvError::Empty)), "not durable yet");
             release.send(()).expect("the job waits");
             assert!(job.await.expect("joined").expect("written"), "the job was let go");
             assert_eq!(written.recv().await.expect("durable"), id);
             if from.is_none() {
                 assert_eq!(visible.recv().await.expect("shown once durable"), id);
-                assert_eq!(
-                    local.recv().await.expect("pushed once durable"),
-                    LocalWrite { id, created: true }
-                );
             }
-        }
-        assert!(matches!(local.try_recv(), Err(TryRecvError::Empty)), "a peer's document is not pushed back");
-        writer.close();
-    }
-
-    /// The sync driver hears of every own write once durable: as created the first time a
-    /// document is written here, as changed after (it then gets a sync message, not the whole).
-    #[tokio::test]
-    async fn own_writes_go_to_the_sync_driver_created_once() {
-        let (_dir, writer) = writer();
-        let mut local = writer.subscribe_local();
-        let (id, document) = order();
-        for created in [true, false, false] {
-            let mut documents = [document.clone()];
-            writer.submit(move |context| Ok(context.put(&mut documents)?)).await.expect("written");
-            assert_eq!(local.recv().await.expect("announced"), LocalWrite { id, created });
         }
         writer.close();
     }
