@@ -205,7 +205,7 @@ const STORED_FORMAT: u8 = 1;
 
 /// An order summary as stored under its order's id (which it leaves out): statuses, method and
 /// currency by their names, money in cents, times in ms, in postcard's format (varints,
-/// strings with their lengths). About a fifth of the JSON it replaced.
+/// strings with their lengths). Under a quarter of the JSON it replaced.
 #[derive(Serialize, Deserialize)]
 struct Stored<'a> {
     order_number: &'a str,
@@ -363,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn a_summary_reads_back_as_kept_in_a_fifth_of_its_json() {
+    fn a_summary_reads_back_as_kept_in_under_a_quarter_of_its_json() {
         for (method, confirmed) in
             [(None, false), (Some(PaymentMethod::Card), true), (Some(PaymentMethod::Cash), false)]
         {
