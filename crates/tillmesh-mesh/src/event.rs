@@ -38,7 +38,8 @@ pub enum Event<P, R> {
     },
     /// Our request to a peer got no answer (timeout, connection closed, refused).
     RequestFailed(P),
-    /// Documents written here, to push to every admitted peer.
+    /// Documents written here, to push to every admitted peer (with those the storage holds:
+    /// [`crate::Storage::take_local_writes`]).
     LocalWrites(Vec<LocalWrite>),
     /// Time to reconcile with every admitted peer (anti-entropy), or asked for now.
     Reconcile,

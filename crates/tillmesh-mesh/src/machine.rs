@@ -199,7 +199,10 @@ where
         event: Event<P, R>,
         storage: &mut S,
     ) -> Step<P, R, S::Error> {
-        let result = self.dispatch(now, event, storage).map(|()| self.confirm_sent(storage));
+        let own = storage.take_local_writes();
+        let result = (if own.is_empty() { Ok(()) } else { self.on_local_writes(&own, storage) })
+            .and_then(|()| self.dispatch(now, event, storage))
+            .map(|()| self.confirm_sent(storage));
         let mut actions = std::mem::take(&mut self.actions);
         let failed = match result {
             Ok(()) => None,

@@ -1,7 +1,8 @@
 //! The mesh driver: the I/O shell of [`tillmesh_mesh::MeshCore`], which decides everything a
 //! peer does (admission, roster, relays, flow control, anti-entropy, marking synced). The driver
-//! turns libp2p events, local writes, the operator's roster entries and its `sync_interval_ms`
-//! timer into the core's events, runs each step as a writer job against the store, and carries
+//! turns libp2p events, local writes (the writer keeps them for the core, which takes them in
+//! its next step), the operator's roster entries and its `sync_interval_ms` timer into the
+//! core's events, runs each step as a writer job against the store, and carries
 //! out the step's actions (send, answer, block, publish the peers) once the job is durable: what
 //! a peer sends is on disk before it is answered, and sync never races a local edit.
 
@@ -10,16 +11,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tillmesh_core::{HqPublicKey, SignedRosterEntry};
-use tillmesh_mesh::{Action, CoreConfig, Event, Introductions, LocalWrite, MeshCore};
+use tillmesh_mesh::{Action, CoreConfig, Event, Introductions, MeshCore};
 use tillmesh_net::{Multiaddr, NetClient, NetConfig, NetEvent, PeerId, Reply};
 use tillmesh_store::Store;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::sync_control::{SyncControl, SyncStats};
 use crate::sync_docs::{INTRODUCTIONS_SETTING, NodeStorage, Predecoded, ROSTER_SETTING, stored_setting};
+use crate::writer::LocalWritesFollower;
 use crate::{Till, TillError};
 
 /// How a till joins its shop's mesh.
@@ -101,7 +103,7 @@ impl Mesh {
         };
         let driver = Driver {
             core,
-            changes: till.subscribe_changes(),
+            local_writes: till.writer().follow_local_writes(),
             till,
             net,
             incoming,
@@ -209,7 +211,8 @@ struct Driver {
     till: Till,
     net: NetClient,
     incoming: mpsc::Receiver<Incoming>,
-    changes: broadcast::Receiver<LocalWrite>,
+    /// Woken when the till wrote documents: the next step takes them from the writer.
+    local_writes: LocalWritesFollower,
     requests: mpsc::Receiver<()>,
     roster_entries: mpsc::Receiver<SignedRosterEntry>,
     peers_watch: watch::Sender<Vec<String>>,
@@ -234,17 +237,8 @@ impl Driver {
                     }
                     None => return,
                 },
-                change = self.changes.recv() => match change {
-                    Ok(first) => {
-                        let mut writes = vec![first];
-                        while let Ok(write) = self.changes.try_recv() {
-                            writes.push(write);
-                        }
-                        Event::LocalWrites(writes)
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => Event::Reconcile,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
+                // The step takes the writes from the writer ([`NodeStorage`]).
+                () = self.local_writes.written() => Event::LocalWrites(Vec::new()),
                 Some(()) = self.requests.recv() => Event::Reconcile,
                 Some(entry) = self.roster_entries.recv() => Event::RosterEntry(entry),
                 _ = tick.tick() => Event::Reconcile,

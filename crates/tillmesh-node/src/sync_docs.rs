@@ -13,7 +13,7 @@ use automerge::{AutoCommit, ChangeHash, sync};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tillmesh_core::{SignedRosterEntry, Timestamp};
-use tillmesh_mesh::{Introductions, Storage};
+use tillmesh_mesh::{Introductions, LocalWrite, Storage};
 use tillmesh_store::{Prepared, Quarantined, Store, StoreError};
 use tillmesh_sync::{DocBody, DocId, Documents, Index, Refusal, Verdict};
 
@@ -227,6 +227,10 @@ impl<'a> Storage for NodeStorage<'_, 'a> {
 
     fn index(&self) -> &Index {
         self.context.index
+    }
+
+    fn take_local_writes(&mut self) -> Vec<LocalWrite> {
+        self.context.take_local_writes()
     }
 
     fn mark_synced(&mut self, remote: &str, at: Timestamp) -> Result<(), StoreError> {

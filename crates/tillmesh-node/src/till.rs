@@ -11,7 +11,6 @@ use tillmesh_core::{
     PaymentMethod, PaymentStatus, Quantity, TillCode, Timestamp, Transaction, TransactionDoc, View,
     order_hash,
 };
-use tillmesh_mesh::LocalWrite;
 use tillmesh_store::{OrderPage, OrderQuery, Prepared, RemoteCounts, Store, StoreOptions, TillIdentity};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -19,9 +18,6 @@ use uuid::Uuid;
 use crate::TillError;
 use crate::sync_control::SyncControl;
 use crate::writer::{WriteContext, Writer};
-
-/// Local changes a sync driver may lag behind before it falls back to a full reconciliation.
-const CHANGES_QUEUE_MAX: usize = 4096;
 
 /// How to run a till.
 #[derive(Debug, Clone)]
@@ -201,8 +197,6 @@ struct Inner {
     /// can never be confused with a new one carrying the same sequence number.
     actor: ActorId,
     clock: Arc<dyn Clock>,
-    /// Documents written here, for the sync driver.
-    changes: broadcast::Sender<LocalWrite>,
     /// The sync driver's controls, when the till runs in a mesh.
     sync: OnceLock<SyncControl>,
     /// Cancelled when the node stops serving: ends its change streams.
@@ -228,7 +222,6 @@ impl Till {
                 detail: format!("cannot start the writer thread: {error}"),
             })?;
         let actor = ActorId::from(Uuid::new_v4().into_bytes());
-        let (changes, _) = broadcast::channel(CHANGES_QUEUE_MAX);
         let inner = Inner {
             store,
             writer,
@@ -236,7 +229,6 @@ impl Till {
             device_id,
             actor,
             clock,
-            changes,
             sync: OnceLock::new(),
             serving_ends: tokio_util::sync::CancellationToken::new(),
         };
@@ -322,19 +314,14 @@ impl Till {
         self.inner.writer.close();
     }
 
-    /// The writer thread, for sync jobs.
-    pub(crate) fn writer(&self) -> &Writer {
+    /// The writer thread: every write to the store is one of its jobs (sync steps too).
+    pub fn writer(&self) -> &Writer {
         &self.inner.writer
     }
 
     /// The clock.
     pub(crate) fn clock(&self) -> &dyn Clock {
         self.inner.clock.as_ref()
-    }
-
-    /// Documents written here from now on.
-    pub fn subscribe_changes(&self) -> broadcast::Receiver<LocalWrite> {
-        self.inner.changes.subscribe()
     }
 
     /// Ids of documents written from now on (local edits and documents from peers), each sent
@@ -349,8 +336,8 @@ impl Till {
         self.inner.writer.subscribe_visible()
     }
 
-    /// Writes documents made elsewhere (HQ's legacy REST ingest) as this node's own writes and
-    /// hands them to the sync driver. A document the store already holds is merged into the
+    /// Writes documents made elsewhere (HQ's legacy REST ingest) as this node's own writes (the
+    /// sync driver pushes them, as it does every write of this node). A document the store already holds is merged into the
     /// stored copy, so nothing either side has is lost; a new one is written with its
     /// [`Prepared`] when the caller computed it (see [`Store::prepare_viewed`]). Returns the ids
     /// written.
@@ -361,10 +348,8 @@ impl Till {
         let job = move |context: &mut WriteContext<'_>| {
             let store = context.store;
             let mut prepared = Vec::with_capacity(documents.len());
-            let mut created = Vec::with_capacity(documents.len());
             for (mut document, ready) in documents {
                 let existing = store.get(document.id())?;
-                created.push(existing.is_none());
                 prepared.push(match (existing, ready) {
                     (Some(mut existing), _) => {
                         existing.merge(&mut document)?;
@@ -374,15 +359,9 @@ impl Till {
                     (None, None) => store.prepare(&mut document, None)?,
                 });
             }
-            context.put_prepared(&prepared, None)?;
-            Ok(prepared.iter().map(Prepared::id).zip(created).collect::<Vec<_>>())
+            Ok(context.put_prepared(&prepared, None)?)
         };
-        let written = self.inner.writer.submit(job).await?;
-        for (id, created) in &written {
-            // No receiver (no mesh) is fine.
-            let _ = self.inner.changes.send(LocalWrite { id: *id, created: *created });
-        }
-        Ok(written.into_iter().map(|(id, _)| id).collect())
+        self.inner.writer.submit(job).await
     }
 
     /// Connects the sync driver's controls (once).
@@ -394,14 +373,6 @@ impl Till {
     /// The sync driver's controls, if one runs.
     pub fn sync_control(&self) -> Option<&SyncControl> {
         self.inner.sync.get()
-    }
-
-    /// Announces written documents to the sync driver.
-    fn announce(&self, documents: &[Document], created: bool) {
-        for document in documents {
-            // No receiver (standalone till) is fine.
-            let _ = self.inner.changes.send(LocalWrite { id: document.id(), created });
-        }
     }
 
     /// Creates an order. Returns it and whether it is new: an order whose `localId` is already
@@ -444,11 +415,10 @@ impl Till {
             let saved = document.save();
             let prepared = store.prepare_viewed(&mut document, saved, &View::Order(view.clone()));
             context.put_prepared(&[prepared], None)?;
-            Ok((document, view))
+            Ok(view)
         };
         match self.inner.writer.submit(job).await {
-            Ok((document, order)) => {
-                self.announce(&[document], true);
+            Ok(order) => {
                 // A new order has no transactions yet.
                 Ok((OrderDetail { server_hash: order_hash(&order), order, transactions: Vec::new() }, true))
             }
@@ -531,8 +501,8 @@ impl Till {
         self.edit_menu(move |menu, key, by, at| menu.update_item(key, &sku, &patch, by, at)).await
     }
 
-    /// Runs an edit of the menu as HQ, making the menu first if this node has none; writes (and
-    /// announces) it only if it changed. Returns the menu as it is now.
+    /// Runs an edit of the menu as HQ, making the menu first if this node has none; writes it
+    /// only if it changed. Returns the menu as it is now.
     async fn edit_menu(
         &self,
         edit: impl FnOnce(&mut MenuDoc, &HqSigningKey, &str, Timestamp) -> Result<bool, EditError>
@@ -556,18 +526,12 @@ impl Till {
             };
             let changed = edit(&mut menu, &key, by, at)?;
             let view = menu.view(Some(&public)).map_err(EditError::from)?;
-            let mut documents = vec![Document::Menu(menu)];
-            let written = created || changed;
-            if written {
-                context.put(&mut documents)?;
+            if created || changed {
+                context.put(&mut [Document::Menu(menu)])?;
             }
-            Ok((documents, view, written, created))
+            Ok(view)
         };
-        let (documents, view, written, created) = self.inner.writer.submit(job).await?;
-        if written {
-            self.announce(&documents, created);
-        }
-        Ok(view)
+        self.inner.writer.submit(job).await
     }
 
     /// Replaces an order's notes.
@@ -612,8 +576,6 @@ impl Till {
             Ok(documents)
         };
         let documents = self.inner.writer.submit(job).await?;
-        self.announce(&documents[..1], false);
-        self.announce(&documents[1..], true);
         self.detail_of(documents)
     }
 
@@ -661,7 +623,6 @@ impl Till {
             Ok(documents)
         };
         let documents = self.inner.writer.submit(job).await?;
-        self.announce(&documents, false);
         self.detail_of(documents)
     }
 

@@ -10,7 +10,10 @@
 //! who show documents (the change stream) follow [`Writer::subscribe_visible`] instead: a
 //! document a peer sent is announced there as soon as it is stored and readable, before the
 //! batch's flush — its sender holds it durably already, so a screen need not wait for this
-//! node's fsync — and the node's own writes once durable, as on the other channel.
+//! node's fsync — and the node's own writes once durable, as on the other channel. The node's
+//! own writes are also kept here for the sync core, while a sync driver follows them
+//! ([`Writer::follow_local_writes`]): the core takes them in its next step, which runs on this
+//! thread too, so it pushes every write its index already counts.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,9 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tillmesh_core::{Clock, Document, Timestamp};
+use tillmesh_mesh::LocalWrite;
 use tillmesh_store::{Prepared, Store, StoreError};
 use tillmesh_sync::Index;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::TillError;
@@ -44,6 +48,10 @@ pub struct WriteContext<'a> {
     own: &'a mut Vec<Uuid>,
     /// Where documents are shown: a peer's at once, once stored.
     visible: &'a broadcast::Sender<Uuid>,
+    /// This node's own writes not yet taken by the sync core.
+    local_writes: &'a mut Vec<LocalWrite>,
+    /// Whether a sync driver follows them, and how it is woken.
+    follow: &'a Follow,
     /// When the batch started.
     now: Timestamp,
 }
@@ -53,9 +61,7 @@ impl WriteContext<'_> {
     /// the index current.
     pub fn put(&mut self, documents: &mut [Document]) -> Result<Vec<Uuid>, StoreError> {
         let hashes = self.store.put(documents)?;
-        let ids = self.index_all(hashes);
-        self.own.extend_from_slice(&ids);
-        Ok(ids)
+        Ok(self.index_own(hashes))
     }
 
     /// Writes prepared documents, from remote `from` or (`None`) made here (see
@@ -66,16 +72,23 @@ impl WriteContext<'_> {
         from: Option<&str>,
     ) -> Result<Vec<Uuid>, StoreError> {
         let hashes = self.store.put_prepared(prepared, from)?;
+        if from.is_none() {
+            return Ok(self.index_own(hashes));
+        }
         let ids = self.index_all(hashes);
-        if from.is_some() {
-            for id in &ids {
-                // Nobody showing documents is fine.
-                let _ = self.visible.send(*id);
-            }
-        } else {
-            self.own.extend_from_slice(&ids);
+        for id in &ids {
+            // Nobody showing documents is fine.
+            let _ = self.visible.send(*id);
         }
         Ok(ids)
+    }
+
+    /// This node's own writes since the last call, in the order made, each `created` when the
+    /// index did not hold its document before: for the sync core, while a driver follows them
+    /// ([`Writer::follow_local_writes`]). Taken in a job, they are all the node's own writes the
+    /// index counts.
+    pub fn take_local_writes(&mut self) -> Vec<LocalWrite> {
+        std::mem::take(self.local_writes)
     }
 
     /// Sets aside a stored document that no longer loads (see [`Store::set_aside`]) and drops
@@ -84,6 +97,26 @@ impl WriteContext<'_> {
         self.store.set_aside(id, reason, self.now.0)?;
         self.index.remove(&id);
         Ok(())
+    }
+
+    /// [`WriteContext::index_all`] for this node's own writes: shown once durable, and kept for
+    /// the sync driver if one follows them (woken at once: its step runs after this batch's
+    /// flush, so what it pushes is durable).
+    fn index_own(&mut self, hashes: Vec<(Uuid, tillmesh_sync::ItemHash)>) -> Vec<Uuid> {
+        if self.follow.followed.load(Ordering::Relaxed) {
+            let index = &*self.index;
+            self.local_writes.extend(
+                hashes.iter().map(|(id, _)| LocalWrite { id: *id, created: index.get(id).is_none() }),
+            );
+            if !hashes.is_empty() {
+                self.follow.wake.notify_one();
+            }
+        } else {
+            self.local_writes.clear();
+        }
+        let ids = self.index_all(hashes);
+        self.own.extend_from_slice(&ids);
+        ids
     }
 
     fn index_all(&mut self, hashes: Vec<(Uuid, tillmesh_sync::ItemHash)>) -> Vec<Uuid> {
@@ -158,6 +191,37 @@ pub struct Writer {
     written: broadcast::Sender<Uuid>,
     /// Ids of documents written, sent once readable (a peer's) or durable (this node's own).
     visible: broadcast::Sender<Uuid>,
+    /// Whether a sync driver follows this node's own writes.
+    follow: Arc<Follow>,
+}
+
+/// Whether a sync driver follows this node's own writes, and how it is woken for them.
+#[derive(Debug, Default)]
+struct Follow {
+    followed: AtomicBool,
+    wake: Notify,
+}
+
+/// A sync driver's hold on this node's own writes ([`Writer::follow_local_writes`]); dropped,
+/// the writer stops keeping them.
+#[derive(Debug)]
+pub struct LocalWritesFollower {
+    follow: Arc<Follow>,
+}
+
+impl LocalWritesFollower {
+    /// Resolves once this node wrote documents that no job has taken
+    /// ([`WriteContext::take_local_writes`]) since the last wake; at once if it wrote some
+    /// meanwhile.
+    pub async fn written(&self) {
+        self.follow.wake.notified().await;
+    }
+}
+
+impl Drop for LocalWritesFollower {
+    fn drop(&mut self) {
+        self.follow.followed.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Writer {
@@ -171,7 +235,9 @@ impl Writer {
         let (sender, receiver) = mpsc::channel::<Job>(queue_max);
         let (written, _) = broadcast::channel(WRITTEN_QUEUE_MAX);
         let (visible, _) = broadcast::channel(WRITTEN_QUEUE_MAX);
-        let announce = Announce { written: written.clone(), visible: visible.clone() };
+        let follow = Arc::new(Follow::default());
+        let announce =
+            Announce { written: written.clone(), visible: visible.clone(), follow: Arc::clone(&follow) };
         let failing = Arc::new(AtomicBool::new(false));
         let probe = (sender.downgrade(), Arc::clone(&failing));
         // While the store refuses writes, an empty job every second lets the writer try to
@@ -191,7 +257,21 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("tillmesh-writer".into())
             .spawn(move || run(store, index, receiver, announce, clock.as_ref(), &failing))?;
-        Ok(Writer { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)), written, visible })
+        Ok(Writer {
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+            written,
+            visible,
+            follow,
+        })
+    }
+
+    /// Keeps this node's own writes for a sync driver from now on, until the returned hold is
+    /// dropped: a job takes them ([`WriteContext::take_local_writes`]), and the hold wakes when
+    /// there are some. One follower at a time.
+    pub fn follow_local_writes(&self) -> LocalWritesFollower {
+        self.follow.followed.store(true, Ordering::Relaxed);
+        LocalWritesFollower { follow: Arc::clone(&self.follow) }
     }
 
     /// The ids of documents written from now on, each sent once its batch is durable. A
@@ -276,10 +356,12 @@ impl Drop for Writer {
     }
 }
 
-/// The writer thread's ends of [`Writer::subscribe_written`] and [`Writer::subscribe_visible`].
+/// The writer thread's ends of [`Writer::subscribe_written`], [`Writer::subscribe_visible`] and
+/// [`Writer::follow_local_writes`].
 struct Announce {
     written: broadcast::Sender<Uuid>,
     visible: broadcast::Sender<Uuid>,
+    follow: Arc<Follow>,
 }
 
 fn run(
@@ -291,6 +373,7 @@ fn run(
     failing: &AtomicBool,
 ) {
     let mut recovered_at: Option<std::time::Instant> = None;
+    let mut local_writes = Vec::new();
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_JOBS_MAX {
@@ -332,6 +415,8 @@ fn run(
                 written: &mut written,
                 own: &mut own,
                 visible: &announce.visible,
+                local_writes: &mut local_writes,
+                follow: &announce.follow,
                 now,
             };
             // A panic is a bug, but it must not end the thread every write goes through: the job

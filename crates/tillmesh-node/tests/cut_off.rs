@@ -67,17 +67,18 @@ async fn a_write_is_answered_when_stored_however_long_it_takes() {
 async fn a_client_that_gives_up_mid_write_leaves_it_stored_once_and_pushed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let till = open_till(&dir);
-    let mut pushed = till.subscribe_changes();
+    let pushed = till.writer().follow_local_writes();
     let app = tillmesh_node::http::app(till.clone());
     let local_id = Uuid::new_v4();
 
     // The client gives up after a millisecond: as soon as the server waits on the disk.
     let _ = tokio::time::timeout(Duration::from_millis(1), app.clone().oneshot(create_order(local_id))).await;
     tokio::time::resume();
-    let change = tokio::time::timeout(Duration::from_secs(10), pushed.recv())
+    tokio::time::timeout(Duration::from_secs(10), pushed.written())
         .await
-        .expect("the order is handed to the sync driver")
-        .expect("a change");
+        .expect("the order is handed to the sync driver");
+    let writes = till.writer().submit(|context| Ok(context.take_local_writes())).await.expect("taken");
+    let [change] = writes.as_slice() else { panic!("one write to push, not {writes:?}") };
     assert!(change.created);
     assert_eq!(order_ids(&till), vec![change.id], "stored once");
 
