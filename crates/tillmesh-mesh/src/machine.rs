@@ -5,7 +5,7 @@ use std::fmt::{Debug, Display};
 
 use tillmesh_core::{HqPublicKey, Roster, SignedRosterEntry, Timestamp};
 use tillmesh_sync::{
-    Bound, DocId, Documents, Fingerprint, Frame, Index, Received, Session, decode, encode, receipt,
+    Bound, DocId, Documents, Fingerprint, Frame, Received, Session, decode, encode, receipt,
 };
 
 use crate::credentials::{Credentials, Introductions, digest, remote_name};
@@ -202,7 +202,7 @@ where
         let own = storage.take_local_writes();
         let result = (if own.is_empty() { Ok(()) } else { self.on_local_writes(&own, storage) })
             .and_then(|()| self.dispatch(now, event, storage))
-            .map(|()| self.confirm_sent(storage));
+            .and_then(|()| self.confirm_sent(storage));
         let mut actions = std::mem::take(&mut self.actions);
         let failed = match result {
             Ok(()) => None,
@@ -263,7 +263,7 @@ where
                 if let Some(remote) = known {
                     self.admit_as(peer, remote, storage)?;
                     if self.local < peer {
-                        self.reconcile(Some(peer), storage);
+                        self.reconcile(Some(peer), storage)?;
                     }
                 }
                 Ok(())
@@ -291,8 +291,7 @@ where
                 if let Some(frame) = decoded(peer, &frame) {
                     self.on_frame(now, peer, frame, true, storage)?;
                 }
-                self.pump_all(storage.index());
-                Ok(())
+                self.pump_all(storage)
             }
             Event::RequestFailed(peer) => {
                 let Some(state) = self.peers.get_mut(&peer) else { return Ok(()) };
@@ -304,14 +303,10 @@ where
                 }
                 // What waited behind the failed request goes now; what the request carried is
                 // found again by the next reconciliation.
-                self.pump_all(storage.index());
-                Ok(())
+                self.pump_all(storage)
             }
             Event::LocalWrites(writes) => self.on_local_writes(&writes, storage),
-            Event::Reconcile => {
-                self.reconcile(None, storage);
-                Ok(())
-            }
+            Event::Reconcile => self.reconcile(None, storage),
             Event::RosterEntry(entry) => self.merge_roster(vec![entry], storage),
             Event::Stop => self.save_all_states(storage),
         }
@@ -381,21 +376,29 @@ where
         if !admitted {
             self.release_held(now, peer, storage)?;
         }
-        self.pump_all(storage.index());
-        Ok(())
+        self.pump_all(storage)
     }
 
     /// The next frame of a peer's session for a request of ours, or for an `answer` (without
-    /// our start: [`Session::next_answer`]), or an empty one.
-    fn next_frame(&mut self, peer: P, answer: bool) -> Frame {
-        let Some(state) = self.peers.get_mut(&peer) else { return Frame::default() };
-        let next = if answer { state.session.next_answer() } else { state.session.next_frame() };
+    /// our start: [`Session::next_answer`]), or an empty one; whole documents are read from
+    /// `storage` as they go in.
+    fn next_frame<S: Storage>(&mut self, peer: P, answer: bool, storage: &mut S) -> Result<Frame, S::Error> {
+        let Some(state) = self.peers.get_mut(&peer) else { return Ok(Frame::default()) };
+        // Documents are queued for admitted peers alone; the remote's name picks the sync
+        // states kept for it, which building a frame does not read.
+        let remote = state.remote.clone().unwrap_or_default();
+        let mut docs = storage.documents(&remote);
+        let next = if answer {
+            state.session.next_answer(&mut docs)?
+        } else {
+            state.session.next_frame(&mut docs)?
+        };
         let frame = next.unwrap_or_default();
         if !frame.docs.is_empty() {
             state.unconfirmed = true;
             state.fingerprinted = None;
         }
-        frame
+        Ok(frame)
     }
 
     /// Applies a peer's request and answers it with the next frame of its session; a request
@@ -410,7 +413,7 @@ where
     ) -> Result<(), S::Error> {
         let brought = !frame.docs.is_empty();
         self.on_frame(now, peer, frame, false, storage)?;
-        let mut answer = self.next_frame(peer, true);
+        let mut answer = self.next_frame(peer, true, storage)?;
         if brought && answer.ranges.is_none() && self.admits(&peer) {
             answer.ranges = Some(receipt(storage.index()));
         }
@@ -466,7 +469,7 @@ where
             self.on_frame_and_answer(now, peer, frame, reply, storage)?;
         }
         if self.local < peer {
-            self.reconcile(Some(peer), storage);
+            self.reconcile(Some(peer), storage)?;
         }
         Ok(())
     }
@@ -501,7 +504,7 @@ where
         for state in self.peers.values_mut() {
             state.send_roster = true;
         }
-        self.pump_all(storage.index());
+        self.pump_all(storage)?;
         self.save_roster(storage)?;
         let gone: Vec<String> = self
             .roster
@@ -634,32 +637,31 @@ where
             let mut docs = storage.documents(&remote);
             for write in writes {
                 if write.created {
-                    state.session.push_new(write.id, &mut docs)?;
+                    state.session.push_new(write.id);
                 } else {
                     state.session.push_change(write.id, &mut docs)?;
                 }
             }
             state.pushing |= !writes.is_empty();
         }
-        self.pump_all(storage.index());
-        Ok(())
+        self.pump_all(storage)
     }
 
     /// Starts a reconciliation with one peer, or with every admitted peer.
-    fn reconcile<S: Storage>(&mut self, only: Option<P>, storage: &mut S) {
+    fn reconcile<S: Storage>(&mut self, only: Option<P>, storage: &mut S) -> Result<(), S::Error> {
         for (peer, state) in &mut self.peers {
             if state.remote.is_some() && only.is_none_or(|only| only == *peer) {
                 state.session.start_reconcile(storage.index());
             }
         }
-        self.pump_all(storage.index());
+        self.pump_all(storage)
     }
 
     /// Starts a reconciliation with every peer we sent documents to and have not agreed with
     /// since, once that exchange is over (nothing in flight, nothing left to send). Agreement is
     /// what marks documents synced; left to the timer, what was sent would count as pending for
     /// a whole interval after the peer had it.
-    fn confirm_sent<S: Storage>(&mut self, storage: &S) {
+    fn confirm_sent<S: Storage>(&mut self, storage: &mut S) -> Result<(), S::Error> {
         let mut started = false;
         for state in self.peers.values_mut() {
             if state.unconfirmed
@@ -676,8 +678,9 @@ where
             }
         }
         if started {
-            self.pump_all(storage.index());
+            self.pump_all(storage)?;
         }
+        Ok(())
     }
 
     /// Sends the next frame to every admitted peer that may have one now ([`Peer::may_send`]),
@@ -686,16 +689,21 @@ where
     /// [`Peer::fingerprints_next`]): a peer that holds the same once it has stored them agrees
     /// on the spot and says so in its answer, so both sides mark everything synced in the one
     /// exchange; one that holds another set answers with the differences.
-    fn pump_all(&mut self, index: &Index) {
+    fn pump_all<S: Storage>(&mut self, storage: &mut S) -> Result<(), S::Error> {
         let mut credentials: Option<Vec<u8>> = None;
         loop {
             let Some(peer) = self.peers.iter().find(|(_, state)| state.may_send()).map(|(peer, _)| *peer)
             else {
-                return;
+                return Ok(());
             };
             let with_credentials =
                 self.peers.get(&peer).is_some_and(|state| state.send_roster || !state.introduced);
-            let mut frame = self.next_frame(peer, false);
+            let mut frame = self.next_frame(peer, false, storage)?;
+            if frame.is_empty() && !with_credentials {
+                // Only documents gone since they were queued: nothing to send.
+                continue;
+            }
+            let index = storage.index();
             let documents_alone = !with_credentials && !frame.docs.is_empty() && frame.ranges.is_none();
             if documents_alone
                 && let Some(state) = self.peers.get_mut(&peer)

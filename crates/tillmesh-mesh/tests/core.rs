@@ -318,8 +318,8 @@ fn documents_one_peer_brings_are_relayed_and_agreement_marks_synced() {
     let mut from_a = MemoryDocuments::new();
     from_a.put(id, doc);
     let mut session = tillmesh_sync::Session::new();
-    session.push_new(id, &mut from_a).expect("memory");
-    let frame = session.next_frame().expect("frame");
+    session.push_new(id);
+    let frame = session.next_frame(&mut from_a).expect("memory").expect("frame");
     let actions = handle(&mut hub, &mut at_hub, Event::Request { peer: 1, frame: encode(&frame), reply: 7 });
     assert_eq!(answers(&actions).len(), 1);
     // C's channel is busy with the hub's reconciliation: the relay waits for its answer.
@@ -335,7 +335,7 @@ fn documents_one_peer_brings_are_relayed_and_agreement_marks_synced() {
     at_c.put(id, at_hub.docs.get(&id).expect("kept").clone());
     let mut c_session = tillmesh_sync::Session::new();
     c_session.start_reconcile(Documents::index(&at_c));
-    let start = c_session.next_frame().expect("start");
+    let start = c_session.next_frame(&mut at_c).expect("memory").expect("start");
     handle(&mut hub, &mut at_hub, Event::Response { peer: 3, frame: encode(&Frame::default()) });
     handle(&mut hub, &mut at_hub, Event::Request { peer: 3, frame: encode(&start), reply: 8 });
     assert_eq!(at_hub.marked, vec!["till-C".to_string()]);

@@ -29,10 +29,10 @@
 //! on_a.start_reconcile(tillmesh_sync::Documents::index(&a));
 //! // Drive the conversation until both outboxes are empty.
 //! while on_a.has_outgoing() || on_b.has_outgoing() {
-//!     if let Some(frame) = on_a.next_frame() {
+//!     if let Some(frame) = on_a.next_frame(&mut a).unwrap() {
 //!         on_b.receive(frame, &mut b).unwrap();
 //!     }
-//!     if let Some(frame) = on_b.next_frame() {
+//!     if let Some(frame) = on_b.next_frame(&mut b).unwrap() {
 //!         on_a.receive(frame, &mut a).unwrap();
 //!     }
 //! }

@@ -109,13 +109,34 @@ pub struct Received {
     pub receipt: Option<Fingerprint>,
 }
 
+/// A document message waiting in the outbox. A whole document is read only as its frame is
+/// built: a catch-up of 100,000 orders queues their ids, not 115 MB of their bytes, and its first
+/// frame goes without every document being read first.
+#[derive(Debug)]
+enum Outgoing {
+    /// A whole document, read when its frame is built (dropped if it is gone by then).
+    Whole(DocId),
+    /// A message made already: an Automerge sync message, or a whole document read for a frame
+    /// it did not fit in.
+    Ready(DocMsg),
+}
+
+impl Outgoing {
+    fn id(&self) -> DocId {
+        match self {
+            Outgoing::Whole(id) => *id,
+            Outgoing::Ready(message) => message.id,
+        }
+    }
+}
+
 /// One peer's session state.
 #[derive(Debug, Default)]
 pub struct Session {
     /// Reconciliation messages to send, each a complete range list.
     outbox_ranges: VecDeque<Vec<RangeMsg>>,
     /// Document messages to send.
-    outbox_docs: VecDeque<DocMsg>,
+    outbox_docs: VecDeque<Outgoing>,
     /// Documents already queued whole, so a document is not queued twice.
     queued_whole: HashSet<DocId>,
     /// Automerge sync state per document touched in this session.
@@ -145,8 +166,8 @@ impl Session {
     }
 
     /// Queues a document the peer cannot have yet (just created here): sent whole.
-    pub fn push_new<D: Documents>(&mut self, id: DocId, docs: &mut D) -> Result<(), D::Error> {
-        self.queue_whole(id, docs)
+    pub fn push_new(&mut self, id: DocId) {
+        self.queue_whole(id);
     }
 
     /// Queues an Automerge sync message for a document changed here.
@@ -169,49 +190,68 @@ impl Session {
     }
 
     /// The next frame to send in a request of ours: at most one range list (answers to the
-    /// peer's first, then our start) and documents up to [`frame::FRAME_BYTES_TARGET`]. `None`
-    /// when nothing waits.
-    pub fn next_frame(&mut self) -> Option<Frame> {
+    /// peer's first, then our start) and documents up to [`frame::FRAME_BYTES_TARGET`], whole
+    /// ones read from `docs` now. `None` when nothing waits (or only documents gone since they
+    /// were queued).
+    pub fn next_frame<D: Documents>(&mut self, docs: &mut D) -> Result<Option<Frame>, D::Error> {
         if !self.has_outgoing() {
-            return None;
+            return Ok(None);
         }
         let ranges = self.outbox_ranges.pop_front().or_else(|| {
             let fingerprint = self.start_pending.take()?;
             self.started = Some(fingerprint);
             Some(vec![RangeMsg { upper: Bound::Max, body: RangeBody::Fingerprint(fingerprint) }])
         });
-        Some(self.with_documents(ranges))
+        self.with_documents(ranges, docs)
     }
 
     /// The next frame to answer a request of the peer's with: as [`Session::next_frame`], but
     /// never with our start, which waits for a request of ours. `None` when nothing else waits.
-    pub fn next_answer(&mut self) -> Option<Frame> {
+    pub fn next_answer<D: Documents>(&mut self, docs: &mut D) -> Result<Option<Frame>, D::Error> {
         if self.outbox_ranges.is_empty() && self.outbox_docs.is_empty() {
-            return None;
+            return Ok(None);
         }
         let ranges = self.outbox_ranges.pop_front();
-        Some(self.with_documents(ranges))
+        self.with_documents(ranges, docs)
     }
 
-    /// A frame of `ranges` and the documents that fit after them.
-    fn with_documents(&mut self, ranges: Option<Vec<RangeMsg>>) -> Frame {
-        let mut docs = Vec::new();
+    /// A frame of `ranges` and the documents that fit after them (whole ones read from `docs`
+    /// as they go in); `None` when that is nothing.
+    fn with_documents<D: Documents>(
+        &mut self,
+        ranges: Option<Vec<RangeMsg>>,
+        docs: &mut D,
+    ) -> Result<Option<Frame>, D::Error> {
+        let mut messages = Vec::new();
         let mut bytes = 0;
-        while let Some(doc) = self.outbox_docs.front() {
-            let len = frame::doc_msg_len(doc);
-            if !docs.is_empty() && (bytes + len > frame::FRAME_BYTES_TARGET || docs.len() >= frame::DOCS_MAX)
+        while let Some(next) = self.outbox_docs.pop_front() {
+            let message = match next {
+                Outgoing::Ready(message) => message,
+                Outgoing::Whole(id) => match docs.saved(id)? {
+                    Some(saved) => DocMsg { id, body: DocBody::Whole(saved) },
+                    None => {
+                        self.queued_whole.remove(&id);
+                        continue;
+                    }
+                },
+            };
+            let len = frame::doc_msg_len(&message);
+            if !messages.is_empty()
+                && (bytes + len > frame::FRAME_BYTES_TARGET || messages.len() >= frame::DOCS_MAX)
             {
+                self.outbox_docs.push_front(Outgoing::Ready(message));
                 break;
             }
             bytes += len;
-            if let Some(doc) = self.outbox_docs.pop_front() {
-                if matches!(doc.body, DocBody::Whole(_)) {
-                    self.queued_whole.remove(&doc.id);
-                }
-                docs.push(doc);
+            if matches!(message.body, DocBody::Whole(_)) {
+                self.queued_whole.remove(&message.id);
             }
+            messages.push(message);
         }
-        Frame { credentials: None, ranges, docs }
+        if ranges.is_none() && messages.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Frame { credentials: None, ranges, docs: messages }))
     }
 
     /// Takes in a frame from the peer: applies its documents, answers its ranges (into the
@@ -276,15 +316,11 @@ impl Session {
         }
     }
 
-    fn queue_whole<D: Documents>(&mut self, id: DocId, docs: &mut D) -> Result<(), D::Error> {
-        if self.queued_whole.contains(&id) {
-            return Ok(());
+    /// Queues a document to go whole, read when its frame is built.
+    fn queue_whole(&mut self, id: DocId) {
+        if self.queued_whole.insert(id) {
+            self.outbox_docs.push_back(Outgoing::Whole(id));
         }
-        if let Some(bytes) = docs.saved(id)? {
-            self.queued_whole.insert(id);
-            self.outbox_docs.push_back(DocMsg { id, body: DocBody::Whole(bytes) });
-        }
-        Ok(())
     }
 
     fn queue_sync<D: Documents>(
@@ -295,7 +331,7 @@ impl Session {
     ) -> Result<(), D::Error> {
         let state = self.state(id, docs)?;
         if let Some(message) = doc.sync().generate_sync_message(state) {
-            self.outbox_docs.push_back(DocMsg { id, body: DocBody::Sync(message.encode()) });
+            self.outbox_docs.push_back(Outgoing::Ready(DocMsg { id, body: DocBody::Sync(message.encode()) }));
         }
         Ok(())
     }
@@ -356,7 +392,7 @@ impl Session {
                         Err(reason) => {
                             refuse(reason, bytes);
                             self.states.remove(&id);
-                            self.outbox_docs.retain(|queued| queued.id != id);
+                            self.outbox_docs.retain(|queued| queued.id() != id);
                         }
                     }
                 }
@@ -400,7 +436,7 @@ impl Session {
                     }
                 }
                 if we_had_more {
-                    self.queue_whole(id, docs)?;
+                    self.queue_whole(id);
                 }
             }
         }
@@ -499,7 +535,7 @@ impl Session {
         }
         let sending = !to_push.is_empty();
         for id in to_push {
-            self.queue_whole(id, docs)?;
+            self.queue_whole(id);
         }
         if out.iter().any(|range| range.body != RangeBody::Skip) {
             self.outbox_ranges.push_back(merge_skips(out));

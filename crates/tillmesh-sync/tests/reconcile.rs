@@ -34,11 +34,11 @@ fn talk(
     while on_a.has_outgoing() || on_b.has_outgoing() {
         talk.round_trips += 1;
         assert!(talk.round_trips < 1_000, "no convergence");
-        if let Some(frame) = on_a.next_frame() {
+        if let Some(frame) = on_a.next_frame(a).expect("in memory") {
             talk.bytes += encode(&frame).len();
             on_b.receive(frame, b).expect("in memory");
         }
-        if let Some(frame) = on_b.next_frame() {
+        if let Some(frame) = on_b.next_frame(b).expect("in memory") {
             talk.bytes += encode(&frame).len();
             on_a.receive(frame, a).expect("in memory");
         }
@@ -137,9 +137,11 @@ fn both_sides_learn_that_they_agree() {
     on_a.start_reconcile(a.index());
     let whole = a.index().fingerprint(&tillmesh_sync::Bound::min(), &tillmesh_sync::Bound::Max);
     let (mut a, mut b) = (a, b);
-    let at_b = on_b.receive(on_a.next_frame().expect("fingerprint"), &mut b).expect("in memory");
+    let at_b = on_b
+        .receive(on_a.next_frame(&mut a).expect("in memory").expect("fingerprint"), &mut b)
+        .expect("in memory");
     assert_eq!(at_b.agreed, Some(whole));
-    let echo = on_b.next_frame().expect("the fingerprint echoed");
+    let echo = on_b.next_frame(&mut b).expect("in memory").expect("the fingerprint echoed");
     let late = echo.clone();
     let at_a = on_a.receive(echo, &mut a).expect("in memory");
     assert_eq!(at_a.agreed, Some(whole));
@@ -151,7 +153,9 @@ fn both_sides_learn_that_they_agree() {
     // A set that differs agrees on nothing.
     b.put(id(99_999), doc(99_999, 7));
     on_a.start_reconcile(a.index());
-    let at_b = on_b.receive(on_a.next_frame().expect("fingerprint"), &mut b).expect("in memory");
+    let at_b = on_b
+        .receive(on_a.next_frame(&mut a).expect("in memory").expect("fingerprint"), &mut b)
+        .expect("in memory");
     assert_eq!(at_b.agreed, None);
 }
 
@@ -165,7 +169,11 @@ fn a_receipt_agrees_without_another_exchange() {
     let mut on_a = Session::new();
     let first = on_a.receive_answer(receipt(&b), &mut a).expect("in memory");
     assert_eq!(first.agreed, Some(whole(&a)));
-    assert_eq!(on_a.next_frame().and_then(|echo| echo.ranges), receipt(&a).ranges, "first agreement echoed");
+    assert_eq!(
+        on_a.next_frame(&mut a).expect("in memory").and_then(|echo| echo.ranges),
+        receipt(&a).ranges,
+        "first agreement echoed"
+    );
     for docs in [&mut a, &mut b] {
         docs.put(id(100), doc(100, 1));
     }
@@ -175,7 +183,11 @@ fn a_receipt_agrees_without_another_exchange() {
     // B does not know that A agreed: B's own start with that fingerprint is still echoed.
     let start = on_a.receive(receipt(&b), &mut a).expect("in memory");
     assert_eq!(start.agreed, Some(whole(&a)));
-    assert_eq!(on_a.next_frame().and_then(|echo| echo.ranges), receipt(&a).ranges, "B's start echoed");
+    assert_eq!(
+        on_a.next_frame(&mut a).expect("in memory").and_then(|echo| echo.ranges),
+        receipt(&a).ranges,
+        "B's start echoed"
+    );
     b.put(id(101), doc(101, 2));
     let other = on_a.receive_answer(receipt(&b), &mut a).expect("in memory");
     assert_eq!(other.agreed, None);
@@ -190,8 +202,8 @@ fn a_start_answered_with_differences_is_no_longer_awaiting_its_echo() {
     let (mut a, mut b) = peers_with(30);
     let (mut on_a, mut on_b) = (Session::new(), Session::new());
     on_a.start_reconcile(a.index());
-    on_b.receive(on_a.next_frame().expect("start"), &mut b).expect("in memory");
-    let echo = on_b.next_frame().expect("echo");
+    on_b.receive(on_a.next_frame(&mut a).expect("in memory").expect("start"), &mut b).expect("in memory");
+    let echo = on_b.next_frame(&mut b).expect("in memory").expect("echo");
     assert_eq!(on_a.receive_answer(echo, &mut a).expect("in memory").agreed, Some(whole(&a)));
     assert!(!on_a.has_outgoing(), "our start's echo is not echoed");
 
@@ -200,15 +212,19 @@ fn a_start_answered_with_differences_is_no_longer_awaiting_its_echo() {
     let started = whole(&a);
     b.put(id(200), doc(200, 3));
     on_a.start_reconcile(a.index());
-    on_b.receive(on_a.next_frame().expect("start"), &mut b).expect("in memory");
-    let differences = on_b.next_frame().expect("B's differences");
+    on_b.receive(on_a.next_frame(&mut a).expect("in memory").expect("start"), &mut b).expect("in memory");
+    let differences = on_b.next_frame(&mut b).expect("in memory").expect("B's differences");
     on_a.receive_answer(differences, &mut a).expect("in memory");
-    while on_a.next_frame().is_some() {}
+    while on_a.next_frame(&mut a).expect("in memory").is_some() {}
     b.remove(&id(200));
     assert_eq!(whole(&b), started);
     let at_a = on_a.receive_answer(receipt(&b), &mut a).expect("in memory");
     assert_eq!(at_a.agreed, Some(started));
-    assert_eq!(on_a.next_frame().and_then(|echo| echo.ranges), receipt(&a).ranges, "echoed");
+    assert_eq!(
+        on_a.next_frame(&mut a).expect("in memory").and_then(|echo| echo.ranges),
+        receipt(&a).ranges,
+        "echoed"
+    );
 }
 
 /// The peer answers our start with differences, but a document it pushed crossed the start
@@ -221,8 +237,8 @@ fn differences_that_a_crossing_push_made_agree() {
     let (mut on_a, mut on_b) = (Session::new(), Session::new());
     on_a.start_reconcile(a.index());
     b.put(id(300), doc(300, 3));
-    on_b.receive(on_a.next_frame().expect("start"), &mut b).expect("in memory");
-    let differences = on_b.next_frame().expect("B's differences");
+    on_b.receive(on_a.next_frame(&mut a).expect("in memory").expect("start"), &mut b).expect("in memory");
+    let differences = on_b.next_frame(&mut b).expect("in memory").expect("B's differences");
     let ranges = differences.ranges.clone().expect("ranges");
     assert!(
         ranges.len() > 1
@@ -240,8 +256,10 @@ fn differences_that_a_crossing_push_made_agree() {
     let (mut on_a, mut on_b) = (Session::new(), Session::new());
     on_a.start_reconcile(a.index());
     b.put(id(300), doc(300, 3));
-    on_b.receive(on_a.next_frame().expect("start"), &mut b).expect("in memory");
-    let at_a = on_a.receive_answer(on_b.next_frame().expect("differences"), &mut a).expect("in memory");
+    on_b.receive(on_a.next_frame(&mut a).expect("in memory").expect("start"), &mut b).expect("in memory");
+    let at_a = on_a
+        .receive_answer(on_b.next_frame(&mut b).expect("in memory").expect("differences"), &mut a)
+        .expect("in memory");
     assert_eq!(at_a.agreed, None);
     assert!(on_a.has_outgoing(), "A narrows the difference down");
 }
@@ -255,20 +273,20 @@ fn a_narrowing_list_that_a_crossing_push_settled_is_answered_with_the_set() {
     let (mut on_a, mut on_b) = (Session::new(), Session::new());
     a.put(id(300), doc(300, 3));
     on_a.start_reconcile(a.index());
-    on_b.receive(on_a.next_frame().expect("start"), &mut b).expect("in memory");
-    let differences = on_b.next_frame().expect("B's differences");
+    on_b.receive(on_a.next_frame(&mut a).expect("in memory").expect("start"), &mut b).expect("in memory");
+    let differences = on_b.next_frame(&mut b).expect("in memory").expect("B's differences");
     // A's push of the new document reaches B while B's differences travel.
     b.put(id(300), doc(300, 3));
     let at_a = on_a.receive_answer(differences, &mut a).expect("in memory");
     assert_eq!(at_a.agreed, None, "B's parts were computed without the document");
-    let narrowing = on_a.next_frame().expect("A narrows the difference down");
+    let narrowing = on_a.next_frame(&mut a).expect("in memory").expect("A narrows the difference down");
     let ranges = narrowing.ranges.clone().expect("ranges");
     assert!(
         ranges.iter().any(|range| range.body == tillmesh_sync::RangeBody::Skip) && ranges.len() > 2,
         "parts that agreed skipped, the differing one split: {ranges:?}"
     );
     on_b.receive(narrowing, &mut b).expect("in memory");
-    let answer = on_b.next_frame().expect("B answers though every part matches");
+    let answer = on_b.next_frame(&mut b).expect("in memory").expect("B answers though every part matches");
     assert_eq!(answer.ranges, receipt(&b).ranges, "with its whole-set fingerprint");
     let at_a = on_a.receive_answer(answer, &mut a).expect("in memory");
     assert_eq!(at_a.agreed, Some(whole(&a)), "A agrees");
@@ -293,7 +311,7 @@ fn a_skip_agrees_on_nothing() {
     let (mut a, _) = peers_with(20);
     let mut on_a = Session::new();
     on_a.start_reconcile(a.index());
-    let _ = on_a.next_frame();
+    let _ = on_a.next_frame(&mut a).expect("in memory");
     let skip = tillmesh_sync::Frame {
         ranges: Some(vec![tillmesh_sync::RangeMsg {
             upper: tillmesh_sync::Bound::Max,
@@ -356,6 +374,73 @@ fn ten_differences_in_ten_thousand_orders_cost_about_the_differences() {
     let talk = converse(&mut a, &mut b);
     println!("10,000 identical orders: {talk:?}");
     assert!(talk.round_trips <= 3 && talk.bytes <= 4_096, "{talk:?}");
+}
+
+/// The documents of `docs`, counting how many whole documents were read.
+struct Counting<'d> {
+    docs: &'d mut MemoryDocuments,
+    saved: usize,
+}
+
+impl Documents for Counting<'_> {
+    type Error = std::convert::Infallible;
+
+    fn index(&self) -> &tillmesh_sync::Index {
+        Documents::index(self.docs)
+    }
+
+    fn saved(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, Self::Error> {
+        self.saved += 1;
+        self.docs.saved(id)
+    }
+
+    fn heads(&mut self, id: Uuid) -> Result<Option<Vec<automerge::ChangeHash>>, Self::Error> {
+        self.docs.heads(id)
+    }
+
+    fn load(&mut self, id: Uuid) -> Result<Option<AutoCommit>, Self::Error> {
+        self.docs.load(id)
+    }
+
+    fn store(
+        &mut self,
+        id: Uuid,
+        doc: AutoCommit,
+        saved: Option<Vec<u8>>,
+    ) -> Result<tillmesh_sync::Verdict, Self::Error> {
+        self.docs.store(id, doc, saved)
+    }
+
+    fn sync_state(&mut self, id: Uuid) -> Result<Option<automerge::sync::State>, Self::Error> {
+        self.docs.sync_state(id)
+    }
+}
+
+/// A peer that holds nothing is sent every document whole, each read as its frame is built:
+/// the sender holds their ids until then, not their bytes (115 MB for 100,000 orders), and its
+/// first frame goes without every document being read first.
+#[test]
+fn whole_documents_are_read_as_their_frames_are_built() {
+    let (mut a, _) = peers_with(5_000);
+    let mut b = MemoryDocuments::new();
+    let (mut on_a, mut on_b) = (Session::new(), Session::new());
+    on_b.start_reconcile(Documents::index(&b));
+    let start = on_b.next_frame(&mut b).expect("in memory").expect("B's start");
+    let mut at_a = Counting { docs: &mut a, saved: 0 };
+    on_a.receive(start, &mut at_a).expect("in memory");
+    assert!(on_a.has_outgoing());
+    assert_eq!(at_a.saved, 0, "queued, not read yet");
+    let mut frames = Vec::new();
+    while let Some(frame) = on_a.next_frame(&mut at_a).expect("in memory") {
+        let read_before = at_a.saved;
+        frames.push(frame.docs.len());
+        on_b.receive(frame, &mut b).expect("in memory");
+        assert_eq!(at_a.saved, read_before, "B's taking them in reads nothing of A's");
+    }
+    assert!(frames.len() >= 3, "several frames: {frames:?}");
+    assert_eq!(frames.iter().sum::<usize>(), 5_000);
+    assert_eq!(at_a.saved, 5_000, "each document read once, in the frame it went in");
+    assert_same(&a, &b);
 }
 
 #[test]
@@ -442,8 +527,8 @@ fn whole_documents_without_ids_are_kept_under_the_id_they_name() {
     let mut b = MemoryDocuments::new();
     let mut on_b = Session::new();
     on_b.start_reconcile(b.index());
-    on_a.receive(on_b.next_frame().expect("a start"), &mut a).expect("in memory");
-    let whole = on_a.next_frame().expect("documents");
+    on_a.receive(on_b.next_frame(&mut b).expect("in memory").expect("a start"), &mut a).expect("in memory");
+    let whole = on_a.next_frame(&mut a).expect("in memory").expect("documents");
     assert_eq!(whole.docs.len(), 3, "{whole:?}");
     let compacted =
         tillmesh_sync::decode(&tillmesh_sync::compact(&encode(&whole)).expect("a frame")).expect("decodes");
@@ -508,7 +593,7 @@ fn a_change_whose_frame_was_lost_is_sent_again_when_asked_for() {
     // The frame with a's second edit is lost.
     edit(&mut a, 7, "second from a");
     on_a.push_change(edited, &mut a).expect("in memory");
-    let lost = on_a.next_frame().expect("a's change goes out");
+    let lost = on_a.next_frame(&mut a).expect("in memory").expect("a's change goes out");
     assert_eq!(lost.docs.len(), 1);
     // b edits the same order; the two talk until neither has more to say.
     edit(&mut b, 8, "from b");
@@ -528,14 +613,17 @@ fn a_start_goes_in_a_request_never_in_an_answer() {
     // B starts; A starts too before B's start arrives, and answers it.
     on_b.start_reconcile(b.index());
     on_a.start_reconcile(a.index());
-    on_a.receive(on_b.next_frame().expect("B's start"), &mut a).expect("in memory");
-    let answer = on_a.next_answer().expect("A's differences for B");
+    on_a.receive(on_b.next_frame(&mut b).expect("in memory").expect("B's start"), &mut a).expect("in memory");
+    let answer = on_a.next_answer(&mut a).expect("in memory").expect("A's differences for B");
     let whole = a.index().fingerprint(&tillmesh_sync::Bound::min(), &tillmesh_sync::Bound::Max);
     let single_fingerprint = |frame: &tillmesh_sync::Frame| matches!(frame.ranges.as_deref(), Some([tillmesh_sync::RangeMsg { body: tillmesh_sync::RangeBody::Fingerprint(f), .. }]) if *f == whole);
     assert!(!single_fingerprint(&answer), "the answer is not A's start: {answer:?}");
     assert!(on_a.has_outgoing(), "A's start still waits");
-    assert!(on_a.next_answer().is_none(), "nothing but the start waits, and it is not for an answer");
-    let request = on_a.next_frame().expect("A's start, in a request");
+    assert!(
+        on_a.next_answer(&mut a).expect("in memory").is_none(),
+        "nothing but the start waits, and it is not for an answer"
+    );
+    let request = on_a.next_frame(&mut a).expect("in memory").expect("A's start, in a request");
     assert!(single_fingerprint(&request));
     // Carried on, both converge.
     on_b.receive_answer(answer, &mut b).expect("in memory");
