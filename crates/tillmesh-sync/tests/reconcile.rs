@@ -376,57 +376,17 @@ fn ten_differences_in_ten_thousand_orders_cost_about_the_differences() {
     assert!(talk.round_trips <= 3 && talk.bytes <= 4_096, "{talk:?}");
 }
 
-/// The documents of `docs`, counting how many whole documents were read.
-struct Counting<'d> {
-    docs: &'d mut MemoryDocuments,
-    saved: usize,
-}
-
-impl Documents for Counting<'_> {
-    type Error = std::convert::Infallible;
-
-    fn index(&self) -> &tillmesh_sync::Index {
-        Documents::index(self.docs)
-    }
-
-    fn saved(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, Self::Error> {
-        self.saved += 1;
-        self.docs.saved(id)
-    }
-
-    fn heads(&mut self, id: Uuid) -> Result<Option<Vec<automerge::ChangeHash>>, Self::Error> {
-        self.docs.heads(id)
-    }
-
-    fn load(&mut self, id: Uuid) -> Result<Option<AutoCommit>, Self::Error> {
-        self.docs.load(id)
-    }
-
-    fn store(
-        &mut self,
-        id: Uuid,
-        doc: AutoCommit,
-        saved: Option<Vec<u8>>,
-    ) -> Result<tillmesh_sync::Verdict, Self::Error> {
-        self.docs.store(id, doc, saved)
-    }
-
-    fn sync_state(&mut self, id: Uuid) -> Result<Option<automerge::sync::State>, Self::Error> {
-        self.docs.sync_state(id)
-    }
-}
-
 /// A peer that holds nothing is sent every document whole, each read as its frame is built:
 /// the sender holds their ids until then, not their bytes (115 MB for 100,000 orders), and its
 /// first frame goes without every document being read first.
 #[test]
 fn whole_documents_are_read_as_their_frames_are_built() {
-    let (mut a, _) = peers_with(5_000);
+    let (a, _) = peers_with(5_000);
     let mut b = MemoryDocuments::new();
     let (mut on_a, mut on_b) = (Session::new(), Session::new());
     on_b.start_reconcile(Documents::index(&b));
     let start = on_b.next_frame(&mut b).expect("in memory").expect("B's start");
-    let mut at_a = Counting { docs: &mut a, saved: 0 };
+    let mut at_a = Probe::new(a);
     on_a.receive(start, &mut at_a).expect("in memory");
     assert!(on_a.has_outgoing());
     assert_eq!(at_a.saved, 0, "queued, not read yet");
@@ -440,7 +400,7 @@ fn whole_documents_are_read_as_their_frames_are_built() {
     assert!(frames.len() >= 3, "several frames: {frames:?}");
     assert_eq!(frames.iter().sum::<usize>(), 5_000);
     assert_eq!(at_a.saved, 5_000, "each document read once, in the frame it went in");
-    assert_same(&a, &b);
+    assert_same(&at_a.docs, &b);
 }
 
 #[test]
@@ -467,26 +427,37 @@ fn refused_documents_change_nothing() {
     assert!(b.index().is_empty());
 }
 
-/// Documents named by the `n` their root holds (as a tillmesh store names them by their header).
-struct Naming(MemoryDocuments);
+/// Documents named by the `n` their root holds (as a tillmesh store names them by their header),
+/// counting how many whole documents were read.
+struct Probe {
+    docs: MemoryDocuments,
+    saved: usize,
+}
 
-impl Documents for Naming {
+impl Probe {
+    fn new(docs: MemoryDocuments) -> Probe {
+        Probe { docs, saved: 0 }
+    }
+}
+
+impl Documents for Probe {
     type Error = std::convert::Infallible;
 
     fn index(&self) -> &tillmesh_sync::Index {
-        self.0.index()
+        self.docs.index()
     }
 
     fn saved(&mut self, id: Uuid) -> Result<Option<Vec<u8>>, Self::Error> {
-        self.0.saved(id)
+        self.saved += 1;
+        self.docs.saved(id)
     }
 
     fn heads(&mut self, id: Uuid) -> Result<Option<Vec<automerge::ChangeHash>>, Self::Error> {
-        self.0.heads(id)
+        self.docs.heads(id)
     }
 
     fn load(&mut self, id: Uuid) -> Result<Option<AutoCommit>, Self::Error> {
-        self.0.load(id)
+        self.docs.load(id)
     }
 
     fn store(
@@ -495,7 +466,7 @@ impl Documents for Naming {
         doc: AutoCommit,
         saved: Option<Vec<u8>>,
     ) -> Result<tillmesh_sync::Verdict, Self::Error> {
-        self.0.store(id, doc, saved)
+        self.docs.store(id, doc, saved)
     }
 
     fn name_whole(&mut self, bytes: &[u8]) -> Result<Result<Uuid, String>, Self::Error> {
@@ -510,7 +481,7 @@ impl Documents for Naming {
     }
 
     fn sync_state(&mut self, id: Uuid) -> Result<Option<automerge::sync::State>, Self::Error> {
-        self.0.sync_state(id)
+        self.docs.sync_state(id)
     }
 }
 
@@ -537,10 +508,10 @@ fn whole_documents_without_ids_are_kept_under_the_id_they_name() {
     assert_eq!(refused.refused.len(), 3);
     assert!(refused.changed.is_empty() && b.index().is_empty());
 
-    let mut named = Naming(MemoryDocuments::new());
+    let mut named = Probe::new(MemoryDocuments::new());
     let kept = Session::new().receive(compacted, &mut named).expect("in memory");
     assert!(kept.refused.is_empty(), "{:?}", kept.refused);
-    assert_same(&a, &named.0);
+    assert_same(&a, &named.docs);
 }
 
 /// Bytes that crash or exhaust automerge's own loader, sent as a whole document or as a sync
