@@ -12,6 +12,17 @@ pub struct LocalWrite {
     pub created: bool,
 }
 
+/// This node's own writes a storage kept for the core between its steps
+/// ([`crate::Storage::take_local_writes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptWrites {
+    /// The writes, in the order made.
+    pub writes: Vec<LocalWrite>,
+    /// Whether more were made than the storage keeps, and some were dropped: the core then
+    /// reconciles with every peer, which finds them.
+    pub dropped: bool,
+}
+
 /// Something that happened, for [`crate::MeshCore::handle`]. `P` names a peer (libp2p's peer id,
 /// or the simulator's node), `R` is where the answer to a request goes.
 #[derive(Debug)]

@@ -45,6 +45,6 @@ pub mod storage;
 mod credentials;
 
 pub use credentials::{Introductions, remote_name};
-pub use event::{Action, Event, LocalWrite, Step};
+pub use event::{Action, Event, KeptWrites, LocalWrite, Step};
 pub use machine::{CoreConfig, MeshCore};
 pub use storage::{Storage, Unavailable};

@@ -199,8 +199,8 @@ where
         event: Event<P, R>,
         storage: &mut S,
     ) -> Step<P, R, S::Error> {
-        let own = storage.take_local_writes();
-        let result = (if own.is_empty() { Ok(()) } else { self.on_local_writes(&own, storage) })
+        let result = self
+            .take_local_writes(storage)
             .and_then(|()| self.dispatch(now, event, storage))
             .and_then(|()| self.confirm_sent(storage));
         let mut actions = std::mem::take(&mut self.actions);
@@ -622,6 +622,20 @@ where
                 state.session.push_change(*id, &mut docs)?;
             }
             state.pushing |= !changed.is_empty();
+        }
+        Ok(())
+    }
+
+    /// Pushes the writes `storage` kept since the last step, first thing in a step (see
+    /// [`Storage::take_local_writes`]); reconciles with every peer if it dropped some.
+    fn take_local_writes<S: Storage>(&mut self, storage: &mut S) -> Result<(), S::Error> {
+        let kept = storage.take_local_writes();
+        if !kept.writes.is_empty() {
+            self.on_local_writes(&kept.writes, storage)?;
+        }
+        if kept.dropped {
+            tracing::warn!("local writes came faster than the sync driver took them: reconciling instead");
+            self.reconcile(None, storage)?;
         }
         Ok(())
     }

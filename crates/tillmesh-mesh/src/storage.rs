@@ -7,7 +7,7 @@ use tillmesh_core::{SignedRosterEntry, Timestamp};
 use tillmesh_sync::{DocId, Documents, Index, Refusal, Verdict};
 
 use crate::credentials::Introductions;
-use crate::event::LocalWrite;
+use crate::event::KeptWrites;
 
 /// A node's store as the mesh core uses it.
 pub trait Storage {
@@ -34,10 +34,11 @@ pub trait Storage {
     /// This node's own writes made since the last call that [`Storage::index`] counts already,
     /// in the order made: the core pushes them before anything else in the step, so the
     /// fingerprint a push carries never counts a write that no push carries (the peer would
-    /// answer it with differences). None by default: a shell that tells every write in an
+    /// answer it with differences); if it kept too many and dropped some, the core reconciles
+    /// with every peer instead. None by default: a shell that tells every write in an
     /// [`crate::Event::LocalWrites`] before its index shows it.
-    fn take_local_writes(&mut self) -> Vec<LocalWrite> {
-        Vec::new()
+    fn take_local_writes(&mut self) -> KeptWrites {
+        KeptWrites::default()
     }
 
     /// Every document held is in step with `remote`, as of `at`.

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 
 use automerge::{AutoCommit, ROOT, transaction::Transactable};
 use tillmesh_core::{HqSigningKey, RosterEntry, SignedRosterEntry, TillCode, Timestamp};
-use tillmesh_mesh::{Action, CoreConfig, Event, Introductions, LocalWrite, MeshCore, Storage};
+use tillmesh_mesh::{Action, CoreConfig, Event, Introductions, KeptWrites, LocalWrite, MeshCore, Storage};
 use tillmesh_sync::{DocId, Documents, Frame, Index, MemoryDocuments, Refusal, decode, encode};
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ struct Memory {
     /// A document this store refuses whenever it is sent.
     refuses: Option<DocId>,
     /// Writes of this node that the index counts and the core has not taken.
-    local_writes: Vec<LocalWrite>,
+    local_writes: KeptWrites,
 }
 
 impl Storage for Memory {
@@ -40,7 +40,7 @@ impl Storage for Memory {
         self.docs.index()
     }
 
-    fn take_local_writes(&mut self) -> Vec<LocalWrite> {
+    fn take_local_writes(&mut self) -> KeptWrites {
         std::mem::take(&mut self.local_writes)
     }
 
@@ -518,7 +518,7 @@ fn a_write_the_store_holds_is_pushed_in_the_step_that_sees_it() {
     let write = |store: &mut Memory, n: u128| {
         let id = Uuid::from_u128(n);
         store.docs.put(id, order(n as i64));
-        store.local_writes.push(LocalWrite { id, created: true });
+        store.local_writes.writes.push(LocalWrite { id, created: true });
         id
     };
     let marked = (at_a.marked.len(), at_b.marked.len());
@@ -543,7 +543,25 @@ fn a_write_the_store_holds_is_pushed_in_the_step_that_sees_it() {
     assert!(at_b.docs.get(&first).is_some() && at_b.docs.get(&second).is_some());
     assert_eq!(at_a.marked.len(), marked.0 + 1, "A marks B synced on B's last answer");
     assert_eq!(at_b.marked.len(), marked.1 + 2, "B agreed on each push's fingerprint");
-    assert!(at_a.local_writes.is_empty(), "every write taken");
+    assert_eq!(at_a.local_writes, KeptWrites::default(), "every write taken");
+}
+
+/// Writes the store dropped (more came than it keeps between two steps) are found by a
+/// reconciliation with every peer, which the core starts in the step that learns of it.
+#[test]
+fn writes_the_store_dropped_are_found_by_a_reconciliation() {
+    let shop = Shop::new();
+    let (mut a, mut at_a, mut b, mut at_b) = settled_pair(&shop);
+    let id = Uuid::from_u128(41);
+    at_a.docs.put(id, order(41));
+    at_a.local_writes.dropped = true;
+    let marked = (at_a.marked.len(), at_b.marked.len());
+    let start = sent(&handle(&mut a, &mut at_a, Event::LocalWrites(Vec::new())));
+    assert_eq!(start.len(), 1, "a reconciliation starts: {start:?}");
+    assert!(start[0].1.docs.is_empty() && start[0].1.ranges.is_some());
+    until_quiet((&mut a, &mut at_a), (&mut b, &mut at_b), vec![(1, start[0].1.clone())]);
+    assert!(at_b.docs.get(&id).is_some(), "B has the write that was dropped");
+    assert_eq!((at_a.marked.len(), at_b.marked.len()), (marked.0 + 1, marked.1 + 1), "both agree");
 }
 
 /// A peer that refuses a document never agrees: the sender confirms a few times, then leaves

@@ -13,7 +13,7 @@ use automerge::{AutoCommit, ChangeHash, sync};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tillmesh_core::{SignedRosterEntry, Timestamp};
-use tillmesh_mesh::{Introductions, LocalWrite, Storage};
+use tillmesh_mesh::{Introductions, KeptWrites, Storage};
 use tillmesh_store::{Prepared, Quarantined, Store, StoreError};
 use tillmesh_sync::{DocBody, DocId, Documents, Index, Refusal, Verdict};
 
@@ -229,7 +229,7 @@ impl<'a> Storage for NodeStorage<'_, 'a> {
         self.context.index
     }
 
-    fn take_local_writes(&mut self) -> Vec<LocalWrite> {
+    fn take_local_writes(&mut self) -> KeptWrites {
         self.context.take_local_writes()
     }
 

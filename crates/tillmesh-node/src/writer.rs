@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tillmesh_core::{Clock, Document, Timestamp};
-use tillmesh_mesh::LocalWrite;
+use tillmesh_mesh::{KeptWrites, LocalWrite};
 use tillmesh_store::{Prepared, Store, StoreError};
 use tillmesh_sync::Index;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
@@ -34,6 +34,10 @@ pub const BATCH_JOBS_MAX: usize = 64;
 
 /// Written document ids a follower may lag behind before it is told it missed some.
 const WRITTEN_QUEUE_MAX: usize = 16_384;
+
+/// This node's own writes kept for the sync driver between its steps: beyond it they are
+/// dropped, and the driver's next step reconciles with every peer instead.
+const LOCAL_WRITES_MAX: usize = 16_384;
 
 /// What a job works with: the store, and the sync index the writer keeps.
 #[derive(Debug)]
@@ -49,7 +53,7 @@ pub struct WriteContext<'a> {
     /// Where documents are shown: a peer's at once, once stored.
     visible: &'a broadcast::Sender<Uuid>,
     /// This node's own writes not yet taken by the sync core.
-    local_writes: &'a mut Vec<LocalWrite>,
+    local_writes: &'a mut KeptWrites,
     /// Whether a sync driver follows them, and how it is woken.
     follow: &'a Follow,
     /// When the batch started.
@@ -85,9 +89,10 @@ impl WriteContext<'_> {
 
     /// This node's own writes since the last call, in the order made, each `created` when the
     /// index did not hold its document before: for the sync core, while a driver follows them
-    /// ([`Writer::follow_local_writes`]). Taken in a job, they are all the node's own writes the
-    /// index counts.
-    pub fn take_local_writes(&mut self) -> Vec<LocalWrite> {
+    /// ([`Writer::follow_local_writes`]); beyond [`LOCAL_WRITES_MAX`] of them, none but a mark
+    /// that some were dropped. Taken in a job, they are all the node's own writes the index
+    /// counts.
+    pub fn take_local_writes(&mut self) -> KeptWrites {
         std::mem::take(self.local_writes)
     }
 
@@ -103,16 +108,20 @@ impl WriteContext<'_> {
     /// the sync driver if one follows them (woken at once: its step runs after this batch's
     /// flush, so what it pushes is durable).
     fn index_own(&mut self, hashes: Vec<(Uuid, tillmesh_sync::ItemHash)>) -> Vec<Uuid> {
-        if self.follow.followed.load(Ordering::Relaxed) {
-            let index = &*self.index;
-            self.local_writes.extend(
-                hashes.iter().map(|(id, _)| LocalWrite { id: *id, created: index.get(id).is_none() }),
-            );
-            if !hashes.is_empty() {
-                self.follow.wake.notify_one();
+        if !self.follow.followed.load(Ordering::Relaxed) {
+            *self.local_writes = KeptWrites::default();
+        } else if !hashes.is_empty() {
+            let kept = &mut *self.local_writes;
+            if kept.writes.len() + hashes.len() > LOCAL_WRITES_MAX {
+                kept.writes = Vec::new();
+                kept.dropped = true;
+            } else {
+                let index = &*self.index;
+                kept.writes.extend(
+                    hashes.iter().map(|(id, _)| LocalWrite { id: *id, created: index.get(id).is_none() }),
+                );
             }
-        } else {
-            self.local_writes.clear();
+            self.follow.wake.notify_one();
         }
         let ids = self.index_all(hashes);
         self.own.extend_from_slice(&ids);
@@ -373,7 +382,7 @@ fn run(
     failing: &AtomicBool,
 ) {
     let mut recovered_at: Option<std::time::Instant> = None;
-    let mut local_writes = Vec::new();
+    let mut local_writes = KeptWrites::default();
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_JOBS_MAX {

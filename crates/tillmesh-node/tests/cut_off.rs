@@ -77,8 +77,9 @@ async fn a_client_that_gives_up_mid_write_leaves_it_stored_once_and_pushed() {
     tokio::time::timeout(Duration::from_secs(10), pushed.written())
         .await
         .expect("the order is handed to the sync driver");
-    let writes = till.writer().submit(|context| Ok(context.take_local_writes())).await.expect("taken");
-    let [change] = writes.as_slice() else { panic!("one write to push, not {writes:?}") };
+    let kept = till.writer().submit(|context| Ok(context.take_local_writes())).await.expect("taken");
+    let [change] = kept.writes.as_slice() else { panic!("one write to push, not {kept:?}") };
+    assert!(!kept.dropped);
     assert!(change.created);
     assert_eq!(order_ids(&till), vec![change.id], "stored once");
 
