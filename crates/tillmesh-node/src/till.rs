@@ -337,10 +337,10 @@ impl Till {
     }
 
     /// Writes documents made elsewhere (HQ's legacy REST ingest) as this node's own writes (the
-    /// sync driver pushes them, as it does every write of this node). A document the store already holds is merged into the
-    /// stored copy, so nothing either side has is lost; a new one is written with its
-    /// [`Prepared`] when the caller computed it (see [`Store::prepare_viewed`]). Returns the ids
-    /// written.
+    /// sync driver pushes them, as it does every write of this node). A document the store
+    /// already holds is merged into the stored copy, so nothing either side has is lost; a new
+    /// one is written with its [`Prepared`] when the caller computed it (see
+    /// [`Store::prepare_viewed`]). Returns the ids written.
     pub async fn write_documents(
         &self,
         documents: Vec<(Document, Option<Prepared>)>,
